@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Smoke test of infra/template.yaml in the moto emulator.
+
+For each scenario (a set of parameter values) this script:
+1. expands AWS::LanguageExtensions and translates SAM with infra/translate.py,
+   pointing every CodeUri at a dummy code zip uploaded to a moto S3 bucket;
+2. checks the translated template statically for what moto does not emulate
+   (subscription filters and their invoke permissions, the account policy,
+   EventInvokeConfig) after evaluating the template's conditions;
+3. creates the stack in moto, waits for CREATE_COMPLETE, checks that every
+   Output resolved and that the key resources exist with the right settings;
+4. deletes the stack and waits for DELETE_COMPLETE.
+
+Runs only against a loopback endpoint (AWS_ENDPOINT_URL or MOTO_ENDPOINT), so it
+can never touch a real account. Prints one line per check; exits 1 on failure.
+
+Usage: smoke_moto.py [--template infra/template.yaml] [--scenario NAME ...] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import translate  # noqa: E402
+
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+class Checks:
+    """Collects pass/fail lines; a failure never stops the remaining checks."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.passed = 0
+
+    def check(self, ok: bool, what: str, detail: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"  ok    {what}")
+        else:
+            self.failures.append(what)
+            print(f"  FAIL  {what}{': ' + detail if detail else ''}")
+        return ok
+
+    def info(self, what: str) -> None:
+        print(f"  info  {what}")
+
+    def attempt(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as error:  # noqa: BLE001 - report any client error as a failed check
+            self.check(False, what, f"{type(error).__name__}: {error}")
+            return None
+
+
+def endpoint() -> str:
+    url = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MOTO_ENDPOINT")
+    if not url:
+        sys.exit("smoke_moto.py: set AWS_ENDPOINT_URL or MOTO_ENDPOINT to the moto server")
+    host = urllib.parse.urlparse(url).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit(f"smoke_moto.py: refusing a non-loopback endpoint {url}")
+    return url
+
+
+def clients() -> dict[str, Any]:
+    url = endpoint()
+    cfg = Config(retries={"max_attempts": 2})
+    names = ["cloudformation", "s3", "sns", "dynamodb", "lambda", "sqs", "kms", "logs",
+             "cloudwatch", "events", "kinesis", "secretsmanager", "iam"]
+    return {n: boto3.client(n, endpoint_url=url, region_name=REGION, config=cfg) for n in names}
+
+
+def code_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        archive.writestr(info, "#!/bin/sh\necho 'placeholder: build with cargo lambda'\nexit 1\n")
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
+    groups = f"{fixtures['group_a']},{fixtures['group_b']}"
+    return {
+        # Every parameter at its default: no email, no Slack, nothing subscribed.
+        "defaults": {},
+        "direct-loggroups": {
+            "LogGroupNames": groups,
+            "AlertEmail": "ops@example.com",
+            "MinEmailSeverity": "high",
+            "SlackWebhookSecretArn": fixtures["secret_arn"],
+        },
+        "kinesis-loggroups": {
+            "IngestPath": "kinesis",
+            "LogGroupNames": groups,
+            "Architecture": "arm64",
+            "SlackWebhookSecretArn": fixtures["secret_arn"],
+            "SlackWebhookSecretKmsKeyArn": fixtures["secret_key_arn"],
+            "RulesDirectory": "/opt/detectors",
+            "DetectorReservedConcurrency": "-1",
+        },
+        "account-direct": {"SubscriptionMode": "AccountPolicy", "AlertEmail": "ops@example.com"},
+        "account-kinesis": {"SubscriptionMode": "AccountPolicy", "IngestPath": "kinesis"},
+    }
+
+
+# ------------------------------------------------------------- static checks
+
+
+def active_resources(expanded: dict[str, Any], translated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    evaluator = translate._Evaluator(translated, params)  # same conditions as after the transforms
+    return {
+        name: res for name, res in translated["Resources"].items()
+        if "Condition" not in res or evaluator.condition(res["Condition"])
+    }
+
+
+def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[str, Any],
+                  active: dict[str, Any]) -> None:
+    by_type: dict[str, list[tuple[str, Any]]] = {}
+    for logical_id, res in active.items():
+        by_type.setdefault(res["Type"], []).append((logical_id, res))
+    filters = by_type.get("AWS::Logs::SubscriptionFilter", [])
+    permissions = dict(by_type.get("AWS::Lambda::Permission", []))
+    policies = by_type.get("AWS::Logs::AccountPolicy", [])
+    groups = [g for g in params["LogGroupNames"] if g]
+    mode, path = params["SubscriptionMode"], params["IngestPath"]
+
+    if mode == "LogGroups" and groups:
+        c.check(len(filters) == len(groups), f"one subscription filter per log group ({len(groups)})",
+                f"found {len(filters)}")
+        for group in groups:
+            match = [(i, r) for i, r in filters if r["Properties"]["LogGroupName"] == group]
+            if not c.check(len(match) == 1, f"filter for {group}"):
+                continue
+            logical_id, res = match[0]
+            props = res["Properties"]
+            if path == "direct":
+                c.check(props["DestinationArn"] == {"Fn::GetAtt": ["DetectorFunction", "Arn"]},
+                        f"{logical_id} -> detector function")
+                deps = res.get("DependsOn", [])
+                deps = [deps] if isinstance(deps, str) else deps
+                perm = [d for d in deps if d in permissions]
+                ok = c.check(len(perm) == 1, f"{logical_id} depends on its invoke permission", f"DependsOn={deps}")
+                if ok:
+                    source = json.dumps(permissions[perm[0]]["Properties"].get("SourceArn"))
+                    c.check(f"log-group:${{__LogGroupName__}}:*" in source and json.dumps(group) in source,
+                            f"permission {perm[0]} scoped to {group}", source)
+                    c.check(permissions[perm[0]]["Properties"]["Principal"] == "logs.amazonaws.com",
+                            f"permission {perm[0]} principal logs.amazonaws.com")
+            else:
+                c.check(props["DestinationArn"] == {"Fn::GetAtt": ["LogStream", "Arn"]}
+                        and props.get("RoleArn") == {"Fn::GetAtt": ["LogsToKinesisRole", "Arn"]},
+                        f"{logical_id} -> Kinesis stream through LogsToKinesisRole")
+        c.check(not policies, "no account-level policy in LogGroups mode")
+    else:
+        c.check(not filters, "no per-log-group subscription filters", f"found {[i for i, _ in filters]}")
+
+    logs_permissions = [i for i, r in permissions.items() if r["Properties"]["Principal"] == "logs.amazonaws.com"]
+    if mode == "AccountPolicy":
+        if c.check(len(policies) == 1, "one account-level subscription filter policy"):
+            props = policies[0][1]["Properties"]
+            c.check(props["PolicyType"] == "SUBSCRIPTION_FILTER_POLICY" and props["Scope"] == "ALL",
+                    "policy type SUBSCRIPTION_FILTER_POLICY, scope ALL")
+            criteria = json.dumps(props["SelectionCriteria"])
+            c.check("LogGroupName NOT IN" in criteria and "DetectorLogGroup" in criteria
+                    and "-notifier" in criteria,
+                    "selection criteria exclude logwarden's own log groups (recursion guard)", criteria)
+            doc = json.dumps(props["PolicyDocument"])
+            want = "DetectorFunction" if path == "direct" else "LogStream"
+            c.check(want in doc, f"policy destination is {want}", doc)
+            if path == "direct":
+                c.check(policies[0][1].get("DependsOn") == "AccountPolicyPermission",
+                        "account policy waits for its invoke permission")
+        if path == "direct":
+            c.check(logs_permissions == ["AccountPolicyPermission"],
+                    "one logs.amazonaws.com permission, scoped to this account's log groups", str(logs_permissions))
+    elif not (mode == "LogGroups" and groups and path == "direct"):
+        c.check(not logs_permissions, "no logs.amazonaws.com invoke permission", str(logs_permissions))
+
+    slack, kinesis = bool(params["SlackWebhookSecretArn"]), path == "kinesis"
+    alarms = dict(by_type.get("AWS::CloudWatch::Alarm", []))
+    want_alarms = {"DetectorErrorsAlarm", "DetectorThrottlesAlarm", "OnFailureQueueAlarm"}
+    want_alarms |= {"NotifierErrorsAlarm"} if slack else set()
+    want_alarms |= {"DetectorIteratorAgeAlarm"} if kinesis else set()
+    c.check(set(alarms) == want_alarms, "alarms " + ", ".join(sorted(want_alarms)), str(sorted(alarms)))
+    c.check(all(a["Properties"].get("AlarmActions") == [{"Ref": "AlertTopic"}] for a in alarms.values()),
+            "every alarm publishes to the alert topic")
+
+    table = active["StateTable"]["Properties"]
+    c.check(table.get("TimeToLiveSpecification") == {"AttributeName": "expires_at", "Enabled": True},
+            "table TTL on attribute expires_at")
+    c.check(table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True,
+            "table point-in-time recovery")
+    c.check(table.get("SSESpecification", {}).get("KMSMasterKeyId") == {"Ref": "DataKey"},
+            "table encrypted with the data key")
+    c.check(table.get("BillingMode") == "PAY_PER_REQUEST", "table on demand")
+
+    invoke_configs = by_type.get("AWS::Lambda::EventInvokeConfig", [])
+    want_configs = 2 if params["SlackWebhookSecretArn"] else 1
+    c.check(len(invoke_configs) == want_configs
+            and all("OnFailure" in r["Properties"]["DestinationConfig"] for _, r in invoke_configs),
+            f"{want_configs} EventInvokeConfig with an on-failure destination")
+    if path == "kinesis":
+        mappings = by_type.get("AWS::Lambda::EventSourceMapping", [])
+        if c.check(len(mappings) == 1, "one Kinesis event source mapping"):
+            props = mappings[0][1]["Properties"]
+            c.check(props.get("BisectBatchOnFunctionError") is True
+                    and props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+                    and "OnFailure" in props.get("DestinationConfig", {}),
+                    "mapping bisects on error, reports batch item failures, has an on-failure destination")
+
+
+# ----------------------------------------------------------- deployed checks
+
+
+def policy_document(doc: Any) -> dict[str, Any]:
+    """Role policy as a dict (moto returns the Python repr of the stored document)."""
+    if isinstance(doc, dict):
+        return doc
+    text = urllib.parse.unquote(doc)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+
+
+def wait_stack(cfn: Any, stack: str, pending: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        if desc["StackStatus"] != pending or time.monotonic() > deadline:
+            return desc
+        time.sleep(0.5)
+
+
+def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str, Any],
+                    outputs: dict[str, str]) -> None:
+    slack = bool(params["SlackWebhookSecretArn"])
+    kinesis = params["IngestPath"] == "kinesis"
+    want = {"AlertTopicArn", "StateTableName", "DetectorFunctionName", "DetectorFunctionArn",
+            "OnFailureQueueUrl", "DataKeyArn"}
+    if slack:
+        want |= {"NotifierFunctionName"}
+    if kinesis:
+        want |= {"LogStreamArn", "LogsToKinesisRoleArn"}
+    c.check(set(outputs) == want, "outputs present: " + ", ".join(sorted(want)),
+            f"got {sorted(outputs)}")
+    unresolved = {k: v for k, v in outputs.items() if not v or "Fn::" in v or "{" in v or "Ref" in v}
+    c.check(not unresolved, "every output resolved to a value", str(unresolved))
+
+    topic = outputs.get("AlertTopicArn", "")
+    attrs = c.attempt("topic exists", lambda: aws["sns"].get_topic_attributes(TopicArn=topic)["Attributes"])
+    if attrs is not None:
+        c.check(topic.startswith(f"arn:aws:sns:{REGION}:"), f"topic {topic.split(':')[-1]} exists")
+        c.check(bool(attrs.get("KmsMasterKeyId")), "topic encrypted with the data key")
+
+    table = outputs.get("StateTableName", "")
+    desc = c.attempt("table exists", lambda: aws["dynamodb"].describe_table(TableName=table)["Table"])
+    if desc is not None:
+        c.check(True, f"table {table} exists")
+        c.check(desc.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST", "table on demand")
+        keys = {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]}
+        c.check(keys == {"pk": "HASH", "sk": "RANGE"}, "table key schema pk (hash) + sk (range)", str(keys))
+        if desc.get("SSEDescription"):
+            c.check(desc["SSEDescription"].get("SSEType") == "KMS", "table encrypted with KMS")
+        else:
+            c.info("moto does not apply SSESpecification from CloudFormation (checked statically)")
+        pitr = c.attempt("point-in-time recovery readable", lambda: aws["dynamodb"].describe_continuous_backups(
+            TableName=table)["ContinuousBackupsDescription"])
+        if pitr is not None:
+            status = pitr.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+            if status == "ENABLED":
+                c.check(True, "point-in-time recovery enabled")
+            else:
+                c.info(f"point-in-time recovery shows {status} in moto (CloudFormation property not applied by moto)")
+        ttl = aws["dynamodb"].describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        c.info(f"TTL in moto: {ttl.get('TimeToLiveStatus')} (moto ignores TimeToLiveSpecification; checked statically)")
+
+    detector = outputs.get("DetectorFunctionName", "")
+    fn = c.attempt("detector exists", lambda: aws["lambda"].get_function(FunctionName=detector)["Configuration"])
+    if fn is not None:
+        c.check(fn["Runtime"] == "provided.al2023" and fn["Handler"] == "bootstrap",
+                f"detector {detector}: provided.al2023, handler bootstrap")
+        c.check(fn.get("Architectures") == [params["Architecture"]], f"detector architecture {params['Architecture']}",
+                str(fn.get("Architectures")))
+        env = {k: str(v) for k, v in fn.get("Environment", {}).get("Variables", {}).items()}
+        expect_env = {"LOGWARDEN_TOPIC_ARN": topic, "LOGWARDEN_STATE_TABLE": table,
+                      "LOGWARDEN_MAX_DECODED_BYTES": params["MaxDecodedBytes"]}
+        if params["RulesDirectory"]:
+            expect_env["LOGWARDEN_RULES"] = params["RulesDirectory"]
+        c.check(env == expect_env, "detector environment " + ", ".join(sorted(expect_env)), str(env))
+        role = fn["Role"].split("/")[-1]
+        policies = c.attempt("detector role readable", lambda: aws["iam"].list_role_policies(RoleName=role))
+        if policies is not None:
+            doc = policy_document(aws["iam"].get_role_policy(RoleName=role, PolicyName="detector")["PolicyDocument"])
+            actions = sorted({a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
+            star = [s for s in doc["Statement"] if s.get("Resource") in ("*", ["*"])]
+            c.check(not star, "detector policy names its resources (no Resource: *)")
+            c.check(("kinesis:GetRecords" in actions) == kinesis, "detector may read Kinesis only on the scale path")
+        reserved = c.attempt("detector concurrency readable",
+                             lambda: aws["lambda"].get_function_concurrency(FunctionName=detector))
+        if reserved is not None:
+            want_reserved = None if params["DetectorReservedConcurrency"] == "-1" else int(params["DetectorReservedConcurrency"])
+            c.check(reserved.get("ReservedConcurrentExecutions") == want_reserved,
+                    f"detector reserved concurrency {want_reserved}", str(reserved.get("ReservedConcurrentExecutions")))
+
+    if slack:
+        notifier = outputs.get("NotifierFunctionName", "")
+        nfn = c.attempt("notifier exists", lambda: aws["lambda"].get_function(FunctionName=notifier)["Configuration"])
+        if nfn is not None:
+            env = nfn.get("Environment", {}).get("Variables", {})
+            c.check(env == {"LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN": params["SlackWebhookSecretArn"]},
+                    f"notifier {notifier}: only LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN in its environment", str(env))
+            role = nfn["Role"].split("/")[-1]
+            doc = policy_document(aws["iam"].get_role_policy(RoleName=role, PolicyName="notifier")["PolicyDocument"])
+            text = json.dumps(doc)
+            c.check("secretsmanager:GetSecretValue" in text and params["SlackWebhookSecretArn"] in text
+                    and "sns:Publish" not in text and "dynamodb:" not in text,
+                    "notifier may read only its secret (no SNS, no DynamoDB)")
+            c.check(("kms:Decrypt" in text and params["SlackWebhookSecretKmsKeyArn"] in text)
+                    == bool(params["SlackWebhookSecretKmsKeyArn"]),
+                    "notifier may decrypt the secret's key only when one is given")
+    else:
+        c.check(len([f for f in aws["lambda"].list_functions()["Functions"]
+                     if f["FunctionName"] == f"{stack}-notifier"]) == 0, "no notifier without a Slack secret")
+
+    subs = aws["sns"].list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] if topic else []
+    protocols = sorted(s["Protocol"] for s in subs)
+    want_protocols = sorted((["email"] if params["AlertEmail"] else []) + (["lambda"] if slack else []))
+    c.check(protocols == want_protocols, f"topic subscriptions {want_protocols}", str(protocols))
+    for sub in subs:
+        sub_attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+        policy = json.loads(sub_attrs.get("FilterPolicy", "{}"))
+        floor = params["MinEmailSeverity"] if sub["Protocol"] == "email" else params["MinSlackSeverity"]
+        levels = ["low", "medium", "high", "critical"]
+        expected = {"$or": [{"severity": levels[levels.index(floor):]}, {"severity": [{"exists": False}]}]}
+        c.check(policy == expected, f"{sub['Protocol']} filter policy: severity >= {floor} or no severity (alarms)",
+                json.dumps(policy))
+
+    queue_url = outputs.get("OnFailureQueueUrl", "")
+    qattrs = c.attempt("on-failure queue exists", lambda: aws["sqs"].get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["All"])["Attributes"])
+    if qattrs is not None:
+        c.check(bool(qattrs.get("KmsMasterKeyId")), "on-failure queue encrypted with the data key")
+
+    key = c.attempt("data key exists", lambda: aws["kms"].describe_key(KeyId=outputs.get("DataKeyArn", ""))["KeyMetadata"])
+    if key is not None:
+        rotation = aws["kms"].get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+        c.check(rotation, "data key rotation enabled")
+
+    groups = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{stack}-")["logGroups"]
+    names = sorted(g["logGroupName"] for g in groups)
+    want_groups = sorted([f"/aws/lambda/{stack}-detector"] + ([f"/aws/lambda/{stack}-notifier"] if slack else []))
+    c.check(names == want_groups, "own log groups " + ", ".join(want_groups), str(names))
+    c.check(all(g.get("retentionInDays") == int(params["LogRetentionDays"]) for g in groups),
+            f"own log groups keep {params['LogRetentionDays']} days")
+
+    alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix=f"{stack}-")["MetricAlarms"]
+    if alarms:
+        c.check(all(a.get("AlarmActions") == [topic] for a in alarms), "every alarm publishes to the alert topic")
+    else:
+        c.info("moto has no CloudFormation support for AWS::CloudWatch::Alarm (checked statically)")
+
+    detector_arn = outputs.get("DetectorFunctionArn", "")
+    sweep = []
+    for rule in aws["events"].list_rules()["Rules"]:
+        if rule.get("ScheduleExpression") == "rate(1 minute)":
+            targets = aws["events"].list_targets_by_rule(Rule=rule["Name"])["Targets"]
+            if any(t["Arn"] == detector_arn for t in targets):
+                sweep.append(rule["Name"])
+    c.check(len(sweep) == 1, "sweep rule rate(1 minute) -> detector", str(sweep))
+
+    if kinesis:
+        stream = c.attempt("Kinesis stream exists", lambda: aws["kinesis"].describe_stream_summary(
+            StreamARN=outputs.get("LogStreamArn", ""))["StreamDescriptionSummary"])
+        if stream is not None:
+            c.check(stream.get("EncryptionType") == "KMS", "stream encrypted with KMS", str(stream.get("EncryptionType")))
+        mappings = aws["lambda"].list_event_source_mappings(FunctionName=detector)["EventSourceMappings"]
+        if c.check(len(mappings) == 1, "one event source mapping on the detector", str(len(mappings))):
+            m = mappings[0]
+            c.check(m.get("EventSourceArn") == outputs.get("LogStreamArn"), "mapping reads the log stream")
+            for field, expected in (("BisectBatchOnFunctionError", True),
+                                    ("FunctionResponseTypes", ["ReportBatchItemFailures"])):
+                if field in m:
+                    c.check(m[field] == expected, f"mapping {field}={expected}", str(m[field]))
+                else:
+                    c.info(f"moto does not return {field} (checked statically)")
+
+
+def run_scenario(c: Checks, aws: dict[str, Any], template_path: str, name: str, overrides: dict[str, str],
+                 bucket: str, key: str, keep: str | None) -> None:
+    print(f"\n== scenario {name}: " + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "all defaults"))
+    template = translate.load_template(template_path)
+    params = translate.resolve_parameters(template, overrides)
+    expanded = translate.expand_language_extensions(template, params)
+    sam_input = json.loads(json.dumps(expanded))
+    translate.set_code_location(sam_input, bucket, key)
+    started = time.monotonic()
+    translated = translate.translate_sam(sam_input, params)
+    c.check(True, f"translated with aws-sam-translator ({time.monotonic() - started:.1f} s, "
+                  f"{len(translated['Resources'])} resources before conditions)")
+    if keep:
+        Path(keep, f"{name}.translated.json").write_text(json.dumps(translated, indent=2))
+    c.check("Transform" not in translated, "no transform left for CloudFormation/moto")
+    active = active_resources(expanded, translated, params)
+    static_checks(c, name, overrides, params, active)
+
+    stack = f"logwarden-smoke-{name}-{RUN_ID}"
+    cfn = aws["cloudformation"]
+    cfn_params = [{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()]
+    created = c.attempt("create_stack accepted", lambda: cfn.create_stack(
+        StackName=stack, TemplateBody=json.dumps(translated), Parameters=cfn_params,
+        Capabilities=["CAPABILITY_IAM"]))
+    if created is None:
+        return
+    try:
+        desc = wait_stack(cfn, stack, "CREATE_IN_PROGRESS")
+        ok = c.check(desc["StackStatus"] == "CREATE_COMPLETE", f"stack {stack} CREATE_COMPLETE",
+                     f"{desc['StackStatus']} {desc.get('StackStatusReason', '')}")
+        if not ok:
+            for event in cfn.describe_stack_events(StackName=stack)["StackEvents"][:15]:
+                print(f"        {event['LogicalResourceId']} {event['ResourceStatus']} {event.get('ResourceStatusReason', '')}")
+            return
+        # moto lists resources whose condition is false as blank entries.
+        resources = [r for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+                     if r.get("LogicalResourceId")]
+        c.check(all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in resources),
+                f"{len(resources)} stack resources CREATE_COMPLETE (of {len(active)} active in the template)")
+        declared = {r["LogicalResourceId"] for r in resources}
+        missing = sorted(set(active) - declared)
+        if missing:
+            c.info("not created by moto (not emulated): " + ", ".join(
+                f"{m} ({active[m]['Type']})" for m in missing))
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+        deployed_checks(c, aws, stack, params, outputs)
+    finally:
+        deleted = c.attempt("delete_stack accepted", lambda: cfn.delete_stack(StackName=stack))
+        if deleted is not None:
+            try:
+                desc = wait_stack(cfn, stack, "DELETE_IN_PROGRESS")
+                c.check(desc["StackStatus"] == "DELETE_COMPLETE", f"stack {stack} DELETE_COMPLETE", desc["StackStatus"])
+            except aws["cloudformation"].exceptions.ClientError:
+                c.check(True, f"stack {stack} deleted")
+            left = [f["FunctionName"] for f in aws["lambda"].list_functions()["Functions"]
+                    if f["FunctionName"].startswith(f"{stack}-")]
+            c.check(not left, "stack's functions removed with it", str(left))
+
+
+def make_fixtures(aws: dict[str, Any], bucket: str, key: str) -> dict[str, str]:
+    aws["s3"].create_bucket(Bucket=bucket)
+    aws["s3"].put_object(Bucket=bucket, Key=key, Body=code_zip())
+    secret = aws["secretsmanager"].create_secret(
+        Name=f"logwarden-smoke-{RUN_ID}/slack-webhook", SecretString="https://hooks.slack.invalid/services/T0/B0/x")
+    secret_key = aws["kms"].create_key(Description="logwarden smoke: secret key")["KeyMetadata"]
+    fixtures = {"secret_arn": secret["ARN"], "secret_key_arn": secret_key["Arn"], "secret_key_id": secret_key["KeyId"],
+                "group_a": f"/aws/lambda/smoke-{RUN_ID}-checkout", "group_b": f"/aws/lambda/smoke-{RUN_ID}-login.v2"}
+    for group in (fixtures["group_a"], fixtures["group_b"]):
+        aws["logs"].create_log_group(logGroupName=group)
+    return fixtures
+
+
+def cleanup_fixtures(aws: dict[str, Any], bucket: str, key: str, fixtures: dict[str, str]) -> None:
+    for action in (
+        lambda: aws["s3"].delete_object(Bucket=bucket, Key=key),
+        lambda: aws["s3"].delete_bucket(Bucket=bucket),
+        lambda: aws["secretsmanager"].delete_secret(SecretId=fixtures["secret_arn"], ForceDeleteWithoutRecovery=True),
+        lambda: aws["logs"].delete_log_group(logGroupName=fixtures["group_a"]),
+        lambda: aws["logs"].delete_log_group(logGroupName=fixtures["group_b"]),
+        lambda: aws["kms"].schedule_key_deletion(KeyId=fixtures["secret_key_id"], PendingWindowInDays=7),
+    ):
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - cleanup is best effort
+            print(f"  info  cleanup: {error}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", default=str(Path(__file__).resolve().parent / "template.yaml"))
+    parser.add_argument("--scenario", action="append", help="run only these scenarios")
+    parser.add_argument("--keep", metavar="DIR", help="write each translated template here")
+    args = parser.parse_args(argv)
+
+    aws = clients()
+    c = Checks()
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+    bucket, key = f"logwarden-smoke-{RUN_ID}", "code/bootstrap.zip"
+    print(f"moto endpoint {endpoint()}, region {REGION}, run id {RUN_ID}")
+    fixtures = make_fixtures(aws, bucket, key)
+    try:
+        all_scenarios = scenarios(fixtures)
+        chosen = args.scenario or list(all_scenarios)
+        for name in chosen:
+            if name not in all_scenarios:
+                c.check(False, f"scenario {name} exists", f"known: {', '.join(all_scenarios)}")
+                continue
+            try:
+                run_scenario(c, aws, args.template, name, all_scenarios[name], bucket, key, args.keep)
+            except translate.TranslateError as error:
+                c.check(False, f"{name}: translate", str(error))
+    finally:
+        cleanup_fixtures(aws, bucket, key, fixtures)
+    try:
+        with urllib.request.urlopen(f"{endpoint().rstrip('/')}/moto-api/data.json", timeout=30) as response:
+            c.check(response.status == 200, "moto /moto-api/data.json still readable after teardown")
+    except Exception as error:  # noqa: BLE001
+        c.check(False, "moto /moto-api/data.json still readable after teardown", str(error))
+    print(f"\nsmoke: {c.passed} passed, {len(c.failures)} failed")
+    for failure in c.failures:
+        print(f"  failed: {failure}")
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

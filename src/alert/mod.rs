@@ -1,0 +1,195 @@
+//! Alerts: the contract of the design (the SNS `default` body, the CLI's JSON
+//! line, the notifier's input), their fingerprints, links and renderings.
+
+pub mod links;
+pub mod redact;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::detect::Key;
+
+/// Most evidence lines an alert carries.
+pub const MAX_EVIDENCE: usize = 5;
+/// Longest evidence line, in characters.
+pub const MAX_EVIDENCE_CHARS: usize = 512;
+/// Most request ids an alert lists.
+pub const MAX_REQUEST_IDS: usize = 20;
+
+/// Console links for the 4th W: where to look.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Links {
+    /// The log stream in the CloudWatch console, around the incident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_stream: Option<String>,
+    /// A Logs Insights query over the incident's time range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insights: Option<String>,
+}
+
+/// One alert, exactly as the design's contract spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable fingerprint: same incident ⇒ same id, across retries and containers.
+    pub id: String,
+    /// Rule id.
+    pub rule: String,
+    /// Detector kind.
+    pub kind: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// One line, under 100 characters.
+    pub title: String,
+    /// Two to four sentences a person can act on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
+    /// AWS account id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Log group.
+    pub log_group: String,
+    /// Log stream of the event that raised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_stream: Option<String>,
+    /// Lambda function name, for `/aws/lambda/…` groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// What identifies the incident (`{}` for per-function rules).
+    pub key: Key,
+    /// Request ids involved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_ids: Vec<String>,
+    /// Events or invocations counted.
+    pub count: u64,
+    /// RFC 3339 time of the first event.
+    pub first_seen: String,
+    /// RFC 3339 time of the last event.
+    pub last_seen: String,
+    /// Numbers that explain it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// At most five sample lines, each at most 512 characters, secrets redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// Console links.
+    #[serde(default, skip_serializing_if = "links_empty")]
+    pub links: Links,
+}
+
+fn links_empty(l: &Links) -> bool {
+    l.log_stream.is_none() && l.insights.is_none()
+}
+
+/// The fingerprint: hex of SHA-256 over rule, log group, canonical key and the
+/// event time the incident started. Event time, not the clock, so a retried
+/// batch or another container computes the same id.
+pub fn fingerprint(rule: &str, log_group: &str, key: &Key, first_seen_ms: i64) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        rule,
+        log_group,
+        &crate::state::key_text(key),
+        &first_seen_ms.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An evidence line as alerts carry it: one trailing newline dropped,
+/// secrets redacted, at most [`MAX_EVIDENCE_CHARS`] characters.
+pub fn evidence_line(raw: &str) -> String {
+    let line = raw.trim_end_matches(['\n', '\r']);
+    let red = redact::redact(line);
+    truncate_chars(&red, MAX_EVIDENCE_CHARS)
+}
+
+/// At most `max` characters, the last one `…` when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_stable_and_distinguishes_incidents() {
+        let k = Key::from([("source_ip".to_string(), "203.0.113.7".to_string())]);
+        let a = fingerprint("failed-auth-burst", "/aws/lambda/x", &k, 1);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, fingerprint("failed-auth-burst", "/aws/lambda/x", &k, 1));
+        assert_ne!(a, fingerprint("failed-auth-burst", "/aws/lambda/x", &k, 2));
+        assert_ne!(a, fingerprint("failed-auth-burst", "/aws/lambda/y", &k, 1));
+        // Pinned: ids are stored and compared across versions.
+        assert_eq!(
+            fingerprint("r", "g", &Key::new(), 0),
+            "ddc30fe57a96e81ac09c4aa6627aa54d"
+        );
+    }
+
+    #[test]
+    fn evidence_is_trimmed_redacted_and_capped() {
+        assert_eq!(evidence_line("hello\n"), "hello");
+        let long = "x".repeat(2_000);
+        let e = evidence_line(&long);
+        assert_eq!(e.chars().count(), MAX_EVIDENCE_CHARS);
+        assert!(e.ends_with('…'));
+        assert!(!evidence_line("key AKIAIOSFODNN7EXAMPLE").contains("AKIAIOSFODNN7EXAMPLE"));
+    }
+
+    #[test]
+    fn optional_fields_are_absent_and_required_present() {
+        let a = Alert {
+            id: "i".into(),
+            rule: "r".into(),
+            kind: "failure".into(),
+            severity: "high".into(),
+            title: "t".into(),
+            summary: String::new(),
+            account: None,
+            log_group: "g".into(),
+            log_stream: None,
+            function: None,
+            key: Key::new(),
+            request_ids: vec![],
+            count: 1,
+            first_seen: "2026-11-22T10:00:00.000Z".into(),
+            last_seen: "2026-11-22T10:00:00.000Z".into(),
+            metrics: BTreeMap::new(),
+            evidence: vec![],
+            links: Links::default(),
+        };
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "count",
+                "first_seen",
+                "id",
+                "key",
+                "kind",
+                "last_seen",
+                "log_group",
+                "rule",
+                "severity",
+                "title"
+            ]
+        );
+        assert_eq!(v["key"], serde_json::json!({}));
+    }
+}

@@ -1,0 +1,101 @@
+//! `logwarden-detector`: the Lambda function subscribed to log groups.
+//! Reads configuration, builds the engine once per container, hands each
+//! event to [`logwarden::handler`].
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use logwarden::engine::{Engine, EngineConfig};
+use logwarden::handler::{emf_line, handle};
+use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
+use logwarden::rules::RuleSet;
+use logwarden::state::MemoryStore;
+use logwarden::time::{Clock, SystemClock};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+struct Config {
+    rules: RuleSet,
+    limits: Limits,
+    region: String,
+    function: String,
+}
+
+fn config() -> Result<Config, String> {
+    let rules = match std::env::var_os("LOGWARDEN_RULES") {
+        Some(dir) => RuleSet::load_dir(std::path::Path::new(&dir)),
+        None => RuleSet::builtin(),
+    }
+    .map_err(|e| format!("LOGWARDEN_RULES: {}", e.to_string().replace('\n', "; ")))?;
+    let max_decoded_bytes = match std::env::var("LOGWARDEN_MAX_DECODED_BYTES") {
+        Ok(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("LOGWARDEN_MAX_DECODED_BYTES: `{v}` is not a positive number of bytes")
+        })?,
+        Err(_) => DEFAULT_MAX_DECODED_BYTES,
+    };
+    if std::env::var_os("LOGWARDEN_STATE_TABLE").is_some() {
+        return Err(
+            "LOGWARDEN_STATE_TABLE is set, but this build keeps state in memory only; unset it"
+                .into(),
+        );
+    }
+    Ok(Config {
+        rules,
+        limits: Limits { max_decoded_bytes },
+        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_else(|_| "logwarden-detector".into()),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let json_logs =
+        std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if json_logs {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .without_time()
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .with_ansi(false)
+            .init();
+    }
+    let cfg = match config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden-detector: configuration: {e}");
+            std::process::exit(1);
+        }
+    };
+    let engine = Arc::new(Mutex::new(Engine::new(
+        Arc::new(cfg.rules),
+        MemoryStore::new(),
+        EngineConfig { region: cfg.region },
+    )));
+    let limits = cfg.limits;
+    let function = Arc::new(cfg.function);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let engine = Arc::clone(&engine);
+        let function = Arc::clone(&function);
+        async move {
+            let mut engine = engine.lock().await;
+            let handled = handle(&mut engine, &event.payload, &limits, &SystemClock).await?;
+            for a in &handled.alerts {
+                println!("{}", serde_json::to_string(a)?);
+            }
+            println!(
+                "{}",
+                emf_line(&handled.counters, &function, SystemClock.now_ms())
+            );
+            Ok::<Value, Error>(handled.response)
+        }
+    }))
+    .await
+}

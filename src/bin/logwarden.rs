@@ -1,0 +1,257 @@
+//! `logwarden`: the CLI. Parses arguments and calls the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use logwarden::engine::{EngineConfig, run_rule_tests};
+use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
+use logwarden::replay::{ReplayOptions, replay};
+use logwarden::rules::RuleSet;
+use logwarden::sinks::{OutputFormat, StdoutSink};
+
+/// Detection and alerting for AWS serverless logs.
+///
+/// logwarden reads CloudWatch Logs subscription batches (as Lambda, Kinesis or
+/// Firehose delivers them, or saved to files), recognises Lambda platform lines
+/// in the text and JSON log formats, and runs detector rules over them:
+/// failed-auth bursts, invocations that START but never END, timeouts,
+/// out-of-memory, crashes, init failures, and duration or memory anomalies.
+#[derive(Parser)]
+#[command(name = "logwarden", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the rules over saved batches and log files, and print alerts.
+    ///
+    /// Each PATH is a file, a directory (read recursively, in name order; files
+    /// ending in .json .ndjson .jsonl .gz .log .txt) or '-' for stdin. Every
+    /// input form is recognised by its content: Lambda awslogs events, Kinesis
+    /// and Firehose events, decoded subscription payloads, raw gzip payloads,
+    /// NDJSON of any of those, and plain log files.
+    ///
+    /// Exit status: 0 processed (alerts or not); 1 some input could not be
+    /// decoded (the rest was processed, each failure is on stderr); 2 usage or
+    /// rule errors.
+    ///
+    /// Example: logwarden replay fixtures/
+    Replay(ReplayArgs),
+    /// Check or list rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Files or directories to read; '-' reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Rule directory (default: the built-in pack).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// text for people; json prints one alert object per line and nothing else.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Where alerts go.
+    #[arg(long, value_enum, default_value_t = Sink::Stdout)]
+    sink: Sink,
+    /// Where detector state lives (memory: this process only).
+    #[arg(long, value_enum, default_value_t = State::Memory)]
+    state: State,
+    /// Watermark for deadline detectors at the end of input, RFC 3339
+    /// (default: the last event time). E.g. 2026-11-22T12:00:00Z.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+    now: Option<i64>,
+    /// Log group for plain log files.
+    #[arg(long, value_name = "NAME")]
+    log_group: Option<String>,
+    /// Log stream for plain log files (default: the file name).
+    #[arg(long, value_name = "NAME")]
+    log_stream: Option<String>,
+    /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
+    #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
+    max_decoded_bytes: usize,
+    /// AWS region used in console links.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile every rule and run its inline tests; errors as path:line: message.
+    ///
+    /// Exit status: 0 all rules compile and their tests pass; 2 otherwise.
+    Check {
+        /// Rule directory (default: the built-in pack).
+        dir: Option<PathBuf>,
+    },
+    /// List rules: id, kind, severity, title.
+    List {
+        /// Rule directory (default: the built-in pack).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Sink {
+    Stdout,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum State {
+    Memory,
+}
+
+fn parse_now(s: &str) -> Result<i64, String> {
+    logwarden::time::parse_rfc3339(s)
+}
+
+fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
+    let loaded = match dir {
+        Some(d) => RuleSet::load_dir(d),
+        None => RuleSet::builtin(),
+    };
+    loaded.map_err(|errs| {
+        for e in &errs.0 {
+            eprintln!("{e}");
+        }
+        eprintln!("logwarden: {} rule error(s)", errs.0.len());
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Rules {
+            command: RulesCommand::List { dir },
+        } => match load_rules(dir.as_ref()) {
+            Err(code) => code,
+            Ok(set) => {
+                println!("{:<22} {:<10} {:<9} TITLE", "ID", "KIND", "SEVERITY");
+                for r in &set.rules {
+                    println!(
+                        "{:<22} {:<10} {:<9} {}",
+                        r.id,
+                        r.kind.as_str(),
+                        r.severity.as_str(),
+                        r.title
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => run_check(dir.as_ref()),
+    }
+}
+
+fn run_check(dir: Option<&PathBuf>) -> ExitCode {
+    let set = match load_rules(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("logwarden: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for r in &set.rules {
+        for o in rt.block_on(run_rule_tests(r)) {
+            match o.failure {
+                None => passed += 1,
+                Some(why) => {
+                    failed += 1;
+                    println!("{}: test `{}` failed: {why}", o.location, o.name);
+                }
+            }
+        }
+    }
+    println!(
+        "{} rules, {passed} tests passed, {failed} failed",
+        set.rules.len()
+    );
+    if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> ExitCode {
+    let (Sink::Stdout, State::Memory) = (args.sink, args.state);
+    let set = match load_rules(args.rules.as_ref()) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let opts = ReplayOptions {
+        limits: Limits {
+            max_decoded_bytes: args.max_decoded_bytes,
+        },
+        log_group: args.log_group,
+        log_stream: args.log_stream,
+        now: args.now,
+        engine: EngineConfig {
+            region: args.region,
+        },
+    };
+    let format = match args.output {
+        Output::Text => OutputFormat::Text,
+        Output::Json => OutputFormat::Json,
+    };
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal();
+    let mut sink = StdoutSink::new(stdout.lock(), format, color);
+    let result = replay(set, &args.paths, &opts, &mut |alerts| sink.publish(alerts));
+    match result {
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(s) => {
+            for e in &s.errors {
+                eprintln!("logwarden: {e}");
+            }
+            eprintln!(
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s)",
+                s.inputs,
+                s.batches,
+                s.events,
+                s.alerts,
+                s.suppressed,
+                s.errors.len()
+            );
+            if s.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

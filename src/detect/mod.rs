@@ -1,0 +1,92 @@
+//! Detectors: one file per kind, pure and synchronous.
+//!
+//! A detector never reads the clock, does no I/O and owns no state: the engine
+//! hands it the event (time, record, body) and the per-key state loaded for the
+//! batch, and it says what the event means. State is plain serializable data
+//! ([`crate::state::StateValue`]) so any [`crate::state::StateStore`] can hold it.
+
+pub mod baseline;
+pub mod failure;
+pub mod lifecycle;
+pub mod threshold;
+
+use std::collections::BTreeMap;
+
+/// The values that identify one incident of a rule within a log group,
+/// e.g. `{"source_ip": "203.0.113.7"}`; empty for per-function rules.
+pub type Key = BTreeMap<String, String>;
+
+/// A compiled detector: the closed set of kinds. Adding a kind is one file
+/// here and one arm in this enum.
+#[derive(Debug, Clone)]
+pub enum Detector {
+    /// Count of matching events per key in a sliding window.
+    Threshold(threshold::Threshold),
+    /// START without END/REPORT.
+    Lifecycle(lifecycle::Lifecycle),
+    /// Timeouts, out of memory, runtime exits, init failures.
+    Failure(failure::Failure),
+    /// Duration or memory against a learned per-function baseline.
+    Baseline(baseline::Baseline),
+}
+
+/// Something a detector found: the start or the continuation of an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Incident key.
+    pub key: Key,
+    /// Time of the earliest event that belongs to it.
+    pub first_seen: i64,
+    /// Time of the latest event that belongs to it.
+    pub last_seen: i64,
+    /// How many events (or invocations) it stands for.
+    pub count: u64,
+    /// Log stream of the event that completed the finding.
+    pub log_stream: String,
+    /// Request ids involved.
+    pub request_ids: Vec<String>,
+    /// Sample lines, raw (the alert layer truncates and redacts).
+    pub evidence: Vec<String>,
+    /// Numbers that explain it (`duration_ms`, `baseline_ms`, …).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// 64-bit FNV-1a: stable across processes and builds, unlike std's hasher,
+/// which matters because these hashes are stored in shared state.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.as_bytes().iter().chain(std::iter::once(&0xff)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Function name of a Lambda log group (`/aws/lambda/checkout` → `checkout`).
+pub fn function_name(log_group: &str) -> Option<&str> {
+    log_group
+        .strip_prefix("/aws/lambda/")
+        .filter(|f| !f.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_separates_parts() {
+        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+        assert_eq!(stable_hash(&["x"]), stable_hash(&["x"]));
+        // Pinned: stored in shared state, so it must never change.
+        assert_eq!(stable_hash(&[""]), 0xaf64_724c_8602_eb6e);
+    }
+
+    #[test]
+    fn function_name_from_lambda_log_group() {
+        assert_eq!(function_name("/aws/lambda/checkout"), Some("checkout"));
+        assert_eq!(function_name("/ecs/web"), None);
+        assert_eq!(function_name("/aws/lambda/"), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! `threshold`: at least N matching events per key within a sliding window of
+//! event time (failed-auth bursts).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Key;
+use crate::rules::matcher::{Fields, Matcher, field};
+
+/// Configuration of a threshold rule.
+#[derive(Debug, Clone)]
+pub struct Threshold {
+    /// Matchers; the first that matches wins.
+    pub matchers: Vec<Matcher>,
+    /// Fields forming the key; an event lacking one is not counted.
+    pub group_by: Vec<String>,
+    /// Events needed within the window.
+    pub threshold: usize,
+    /// Window length in milliseconds.
+    pub window_ms: i64,
+    /// Events with equal values of these fields within the window count once
+    /// (sshd logs `Invalid user` and `Failed password` for one attempt).
+    pub unique: Vec<String>,
+}
+
+/// Recent events of one key: at most `threshold` of them are kept, which is all
+/// the sliding-window test needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowState {
+    /// `(time, event hash, unique-fields hash)`, sorted by time.
+    pub events: Vec<(i64, u64, u64)>,
+    /// Up to five recent lines, for evidence.
+    pub samples: Vec<String>,
+    /// Request ids of recent events.
+    pub request_ids: Vec<String>,
+}
+
+/// Events of one key that reached the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Burst {
+    /// Earliest event time in the window.
+    pub first_seen: i64,
+    /// Events counted.
+    pub count: u64,
+}
+
+impl Threshold {
+    /// Fields of the first matcher that matches the line, if any.
+    pub fn observe(&self, body: &str, json: Option<&Value>) -> Option<Fields> {
+        self.matchers.iter().find_map(|m| m.matches(body, json))
+    }
+
+    /// Whether any matcher needs the body as JSON.
+    pub fn needs_json(&self) -> bool {
+        self.matchers.iter().any(Matcher::needs_json)
+    }
+
+    /// The key of a matching event, `None` when a `group_by` field is missing.
+    pub fn key(&self, fields: &Fields) -> Option<Key> {
+        self.group_by
+            .iter()
+            .map(|g| field(fields, g).map(|v| (g.clone(), v.to_string())))
+            .collect()
+    }
+
+    /// Hash of the `unique` fields, 0 when the rule has none or one is missing.
+    pub fn unique_hash(&self, fields: &Fields) -> u64 {
+        if self.unique.is_empty() {
+            return 0;
+        }
+        let vals: Option<Vec<&str>> = self.unique.iter().map(|u| field(fields, u)).collect();
+        vals.map_or(0, |v| super::stable_hash(&v))
+    }
+
+    /// Count one event; `Some` when the window now holds `threshold` events.
+    /// The same event (same hash) seen again, e.g. a redelivered batch, is not
+    /// counted twice.
+    pub fn apply(
+        &self,
+        st: &mut WindowState,
+        ts: i64,
+        event_hash: u64,
+        unique_hash: u64,
+        sample: &str,
+        request_id: Option<&str>,
+    ) -> Option<Burst> {
+        let floor = ts - self.window_ms;
+        st.events.retain(|e| e.0 >= floor);
+        if st.events.iter().any(|e| e.1 == event_hash)
+            || (unique_hash != 0 && st.events.iter().any(|e| e.2 == unique_hash))
+        {
+            return None;
+        }
+        let at = st.events.partition_point(|e| e.0 <= ts);
+        st.events.insert(at, (ts, event_hash, unique_hash));
+        while st.events.len() > self.threshold {
+            st.events.remove(0);
+        }
+        push_capped(&mut st.samples, sample.to_string(), 5);
+        if let Some(r) = request_id {
+            push_capped(&mut st.request_ids, r.to_string(), 5);
+        }
+        let first = st.events.first().map_or(ts, |e| e.0);
+        let last = st.events.last().map_or(ts, |e| e.0);
+        if st.events.len() >= self.threshold && last - first <= self.window_ms {
+            let burst = Burst {
+                first_seen: first,
+                count: st.events.len() as u64,
+            };
+            st.events.clear();
+            return Some(burst);
+        }
+        None
+    }
+}
+
+fn push_capped(v: &mut Vec<String>, s: String, cap: usize) {
+    if v.len() >= cap {
+        v.remove(0);
+    }
+    v.push(s);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rule(threshold: usize, window_ms: i64) -> Threshold {
+        Threshold {
+            matchers: vec![],
+            group_by: vec!["source_ip".into()],
+            threshold,
+            window_ms,
+            unique: vec![],
+        }
+    }
+
+    #[test]
+    fn fires_when_threshold_events_fall_in_window() {
+        let r = rule(3, 10_000);
+        let mut st = WindowState::default();
+        assert!(r.apply(&mut st, 0, 1, 0, "a", None).is_none());
+        assert!(r.apply(&mut st, 5_000, 2, 0, "b", None).is_none());
+        let b = r.apply(&mut st, 9_000, 3, 0, "c", Some("r")).unwrap();
+        assert_eq!(
+            b,
+            Burst {
+                first_seen: 0,
+                count: 3
+            }
+        );
+        assert_eq!(st.samples, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn scattered_events_never_fire() {
+        let r = rule(3, 10_000);
+        let mut st = WindowState::default();
+        for i in 0..20 {
+            assert!(
+                r.apply(&mut st, i * 6_000, i as u64, 0, "x", None)
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_event_twice_counts_once() {
+        let r = rule(2, 10_000);
+        let mut st = WindowState::default();
+        assert!(r.apply(&mut st, 0, 7, 0, "a", None).is_none());
+        assert!(r.apply(&mut st, 0, 7, 0, "a", None).is_none());
+        assert!(r.apply(&mut st, 1, 8, 0, "b", None).is_some());
+    }
+
+    #[test]
+    fn unique_fields_count_one_attempt_once() {
+        let r = rule(2, 10_000);
+        let mut st = WindowState::default();
+        assert!(r.apply(&mut st, 0, 1, 42, "Invalid user", None).is_none());
+        assert!(
+            r.apply(&mut st, 1, 2, 42, "Failed password", None)
+                .is_none()
+        );
+        assert!(
+            r.apply(&mut st, 2, 3, 43, "Failed password", None)
+                .is_some()
+        );
+    }
+}

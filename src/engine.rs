@@ -1,0 +1,972 @@
+//! The engine: one decoded batch in, alerts out.
+//!
+//! Per batch: (1) every message is classified once ([`crate::platform`]) and
+//! each rule says what the event means for it — pure, no state; (2) the state
+//! of every key those observations touch, plus the open streams for the
+//! deadline rules, is read in one [`StateStore::load`]; (3) observations are
+//! applied in event order, deadlines evaluated against the watermark, and
+//! incidents opened or folded (one incident, one alert per `realert`);
+//! (4) what changed is written in one [`StateStore::save`]. A conflicting
+//! write (another process changed a key) reruns the batch from step 1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use memchr::memmem;
+use serde_json::Value;
+
+use crate::alert::{self, Alert, Links};
+use crate::detect::baseline::{BaselineState, Sample};
+use crate::detect::failure::classify;
+use crate::detect::lifecycle::StreamState;
+use crate::detect::threshold::WindowState;
+use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
+use crate::ingest::{LogEvent, MessageType, Payload};
+use crate::platform::{self, Record, Status};
+use crate::rules::{Kind, Rule, RuleSet, TestEvent};
+use crate::state::{
+    self, FunctionState, IncidentState, StateError, StateStore, StateValue, Versioned, Write,
+};
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_ATTEMPTS: usize = 5;
+const INCIDENT_REQUESTS_KEPT: usize = 512;
+
+/// What went wrong processing a batch. Decoding problems never get here:
+/// they are the caller's, per record.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state store failed; a retry of the batch may help.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Settings that are not rules.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// AWS region for console links.
+    pub region: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Alerts opened by this batch, in the order they opened.
+    pub alerts: Vec<Alert>,
+    /// Events read.
+    pub events: usize,
+    /// Events folded into incidents alerted in an earlier batch.
+    pub suppressed: u64,
+    /// The payload was a CONTROL_MESSAGE and was skipped.
+    pub control: bool,
+}
+
+/// The detection engine over one state store.
+pub struct Engine<S: StateStore> {
+    rules: Arc<RuleSet>,
+    store: S,
+    config: EngineConfig,
+    watermark: i64,
+    json_needles: Option<Vec<memmem::Finder<'static>>>,
+    wants_json: bool,
+}
+
+/// An observation of pass 1.
+enum Obs {
+    Threshold {
+        rule: usize,
+        key: Key,
+        unique: u64,
+        request_id: Option<String>,
+    },
+    Failure {
+        rule: usize,
+        request_id: Option<String>,
+        metrics: BTreeMap<String, f64>,
+    },
+    Baseline {
+        rule: usize,
+        request_id: String,
+        sample: Sample,
+    },
+    Start {
+        rule: usize,
+        request_id: String,
+    },
+    End {
+        rule: usize,
+        request_id: String,
+    },
+    LearnTimeout {
+        ms: i64,
+    },
+}
+
+struct Observed {
+    event: usize,
+    obs: Obs,
+}
+
+/// A value being worked on during one batch.
+struct Slot {
+    value: Option<StateValue>,
+    version: u64,
+    dirty: bool,
+    expires_at: i64,
+}
+
+/// An alert being assembled during one batch.
+struct Draft {
+    rule: usize,
+    log_group: String,
+    key: Key,
+    id: String,
+    first_seen: i64,
+    last_seen: i64,
+    count: u64,
+    log_stream: String,
+    request_ids: Vec<String>,
+    evidence: Vec<String>,
+    metrics: BTreeMap<String, f64>,
+}
+
+/// The mutable side of one batch.
+struct Work {
+    slots: HashMap<String, Slot>,
+    drafts: Vec<Draft>,
+    open_drafts: HashMap<String, usize>,
+    suppressed: u64,
+}
+
+macro_rules! slot_as {
+    ($name:ident, $variant:ident, $ty:ty) => {
+        fn $name(&mut self, key: &str, expires_at: i64) -> &mut $ty {
+            let slot = self.slots.entry(key.to_string()).or_insert(Slot {
+                value: None,
+                version: 0,
+                dirty: false,
+                expires_at,
+            });
+            slot.dirty = true;
+            slot.expires_at = slot.expires_at.max(expires_at);
+            if !matches!(slot.value, Some(StateValue::$variant(_))) {
+                slot.value = Some(StateValue::$variant(<$ty>::default()));
+            }
+            match slot.value {
+                Some(StateValue::$variant(ref mut v)) => v,
+                // Set just above; a different variant cannot be here.
+                _ => unreachable!(),
+            }
+        }
+    };
+}
+
+impl Work {
+    slot_as!(window, Window, WindowState);
+    slot_as!(stream, Stream, StreamState);
+    slot_as!(baseline, Baseline, BaselineState);
+    slot_as!(function, Function, FunctionState);
+
+    fn peek(&self, key: &str) -> Option<&StateValue> {
+        self.slots.get(key).and_then(|s| s.value.as_ref())
+    }
+
+    fn learned_timeout(&self, log_group: &str) -> Option<i64> {
+        match self.peek(&state::function_key(log_group)) {
+            Some(StateValue::Function(f)) => f.timeout_ms,
+            _ => None,
+        }
+    }
+
+    fn open_incident(&self, ikey: &str, ts: i64) -> bool {
+        matches!(self.peek(ikey), Some(StateValue::Incident(i)) if ts < i.until)
+    }
+}
+
+impl<S: StateStore> Engine<S> {
+    /// An engine over compiled rules and a store.
+    pub fn new(rules: Arc<RuleSet>, store: S, config: EngineConfig) -> Self {
+        let mut needles = Vec::new();
+        let mut always = false;
+        let mut wants_json = false;
+        for r in &rules.rules {
+            if let Detector::Threshold(t) = &r.detector {
+                for m in t.matchers.iter().filter(|m| m.needs_json()) {
+                    wants_json = true;
+                    let n = m.json_needles();
+                    if n.is_empty() {
+                        always = true;
+                    }
+                    needles.extend(
+                        n.into_iter()
+                            .map(|s| memmem::Finder::new(s.as_bytes()).into_owned()),
+                    );
+                }
+            }
+        }
+        Engine {
+            rules,
+            store,
+            config,
+            watermark: i64::MIN,
+            json_needles: (!always).then_some(needles),
+            wants_json,
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// The store (for inspection in tests and telemetry).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Largest event time seen so far.
+    pub fn watermark(&self) -> Option<i64> {
+        (self.watermark != i64::MIN).then_some(self.watermark)
+    }
+
+    /// Process one decoded payload.
+    pub async fn process(&mut self, p: &Payload<'_>) -> Result<BatchOutcome, EngineError> {
+        if p.message_type == MessageType::Control {
+            return Ok(BatchOutcome {
+                control: true,
+                ..BatchOutcome::default()
+            });
+        }
+        let observed = self.observe(p);
+        if let Some(max) = p.log_events.iter().map(|e| e.timestamp).max() {
+            self.watermark = self.watermark.max(max);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.run(Some((p, &observed)), self.watermark).await {
+                Err(EngineError::State(StateError::Conflict { key })) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(key = %key, attempt, "State changed concurrently; processing the batch again.");
+                }
+                Ok(mut out) => {
+                    out.events = p.log_events.len();
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Evaluate deadline rules with `now` as the watermark (end of input, or
+    /// the scheduled sweep with the clock), without new events.
+    pub async fn sweep(&mut self, now: i64) -> Result<BatchOutcome, EngineError> {
+        self.watermark = self.watermark.max(now);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.run(None, self.watermark).await {
+                Err(EngineError::State(StateError::Conflict { .. })) if attempt < MAX_ATTEMPTS => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Pass 1: what each event means for each rule. Pure.
+    fn observe(&self, p: &Payload<'_>) -> Vec<Observed> {
+        let mut out = Vec::new();
+        for (i, ev) in p.log_events.iter().enumerate() {
+            let rec = platform::parse(&ev.message);
+            let mut json: Option<Option<Value>> = None;
+            if let Record::Timeout { seconds, .. } = &rec {
+                out.push(Observed {
+                    event: i,
+                    obs: Obs::LearnTimeout {
+                        ms: (seconds * 1_000.0).round() as i64,
+                    },
+                });
+            }
+            let failed = classify(&rec);
+            for (ri, rule) in self.rules.rules.iter().enumerate() {
+                let obs = match &rule.detector {
+                    Detector::Threshold(t) => {
+                        let Record::App(line) = &rec else { continue };
+                        let parsed = if self.wants_json && line.body_is_json {
+                            json.get_or_insert_with(|| self.parse_json(line.body))
+                                .as_ref()
+                        } else {
+                            None
+                        };
+                        let Some(fields) = t.observe(line.body, parsed) else {
+                            continue;
+                        };
+                        let Some(key) = t.key(&fields) else { continue };
+                        Obs::Threshold {
+                            rule: ri,
+                            unique: t.unique_hash(&fields),
+                            key,
+                            request_id: line.request_id.as_deref().map(str::to_string),
+                        }
+                    }
+                    Detector::Failure(f) => {
+                        let Some(fail) = failed.as_ref().filter(|x| f.on.contains(&x.class)) else {
+                            continue;
+                        };
+                        let mut metrics = BTreeMap::new();
+                        if let Some(d) = fail.duration_ms {
+                            metrics.insert("duration_ms".to_string(), d);
+                        }
+                        if let Some((used, size)) = fail.memory_mb {
+                            metrics.insert("max_memory_used_mb".to_string(), f64::from(used));
+                            metrics.insert("memory_size_mb".to_string(), f64::from(size));
+                        }
+                        Obs::Failure {
+                            rule: ri,
+                            request_id: fail.request_id.as_deref().map(str::to_string),
+                            metrics,
+                        }
+                    }
+                    Detector::Baseline(_) => match &rec {
+                        Record::Report(r) if r.status == Status::Success && r.duration_ms > 0.0 => {
+                            Obs::Baseline {
+                                rule: ri,
+                                request_id: r.request_id.to_string(),
+                                sample: Sample {
+                                    duration_ms: r.duration_ms,
+                                    max_memory_used_mb: r.max_memory_used_mb,
+                                    memory_size_mb: r.memory_size_mb,
+                                },
+                            }
+                        }
+                        _ => continue,
+                    },
+                    Detector::Lifecycle(_) => match &rec {
+                        Record::Start { request_id, .. } => Obs::Start {
+                            rule: ri,
+                            request_id: request_id.to_string(),
+                        },
+                        Record::End { request_id } | Record::RuntimeDone { request_id, .. } => {
+                            Obs::End {
+                                rule: ri,
+                                request_id: request_id.to_string(),
+                            }
+                        }
+                        Record::Report(r) => Obs::End {
+                            rule: ri,
+                            request_id: r.request_id.to_string(),
+                        },
+                        _ => continue,
+                    },
+                };
+                out.push(Observed { event: i, obs });
+            }
+        }
+        out
+    }
+
+    fn parse_json(&self, body: &str) -> Option<Value> {
+        if let Some(needles) = &self.json_needles
+            && !needles.iter().any(|n| n.find(body.as_bytes()).is_some())
+        {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    }
+
+    /// Steps 2–4 for a batch (or a sweep when `batch` is `None`).
+    async fn run(
+        &mut self,
+        batch: Option<(&Payload<'_>, &[Observed])>,
+        watermark: i64,
+    ) -> Result<BatchOutcome, EngineError> {
+        let rules = Arc::clone(&self.rules);
+        let mut keys: Vec<String> = Vec::new();
+        if let Some((p, observed)) = batch {
+            keys.push(state::function_key(&p.log_group));
+            for o in observed {
+                let rule = |i: usize| &rules.rules[i];
+                match &o.obs {
+                    Obs::Threshold { rule: r, key, .. } => {
+                        keys.push(state::window_key(&rule(*r).id, &p.log_group, key));
+                        keys.push(state::incident_key(&rule(*r).id, &p.log_group, key));
+                    }
+                    Obs::Failure { rule: r, .. } => {
+                        keys.push(state::incident_key(&rule(*r).id, &p.log_group, &Key::new()));
+                    }
+                    Obs::Baseline { rule: r, .. } => {
+                        keys.push(state::baseline_key(&rule(*r).id, &p.log_group));
+                        keys.push(state::incident_key(&rule(*r).id, &p.log_group, &Key::new()));
+                    }
+                    Obs::Start { rule: r, .. } | Obs::End { rule: r, .. } => {
+                        keys.push(state::stream_key(&rule(*r).id, &p.log_group, &p.log_stream));
+                    }
+                    Obs::LearnTimeout { .. } => {}
+                }
+            }
+        }
+        let read_time = if watermark == i64::MIN { 0 } else { watermark };
+        for rule in rules.rules.iter().filter(|r| r.kind == Kind::Lifecycle) {
+            for k in self
+                .store
+                .keys_with_prefix(&state::stream_prefix(&rule.id), read_time)
+                .await?
+            {
+                if let Some((group, _)) = state::split_stream_key(&k) {
+                    keys.push(state::function_key(group));
+                    keys.push(state::incident_key(&rule.id, group, &Key::new()));
+                }
+                keys.push(k);
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let loaded = self.store.load(&keys, read_time).await?;
+        let mut work = Work {
+            slots: loaded
+                .into_iter()
+                .map(|(k, Versioned { value, version })| {
+                    (
+                        k,
+                        Slot {
+                            value: Some(value),
+                            version,
+                            dirty: false,
+                            expires_at: i64::MIN,
+                        },
+                    )
+                })
+                .collect(),
+            drafts: Vec::new(),
+            open_drafts: HashMap::new(),
+            suppressed: 0,
+        };
+        if let Some((p, observed)) = batch {
+            for o in observed {
+                self.apply(&mut work, p, o);
+            }
+        }
+        self.deadlines(&mut work, watermark);
+
+        let writes: Vec<Write> = work
+            .slots
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .map(|(k, s)| Write {
+                key: k.clone(),
+                value: s.value.clone(),
+                expires_at: s.expires_at,
+                expected_version: s.version,
+            })
+            .collect();
+        self.store.save(writes).await?;
+        let account = batch.map(|(p, _)| p.owner.to_string());
+        let alerts = work
+            .drafts
+            .into_iter()
+            .map(|d| self.finish(d, account.as_deref()))
+            .collect();
+        Ok(BatchOutcome {
+            alerts,
+            suppressed: work.suppressed,
+            ..BatchOutcome::default()
+        })
+    }
+
+    fn apply(&self, work: &mut Work, p: &Payload<'_>, o: &Observed) {
+        let ev: &LogEvent<'_> = &p.log_events[o.event];
+        let ts = ev.timestamp;
+        let group = p.log_group.as_ref();
+        let stream = p.log_stream.as_ref();
+        let event_hash = stable_hash(&[group, stream, &ev.id, &ts.to_string()]);
+        let finding = |count: u64, request_ids: Vec<String>, metrics| Finding {
+            key: Key::new(),
+            first_seen: ts,
+            last_seen: ts,
+            count,
+            log_stream: stream.to_string(),
+            request_ids,
+            evidence: vec![ev.message.to_string()],
+            metrics,
+        };
+        match &o.obs {
+            Obs::LearnTimeout { ms } => {
+                let f = work.function(&state::function_key(group), ts + 30 * DAY_MS);
+                f.timeout_ms = Some(f.timeout_ms.map_or(*ms, |t| t.max(*ms)));
+            }
+            Obs::Threshold {
+                rule,
+                key,
+                unique,
+                request_id,
+            } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Threshold(t) = &r.detector else {
+                    return;
+                };
+                let ikey = state::incident_key(&r.id, group, key);
+                if work.open_incident(&ikey, ts) {
+                    let mut f = finding(1, request_id.iter().cloned().collect(), BTreeMap::new());
+                    f.key = key.clone();
+                    self.record(work, *rule, group, f, event_hash);
+                    return;
+                }
+                let wkey = state::window_key(&r.id, group, key);
+                let win = work.window(&wkey, ts + t.window_ms);
+                if let Some(burst) = t.apply(
+                    win,
+                    ts,
+                    event_hash,
+                    *unique,
+                    &ev.message,
+                    request_id.as_deref(),
+                ) {
+                    let f = Finding {
+                        key: key.clone(),
+                        first_seen: burst.first_seen,
+                        last_seen: ts,
+                        count: burst.count,
+                        log_stream: stream.to_string(),
+                        request_ids: std::mem::take(&mut win.request_ids),
+                        evidence: std::mem::take(&mut win.samples),
+                        metrics: BTreeMap::from([("threshold".to_string(), t.threshold as f64)]),
+                    };
+                    self.record(work, *rule, group, f, event_hash);
+                }
+            }
+            Obs::Failure {
+                rule,
+                request_id,
+                metrics,
+            } => {
+                let f = finding(1, request_id.iter().cloned().collect(), metrics.clone());
+                let dedupe = request_id
+                    .as_deref()
+                    .map_or(event_hash, |r| stable_hash(&["req", r]));
+                self.record(work, *rule, group, f, dedupe);
+            }
+            Obs::Baseline {
+                rule,
+                request_id,
+                sample,
+            } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Baseline(b) = &r.detector else {
+                    return;
+                };
+                let timeout = function_name(group)
+                    .and_then(|f| b.function_timeouts.get(f).copied())
+                    .or_else(|| work.learned_timeout(group));
+                let st = work.baseline(&state::baseline_key(&r.id, group), ts + 30 * DAY_MS);
+                let rh = stable_hash(&["req", request_id]);
+                if let Some(metrics) = b.apply(st, rh, sample, timeout) {
+                    let f = finding(1, vec![request_id.clone()], metrics);
+                    self.record(work, *rule, group, f, rh);
+                }
+            }
+            Obs::Start { rule, request_id } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Lifecycle(l) = &r.detector else {
+                    return;
+                };
+                let max = l.max_duration(function_name(group), work.learned_timeout(group));
+                let skey = state::stream_key(&r.id, group, stream);
+                let st = work.stream(&skey, ts + max + l.grace_ms + 3_600_000);
+                l.start(st, request_id, ts, &ev.message);
+            }
+            Obs::End { rule, request_id } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Lifecycle(l) = &r.detector else {
+                    return;
+                };
+                let skey = state::stream_key(&r.id, group, stream);
+                let st = work.stream(&skey, ts + l.grace_ms + 3_600_000);
+                l.end(st, request_id);
+            }
+        }
+    }
+
+    /// Orphaned invocations whose deadline the watermark has passed.
+    fn deadlines(&self, work: &mut Work, watermark: i64) {
+        for (ri, r) in self.rules.rules.iter().enumerate() {
+            let Detector::Lifecycle(l) = &r.detector else {
+                continue;
+            };
+            let prefix = state::stream_prefix(&r.id);
+            let mut streams: Vec<String> = work
+                .slots
+                .iter()
+                .filter(|(k, s)| {
+                    k.starts_with(&prefix)
+                        && matches!(&s.value, Some(StateValue::Stream(st)) if !st.open.is_empty())
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            streams.sort();
+            for skey in streams {
+                let Some((group, stream)) = state::split_stream_key(&skey) else {
+                    continue;
+                };
+                let (group, stream) = (group.to_string(), stream.to_string());
+                let max = l.max_duration(function_name(&group), work.learned_timeout(&group));
+                let due = {
+                    let Some(Slot {
+                        value: Some(StateValue::Stream(st)),
+                        ..
+                    }) = work.slots.get_mut(&skey)
+                    else {
+                        continue;
+                    };
+                    let due = l.due(st, watermark, max);
+                    if due.is_empty() {
+                        continue;
+                    }
+                    due
+                };
+                if let Some(s) = work.slots.get_mut(&skey) {
+                    s.dirty = true;
+                }
+                for o in due {
+                    let mut metrics = BTreeMap::from([("max_duration_ms".to_string(), max as f64)]);
+                    if let Some(s) = o.superseded_at {
+                        metrics.insert("next_start_after_ms".into(), (s - o.start) as f64);
+                    }
+                    let f = Finding {
+                        key: Key::new(),
+                        first_seen: o.start,
+                        last_seen: o.start,
+                        count: 1,
+                        log_stream: stream.clone(),
+                        request_ids: vec![o.request_id.clone()],
+                        evidence: vec![o.line.clone()],
+                        metrics,
+                    };
+                    self.record(work, ri, &group, f, stable_hash(&["req", &o.request_id]));
+                }
+            }
+        }
+    }
+
+    /// Open an incident (a new alert) or fold a finding into the open one.
+    fn record(&self, work: &mut Work, rule: usize, group: &str, f: Finding, dedupe: u64) {
+        let r = &self.rules.rules[rule];
+        let ikey = state::incident_key(&r.id, group, &f.key);
+        let slot = work.slots.entry(ikey.clone()).or_insert(Slot {
+            value: None,
+            version: 0,
+            dirty: false,
+            expires_at: i64::MIN,
+        });
+        if let Some(StateValue::Incident(inc)) = &mut slot.value
+            && f.last_seen < inc.until
+        {
+            {
+                if inc.requests.contains(&dedupe) {
+                    return;
+                }
+                if inc.requests.len() >= INCIDENT_REQUESTS_KEPT {
+                    inc.requests.remove(0);
+                }
+                inc.requests.push(dedupe);
+                inc.count += f.count;
+                slot.dirty = true;
+                let count = inc.count;
+                match work.open_drafts.get(&ikey) {
+                    Some(&d) => {
+                        let d = &mut work.drafts[d];
+                        d.count = count;
+                        d.first_seen = d.first_seen.min(f.first_seen);
+                        d.last_seen = d.last_seen.max(f.last_seen);
+                        for id in f.request_ids {
+                            if d.request_ids.len() < alert::MAX_REQUEST_IDS
+                                && !d.request_ids.contains(&id)
+                            {
+                                d.request_ids.push(id);
+                            }
+                        }
+                        for e in f.evidence {
+                            if d.evidence.len() < alert::MAX_EVIDENCE {
+                                d.evidence.push(e);
+                            }
+                        }
+                    }
+                    None => work.suppressed += 1,
+                }
+                return;
+            }
+        }
+        let id = alert::fingerprint(&r.id, group, &f.key, f.first_seen);
+        let until = f.last_seen.saturating_add(r.realert_ms.max(1));
+        slot.value = Some(StateValue::Incident(IncidentState {
+            id: id.clone(),
+            until,
+            count: f.count,
+            requests: vec![dedupe],
+        }));
+        slot.dirty = true;
+        slot.expires_at = slot.expires_at.max(until);
+        work.open_drafts.insert(ikey, work.drafts.len());
+        let mut request_ids = f.request_ids;
+        request_ids.dedup();
+        request_ids.truncate(alert::MAX_REQUEST_IDS);
+        let mut evidence = f.evidence;
+        evidence.truncate(alert::MAX_EVIDENCE);
+        work.drafts.push(Draft {
+            rule,
+            log_group: group.to_string(),
+            key: f.key,
+            id,
+            first_seen: f.first_seen,
+            last_seen: f.last_seen,
+            count: f.count,
+            log_stream: f.log_stream,
+            request_ids,
+            evidence,
+            metrics: f.metrics,
+        });
+    }
+
+    fn finish(&self, d: Draft, account: Option<&str>) -> Alert {
+        let r: &Rule = &self.rules.rules[d.rule];
+        let function = function_name(&d.log_group).map(str::to_string);
+        let place = function.clone().unwrap_or_else(|| d.log_group.clone());
+        let who: Vec<&str> = d.key.values().map(String::as_str).collect();
+        let title = if who.is_empty() {
+            format!("{} in {place}", r.title)
+        } else {
+            format!("{} ({}) in {place}", r.title, who.join(", "))
+        };
+        let region = &self.config.region;
+        let needle = d
+            .key
+            .values()
+            .next()
+            .cloned()
+            .or_else(|| d.request_ids.first().cloned());
+        let links = Links {
+            log_stream: Some(alert::links::log_stream_link(
+                region,
+                &d.log_group,
+                &d.log_stream,
+                d.first_seen,
+                d.last_seen,
+            )),
+            insights: Some(alert::links::insights_link(
+                region,
+                &d.log_group,
+                needle.as_deref(),
+                d.first_seen,
+                d.last_seen,
+            )),
+        };
+        Alert {
+            summary: summary(r, &d, &place),
+            id: d.id,
+            rule: r.id.clone(),
+            kind: r.kind.as_str().to_string(),
+            severity: r.severity.as_str().to_string(),
+            title: alert::truncate_chars(&title, 99),
+            account: account.filter(|a| !a.is_empty()).map(str::to_string),
+            log_group: d.log_group,
+            log_stream: Some(d.log_stream),
+            function,
+            key: d.key,
+            request_ids: d.request_ids,
+            count: d.count,
+            first_seen: crate::time::rfc3339(d.first_seen),
+            last_seen: crate::time::rfc3339(d.last_seen),
+            metrics: d.metrics,
+            evidence: d.evidence.iter().map(|e| alert::evidence_line(e)).collect(),
+            links,
+        }
+    }
+}
+
+/// Two to four sentences: what happened, how much, and what the rule says to do.
+fn summary(r: &Rule, d: &Draft, place: &str) -> String {
+    let span = if d.first_seen == d.last_seen {
+        format!("at {}", crate::time::rfc3339(d.first_seen))
+    } else {
+        format!(
+            "between {} and {}",
+            crate::time::rfc3339(d.first_seen),
+            crate::time::rfc3339(d.last_seen)
+        )
+    };
+    let key: Vec<String> = d.key.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let what = match &r.detector {
+        Detector::Threshold(t) => format!(
+            "{} matching events from {} in {} {span} (threshold {} within {} s).",
+            d.count,
+            key.join(", "),
+            d.log_group,
+            t.threshold,
+            t.window_ms / 1_000
+        ),
+        Detector::Failure(_) => format!("{} failed invocation(s) of {place} {span}.", d.count),
+        Detector::Lifecycle(_) => format!(
+            "{} invocation(s) of {place} logged START but no END or REPORT (first {span}).",
+            d.count
+        ),
+        Detector::Baseline(_) => {
+            let m = &d.metrics;
+            match (
+                m.get("duration_ms"),
+                m.get("baseline_ms"),
+                m.get("max_memory_used_mb"),
+            ) {
+                (Some(x), Some(b), _) if *b > 0.0 => format!(
+                    "{place} ran {x:.0} ms against a typical {b:.0} ms ({:.1}×), {} time(s) {span}.",
+                    x / b,
+                    d.count
+                ),
+                (Some(x), _, _) => format!(
+                    "{place} ran {x:.0} ms, close to its timeout, {} time(s) {span}.",
+                    d.count
+                ),
+                (_, _, Some(used)) => format!(
+                    "{place} used {used:.0} MB of {:.0} MB, {} time(s) {span}.",
+                    m.get("memory_size_mb").copied().unwrap_or(0.0),
+                    d.count
+                ),
+                _ => format!("{} anomalous invocation(s) of {place} {span}.", d.count),
+            }
+        }
+    };
+    let advice: String = r
+        .description
+        .split_inclusive(". ")
+        .take(2)
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if advice.is_empty() {
+        what
+    } else {
+        format!("{what} {advice}")
+    }
+}
+
+/// Result of one inline rule test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    /// Rule id.
+    pub rule: String,
+    /// Test name.
+    pub name: String,
+    /// Where the rule lives, and the test's line.
+    pub location: String,
+    /// `None` when it passed, else what was wrong.
+    pub failure: Option<String>,
+}
+
+/// Run the inline tests of one rule, each on a fresh engine holding only that rule.
+pub async fn run_rule_tests(rule: &Arc<Rule>) -> Vec<TestOutcome> {
+    let mut out = Vec::new();
+    for t in &rule.tests {
+        let set = Arc::new(RuleSet {
+            rules: vec![Arc::clone(rule)],
+        });
+        let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+        let mut alerts = Vec::new();
+        let mut error = None;
+        for chunk in t
+            .events
+            .chunk_by(|a: &TestEvent, b: &TestEvent| a.log_stream == b.log_stream)
+        {
+            let payload = Payload {
+                message_type: MessageType::Data,
+                owner: "123456789012".into(),
+                log_group: t.log_group.as_str().into(),
+                log_stream: chunk[0].log_stream.as_str().into(),
+                subscription_filters: vec![],
+                log_events: chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| LogEvent {
+                        id: format!("{}-{i}", e.timestamp).into(),
+                        timestamp: e.timestamp,
+                        message: e.message.as_str().into(),
+                    })
+                    .collect(),
+            };
+            match engine.process(&payload).await {
+                Ok(o) => alerts.extend(o.alerts),
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        let now = t.now.or(engine.watermark()).unwrap_or(0);
+        match engine.sweep(now).await {
+            Ok(o) => alerts.extend(o.alerts),
+            Err(e) => error = Some(e.to_string()),
+        }
+        let mine: Vec<&Alert> = alerts.iter().filter(|a| a.rule == rule.id).collect();
+        let failure = if let Some(e) = error {
+            Some(e)
+        } else if mine.len() != t.expect_alerts {
+            Some(format!(
+                "expected {} alert(s), got {}",
+                t.expect_alerts,
+                mine.len()
+            ))
+        } else if let Some(k) = t
+            .expect_key
+            .as_ref()
+            .filter(|k| mine.iter().any(|a| &a.key != *k))
+        {
+            Some(format!(
+                "expected key {k:?}, got {:?}",
+                mine.iter().map(|a| &a.key).collect::<Vec<_>>()
+            ))
+        } else {
+            t.expect_count
+                .filter(|c| mine.first().map(|a| a.count) != Some(*c))
+                .map(|c| {
+                    format!(
+                        "expected count {c}, got {:?}",
+                        mine.first().map(|a| a.count)
+                    )
+                })
+        };
+        out.push(TestOutcome {
+            rule: rule.id.clone(),
+            name: t.name.clone(),
+            location: format!("{}:{}", rule.source, t.line),
+            failure,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_builtin_inline_test_passes() {
+        let set = RuleSet::builtin().unwrap();
+        let mut n = 0;
+        for r in &set.rules {
+            for o in run_rule_tests(r).await {
+                n += 1;
+                assert!(
+                    o.failure.is_none(),
+                    "{} {} ({}): {:?}",
+                    o.rule,
+                    o.name,
+                    o.location,
+                    o.failure
+                );
+            }
+        }
+        assert!(n >= 16, "only {n} inline tests");
+    }
+}

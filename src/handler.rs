@@ -1,0 +1,250 @@
+//! Lambda events → engine: what `logwarden-detector` does per invocation.
+//!
+//! Accepted events: the CloudWatch Logs subscription event (`awslogs`), the
+//! Kinesis event (one subscription payload per record; failures reported as
+//! `batchItemFailures` so only those records are retried), the Firehose
+//! transformation event (each `recordId` echoed with `Ok`, `Dropped` or
+//! `ProcessingFailed`), and the EventBridge scheduled event, which sweeps the
+//! deadline detectors with the clock as watermark.
+//!
+//! The envelopes are small serde structs of our own: `aws_lambda_events`'
+//! `LogsEvent` rejects integer event ids (the emulator sends them) and decodes
+//! without a size cap, and the hot decode path is [`crate::ingest`]'s.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::alert::Alert;
+use crate::engine::{Engine, EngineError};
+use crate::ingest::{self, DecodeError, Limits, MessageType};
+use crate::state::StateStore;
+use crate::time::Clock;
+
+/// The handler could not finish; Lambda should retry the invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event is of no kind this function handles; a retry cannot help.
+    #[error("unrecognised event: {0}")]
+    Unrecognised(String),
+    /// The state store failed; a retry may help.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Counters of one invocation, emitted as a metrics line.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Counters {
+    /// Payloads processed.
+    pub batches: u64,
+    /// Log events processed.
+    pub events: u64,
+    /// Records that could not be decoded (counted, logged, skipped).
+    pub decode_failures: u64,
+    /// Control messages skipped.
+    pub control_messages: u64,
+    /// Alerts raised.
+    pub alerts_raised: u64,
+    /// Events folded into incidents already alerted.
+    pub alerts_suppressed: u64,
+}
+
+/// What one invocation produced.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// The response body for Lambda.
+    pub response: Value,
+    /// Alerts to deliver.
+    pub alerts: Vec<Alert>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+#[derive(Deserialize)]
+struct KinesisRecord {
+    kinesis: KinesisData,
+    #[serde(rename = "eventID", default)]
+    event_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KinesisData {
+    data: String,
+    #[serde(rename = "sequenceNumber", default)]
+    sequence_number: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FirehoseRecord {
+    #[serde(rename = "recordId")]
+    record_id: String,
+    data: String,
+}
+
+#[derive(Serialize)]
+struct FirehoseResult<'a> {
+    #[serde(rename = "recordId")]
+    record_id: &'a str,
+    result: &'static str,
+    data: &'a str,
+}
+
+/// Handle one Lambda event.
+pub async fn handle<S: StateStore>(
+    engine: &mut Engine<S>,
+    event: &Value,
+    limits: &Limits,
+    clock: &dyn Clock,
+) -> Result<Handled, HandlerError> {
+    let mut out = Handled::default();
+    if let Some(data) = event.pointer("/awslogs/data") {
+        let data = data
+            .as_str()
+            .ok_or_else(|| HandlerError::Unrecognised("awslogs.data is not a string".into()))?;
+        match process_data(engine, data, limits, &mut out).await {
+            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+            Err(e) => count_failure(&mut out, "awslogs", &e),
+            Ok(()) => {}
+        }
+        out.response = Value::Null;
+    } else if let Some(records) = event.get("Records") {
+        let records: Vec<KinesisRecord> = serde_json::from_value(records.clone())
+            .map_err(|e| HandlerError::Unrecognised(format!("Records: {e}")))?;
+        let mut failures = Vec::new();
+        let mut engine_failed = None;
+        for (i, r) in records.iter().enumerate() {
+            let id = r
+                .kinesis
+                .sequence_number
+                .clone()
+                .or_else(|| r.event_id.clone())
+                .unwrap_or_else(|| i.to_string());
+            if engine_failed.is_some() {
+                // Records after a store failure are retried with it, in order.
+                failures.push(serde_json::json!({ "itemIdentifier": id }));
+                continue;
+            }
+            match process_data(engine, &r.kinesis.data, limits, &mut out).await {
+                Ok(()) | Err(Failure::Control) => {}
+                Err(Failure::Decode(e)) => {
+                    out.counters.decode_failures += 1;
+                    tracing::warn!(record = %id, error = %e, "Dropped malformed Kinesis record.");
+                    failures.push(serde_json::json!({ "itemIdentifier": id }));
+                }
+                Err(Failure::Engine(e)) => {
+                    tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
+                    failures.push(serde_json::json!({ "itemIdentifier": id }));
+                    engine_failed = Some(e);
+                }
+            }
+        }
+        out.response = serde_json::json!({ "batchItemFailures": failures });
+    } else if let Some(records) = event.get("records") {
+        let records: Vec<FirehoseRecord> = serde_json::from_value(records.clone())
+            .map_err(|e| HandlerError::Unrecognised(format!("records: {e}")))?;
+        let mut results = Vec::with_capacity(records.len());
+        for r in &records {
+            let result = match process_data(engine, &r.data, limits, &mut out).await {
+                Ok(()) => "Ok",
+                Err(Failure::Control) => "Dropped",
+                Err(Failure::Decode(e)) => {
+                    out.counters.decode_failures += 1;
+                    tracing::warn!(record = %r.record_id, error = %e, "Malformed Firehose record.");
+                    "ProcessingFailed"
+                }
+                Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+            };
+            results.push(FirehoseResult {
+                record_id: &r.record_id,
+                result,
+                data: &r.data,
+            });
+        }
+        out.response = serde_json::json!({ "records": results });
+    } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        let o = engine.sweep(clock.now_ms()).await?;
+        out.counters.alerts_raised += o.alerts.len() as u64;
+        out.alerts.extend(o.alerts);
+        out.response = serde_json::json!({ "swept": true });
+    } else {
+        return Err(HandlerError::Unrecognised(
+            "expected a CloudWatch Logs (awslogs), Kinesis (Records), Firehose (records) or scheduled event".into(),
+        ));
+    }
+    Ok(out)
+}
+
+enum Failure {
+    /// A CONTROL_MESSAGE: nothing to do, not an error.
+    Control,
+    Decode(DecodeError),
+    Engine(EngineError),
+}
+
+fn count_failure(out: &mut Handled, what: &str, f: &Failure) {
+    if let Failure::Decode(e) = f {
+        out.counters.decode_failures += 1;
+        tracing::warn!(envelope = what, error = %e, "Dropped malformed record.");
+    }
+}
+
+async fn process_data<S: StateStore>(
+    engine: &mut Engine<S>,
+    b64: &str,
+    limits: &Limits,
+    out: &mut Handled,
+) -> Result<(), Failure> {
+    let json = ingest::decode_data(b64, limits).map_err(Failure::Decode)?;
+    let payload = ingest::parse_payload(&json).map_err(Failure::Decode)?;
+    if payload.message_type == MessageType::Control {
+        out.counters.control_messages += 1;
+        return Err(Failure::Control);
+    }
+    let first = payload.log_events.iter().map(|e| e.timestamp).min();
+    let last = payload.log_events.iter().map(|e| e.timestamp).max();
+    let o = engine.process(&payload).await.map_err(Failure::Engine)?;
+    tracing::info!(
+        account = %payload.owner,
+        log_group = %payload.log_group,
+        log_stream = %payload.log_stream,
+        events = o.events,
+        first = first.map(crate::time::rfc3339).unwrap_or_default(),
+        last = last.map(crate::time::rfc3339).unwrap_or_default(),
+        alerts = o.alerts.len(),
+        "Processed batch."
+    );
+    out.counters.batches += 1;
+    out.counters.events += o.events as u64;
+    out.counters.alerts_raised += o.alerts.len() as u64;
+    out.counters.alerts_suppressed += o.suppressed;
+    out.alerts.extend(o.alerts);
+    Ok(())
+}
+
+/// The counters as one CloudWatch Embedded Metric Format line.
+pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
+    let names = [
+        ("Batches", c.batches),
+        ("Events", c.events),
+        ("DecodeFailures", c.decode_failures),
+        ("ControlMessages", c.control_messages),
+        ("AlertsRaised", c.alerts_raised),
+        ("AlertsSuppressed", c.alerts_suppressed),
+    ];
+    let mut doc = serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "logwarden",
+                "Dimensions": [["function"]],
+                "Metrics": names.iter().map(|(n, _)| serde_json::json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
+            }]
+        },
+        "function": function,
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        for (n, v) in names {
+            obj.insert(n.to_string(), Value::from(v));
+        }
+    }
+    doc.to_string()
+}

@@ -1,0 +1,122 @@
+//! Envelopes → subscription payloads: base64, capped gunzip, borrowed JSON.
+//!
+//! Every input form of the design is recognised here, per file: the Lambda
+//! `awslogs` event, the Kinesis and Firehose events, a decoded payload, and, for
+//! the CLI, raw `.gz` payloads, NDJSON of any of those and plain log files.
+//!
+//! - [`for_each_payload`] takes one whole input (a file, stdin, a Lambda event
+//!   body), detects its form and hands every payload in it to a callback,
+//!   each decoded once and borrowed from buffers it owns.
+//! - [`decode_data`] decodes one record's `data` (base64 → gunzip), and
+//!   [`gunzip_capped`] is the one gunzip of the crate (the decoded size is
+//!   capped so a gzip bomb is an error, not an OOM).
+//! - [`parse_payload`] reads a decoded payload, borrowing its strings.
+//!
+//! Layout: `decode.rs` (base64, gzip), `payload.rs` (payload JSON),
+//! `envelope.rs` (form detection, envelopes, NDJSON), `plain.rs` (plain logs),
+//! `error.rs` ([`DecodeError`]).
+
+use std::borrow::Cow;
+
+pub mod decode;
+mod envelope;
+mod error;
+mod payload;
+pub mod plain;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
+pub use envelope::for_each_payload;
+pub use error::{Base64Problem, DecodeError, GzipPart};
+pub use payload::parse_payload;
+pub use plain::PLAIN_CHUNK_EVENTS;
+
+/// Default cap on the decoded size of one payload (8 MiB).
+pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 << 20;
+
+/// `messageType` of a subscription payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    /// `DATA_MESSAGE`: log events.
+    Data,
+    /// `CONTROL_MESSAGE`: a reachability check, to be skipped.
+    Control,
+}
+
+/// One log event of a payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent<'a> {
+    /// Event id (a string of digits in AWS; moto sends an integer).
+    pub id: Cow<'a, str>,
+    /// Event time, milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The message.
+    pub message: Cow<'a, str>,
+}
+
+/// A decoded subscription payload (one log group, one log stream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload<'a> {
+    /// Data or control message.
+    pub message_type: MessageType,
+    /// Account id.
+    pub owner: Cow<'a, str>,
+    /// Log group name.
+    pub log_group: Cow<'a, str>,
+    /// Log stream name.
+    pub log_stream: Cow<'a, str>,
+    /// Names of the subscription filters that matched.
+    pub subscription_filters: Vec<Cow<'a, str>>,
+    /// The events, in the order given.
+    pub log_events: Vec<LogEvent<'a>>,
+}
+
+/// Size caps applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest decoded (gunzipped) payload accepted, in bytes.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+        }
+    }
+}
+
+/// How one whole input (a file, stdin) was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputForm {
+    /// `{"awslogs":{"data":…}}`.
+    AwsLogs,
+    /// `{"Records":[{"kinesis":{"data":…}}]}`.
+    Kinesis,
+    /// `{"records":[{"recordId":…,"data":…}]}`.
+    Firehose,
+    /// A decoded subscription payload.
+    Payload,
+    /// A raw gzip payload.
+    Gzip,
+    /// One JSON document of any of the above per line.
+    Ndjson,
+    /// A plain log file, one event per line.
+    Plain,
+}
+
+/// Options for reading one whole input.
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
+    /// Size caps.
+    pub limits: Limits,
+    /// Log group for plain log files.
+    pub log_group: Option<String>,
+    /// Log stream for plain log files.
+    pub log_stream: Option<String>,
+    /// Time for plain lines that carry no timestamp, ms since the epoch.
+    pub default_timestamp_ms: i64,
+}

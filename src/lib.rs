@@ -1,0 +1,35 @@
+//! logwarden: detection and alerting for AWS serverless logs.
+//!
+//! CloudWatch Logs subscription batches go in (directly from a subscription
+//! filter, through Kinesis or Firehose, or saved to files); typed Lambda
+//! platform records and application lines are matched by rule files; alerts
+//! that answer when, where, who and what come out.
+//!
+//! # Layout
+//! - [`ingest`]: envelopes → decoded subscription payloads (base64, capped gunzip, borrowed JSON).
+//! - [`platform`]: one message → one typed Lambda record (text and JSON log formats).
+//! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
+//! - [`detect`]: one file per detector kind; pure and synchronous, state passed in.
+//! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
+//! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
+//! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch.
+//! - [`sinks`]: where alerts go (stdout).
+//! - [`replay`]: files and directories through the engine, for the CLI.
+//! - [`handler`]: Lambda events (CloudWatch Logs, Kinesis, Firehose, schedule) through the engine.
+//! - [`time`]: event-time helpers and the injected clock.
+//! - `src/bin/`: the `logwarden` CLI and the `logwarden-detector` Lambda, thin.
+//! - `detectors/`: the built-in rule pack, compiled in.
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod alert;
+pub mod detect;
+pub mod engine;
+pub mod handler;
+pub mod ingest;
+pub mod platform;
+pub mod replay;
+pub mod rules;
+pub mod sinks;
+pub mod state;
+pub mod time;

@@ -1,0 +1,907 @@
+//! Rule files → compiled rules.
+//!
+//! One YAML rule per file (`<id>.yaml`), read in two stages as ripgrep reads
+//! its configuration: raw (serde, every field optional so that one pass can
+//! report every problem) → compiled (regexes built, durations parsed, the
+//! detector of the rule's kind configured). Every error is collected with
+//! `path:line: message`; none stops the others from being reported.
+
+pub mod matcher;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use regex::RegexBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Detector;
+use crate::detect::baseline::{Baseline, Metric};
+use crate::detect::failure::{Failure, FailureClass};
+use crate::detect::lifecycle::Lifecycle;
+use crate::detect::threshold::Threshold;
+use crate::time::{Millis, parse_duration, parse_rfc3339};
+pub use matcher::{Fields, Matcher};
+
+/// The built-in rule pack (`detectors/`), compiled into the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "failed-auth-burst.yaml",
+        include_str!("../../detectors/failed-auth-burst.yaml"),
+    ),
+    (
+        "missing-end.yaml",
+        include_str!("../../detectors/missing-end.yaml"),
+    ),
+    (
+        "invocation-timeout.yaml",
+        include_str!("../../detectors/invocation-timeout.yaml"),
+    ),
+    (
+        "out-of-memory.yaml",
+        include_str!("../../detectors/out-of-memory.yaml"),
+    ),
+    (
+        "runtime-exit.yaml",
+        include_str!("../../detectors/runtime-exit.yaml"),
+    ),
+    (
+        "init-failure.yaml",
+        include_str!("../../detectors/init-failure.yaml"),
+    ),
+    (
+        "duration-anomaly.yaml",
+        include_str!("../../detectors/duration-anomaly.yaml"),
+    ),
+    (
+        "memory-anomaly.yaml",
+        include_str!("../../detectors/memory-anomaly.yaml"),
+    ),
+];
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Look today.
+    Medium,
+    /// Look now.
+    High,
+    /// Wake someone.
+    Critical,
+}
+
+impl Severity {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Detector kinds: a closed set, one file in `src/detect/` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Count of matching events per key within a window.
+    Threshold,
+    /// Distinct values of a field per key within a window.
+    Distinct,
+    /// START without END/REPORT.
+    Lifecycle,
+    /// Timeouts, out of memory, runtime exits, init failures.
+    Failure,
+    /// Duration or memory against a learned per-function baseline.
+    Baseline,
+    /// Invocations per function against a learned rate.
+    Rate,
+    /// One matching event.
+    Pattern,
+}
+
+impl Kind {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Threshold => "threshold",
+            Kind::Distinct => "distinct",
+            Kind::Lifecycle => "lifecycle",
+            Kind::Failure => "failure",
+            Kind::Baseline => "baseline",
+            Kind::Rate => "rate",
+            Kind::Pattern => "pattern",
+        }
+    }
+}
+
+/// A problem in a rule file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct RuleError {
+    /// The rule file.
+    pub path: String,
+    /// 1-based line (1 when the problem is the file as a whole).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found while loading a rule directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// One event of an inline rule test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestEvent {
+    /// Event time.
+    pub timestamp: Millis,
+    /// Log stream (default `test-stream`).
+    pub log_stream: String,
+    /// The message.
+    pub message: String,
+}
+
+/// An inline test from a rule's `tests:` list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleTest {
+    /// What it shows.
+    pub name: String,
+    /// Log group the events are in.
+    pub log_group: String,
+    /// The events, in order.
+    pub events: Vec<TestEvent>,
+    /// Watermark at the end of input (default: the last event time).
+    pub now: Option<Millis>,
+    /// How many alerts of this rule must fire.
+    pub expect_alerts: usize,
+    /// When given, the key of every alert.
+    pub expect_key: Option<BTreeMap<String, String>>,
+    /// When given, the count of the first alert.
+    pub expect_count: Option<u64>,
+    /// Line of the test in the rule file, for failure messages.
+    pub line: usize,
+}
+
+/// One compiled rule: immutable, shared by every batch.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique id (file name without `.yaml`).
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// Severity of its alerts.
+    pub severity: Severity,
+    /// Detector kind.
+    pub kind: Kind,
+    /// What it detects and what to do, for people.
+    pub description: String,
+    /// The same rule and key alert at most once per this span of event time.
+    pub realert_ms: Millis,
+    /// The configured detector.
+    pub detector: Detector,
+    /// Inline tests.
+    pub tests: Vec<RuleTest>,
+    /// Where it was loaded from.
+    pub source: String,
+}
+
+/// All rules in force, compiled once.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// Rules in id order.
+    pub rules: Vec<Arc<Rule>>,
+}
+
+impl RuleSet {
+    /// The built-in pack.
+    pub fn builtin() -> Result<RuleSet, RuleErrors> {
+        let files: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(name, text)| (format!("detectors/{name}"), (*text).to_string()))
+            .collect();
+        RuleSet::from_sources(files)
+    }
+
+    /// Every `*.yaml`/`*.yml` file in `dir` (not recursive), in name order.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        let shown = dir.display().to_string();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            RuleErrors(vec![RuleError {
+                path: shown.clone(),
+                line: 1,
+                message: format!("cannot read rule directory: {e}"),
+            }])
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+            .collect();
+        paths.sort();
+        let mut errors = Vec::new();
+        let mut files = Vec::new();
+        for p in paths {
+            match std::fs::read_to_string(&p) {
+                Ok(text) => files.push((p.display().to_string(), text)),
+                Err(e) => errors.push(RuleError {
+                    path: p.display().to_string(),
+                    line: 1,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        if files.is_empty() && errors.is_empty() {
+            errors.push(RuleError {
+                path: shown,
+                line: 1,
+                message: "no rule files (*.yaml) in this directory".into(),
+            });
+        }
+        match RuleSet::from_sources(files) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(RuleErrors(errors)),
+            Err(RuleErrors(more)) => {
+                errors.extend(more);
+                Err(RuleErrors(errors))
+            }
+        }
+    }
+
+    /// Compile rule texts given as `(path, text)`; all errors are collected.
+    pub fn from_sources(files: Vec<(String, String)>) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules: Vec<Arc<Rule>> = Vec::new();
+        let mut seen = HashSet::new();
+        for (path, text) in files {
+            match compile(&path, &text) {
+                Ok(rule) => {
+                    if !seen.insert(rule.id.clone()) {
+                        errors.push(RuleError {
+                            line: line_of(&text, "id:"),
+                            path,
+                            message: format!("duplicate rule id `{}`", rule.id),
+                        });
+                    } else {
+                        rules.push(Arc::new(rule));
+                    }
+                }
+                Err(mut es) => errors.append(&mut es),
+            }
+        }
+        if errors.is_empty() {
+            rules.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(RuleSet { rules })
+        } else {
+            errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+            Err(RuleErrors(errors))
+        }
+    }
+
+    /// The rule with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+// ---- raw stage ---------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Option<String>,
+    title: Option<String>,
+    severity: Option<Severity>,
+    kind: Option<Kind>,
+    description: Option<String>,
+    #[serde(rename = "match")]
+    matchers: Option<Vec<RawMatcher>>,
+    group_by: Option<Vec<String>>,
+    threshold: Option<u64>,
+    window: Option<String>,
+    unique: Option<Vec<String>>,
+    realert: Option<String>,
+    on: Option<Vec<FailureClass>>,
+    grace: Option<String>,
+    max_duration: Option<String>,
+    function_timeouts: Option<BTreeMap<String, String>>,
+    metric: Option<Metric>,
+    warmup: Option<u64>,
+    factor: Option<f64>,
+    sigmas: Option<f64>,
+    timeout_fraction: Option<f64>,
+    memory_fraction: Option<f64>,
+    #[serde(default)]
+    tests: Vec<RawTest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatcher {
+    regex: Option<String>,
+    json: Option<BTreeMap<String, OneOrMany>>,
+    fields: Option<BTreeMap<String, OneOrMany>>,
+    exclude: Option<BTreeMap<String, OneOrMany>>,
+}
+
+/// `key: value` or `key: [v1, v2]`, scalars of any type compared as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<serde_yaml_ng::Value>),
+    One(serde_yaml_ng::Value),
+}
+
+impl OneOrMany {
+    fn into_strings(self) -> Result<Vec<String>, String> {
+        let items = match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(v) => vec![v],
+        };
+        items
+            .into_iter()
+            .map(|v| match v {
+                serde_yaml_ng::Value::String(s) => Ok(s),
+                serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
+                serde_yaml_ng::Value::Bool(b) => Ok(b.to_string()),
+                other => Err(format!("expected a string or number, found {other:?}")),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    name: String,
+    log_group: Option<String>,
+    lines: Option<Vec<String>>,
+    events: Option<Vec<RawTestEvent>>,
+    now: Option<String>,
+    expect_alerts: usize,
+    expect_key: Option<BTreeMap<String, String>>,
+    expect_count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestEvent {
+    /// RFC 3339, or `+90s` after the test's start time.
+    t: String,
+    message: String,
+    stream: Option<String>,
+}
+
+/// Start of inline-test time: events in `lines:` are one second apart from here.
+pub const TEST_EPOCH_MS: Millis = 1_795_341_600_000; // 2026-11-22T10:00:00Z
+
+// ---- compile stage -------------------------------------------------------------
+
+struct Ctx<'a> {
+    path: &'a str,
+    text: &'a str,
+    errors: Vec<RuleError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, needle: &str, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            path: self.path.to_string(),
+            line: line_of(self.text, needle),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Millis) -> Millis {
+        match value {
+            None => default,
+            Some(v) => parse_duration(v).unwrap_or_else(|e| {
+                self.err(&format!("{key}:"), format!("{key}: {e}"));
+                default
+            }),
+        }
+    }
+}
+
+/// 1-based line of the first line containing `needle` (1 if none).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(1, |i| i + 1)
+}
+
+fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
+    let raw: RawRule = serde_yaml_ng::from_str(text).map_err(|e| {
+        vec![RuleError {
+            path: path.to_string(),
+            line: e.location().map_or(1, |l| l.line()),
+            message: yaml_message(&e),
+        }]
+    })?;
+    let mut cx = Ctx {
+        path,
+        text,
+        errors: Vec::new(),
+    };
+    let id = raw.id.clone().unwrap_or_default();
+    if raw.id.is_none() {
+        cx.err("", "missing `id`");
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || id.is_empty()
+    {
+        cx.err(
+            "id:",
+            format!("id `{id}` must be lowercase letters, digits and dashes"),
+        );
+    } else {
+        let stem = Path::new(path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
+        if stem != id {
+            cx.err(
+                "id:",
+                format!("id `{id}` must match the file name (`{id}.yaml`)"),
+            );
+        }
+    }
+    let title = raw.title.clone().unwrap_or_default();
+    if raw.title.is_none() {
+        cx.err("", "missing `title`");
+    } else if title.chars().count() >= 100 || title.contains('\n') {
+        cx.err("title:", "title must be one line under 100 characters");
+    }
+    if raw.severity.is_none() {
+        cx.err("", "missing `severity` (low, medium, high or critical)");
+    }
+    let Some(kind) = raw.kind else {
+        cx.err(
+            "",
+            "missing `kind` (threshold, lifecycle, failure or baseline)",
+        );
+        return Err(cx.errors);
+    };
+    let realert_ms = cx.duration("realert", raw.realert.as_deref(), 600_000);
+
+    let detector = compile_detector(&mut cx, kind, &raw);
+    let tests = compile_tests(&mut cx, raw.tests);
+    match detector {
+        Some(detector) if cx.errors.is_empty() => Ok(Rule {
+            id,
+            title,
+            severity: raw.severity.unwrap_or(Severity::Medium),
+            kind,
+            description: raw.description.unwrap_or_default().trim().to_string(),
+            realert_ms,
+            detector,
+            tests,
+            source: path.to_string(),
+        }),
+        _ => Err(cx.errors),
+    }
+}
+
+fn yaml_message(e: &serde_yaml_ng::Error) -> String {
+    // serde's text ends with "at line L column C", which `path:line:` already says.
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Reject fields that the rule's kind does not read, so a typo'd rule fails
+/// loudly instead of silently doing something else.
+fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
+    let present: [(&str, bool, &[Kind]); 14] = [
+        (
+            "match",
+            raw.matchers.is_some(),
+            &[Kind::Threshold, Kind::Distinct, Kind::Pattern],
+        ),
+        (
+            "group_by",
+            raw.group_by.is_some(),
+            &[Kind::Threshold, Kind::Distinct],
+        ),
+        (
+            "threshold",
+            raw.threshold.is_some(),
+            &[Kind::Threshold, Kind::Distinct],
+        ),
+        (
+            "window",
+            raw.window.is_some(),
+            &[Kind::Threshold, Kind::Distinct, Kind::Rate],
+        ),
+        ("unique", raw.unique.is_some(), &[Kind::Threshold]),
+        ("on", raw.on.is_some(), &[Kind::Failure]),
+        ("grace", raw.grace.is_some(), &[Kind::Lifecycle]),
+        (
+            "max_duration",
+            raw.max_duration.is_some(),
+            &[Kind::Lifecycle],
+        ),
+        (
+            "function_timeouts",
+            raw.function_timeouts.is_some(),
+            &[Kind::Lifecycle, Kind::Baseline],
+        ),
+        ("metric", raw.metric.is_some(), &[Kind::Baseline]),
+        (
+            "warmup",
+            raw.warmup.is_some(),
+            &[Kind::Baseline, Kind::Rate],
+        ),
+        (
+            "factor",
+            raw.factor.is_some(),
+            &[Kind::Baseline, Kind::Rate],
+        ),
+        ("sigmas", raw.sigmas.is_some(), &[Kind::Baseline]),
+        (
+            "timeout_fraction",
+            raw.timeout_fraction.is_some(),
+            &[Kind::Baseline],
+        ),
+    ];
+    for (name, is_set, kinds) in present {
+        if is_set && !kinds.contains(&kind) {
+            cx.err(
+                &format!("{name}:"),
+                format!("`{name}` does not apply to kind {}", kind.as_str()),
+            );
+        }
+    }
+    if raw.memory_fraction.is_some() && kind != Kind::Baseline {
+        cx.err(
+            "memory_fraction:",
+            format!("`memory_fraction` does not apply to kind {}", kind.as_str()),
+        );
+    }
+}
+
+fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detector> {
+    reject_foreign(cx, kind, raw);
+    match kind {
+        Kind::Threshold => {
+            let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
+            if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) {
+                cx.err("kind:", "a threshold rule needs a non-empty `match:` list");
+            }
+            let group_by = raw.group_by.clone().unwrap_or_default();
+            let threshold = raw.threshold.unwrap_or(0);
+            if threshold == 0 {
+                let at = if raw.threshold.is_some() { "threshold:" } else { "kind:" };
+                cx.err(at, "a threshold rule needs `threshold:` ≥ 1");
+            }
+            if threshold > 10_000 {
+                cx.err("threshold:", "`threshold` above 10000 is not supported");
+            }
+            let window_ms = match raw.window.as_deref() {
+                None => {
+                    cx.err("kind:", "a threshold rule needs `window:` (e.g. 60s)");
+                    0
+                }
+                Some(w) => cx.duration("window", Some(w), 0),
+            };
+            Some(Detector::Threshold(Threshold {
+                matchers,
+                group_by,
+                threshold: threshold as usize,
+                window_ms,
+                unique: raw.unique.clone().unwrap_or_default(),
+            }))
+        }
+        Kind::Lifecycle => {
+            let grace_ms = cx.duration("grace", raw.grace.as_deref(), 60_000);
+            let max_duration_ms = cx.duration("max_duration", raw.max_duration.as_deref(), 900_000);
+            let function_timeouts = function_timeouts(cx, raw);
+            Some(Detector::Lifecycle(Lifecycle {
+                grace_ms,
+                max_duration_ms,
+                function_timeouts,
+            }))
+        }
+        Kind::Failure => {
+            let on = raw.on.clone().unwrap_or_default();
+            if on.is_empty() {
+                cx.err("kind:", "a failure rule needs `on:` (timeout, out_of_memory, runtime_exit, init_failure)");
+            }
+            Some(Detector::Failure(Failure { on }))
+        }
+        Kind::Baseline => {
+            let Some(metric) = raw.metric else {
+                cx.err(
+                    "kind:",
+                    "a baseline rule needs `metric:` (duration or memory)",
+                );
+                return None;
+            };
+            let fraction = |cx: &mut Ctx<'_>, name: &str, v: Option<f64>, d: f64| {
+                let v = v.unwrap_or(d);
+                if !(v > 0.0 && v <= 1.0) {
+                    cx.err(&format!("{name}:"), format!("`{name}` must be in (0, 1]"));
+                }
+                v
+            };
+            let timeout_fraction = fraction(cx, "timeout_fraction", raw.timeout_fraction, 0.9);
+            let memory_fraction = fraction(cx, "memory_fraction", raw.memory_fraction, 0.9);
+            let factor = raw.factor.unwrap_or(match metric {
+                Metric::Duration => 3.0,
+                Metric::Memory => 2.0,
+            });
+            if !(factor > 1.0 && factor.is_finite()) {
+                cx.err("factor:", "`factor` must be greater than 1");
+            }
+            let sigmas = raw.sigmas.unwrap_or(4.0);
+            if !(sigmas >= 0.0 && sigmas.is_finite()) {
+                cx.err("sigmas:", "`sigmas` must be ≥ 0");
+            }
+            Some(Detector::Baseline(Baseline {
+                metric,
+                warmup: raw.warmup.unwrap_or(20),
+                factor,
+                sigmas,
+                timeout_fraction,
+                memory_fraction,
+                function_timeouts: function_timeouts(cx, raw),
+            }))
+        }
+        Kind::Distinct | Kind::Rate | Kind::Pattern => {
+            cx.err(
+                "kind:",
+                format!(
+                    "kind `{}` is reserved but not available in this version (use threshold, lifecycle, failure or baseline)",
+                    kind.as_str()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn function_timeouts(cx: &mut Ctx<'_>, raw: &RawRule) -> BTreeMap<String, Millis> {
+    raw.function_timeouts
+        .iter()
+        .flatten()
+        .map(|(f, d)| {
+            let ms = cx.duration(&format!("function_timeouts ({f})"), Some(d), 0);
+            (f.clone(), ms)
+        })
+        .collect()
+}
+
+fn compile_matchers(cx: &mut Ctx<'_>, raws: &[RawMatcher]) -> Vec<Matcher> {
+    let mut out = Vec::new();
+    for raw in raws {
+        let regex = match &raw.regex {
+            None => None,
+            Some(r) => match RegexBuilder::new(r).size_limit(1 << 20).build() {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    let first = r.lines().next().unwrap_or("regex:").to_string();
+                    cx.err(
+                        &first,
+                        format!("invalid regex: {}", one_line(&e.to_string())),
+                    );
+                    None
+                }
+            },
+        };
+        if raw.regex.is_none() && raw.json.is_none() {
+            cx.err("match:", "each matcher needs `regex:` or `json:`");
+            continue;
+        }
+        let mut strings = |what: &str, m: &Option<BTreeMap<String, OneOrMany>>| {
+            let mut out = BTreeMap::new();
+            for (k, v) in m.iter().flatten().map(|(k, v)| (k.clone(), v)) {
+                let v = match v {
+                    OneOrMany::Many(xs) => OneOrMany::Many(xs.clone()),
+                    OneOrMany::One(x) => OneOrMany::One(x.clone()),
+                };
+                match v.into_strings() {
+                    Ok(vs) => {
+                        out.insert(k, vs);
+                    }
+                    Err(e) => cx.err(&format!("{k}:"), format!("{what}.{k}: {e}")),
+                }
+            }
+            out
+        };
+        let json = strings("json", &raw.json);
+        let fields = strings("fields", &raw.fields);
+        let exclude = strings("exclude", &raw.exclude);
+        if raw.regex.is_some() && regex.is_none() {
+            continue;
+        }
+        out.push(Matcher::new(regex, json, fields, exclude));
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
+    let mut out = Vec::new();
+    for t in raws {
+        let line = line_of(cx.text, &t.name);
+        let mut events = Vec::new();
+        for (i, l) in t.lines.iter().flatten().enumerate() {
+            events.push(TestEvent {
+                timestamp: TEST_EPOCH_MS + i as Millis * 1_000,
+                log_stream: "test-stream".into(),
+                message: l.clone(),
+            });
+        }
+        for e in t.events.iter().flatten() {
+            let ts = if let Some(rel) = e.t.strip_prefix('+') {
+                parse_duration(rel).map(|d| TEST_EPOCH_MS + d)
+            } else {
+                parse_rfc3339(&e.t)
+            };
+            match ts {
+                Ok(ts) => events.push(TestEvent {
+                    timestamp: ts,
+                    log_stream: e.stream.clone().unwrap_or_else(|| "test-stream".into()),
+                    message: e.message.clone(),
+                }),
+                Err(msg) => cx.err(&e.t, format!("test `{}`: t: {msg}", t.name)),
+            }
+        }
+        if events.is_empty() {
+            cx.err(
+                &t.name,
+                format!("test `{}` has no `lines:` or `events:`", t.name),
+            );
+        }
+        let now = t.now.as_deref().and_then(|n| match parse_rfc3339(n) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                cx.err(n, format!("test `{}`: now: {msg}", t.name));
+                None
+            }
+        });
+        out.push(RuleTest {
+            name: t.name,
+            log_group: t
+                .log_group
+                .unwrap_or_else(|| "/aws/lambda/rule-test".into()),
+            events,
+            now,
+            expect_alerts: t.expect_alerts,
+            expect_key: t.expect_key,
+            expect_count: t.expect_count,
+            line,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn errs(path: &str, text: &str) -> Vec<String> {
+        RuleSet::from_sources(vec![(path.into(), text.into())])
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn builtin_pack_has_exactly_the_contract_ids() {
+        let set = RuleSet::builtin().unwrap();
+        let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "duration-anomaly",
+                "failed-auth-burst",
+                "init-failure",
+                "invocation-timeout",
+                "memory-anomaly",
+                "missing-end",
+                "out-of-memory",
+                "runtime-exit"
+            ]
+        );
+        for r in &set.rules {
+            assert!(!r.tests.is_empty(), "{} has no inline tests", r.id);
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_its_line() {
+        let e = errs("x/bad.yaml", "id: bad\ntitle: t\nseverity: [oops\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("x/bad.yaml:"), "{e:?}");
+        assert!(!e[0].starts_with("x/bad.yaml:1:"), "{e:?}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_with_lines() {
+        let text = "id: wrong-name\ntitle: t\nseverity: high\nkind: threshold\nmatch:\n  - regex: 'a(b'\nwindow: 10 parsecs\nthreshold: 0\non: [timeout]\n";
+        let e = errs("d/r.yaml", text);
+        let joined = e.join("\n");
+        assert!(
+            joined.contains("d/r.yaml:1: id `wrong-name` must match the file name"),
+            "{joined}"
+        );
+        assert!(joined.contains("d/r.yaml:6: invalid regex"), "{joined}");
+        assert!(joined.contains("d/r.yaml:7: window:"), "{joined}");
+        assert!(
+            joined.contains("d/r.yaml:8: a threshold rule needs `threshold:` ≥ 1"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("d/r.yaml:9: `on` does not apply to kind threshold"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_with_its_line() {
+        let e = errs(
+            "r.yaml",
+            "id: r\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\nthreshhold: 3\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("r.yaml:6: unknown field `threshhold`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn errors_from_several_files_are_all_collected() {
+        let r = RuleSet::from_sources(vec![
+            ("a.yaml".into(), "id: a\n".into()),
+            (
+                "b.yaml".into(),
+                "id: b\ntitle: t\nseverity: low\nkind: rate\n".into(),
+            ),
+        ])
+        .unwrap_err();
+        let text = r.to_string();
+        assert!(text.contains("a.yaml:1: missing `title`"), "{text}");
+        assert!(text.contains("b.yaml:4: kind `rate` is reserved"), "{text}");
+    }
+
+    #[test]
+    fn test_events_take_relative_and_absolute_times() {
+        let text = "id: r\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\ntests:\n  - name: one\n    events:\n      - {t: '+90s', message: a}\n      - {t: '2026-11-22T10:05:00Z', message: b, stream: s2}\n    expect_alerts: 0\n";
+        let set = RuleSet::from_sources(vec![("r.yaml".into(), text.into())]).unwrap();
+        let t = &set.rules[0].tests[0];
+        assert_eq!(t.events[0].timestamp, TEST_EPOCH_MS + 90_000);
+        assert_eq!(t.events[1].timestamp, TEST_EPOCH_MS + 300_000);
+        assert_eq!(t.events[1].log_stream, "s2");
+        assert_eq!(t.line, 7);
+    }
+}

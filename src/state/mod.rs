@@ -1,0 +1,208 @@
+//! Detector state: plain data behind the [`StateStore`] trait.
+//!
+//! The engine reads the state of every key a batch touches in one call and
+//! writes what changed in one call, so a remote store costs requests per
+//! distinct key, not per event. Every write carries the version it was read
+//! at; a store shared by several processes refuses a stale write with
+//! [`StateError::Conflict`] and the engine processes the batch again.
+
+pub mod memory;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Key;
+use crate::detect::baseline::BaselineState;
+use crate::detect::lifecycle::StreamState;
+use crate::detect::threshold::WindowState;
+
+pub use memory::MemoryStore;
+
+/// What went wrong talking to a state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another process changed this key since it was read.
+    #[error("state key {key} changed concurrently")]
+    Conflict {
+        /// The key.
+        key: String,
+    },
+    /// The store could not be reached or refused the request; a retry may help.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded.
+    #[error("state key {key} holds an unreadable value: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An open incident of one rule and key: further events inside `until` fold
+/// into it instead of raising another alert.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentState {
+    /// Fingerprint of the alert that opened it.
+    pub id: String,
+    /// Event time before which the same rule and key stay silent.
+    pub until: i64,
+    /// Events or invocations counted.
+    pub count: u64,
+    /// Hashes of request ids counted, so one invocation counts once.
+    pub requests: Vec<u64>,
+}
+
+/// What is known about one function (log group) across rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionState {
+    /// Timeout learned from `Task timed out after N seconds`.
+    pub timeout_ms: Option<i64>,
+}
+
+/// One stored value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StateValue {
+    /// Recent events of a threshold key.
+    Window(WindowState),
+    /// Open invocations of a log stream.
+    Stream(StreamState),
+    /// A learned baseline.
+    Baseline(BaselineState),
+    /// An open incident.
+    Incident(IncidentState),
+    /// Facts about a function.
+    Function(FunctionState),
+}
+
+/// A value as read, with the version a write must expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    /// The value.
+    pub value: StateValue,
+    /// Store-defined version, 0 for absent keys.
+    pub version: u64,
+}
+
+/// One change to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The key.
+    pub key: String,
+    /// New value, or `None` to delete.
+    pub value: Option<StateValue>,
+    /// Event time after which the value is worthless (drives TTL).
+    pub expires_at: i64,
+    /// Version read (0 = the key was absent).
+    pub expected_version: u64,
+}
+
+/// Where detector state lives. Few required methods, as in ripgrep's traits:
+/// batched reads and writes, and a listing for the deadline sweep.
+pub trait StateStore: Send {
+    /// Read these keys; absent or expired keys are simply missing from the map.
+    fn load(
+        &mut self,
+        keys: &[String],
+        now: i64,
+    ) -> impl Future<Output = Result<HashMap<String, Versioned>, StateError>> + Send;
+
+    /// Write these changes; a write whose expected version is stale fails the
+    /// call with [`StateError::Conflict`] (what was written before it stays).
+    fn save(&mut self, writes: Vec<Write>) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Keys starting with `prefix` (the sweep lists open streams this way).
+    fn keys_with_prefix(
+        &mut self,
+        prefix: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
+}
+
+/// State key of a threshold window.
+pub fn window_key(rule: &str, log_group: &str, key: &Key) -> String {
+    format!("w|{rule}|{log_group}|{}", key_text(key))
+}
+
+/// State key of an incident.
+pub fn incident_key(rule: &str, log_group: &str, key: &Key) -> String {
+    format!("i|{rule}|{log_group}|{}", key_text(key))
+}
+
+/// Prefix of the stream states of a lifecycle rule.
+pub fn stream_prefix(rule: &str) -> String {
+    format!("s|{rule}|")
+}
+
+/// State key of a log stream for a lifecycle rule.
+pub fn stream_key(rule: &str, log_group: &str, log_stream: &str) -> String {
+    format!("s|{rule}|{log_group}|{log_stream}")
+}
+
+/// Log group and stream of a [`stream_key`].
+pub fn split_stream_key(key: &str) -> Option<(&str, &str)> {
+    let mut parts = key.splitn(4, '|');
+    let (_, _, group, stream) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((group, stream))
+}
+
+/// State key of a baseline.
+pub fn baseline_key(rule: &str, log_group: &str) -> String {
+    format!("b|{rule}|{log_group}")
+}
+
+/// State key of a function's facts.
+pub fn function_key(log_group: &str) -> String {
+    format!("f|{log_group}")
+}
+
+/// Canonical text of a key: `k=v` pairs in key order, `|` and `=` escaped.
+pub fn key_text(key: &Key) -> String {
+    let esc = |s: &str| {
+        s.replace('%', "%25")
+            .replace('|', "%7C")
+            .replace('=', "%3D")
+            .replace(',', "%2C")
+    };
+    key.iter()
+        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_canonical_and_escaped() {
+        let k = Key::from([
+            ("source_ip".into(), "1.2.3.4".into()),
+            ("a".into(), "x|y=z".into()),
+        ]);
+        assert_eq!(key_text(&k), "a=x%7Cy%3Dz,source_ip=1.2.3.4");
+        let s = stream_key("missing-end", "/aws/lambda/f", "2026/11/22/[$LATEST]abc|d");
+        assert_eq!(
+            split_stream_key(&s),
+            Some(("/aws/lambda/f", "2026/11/22/[$LATEST]abc|d"))
+        );
+    }
+
+    #[test]
+    fn values_round_trip_as_json() {
+        let v = StateValue::Incident(IncidentState {
+            id: "ab".into(),
+            until: 5,
+            count: 2,
+            requests: vec![1],
+        });
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(text.starts_with(r#"{"type":"incident""#), "{text}");
+        assert_eq!(serde_json::from_str::<StateValue>(&text).unwrap(), v);
+    }
+}
