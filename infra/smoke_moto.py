@@ -15,6 +15,10 @@ Runs only against a loopback endpoint (AWS_ENDPOINT_URL or MOTO_ENDPOINT), so it
 can never touch a real account. Prints one line per check; exits 1 on failure.
 
 Usage: smoke_moto.py [--template infra/template.yaml] [--scenario NAME ...] [--keep DIR]
+       smoke_moto.py --offline DIR   steps 1-2 only, with made-up ARNs, no emulator;
+                                     writes NAME.expanded.json (LanguageExtensions
+                                     applied, parameter defaults = the scenario) and
+                                     NAME.translated.json for each scenario into DIR
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import os
 import sys
 import time
 import urllib.parse
-import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
@@ -208,6 +211,33 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
     c.check(all(a["Properties"].get("AlarmActions") == [{"Ref": "AlertTopic"}] for a in alarms.values()),
             "every alarm publishes to the alert topic")
 
+    for fn_id in ("DetectorFunction", "NotifierFunction"):
+        if fn_id in active:
+            c.check(active[fn_id]["Properties"].get("Architectures") == [{"Ref": "Architecture"}],
+                    f"{fn_id} architecture from the Architecture parameter ({params['Architecture']})")
+    c.check(active["DataKey"]["Properties"].get("EnableKeyRotation") is True, "data key rotation enabled")
+    c.check(active["AlertTopic"]["Properties"].get("KmsMasterKeyId") == {"Ref": "DataKey"},
+            "topic encrypted with the data key")
+    if kinesis:
+        c.check(active["LogStream"]["Properties"].get("StreamEncryption")
+                == {"EncryptionType": "KMS", "KeyId": {"Ref": "DataKey"}}, "stream encrypted with the data key")
+    levels = ["low", "medium", "high", "critical"]
+    subscriptions = dict(by_type.get("AWS::SNS::Subscription", []))
+    want_subs = ({"EmailSubscription"} if params["AlertEmail"] else set()) | ({"NotifierFunctionAlerts"} if slack else set())
+    c.check(set(subscriptions) == want_subs, "topic subscriptions " + (", ".join(sorted(want_subs)) or "none"),
+            str(sorted(subscriptions)))
+    for sub_id, sub in subscriptions.items():
+        floor = params["MinEmailSeverity"] if sub_id == "EmailSubscription" else params["MinSlackSeverity"]
+        policy = sub["Properties"].get("FilterPolicy", {})
+        branches = policy.get("$or", [])
+        ok = (len(branches) == 2
+              and branches[0] == {"severity": {"Fn::FindInMap": ["SeverityAtLeast", {"Ref": "MinEmailSeverity" if sub_id == "EmailSubscription" else "MinSlackSeverity"}, "Values"]}}
+              and branches[1] == {"severity": [{"exists": False}]})
+        c.check(ok, f"{sub_id} filter policy: severity >= {floor} ({', '.join(levels[levels.index(floor):])}) or none (alarms)",
+                json.dumps(policy))
+        c.check(sub["Properties"].get("Protocol") == ("email" if sub_id == "EmailSubscription" else "lambda"),
+                f"{sub_id} protocol")
+
     table = active["StateTable"]["Properties"]
     c.check(table.get("TimeToLiveSpecification") == {"AttributeName": "expires_at", "Enabled": True},
             "table TTL on attribute expires_at")
@@ -241,9 +271,12 @@ def policy_document(doc: Any) -> dict[str, Any]:
         return doc
     text = urllib.parse.unquote(doc)
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError:
-        return ast.literal_eval(text)
+        parsed = ast.literal_eval(text)
+    # moto keeps an Fn::If that chose AWS::NoValue as None; CloudFormation drops it.
+    parsed["Statement"] = [s for s in parsed["Statement"] if s is not None]
+    return parsed
 
 
 def wait_stack(cfn: Any, stack: str, pending: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -303,8 +336,10 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
     if fn is not None:
         c.check(fn["Runtime"] == "provided.al2023" and fn["Handler"] == "bootstrap",
                 f"detector {detector}: provided.al2023, handler bootstrap")
-        c.check(fn.get("Architectures") == [params["Architecture"]], f"detector architecture {params['Architecture']}",
-                str(fn.get("Architectures")))
+        if fn.get("Architectures") == [params["Architecture"]]:
+            c.check(True, f"detector architecture {params['Architecture']}")
+        else:
+            c.info(f"moto reports {fn.get('Architectures')}: it ignores Architectures from CloudFormation (checked statically)")
         env = {k: str(v) for k, v in fn.get("Environment", {}).get("Variables", {}).items()}
         expect_env = {"LOGWARDEN_TOPIC_ARN": topic, "LOGWARDEN_STATE_TABLE": table,
                       "LOGWARDEN_MAX_DECODED_BYTES": params["MaxDecodedBytes"]}
@@ -339,9 +374,12 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
             c.check("secretsmanager:GetSecretValue" in text and params["SlackWebhookSecretArn"] in text
                     and "sns:Publish" not in text and "dynamodb:" not in text,
                     "notifier may read only its secret (no SNS, no DynamoDB)")
-            c.check(("kms:Decrypt" in text and params["SlackWebhookSecretKmsKeyArn"] in text)
-                    == bool(params["SlackWebhookSecretKmsKeyArn"]),
-                    "notifier may decrypt the secret's key only when one is given")
+            decrypt = [st for st in doc["Statement"] if st.get("Sid") == "DecryptSlackWebhook"]
+            if params["SlackWebhookSecretKmsKeyArn"]:
+                c.check(len(decrypt) == 1 and decrypt[0]["Resource"] == params["SlackWebhookSecretKmsKeyArn"],
+                        "notifier may decrypt the secret's own KMS key", str(decrypt))
+            else:
+                c.check(not decrypt, "notifier gets no kms:Decrypt for the secret without SlackWebhookSecretKmsKeyArn")
     else:
         c.check(len([f for f in aws["lambda"].list_functions()["Functions"]
                      if f["FunctionName"] == f"{stack}-notifier"]) == 0, "no notifier without a Slack secret")
@@ -349,7 +387,10 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] if topic else []
     protocols = sorted(s["Protocol"] for s in subs)
     want_protocols = sorted((["email"] if params["AlertEmail"] else []) + (["lambda"] if slack else []))
-    c.check(protocols == want_protocols, f"topic subscriptions {want_protocols}", str(protocols))
+    if subs:
+        c.check(protocols == want_protocols, f"topic subscriptions {want_protocols}", str(protocols))
+    else:
+        c.info("moto has no CloudFormation support for AWS::SNS::Subscription (checked statically)")
     for sub in subs:
         sub_attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
         policy = json.loads(sub_attrs.get("FilterPolicy", "{}"))
@@ -365,10 +406,12 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
     if qattrs is not None:
         c.check(bool(qattrs.get("KmsMasterKeyId")), "on-failure queue encrypted with the data key")
 
-    key = c.attempt("data key exists", lambda: aws["kms"].describe_key(KeyId=outputs.get("DataKeyArn", ""))["KeyMetadata"])
-    if key is not None:
-        rotation = aws["kms"].get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
-        c.check(rotation, "data key rotation enabled")
+    # DescribeKey fails in moto for keys made by CloudFormation (it stores the
+    # policy as a dict), so the alias is what shows that the key exists.
+    key_id = outputs.get("DataKeyArn", "").split("/")[-1]
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in aws["kms"].list_aliases()["Aliases"]}
+    c.check(aliases.get(f"alias/{stack}-data") == key_id, f"data key exists behind alias/{stack}-data",
+            str(aliases.get(f"alias/{stack}-data")))
 
     groups = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{stack}-")["logGroups"]
     names = sorted(g["logGroupName"] for g in groups)
@@ -396,7 +439,9 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
         stream = c.attempt("Kinesis stream exists", lambda: aws["kinesis"].describe_stream_summary(
             StreamARN=outputs.get("LogStreamArn", ""))["StreamDescriptionSummary"])
         if stream is not None:
-            c.check(stream.get("EncryptionType") == "KMS", "stream encrypted with KMS", str(stream.get("EncryptionType")))
+            c.check(stream.get("StreamStatus") == "ACTIVE", "Kinesis stream ACTIVE")
+            if stream.get("EncryptionType") != "KMS":
+                c.info("moto ignores StreamEncryption from CloudFormation (checked statically)")
         mappings = aws["lambda"].list_event_source_mappings(FunctionName=detector)["EventSourceMappings"]
         if c.check(len(mappings) == 1, "one event source mapping on the detector", str(len(mappings))):
             m = mappings[0]
@@ -409,8 +454,9 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
                     c.info(f"moto does not return {field} (checked statically)")
 
 
-def run_scenario(c: Checks, aws: dict[str, Any], template_path: str, name: str, overrides: dict[str, str],
+def run_scenario(c: Checks, aws: dict[str, Any] | None, template_path: str, name: str, overrides: dict[str, str],
                  bucket: str, key: str, keep: str | None) -> None:
+    offline = aws is None
     print(f"\n== scenario {name}: " + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "all defaults"))
     template = translate.load_template(template_path)
     params = translate.resolve_parameters(template, overrides)
@@ -422,10 +468,14 @@ def run_scenario(c: Checks, aws: dict[str, Any], template_path: str, name: str, 
     c.check(True, f"translated with aws-sam-translator ({time.monotonic() - started:.1f} s, "
                   f"{len(translated['Resources'])} resources before conditions)")
     if keep:
+        Path(keep, f"{name}.expanded.json").write_text(
+            json.dumps(translate.with_defaults(expanded, overrides), indent=2))
         Path(keep, f"{name}.translated.json").write_text(json.dumps(translated, indent=2))
     c.check("Transform" not in translated, "no transform left for CloudFormation/moto")
     active = active_resources(expanded, translated, params)
     static_checks(c, name, overrides, params, active)
+    if offline:
+        return
 
     stack = f"logwarden-smoke-{name}-{RUN_ID}"
     cfn = aws["cloudformation"]
@@ -454,7 +504,10 @@ def run_scenario(c: Checks, aws: dict[str, Any], template_path: str, name: str, 
             c.info("not created by moto (not emulated): " + ", ".join(
                 f"{m} ({active[m]['Type']})" for m in missing))
         outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-        deployed_checks(c, aws, stack, params, outputs)
+        try:
+            deployed_checks(c, aws, stack, params, outputs)
+        except Exception as error:  # noqa: BLE001 - a crash in a check is a failed check
+            c.check(False, "deployed checks ran to the end", f"{type(error).__name__}: {error}")
     finally:
         deleted = c.attempt("delete_stack accepted", lambda: cfn.delete_stack(StackName=stack))
         if deleted is not None:
@@ -500,16 +553,28 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", default=str(Path(__file__).resolve().parent / "template.yaml"))
     parser.add_argument("--scenario", action="append", help="run only these scenarios")
-    parser.add_argument("--keep", metavar="DIR", help="write each translated template here")
+    parser.add_argument("--keep", metavar="DIR", help="write each expanded and translated template here")
+    parser.add_argument("--offline", metavar="DIR", help="translate and check statically only; keep files in DIR")
     args = parser.parse_args(argv)
 
-    aws = clients()
     c = Checks()
-    if args.keep:
-        Path(args.keep).mkdir(parents=True, exist_ok=True)
+    keep = args.offline or args.keep
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
     bucket, key = f"logwarden-smoke-{RUN_ID}", "code/bootstrap.zip"
-    print(f"moto endpoint {endpoint()}, region {REGION}, run id {RUN_ID}")
-    fixtures = make_fixtures(aws, bucket, key)
+    if args.offline:
+        aws = None
+        account = "123456789012"
+        fixtures = {
+            "secret_arn": f"arn:aws:secretsmanager:{REGION}:{account}:secret:logwarden/slack-webhook-AbCdEf",
+            "secret_key_arn": f"arn:aws:kms:{REGION}:{account}:key/00000000-0000-4000-8000-000000000000",
+            "group_a": "/aws/lambda/checkout", "group_b": "/aws/lambda/login.v2",
+        }
+        print(f"offline: translate and check statically, region {REGION}")
+    else:
+        aws = clients()
+        print(f"moto endpoint {endpoint()}, region {REGION}, run id {RUN_ID}")
+        fixtures = make_fixtures(aws, bucket, key)
     try:
         all_scenarios = scenarios(fixtures)
         chosen = args.scenario or list(all_scenarios)
@@ -518,17 +583,13 @@ def main(argv: list[str]) -> int:
                 c.check(False, f"scenario {name} exists", f"known: {', '.join(all_scenarios)}")
                 continue
             try:
-                run_scenario(c, aws, args.template, name, all_scenarios[name], bucket, key, args.keep)
+                run_scenario(c, aws, args.template, name, all_scenarios[name], bucket, key, keep)
             except translate.TranslateError as error:
                 c.check(False, f"{name}: translate", str(error))
     finally:
-        cleanup_fixtures(aws, bucket, key, fixtures)
-    try:
-        with urllib.request.urlopen(f"{endpoint().rstrip('/')}/moto-api/data.json", timeout=30) as response:
-            c.check(response.status == 200, "moto /moto-api/data.json still readable after teardown")
-    except Exception as error:  # noqa: BLE001
-        c.check(False, "moto /moto-api/data.json still readable after teardown", str(error))
-    print(f"\nsmoke: {c.passed} passed, {len(c.failures)} failed")
+        if aws is not None:
+            cleanup_fixtures(aws, bucket, key, fixtures)
+    print(f"\n{'static' if args.offline else 'smoke'}: {c.passed} passed, {len(c.failures)} failed")
     for failure in c.failures:
         print(f"  failed: {failure}")
     return 1 if c.failures else 0

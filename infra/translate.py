@@ -320,7 +320,12 @@ def set_code_location(template: dict[str, Any], bucket: str, key: str) -> None:
 
 
 def translate_sam(template: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
     from samtranslator.translator.transform import transform  # imported late: slow import
+
+    # The library warns about usage metrics nobody publishes offline.
+    logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
 
     sam_params = {k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()}
     return transform(copy.deepcopy(template), sam_params, _NoManagedPolicies())

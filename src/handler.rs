@@ -248,3 +248,55 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
     }
     doc.to_string()
 }
+
+/// The detector function as Lambda runs it: built once per container, called
+/// once per event. Alerts go out as JSON log lines (one object per line), and
+/// each invocation ends with an EMF metrics line.
+pub struct DetectorService<S: StateStore> {
+    engine: tokio::sync::Mutex<Engine<S>>,
+    limits: Limits,
+    function: String,
+    clock: Box<dyn Clock>,
+}
+
+impl<S: StateStore> DetectorService<S> {
+    /// A service over an engine; `function` names the EMF dimension.
+    pub fn new(engine: Engine<S>, limits: Limits, function: String, clock: Box<dyn Clock>) -> Self {
+        DetectorService {
+            engine: tokio::sync::Mutex::new(engine),
+            limits,
+            function,
+            clock,
+        }
+    }
+
+    /// Handle one invocation, writing alert and metric lines to `out`.
+    /// An error means Lambda should retry (store failure) or that the event is
+    /// not one this function handles.
+    pub async fn call(
+        &self,
+        event: lambda_runtime::LambdaEvent<Value>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Value, HandlerError> {
+        let mut engine = self.engine.lock().await;
+        let handled = handle(
+            &mut engine,
+            &event.payload,
+            &self.limits,
+            self.clock.as_ref(),
+        )
+        .await?;
+        for a in &handled.alerts {
+            if let Ok(line) = serde_json::to_string(a) {
+                // A failed write to the log stream cannot be retried usefully.
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            emf_line(&handled.counters, &self.function, self.clock.now_ms())
+        );
+        Ok(handled.response)
+    }
+}

@@ -19,7 +19,8 @@ fn percent(s: &str) -> String {
     out
 }
 
-/// Insights' rison-like query state encodes values as percent-encoding with `*` for `%`.
+/// Insights' rison-like query state (`~(key~'value…)`, left as is in the
+/// fragment) encodes values as percent-encoding with `*` for `%`.
 fn insights_value(s: &str) -> String {
     percent(s).replace('%', "*")
 }
@@ -65,8 +66,7 @@ pub fn insights_link(
         insights_value(log_group)
     );
     format!(
-        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:logs-insights$3FqueryDetail$3D{}",
-        console_component(&detail)
+        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:logs-insights$3FqueryDetail$3D{detail}"
     )
 }
 
@@ -93,6 +93,11 @@ mod tests {
         let l = insights_link("us-east-1", "/aws/lambda/f", Some("203.0.113.7"), 0, 0);
         assert!(l.contains("logs-insights$3FqueryDetail$3D"));
         assert!(l.contains("203.0.113.7"));
+        assert!(
+            l.contains("$3D~(end~'2026") || l.contains("$3D~(end~'1970"),
+            "{l}"
+        );
+        assert!(l.contains("~source~(~'*2Faws*2Flambda*2Ff))"), "{l}");
         assert!(!l.contains(' ') && !l.contains('"'));
     }
 }

@@ -1,18 +1,17 @@
 //! `logwarden-detector`: the Lambda function subscribed to log groups.
 //! Reads configuration, builds the engine once per container, hands each
-//! event to [`logwarden::handler`].
+//! event to [`logwarden::handler::DetectorService`].
 
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use logwarden::engine::{Engine, EngineConfig};
-use logwarden::handler::{emf_line, handle};
+use logwarden::handler::DetectorService;
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
 use logwarden::state::MemoryStore;
-use logwarden::time::{Clock, SystemClock};
+use logwarden::time::SystemClock;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 struct Config {
     rules: RuleSet,
@@ -74,27 +73,24 @@ async fn main() -> Result<(), Error> {
             std::process::exit(1);
         }
     };
-    let engine = Arc::new(Mutex::new(Engine::new(
+    let engine = Engine::new(
         Arc::new(cfg.rules),
         MemoryStore::new(),
         EngineConfig { region: cfg.region },
-    )));
-    let limits = cfg.limits;
-    let function = Arc::new(cfg.function);
+    );
+    let service = Arc::new(DetectorService::new(
+        engine,
+        cfg.limits,
+        cfg.function,
+        Box::new(SystemClock),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let engine = Arc::clone(&engine);
-        let function = Arc::clone(&function);
+        let service = Arc::clone(&service);
         async move {
-            let mut engine = engine.lock().await;
-            let handled = handle(&mut engine, &event.payload, &limits, &SystemClock).await?;
-            for a in &handled.alerts {
-                println!("{}", serde_json::to_string(a)?);
-            }
-            println!(
-                "{}",
-                emf_line(&handled.counters, &function, SystemClock.now_ms())
-            );
-            Ok::<Value, Error>(handled.response)
+            let mut lines = Vec::new();
+            let result = service.call(event, &mut lines).await;
+            std::io::Write::write_all(&mut std::io::stdout(), &lines)?;
+            Ok::<Value, Error>(result?)
         }
     }))
     .await

@@ -593,7 +593,11 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
             let group_by = raw.group_by.clone().unwrap_or_default();
             let threshold = raw.threshold.unwrap_or(0);
             if threshold == 0 {
-                let at = if raw.threshold.is_some() { "threshold:" } else { "kind:" };
+                let at = if raw.threshold.is_some() {
+                    "threshold:"
+                } else {
+                    "kind:"
+                };
                 cx.err(at, "a threshold rule needs `threshold:` ≥ 1");
             }
             if threshold > 10_000 {

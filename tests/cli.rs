@@ -1,0 +1,209 @@
+//! The `logwarden` binary as a user runs it: stdout/stderr split and exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn logwarden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("LOGWARDEN_MAX_DECODED_BYTES")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn replay_fixtures_exits_zero_and_json_prints_only_alerts() {
+    let out = logwarden(&["replay", "--output", "json", "fixtures/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 14, "{stdout}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["id"].is_string() && v["rule"].is_string(), "{l}");
+    }
+    assert!(text(&out.stderr).contains("14 alert(s)"));
+}
+
+#[test]
+fn text_output_answers_the_four_ws() {
+    let out = logwarden(&["replay", "fixtures/failures/report-builder-timeout.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("[HIGH] invocation-timeout  Invocation timed out in report-builder"),
+        "{s}"
+    );
+    assert!(s.contains("when   2026-11-22T10:02:40.010Z"), "{s}");
+    assert!(s.contains("function report-builder"), "{s}");
+    assert!(
+        !s.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn malformed_inputs_are_named_on_stderr_the_rest_is_processed_and_exit_is_one() {
+    let out = logwarden(&[
+        "replay",
+        "--output",
+        "json",
+        "tests/data/malformed",
+        "fixtures/failures",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for f in [
+        "bad-base64.json",
+        "timestamp-as-string.json",
+        "truncated-json.json",
+        "truncated.gz",
+    ] {
+        assert!(
+            err.contains(&format!("tests/data/malformed/{f}: ")),
+            "{f} not reported: {err}"
+        );
+    }
+    assert!(err.contains("truncated gzip"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The good inputs' alerts are all there.
+    let rules: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for r in [
+        "invocation-timeout",
+        "out-of-memory",
+        "runtime-exit",
+        "init-failure",
+    ] {
+        assert!(rules.iter().any(|x| x == r), "{r} missing: {rules:?}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_input_error() {
+    let out = logwarden(&["replay", "no/such/file.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no/such/file.json: cannot read"));
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["replay", "--output", "json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = std::fs::read(root().join("fixtures/failures/payments-crash.json")).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("\"rule\":\"runtime-exit\""));
+}
+
+#[test]
+fn usage_and_rule_errors_exit_two() {
+    assert_eq!(logwarden(&["replay"]).status.code(), Some(2));
+    assert_eq!(
+        logwarden(&["replay", "--output", "xml", "fixtures"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "id: broken\ntitle: t\nseverity: high\nkind: threshold\nmatch:\n  - regex: '(('\nwindow: 1s\nthreshold: 2\n").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = logwarden(&["replay", "--rules", d, "fixtures"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("broken.yaml:6: invalid regex"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = logwarden(&["rules", "check", d]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
+    let out = logwarden(&["rules", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("8 rules,"));
+    let out = logwarden(&["rules", "check", "detectors"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = logwarden(&["rules", "list"]);
+    let s = text(&out.stdout);
+    for id in [
+        "failed-auth-burst",
+        "missing-end",
+        "invocation-timeout",
+        "out-of-memory",
+        "runtime-exit",
+        "init-failure",
+        "duration-anomaly",
+        "memory-anomaly",
+    ] {
+        assert!(s.contains(id), "{id}");
+    }
+}
+
+#[test]
+fn a_failing_inline_test_is_reported_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "id: t\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\ntests:\n  - name: wrong expectation\n    lines: ['Task timed out after 3.00 seconds']\n    expect_alerts: 2\n",
+    )
+    .unwrap();
+    let out = logwarden(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("t.yaml:7: test `wrong expectation` failed: expected 2 alert(s), got 1"),
+        "{s}"
+    );
+}
+
+#[test]
+fn plain_logs_take_group_and_stream_from_options() {
+    let out = logwarden(&[
+        "replay",
+        "--output",
+        "json",
+        "--log-group",
+        "/bastion/auth",
+        "--log-stream",
+        "host-1",
+        "fixtures/plain/bastion-auth.log",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["log_group"], "/bastion/auth");
+    assert_eq!(v["log_stream"], "host-1");
+    assert_eq!(v["count"], 12);
+}
+
+#[test]
+fn help_teaches() {
+    let s = text(&logwarden(&["replay", "--help"]).stdout);
+    assert!(s.contains("Exit status"), "{s}");
+    assert!(s.contains("--now"));
+}

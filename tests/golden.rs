@@ -1,0 +1,198 @@
+//! Golden tests: fixtures in, expected alerts out, compared as data.
+//!
+//! `LOGWARDEN_BLESS=1 cargo test --test golden` rewrites the expectations;
+//! review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use logwarden::alert::Alert;
+use logwarden::engine::EngineConfig;
+use logwarden::ingest::{self, FileOptions, Limits};
+use logwarden::replay::{ReplayOptions, replay};
+use logwarden::rules::RuleSet;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(paths: &[PathBuf]) -> (Vec<Alert>, logwarden::replay::ReplaySummary) {
+    let opts = ReplayOptions {
+        limits: Limits::default(),
+        log_group: None,
+        log_stream: None,
+        now: None,
+        engine: EngineConfig {
+            region: "eu-west-1".into(),
+        },
+    };
+    let mut alerts = Vec::new();
+    let summary = replay(
+        Arc::new(RuleSet::builtin().unwrap()),
+        paths,
+        &opts,
+        &mut |a| {
+            alerts.extend_from_slice(a);
+            Ok(())
+        },
+    )
+    .unwrap();
+    (alerts, summary)
+}
+
+fn check_golden(name: &str, alerts: &[Alert]) {
+    let path = root().join("tests/golden").join(name);
+    let got: Value = serde_json::to_value(alerts).unwrap();
+    if std::env::var_os("LOGWARDEN_BLESS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+    }
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    if got != want {
+        let got_rules: Vec<&Value> = got.as_array().unwrap().iter().map(|a| &a["rule"]).collect();
+        let want_rules: Vec<&Value> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["rule"])
+            .collect();
+        panic!(
+            "alerts differ from {}\n got rules:  {got_rules:?}\n want rules: {want_rules:?}\n got: {}",
+            path.display(),
+            serde_json::to_string_pretty(&got).unwrap()
+        );
+    }
+}
+
+#[test]
+fn fixtures_give_the_expected_alerts() {
+    let (alerts, summary) = run(&[root().join("fixtures")]);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    check_golden("fixtures.json", &alerts);
+    // Every built-in rule is shown by the demo.
+    let set = RuleSet::builtin().unwrap();
+    for r in &set.rules {
+        assert!(
+            alerts.iter().any(|a| a.rule == r.id),
+            "no fixture alert for {}",
+            r.id
+        );
+    }
+}
+
+#[test]
+fn controls_stay_silent() {
+    let (alerts, _) = run(&[root().join("fixtures")]);
+    let silent = [
+        "/aws/lambda/inventory", // ±20 % jitter
+    ];
+    for g in silent {
+        assert!(alerts.iter().all(|a| a.log_group != g), "{g} alerted");
+    }
+    // checkout: its 1.5x blip stays silent; only the 30 s run alerts.
+    let checkout: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.log_group == "/aws/lambda/checkout")
+        .collect();
+    assert_eq!(checkout.len(), 1);
+    assert_eq!(checkout[0].metrics["duration_ms"], 30412.0);
+    // auth-api: 192.0.2.55 failed only twice; successful logins never count.
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.key.get("source_ip").map(String::as_str) != Some("192.0.2.55"))
+    );
+    // upload-handler: START/REPORT split across files and the still-running
+    // invocation at the end are silent; only the orphan alerts.
+    let orphans: Vec<&Alert> = alerts.iter().filter(|a| a.rule == "missing-end").collect();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(
+        orphans[0].request_ids,
+        ["9b2f0c1e-0bad-4a6e-9c1d-000000000bad"]
+    );
+}
+
+#[test]
+fn alert_json_holds_the_contract_fields() {
+    let (alerts, _) = run(&[root().join("fixtures")]);
+    for a in &alerts {
+        let v = serde_json::to_value(a).unwrap();
+        for field in [
+            "id",
+            "rule",
+            "kind",
+            "severity",
+            "title",
+            "log_group",
+            "key",
+            "count",
+            "first_seen",
+            "last_seen",
+        ] {
+            assert!(v.get(field).is_some(), "{} lacks {field}", a.rule);
+        }
+        assert!(a.title.chars().count() < 100);
+        assert!(a.evidence.len() <= 5 && a.evidence.iter().all(|e| e.chars().count() <= 512));
+        assert!(["low", "medium", "high", "critical"].contains(&a.severity.as_str()));
+        assert_eq!(a.id.len(), 32);
+        assert!(
+            a.links
+                .log_stream
+                .as_deref()
+                .unwrap()
+                .starts_with("https://eu-west-1.console.aws.amazon.com/")
+        );
+    }
+}
+
+#[test]
+fn replaying_twice_in_one_run_alerts_once() {
+    let dir = root().join("fixtures/failures");
+    let (alerts, _) = run(&[dir.clone(), dir]);
+    let (once, _) = run(&[root().join("fixtures/failures")]);
+    assert_eq!(alerts, once);
+}
+
+fn payload_value(p: &ingest::Payload<'_>) -> Value {
+    serde_json::json!({
+        "messageType": format!("{:?}", p.message_type),
+        "owner": p.owner, "logGroup": p.log_group, "logStream": p.log_stream,
+        "events": p.log_events.iter().map(|e| serde_json::json!([e.id, e.timestamp, e.message])).collect::<Vec<_>>(),
+    })
+}
+
+fn payloads_of(path: &Path) -> Vec<Value> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    ingest::for_each_payload(&bytes, &name, &FileOptions::default(), &mut |origin, p| {
+        out.push(payload_value(
+            p.unwrap_or_else(|e| panic!("{name}: {origin}: {e}")),
+        ));
+    })
+    .unwrap();
+    out
+}
+
+/// The committed envelopes are what scripts/envelopes.py makes of their
+/// readable `.payload` sources: they cannot drift apart.
+#[test]
+fn envelopes_decode_to_their_readable_sources() {
+    let dir = root().join("fixtures/envelopes");
+    let src = |n: &str| payloads_of(&dir.join(n));
+    assert_eq!(
+        payloads_of(&dir.join("awslogs-sso-callback.json")),
+        src("awslogs-sso-callback.payload")
+    );
+    assert_eq!(
+        payloads_of(&dir.join("raw-apigateway-401.gz")),
+        src("raw-apigateway-401.payload")
+    );
+    assert_eq!(
+        payloads_of(&dir.join("firehose-event.json")),
+        src("firehose-quote-java.payload")
+    );
+    let mut kinesis = src("kinesis-0-pdf-render.payload");
+    kinesis.extend(src("kinesis-1-control.payload"));
+    assert_eq!(payloads_of(&dir.join("kinesis-event.json")), kinesis);
+}
