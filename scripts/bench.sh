@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Throughput benchmark: logwarden beside the bench kit's yardsticks.
+#
+#   scripts/bench.sh [--files N] [--runs N] [--formats "text json"] [--no-build]
+#
+# In one run:
+#   1. builds logwarden (release) and the kit's decode-only floor (into
+#      <target>/bench/floor; nothing is written into the kit),
+#   2. generates seeded corpora with the kit's gen.py (Lambda text and JSON log
+#      formats) under <target>/bench/corpus/, reusing them when manifest.json
+#      and gen.py are unchanged,
+#   3. runs interleaved rounds of floor, `logwarden replay --output json` and
+#      the kit's Python peer, each under /usr/bin/time -v, rotating the order
+#      every round,
+#   4. prints, per corpus, whole-process MB/s (decoded bytes / wall seconds)
+#      min/median/max, CPU MB/s, peak RSS, and the per-round ratios
+#      logwarden/floor and logwarden/peer.
+# It reports; it does not gate.  Exit 0 when every program ran and passed its
+# own checks, 1 when any failed (details printed), 2 on usage or setup errors.
+#
+# The kit is ../shared/bench beside the repository (LOGWARDEN_BENCH_KIT
+# overrides).  Environment defaults: BENCH_FILES (64), BENCH_RUNS (5),
+# BENCH_FORMATS ("text json"), BENCH_SEED (1), BENCH_OUT (<target>/bench).
+set -euo pipefail
+
+die() { echo "bench: $*" >&2; exit 2; }
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+}
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+kit_in="${LOGWARDEN_BENCH_KIT:-$here/../../shared/bench}"
+
+files="${BENCH_FILES:-64}"
+runs="${BENCH_RUNS:-5}"
+formats="${BENCH_FORMATS:-text json}"
+seed="${BENCH_SEED:-1}"
+build=1
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --files) [[ $# -ge 2 ]] || die "--files needs a value"; files="$2"; shift 2 ;;
+        --files=*) files="${1#*=}"; shift ;;
+        --runs) [[ $# -ge 2 ]] || die "--runs needs a value"; runs="$2"; shift 2 ;;
+        --runs=*) runs="${1#*=}"; shift ;;
+        --formats) [[ $# -ge 2 ]] || die "--formats needs a value"; formats="$2"; shift 2 ;;
+        --formats=*) formats="${1#*=}"; shift ;;
+        --no-build) build=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+    esac
+done
+
+for v in files runs seed; do
+    [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -ge 1 ]] || die "$v must be a positive integer, got '${!v}'"
+done
+read -r -a format_list <<< "${formats//,/ }"
+[[ ${#format_list[@]} -ge 1 ]] || die "no formats given"
+for f in "${format_list[@]}"; do
+    [[ "$f" == text || "$f" == json ]] || die "unknown format '$f' (text or json)"
+done
+
+# --- tools and kit ---------------------------------------------------------
+if [[ ! -x /usr/bin/time ]]; then
+    echo "bench: /usr/bin/time is missing (peak RSS comes from 'time -v'); install it with:" >&2
+    echo "    sudo apt-get install -y time" >&2
+    exit 1
+fi
+command -v python3 >/dev/null || die "python3 not found on PATH"
+command -v cargo >/dev/null || die "cargo not found on PATH"
+
+[[ -d "$kit_in" ]] || die "bench kit not found at $kit_in (set LOGWARDEN_BENCH_KIT)"
+kit="$(cd "$kit_in" && pwd)"
+for f in gen.py peer.py floor/Cargo.toml; do
+    [[ -f "$kit/$f" ]] || die "bench kit at $kit has no $f"
+done
+
+# The repository's target directory, wherever cargo puts it.
+target="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+          python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')" ||
+    die "cargo metadata failed in $root"
+out="${BENCH_OUT:-$target/bench}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+case "$out/" in
+    "$kit"/*) die "BENCH_OUT ($out) is inside the bench kit; it must not be written to" ;;
+esac
+
+# --- 1. builds ---------------------------------------------------------------
+logwarden="$target/release/logwarden"
+floor="$out/floor/release/floor"
+if [[ $build -eq 1 ]]; then
+    echo "== building logwarden (release)"
+    (cd "$root" && cargo build --release --bin logwarden) ||
+        { echo "bench: building logwarden failed" >&2; exit 1; }
+    echo "== building the floor into $out/floor"
+    # --locked: the kit is read-only; never rewrite its Cargo.lock.
+    cargo build --release --locked --manifest-path "$kit/floor/Cargo.toml" \
+        --target-dir "$out/floor" ||
+        { echo "bench: building the floor failed" >&2; exit 1; }
+fi
+[[ -x "$logwarden" ]] || die "no logwarden binary at $logwarden (drop --no-build)"
+[[ -x "$floor" ]] || die "no floor binary at $floor (drop --no-build)"
+
+# --- 2. corpora --------------------------------------------------------------
+gen_sum="$(sha256sum "$kit/gen.py" | cut -d' ' -f1)"
+corpus_ok() { # dir format -> 0 when the corpus there matches the parameters
+    local dir="$1" fmt="$2"
+    [[ -f "$dir/manifest.json" && -f "$dir/.gen.sha256" ]] || return 1
+    [[ "$(cat "$dir/.gen.sha256")" == "$gen_sum" ]] || return 1
+    python3 - "$dir" "$fmt" "$files" "$seed" <<'EOF'
+import glob, json, os, sys
+d, fmt, files, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+m = json.load(open(os.path.join(d, "manifest.json")))
+ok = (m.get("files") == files and m.get("seed") == seed and m.get("format") == fmt
+      and isinstance(m.get("uncompressed_bytes"), int)
+      and len(glob.glob(os.path.join(d, "batch-*.json"))) == files)
+sys.exit(0 if ok else 1)
+EOF
+}
+
+corpora=()
+for fmt in "${format_list[@]}"; do
+    dir="$out/corpus/$fmt-files$files-seed$seed"
+    if corpus_ok "$dir" "$fmt"; then
+        echo "== corpus $fmt: reusing $dir"
+    else
+        echo "== corpus $fmt: generating $files files (seed $seed) into $dir"
+        rm -rf "$dir" "$dir.tmp"
+        mkdir -p "$dir.tmp"
+        python3 "$kit/gen.py" --files "$files" --seed "$seed" --format "$fmt" \
+            --out "$dir.tmp" >/dev/null ||
+            { echo "bench: gen.py failed for format $fmt" >&2; rm -rf "$dir.tmp"; exit 1; }
+        echo "$gen_sum" > "$dir.tmp/.gen.sha256"
+        mv "$dir.tmp" "$dir"
+    fi
+    corpora+=("$fmt=$dir")
+done
+
+# --- 3./4. rounds and report -----------------------------------------------
+rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    rev="$rev (working tree modified)"
+fi
+
+status=0
+python3 "$here/bench.py" --runs "$runs" --logwarden "$logwarden" --floor "$floor" \
+    --peer "$kit/peer.py" --rev "$rev" "${corpora[@]}" || status=$?
+echo
+echo "corpora: ${corpora[*]#*=}"
+exit "$status"
