@@ -249,10 +249,21 @@ impl<S: StateStore> Engine<S> {
         if let Some(max) = p.log_events.iter().map(|e| e.timestamp).max() {
             self.watermark = self.watermark.max(max);
         }
+        // State is read as of the batch's oldest event: a window that expired by
+        // the global watermark (another stream ran ahead) still counts here.
+        let read_time = p
+            .log_events
+            .iter()
+            .map(|e| e.timestamp)
+            .min()
+            .unwrap_or(self.watermark);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.run(Some((p, &observed)), self.watermark).await {
+            match self
+                .run(Some((p, &observed)), self.watermark, read_time)
+                .await
+            {
                 Err(EngineError::State(StateError::Conflict { key })) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(key = %key, attempt, "State changed concurrently; processing the batch again.");
                 }
@@ -272,7 +283,7 @@ impl<S: StateStore> Engine<S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.run(None, self.watermark).await {
+            match self.run(None, self.watermark, self.watermark).await {
                 Err(EngineError::State(StateError::Conflict { .. })) if attempt < MAX_ATTEMPTS => {}
                 other => return other,
             }
@@ -385,6 +396,7 @@ impl<S: StateStore> Engine<S> {
         &mut self,
         batch: Option<(&Payload<'_>, &[Observed])>,
         watermark: i64,
+        read_time: i64,
     ) -> Result<BatchOutcome, EngineError> {
         let rules = Arc::clone(&self.rules);
         let mut keys: Vec<String> = Vec::new();
@@ -411,7 +423,6 @@ impl<S: StateStore> Engine<S> {
                 }
             }
         }
-        let read_time = if watermark == i64::MIN { 0 } else { watermark };
         for rule in rules.rules.iter().filter(|r| r.kind == Kind::Lifecycle) {
             for k in self
                 .store
