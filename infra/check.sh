@@ -5,21 +5,27 @@
 #   bash infra/check.sh
 #
 #   1. pinned tool versions are the ones installed
-#   2. cfn-lint infra/template.yaml: no error, no warning
-#   3. offline translation of five parameter scenarios: AWS::LanguageExtensions
-#      (Fn::ForEach) expanded by infra/translate.py, SAM by aws-sam-translator,
-#      plus static checks of what the emulator ignores (infra/smoke_moto.py --offline)
-#   4. cfn-lint of the five translated CloudFormation templates
-#   5. checkov (offline, --skip-download) of the template, the five expanded and
-#      the five translated templates: no failed check, no parsing error, every
+#   2. the generated log-group slots of the template are up to date
+#   3. cfn-lint infra/template.yaml: no error, no warning
+#   4. offline translation (aws-sam-translator) of six parameter scenarios, plus
+#      static checks of what the emulator ignores (infra/smoke_moto.py --offline)
+#   5. cfn-lint of the translated CloudFormation (each distinct translation)
+#   6. checkov (offline, --skip-download) of the template, of a copy per
+#      scenario whose parameter defaults are the scenario's values (checkov
+#      evaluates conditions with the defaults and skips resources they exclude,
+#      so the Kinesis and account-policy resources are only seen this way), and
+#      of the translated template: no failed check, no parsing error, and every
 #      skip carries a written reason in the resource's Metadata
-#   6. smoke test: each translated template creates a stack in moto
-#      (CREATE_COMPLETE), outputs resolve, key resources exist, stack deleted
+#   7. smoke test: each scenario creates a stack in moto (CREATE_COMPLETE),
+#      outputs resolve, key resources exist, the stack deletes
 #
 # Environment:
-#   CHECKOV_VENV  venv for checkov (default .venv-checkov, created and installed
-#                 from infra/requirements-checkov.txt when missing or not 3.3.30);
-#                 checkov cannot share the main venv (it pins boto3==1.35.49)
+#   CHECKOV_VENV  venv for checkov, which cannot share the main venv (it pins
+#                 boto3==1.35.49). Default: ~/.cache/logwarden/checkov-3.3.30
+#                 (XDG_CACHE_HOME honoured), outside the clone so that CI runs on
+#                 the same machine reuse it; created and installed from
+#                 infra/requirements-checkov.txt whenever missing or not 3.3.30.
+#                 CHECKOV_VENV=.venv-checkov keeps it in the work tree instead.
 #   INFRA_MOTO    private (default): start a moto_server of our own on a free
 #                 127.0.0.1 port and stop it by PID afterwards. Lambda functions
 #                 created in a moto server make its /moto-api/data.json answer
@@ -37,7 +43,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 TEMPLATE=infra/template.yaml
 CHECKOV_VERSION=3.3.30
-CHECKOV_VENV=${CHECKOV_VENV:-.venv-checkov}
+CHECKOV_VENV=${CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/logwarden/checkov-$CHECKOV_VERSION}
 INFRA_MOTO=${INFRA_MOTO:-private}
 export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
@@ -64,10 +70,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n### %s\n' "$*"; STEP_START=$(date +%s.%N); }
+step() { printf '\n### %s\n' "$*"; STEP_START=$(date +%s%N); }
 result() {  # result NAME RC
-    local took
-    took=$(printf '%.1f' "$(echo "$(date +%s.%N) - $STEP_START" | bc)")
+    local tenths took
+    tenths=$((($(date +%s%N) - STEP_START) / 100000000))
+    took="$((tenths / 10)).$((tenths % 10))"
     if [[ "$2" == 0 ]]; then
         PASSED+=("$1")
         echo "--> ok: $1 (${took} s)"
@@ -89,7 +96,7 @@ for tool in python cfn-lint moto_server; do
 done
 
 # ----------------------------------------------------------------------- 1
-step "1/6 pinned versions (.ci/requirements-infra.txt) are installed"
+step "1/7 pinned versions (.ci/requirements-infra.txt) are installed"
 python - .ci/requirements-infra.txt <<'EOF'
 import re, sys
 from importlib.metadata import version, PackageNotFoundError
@@ -113,52 +120,60 @@ EOF
 result "pinned versions installed" $?
 
 # ----------------------------------------------------------------------- 2
-step "2/6 cfn-lint $TEMPLATE (exit 0 = no error, no warning)"
+step "2/7 generated subscription slots up to date (infra/gen_subscriptions.py --check)"
+python infra/gen_subscriptions.py --check
+result "generated slots up to date" $?
+
+# ----------------------------------------------------------------------- 3
+step "3/7 cfn-lint $TEMPLATE (exit 0 = no error, no warning)"
 cfn-lint --version
 cfn-lint -- "$TEMPLATE"
 result "cfn-lint template" $?
 
-# ----------------------------------------------------------------------- 3
-step "3/6 translate offline (LanguageExtensions + aws-sam-translator) and check statically"
+# ----------------------------------------------------------------------- 4
+step "4/7 translate offline (aws-sam-translator) and check statically"
 python infra/smoke_moto.py --offline "$WORK/translated"
 result "translate + static checks" $?
 
-# ----------------------------------------------------------------------- 4
-step "4/6 cfn-lint the translated CloudFormation (W8001 'condition not used' is expected after expansion)"
+# ----------------------------------------------------------------------- 5
+step "5/7 cfn-lint the translated CloudFormation"
 shopt -s nullglob
-translated=("$WORK"/translated/*.translated.json)
-expanded=("$WORK"/translated/*.expanded.json)
+variants=("$WORK"/translated/*.template.json)
+# Scenarios differ in parameter values, which SAM's output does not depend on
+# today: keep one file per distinct translation.
+translated=()
+while read -r _ file; do translated+=("$file"); done < <(
+    for f in "$WORK"/translated/*.translated.json; do md5sum "$f"; done | sort -u -k1,1)
 if ((${#translated[@]} == 0)); then
-    echo "no translated templates (step 3 failed)"
+    echo "no translated templates (step 4 failed)"
     result "cfn-lint translated" 1
 else
-    cfn-lint --ignore-checks W8001 -- "${translated[@]}"
-    result "cfn-lint translated (${#translated[@]} templates)" $?
+    cfn-lint -- "${translated[@]}"
+    result "cfn-lint translated (${#translated[@]} distinct)" $?
 fi
 
-# ----------------------------------------------------------------------- 5
-step "5/6 checkov $CHECKOV_VERSION offline (--skip-download), own venv $CHECKOV_VENV"
+# ----------------------------------------------------------------------- 6
+step "6/7 checkov $CHECKOV_VERSION offline (--skip-download), own venv $CHECKOV_VENV"
 checkov_ready() {
     [[ -x "$CHECKOV_VENV/bin/checkov" ]] && [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" == "$CHECKOV_VERSION" ]]
 }
 if ! checkov_ready; then
     echo "installing checkov into $CHECKOV_VENV"
     rm -rf "$CHECKOV_VENV"
+    mkdir -p "$(dirname "$CHECKOV_VENV")"
     python -m venv "$CHECKOV_VENV" && "$CHECKOV_VENV/bin/pip" install -q -r infra/requirements-checkov.txt
 fi
 if ! checkov_ready; then
     echo "checkov $CHECKOV_VERSION could not be installed into $CHECKOV_VENV"
     result "checkov" 1
 else
-    files=("$TEMPLATE" "${expanded[@]}" "${translated[@]}")
+    files=("$TEMPLATE" "${variants[@]}" "${translated[@]}")
     args=()
     for f in "${files[@]}"; do args+=(-f "$f"); done
     "$CHECKOV_VENV/bin/checkov" "${args[@]}" --framework cloudformation --skip-download \
         --output json > "$WORK/checkov.json" 2> "$WORK/checkov.err"
     checkov_rc=$?
-    # checkov warns about the Fn::ForEach key of the unexpanded template (it does
-    # not expand it); the expanded templates are scanned for that reason.
-    grep -v "Failed to create a new template with enriched resources" "$WORK/checkov.err" || true
+    cat "$WORK/checkov.err"
     python - "$WORK/checkov.json" "$checkov_rc" "$ROOT" "${files[@]}" <<'EOF'
 import json, os, sys
 report, rc, root, files = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
@@ -200,8 +215,8 @@ EOF
     result "checkov (${#files[@]} templates)" $?
 fi
 
-# ----------------------------------------------------------------------- 6
-step "6/6 smoke test in moto ($INFRA_MOTO server)"
+# ----------------------------------------------------------------------- 7
+step "7/7 smoke test in moto ($INFRA_MOTO server)"
 smoke_rc=1
 if [[ "$INFRA_MOTO" == shared ]]; then
     if [[ -z "${MOTO_ENDPOINT:-}" ]]; then

@@ -2,11 +2,12 @@
 """Smoke test of infra/template.yaml in the moto emulator.
 
 For each scenario (a set of parameter values) this script:
-1. expands AWS::LanguageExtensions and translates SAM with infra/translate.py,
-   pointing every CodeUri at a dummy code zip uploaded to a moto S3 bucket;
-2. checks the translated template statically for what moto does not emulate
-   (subscription filters and their invoke permissions, the account policy,
-   EventInvokeConfig) after evaluating the template's conditions;
+1. translates SAM with infra/translate.py, pointing every CodeUri at a dummy
+   code zip uploaded to a moto S3 bucket;
+2. checks the translated template statically, after evaluating its conditions
+   for the scenario, above all what moto does not emulate (subscription
+   filters, the account policy, EventInvokeConfig, alarms, SNS subscriptions,
+   TTL, encryption settings);
 3. creates the stack in moto, waits for CREATE_COMPLETE, checks that every
    Output resolved and that the key resources exist with the right settings;
 4. deletes the stack and waits for DELETE_COMPLETE.
@@ -15,10 +16,12 @@ Runs only against a loopback endpoint (AWS_ENDPOINT_URL or MOTO_ENDPOINT), so it
 can never touch a real account. Prints one line per check; exits 1 on failure.
 
 Usage: smoke_moto.py [--template infra/template.yaml] [--scenario NAME ...] [--keep DIR]
-       smoke_moto.py --offline DIR   steps 1-2 only, with made-up ARNs, no emulator;
-                                     writes NAME.expanded.json (LanguageExtensions
-                                     applied, parameter defaults = the scenario) and
-                                     NAME.translated.json for each scenario into DIR
+       smoke_moto.py --offline DIR   steps 1-2 only, with made-up ARNs, no emulator
+
+--keep/--offline DIR receive, for each scenario, NAME.translated.json and
+NAME.template.json: the source template with each parameter's Default set to
+the scenario's value, for scanners that pick resources by evaluating
+conditions with the defaults (checkov drops the others unseen).
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ def code_zip() -> bytes:
 # ------------------------------------------------------------------ scenarios
 
 
+MANY_GROUPS = [f"/aws/lambda/fn-{i:02d}" for i in range(1, 21)]
+
+
 def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
     groups = f"{fixtures['group_a']},{fixtures['group_b']}"
     return {
@@ -123,6 +129,8 @@ def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
             "RulesDirectory": "/opt/detectors",
             "DetectorReservedConcurrency": "-1",
         },
+        # Every slot in use (the most LogGroupNames accepts).
+        "direct-20-loggroups": {"LogGroupNames": ",".join(MANY_GROUPS), "MinEmailSeverity": "critical"},
         "account-direct": {"SubscriptionMode": "AccountPolicy", "AlertEmail": "ops@example.com"},
         "account-kinesis": {"SubscriptionMode": "AccountPolicy", "IngestPath": "kinesis"},
     }
@@ -131,56 +139,63 @@ def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
 # ------------------------------------------------------------- static checks
 
 
-def active_resources(expanded: dict[str, Any], translated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    evaluator = translate._Evaluator(translated, params)  # same conditions as after the transforms
+def active_resources(translated: dict[str, Any], evaluator: translate.Evaluator) -> dict[str, Any]:
     return {
         name: res for name, res in translated["Resources"].items()
         if "Condition" not in res or evaluator.condition(res["Condition"])
     }
 
 
+def parameter_checks(c: Checks, template: dict[str, Any]) -> None:
+    """LogGroupNames must refuse what the 20 slots cannot subscribe."""
+    too_many = ",".join(MANY_GROUPS + ["/aws/lambda/fn-21"])
+    for value, why in ((too_many, "21 names"), ("/aws/lambda/a, /aws/lambda/b", "a space"),
+                       ("/aws/lambda/a,,/aws/lambda/b", "an empty name"), ("/aws/lambda/a*", "a '*'")):
+        try:
+            translate.resolve_parameters(template, {"LogGroupNames": value})
+            c.check(False, f"LogGroupNames with {why} is refused")
+        except translate.TranslateError:
+            c.check(True, f"LogGroupNames with {why} is refused")
+
+
 def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[str, Any],
-                  active: dict[str, Any]) -> None:
+                  active: dict[str, Any], evaluator: translate.Evaluator) -> None:
     by_type: dict[str, list[tuple[str, Any]]] = {}
     for logical_id, res in active.items():
         by_type.setdefault(res["Type"], []).append((logical_id, res))
     filters = by_type.get("AWS::Logs::SubscriptionFilter", [])
     permissions = dict(by_type.get("AWS::Lambda::Permission", []))
     policies = by_type.get("AWS::Logs::AccountPolicy", [])
-    groups = [g for g in params["LogGroupNames"] if g]
+    groups = [g for g in params["LogGroupNames"].split(",") if g]
     mode, path = params["SubscriptionMode"], params["IngestPath"]
+    logs_permissions = {i: r for i, r in permissions.items() if r["Properties"]["Principal"] == "logs.amazonaws.com"}
 
     if mode == "LogGroups" and groups:
-        c.check(len(filters) == len(groups), f"one subscription filter per log group ({len(groups)})",
-                f"found {len(filters)}")
-        for group in groups:
-            match = [(i, r) for i, r in filters if r["Properties"]["LogGroupName"] == group]
-            if not c.check(len(match) == 1, f"filter for {group}"):
-                continue
-            logical_id, res = match[0]
+        names = sorted(evaluator.value(r["Properties"]["LogGroupName"]) for _, r in filters)
+        c.check(names == sorted(groups), f"one subscription filter per log group ({len(groups)})", str(names))
+        for logical_id, res in filters:
             props = res["Properties"]
+            group = evaluator.value(props["LogGroupName"])
             if path == "direct":
-                c.check(props["DestinationArn"] == {"Fn::GetAtt": ["DetectorFunction", "Arn"]},
-                        f"{logical_id} -> detector function")
-                deps = res.get("DependsOn", [])
-                deps = [deps] if isinstance(deps, str) else deps
-                perm = [d for d in deps if d in permissions]
-                ok = c.check(len(perm) == 1, f"{logical_id} depends on its invoke permission", f"DependsOn={deps}")
+                ok = c.check(props["DestinationArn"] == {"Fn::GetAtt": ["DetectorFunction", "Arn"]}
+                             and res.get("DependsOn") in permissions,
+                             f"{logical_id} ({group}) -> detector, after its invoke permission",
+                             f"DependsOn={res.get('DependsOn')}")
                 if ok:
-                    source = json.dumps(permissions[perm[0]]["Properties"].get("SourceArn"))
-                    c.check(f"log-group:${{__LogGroupName__}}:*" in source and json.dumps(group) in source,
-                            f"permission {perm[0]} scoped to {group}", source)
-                    c.check(permissions[perm[0]]["Properties"]["Principal"] == "logs.amazonaws.com",
-                            f"permission {perm[0]} principal logs.amazonaws.com")
+                    source = evaluator.value(permissions[res["DependsOn"]]["Properties"]["SourceArn"])
+                    c.check(source == f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:*",
+                            f"{res['DependsOn']} scoped to {group} only", source)
             else:
                 c.check(props["DestinationArn"] == {"Fn::GetAtt": ["LogStream", "Arn"]}
                         and props.get("RoleArn") == {"Fn::GetAtt": ["LogsToKinesisRole", "Arn"]},
-                        f"{logical_id} -> Kinesis stream through LogsToKinesisRole")
+                        f"{logical_id} ({group}) -> Kinesis stream through LogsToKinesisRole")
+        c.check(len(logs_permissions) == (len(groups) if path == "direct" else 0),
+                "logs.amazonaws.com invoke permissions: one per log group on the direct path, none on Kinesis",
+                str(sorted(logs_permissions)))
         c.check(not policies, "no account-level policy in LogGroups mode")
     else:
         c.check(not filters, "no per-log-group subscription filters", f"found {[i for i, _ in filters]}")
 
-    logs_permissions = [i for i, r in permissions.items() if r["Properties"]["Principal"] == "logs.amazonaws.com"]
     if mode == "AccountPolicy":
         if c.check(len(policies) == 1, "one account-level subscription filter policy"):
             props = policies[0][1]["Properties"]
@@ -197,10 +212,13 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
                 c.check(policies[0][1].get("DependsOn") == "AccountPolicyPermission",
                         "account policy waits for its invoke permission")
         if path == "direct":
-            c.check(logs_permissions == ["AccountPolicyPermission"],
-                    "one logs.amazonaws.com permission, scoped to this account's log groups", str(logs_permissions))
-    elif not (mode == "LogGroups" and groups and path == "direct"):
-        c.check(not logs_permissions, "no logs.amazonaws.com invoke permission", str(logs_permissions))
+            source = evaluator.value(logs_permissions["AccountPolicyPermission"]["Properties"]["SourceArn"]) \
+                if "AccountPolicyPermission" in logs_permissions else None
+            c.check(list(logs_permissions) == ["AccountPolicyPermission"]
+                    and source == "arn:aws:logs:us-east-1:123456789012:log-group:*",
+                    "one logs.amazonaws.com permission, for this account's log groups", str(source))
+    elif mode == "None" or not groups:
+        c.check(not logs_permissions, "no logs.amazonaws.com invoke permission", str(sorted(logs_permissions)))
 
     slack, kinesis = bool(params["SlackWebhookSecretArn"]), path == "kinesis"
     alarms = dict(by_type.get("AWS::CloudWatch::Alarm", []))
@@ -230,8 +248,9 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
         floor = params["MinEmailSeverity"] if sub_id == "EmailSubscription" else params["MinSlackSeverity"]
         policy = sub["Properties"].get("FilterPolicy", {})
         branches = policy.get("$or", [])
-        ok = (len(branches) == 2
-              and branches[0] == {"severity": {"Fn::FindInMap": ["SeverityAtLeast", {"Ref": "MinEmailSeverity" if sub_id == "EmailSubscription" else "MinSlackSeverity"}, "Values"]}}
+        floor_param = "MinEmailSeverity" if sub_id == "EmailSubscription" else "MinSlackSeverity"
+        by_floor = {"Fn::FindInMap": ["SeverityAtLeast", {"Ref": floor_param}, "Values"]}
+        ok = (len(branches) == 2 and branches[0] == {"severity": by_floor}
               and branches[1] == {"severity": [{"exists": False}]})
         c.check(ok, f"{sub_id} filter policy: severity >= {floor} ({', '.join(levels[levels.index(floor):])}) or none (alarms)",
                 json.dumps(policy))
@@ -350,10 +369,32 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
         policies = c.attempt("detector role readable", lambda: aws["iam"].list_role_policies(RoleName=role))
         if policies is not None:
             doc = policy_document(aws["iam"].get_role_policy(RoleName=role, PolicyName="detector")["PolicyDocument"])
-            actions = sorted({a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
-            star = [s for s in doc["Statement"] if s.get("Resource") in ("*", ["*"])]
+            actions = set()
+            for statement in doc["Statement"]:
+                action = statement["Action"]
+                actions |= {action} if isinstance(action, str) else set(action)
+            star = [st for st in doc["Statement"] if st.get("Resource") in ("*", ["*"])]
             c.check(not star, "detector policy names its resources (no Resource: *)")
             c.check(("kinesis:GetRecords" in actions) == kinesis, "detector may read Kinesis only on the scale path")
+        policy = c.attempt("detector resource policy readable",
+                           lambda: json.loads(aws["lambda"].get_policy(FunctionName=detector)["Policy"]))
+        if policy is not None:
+            sources = sorted(
+                st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "")
+                for st in policy["Statement"]
+                if "logs.amazonaws.com" in json.dumps(st.get("Principal")))
+            groups = [g for g in params["LogGroupNames"].split(",") if g]
+            prefix = f"arn:aws:logs:{REGION}:123456789012:log-group:"
+            if params["IngestPath"] != "direct":
+                want = []
+            elif params["SubscriptionMode"] == "AccountPolicy":
+                want = [prefix + "*"]
+            elif params["SubscriptionMode"] == "LogGroups":
+                want = sorted(f"{prefix}{g}:*" for g in groups)
+            else:
+                want = []
+            c.check(sources == want, f"detector may be invoked by CloudWatch Logs for exactly {len(want)} source(s)"
+                    + (f" ({want[0]}{', ...' if len(want) > 1 else ''})" if want else ""), str(sources))
         reserved = c.attempt("detector concurrency readable",
                              lambda: aws["lambda"].get_function_concurrency(FunctionName=detector))
         if reserved is not None:
@@ -460,24 +501,26 @@ def run_scenario(c: Checks, aws: dict[str, Any] | None, template_path: str, name
     print(f"\n== scenario {name}: " + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "all defaults"))
     template = translate.load_template(template_path)
     params = translate.resolve_parameters(template, overrides)
-    expanded = translate.expand_language_extensions(template, params)
-    sam_input = json.loads(json.dumps(expanded))
+    sam_input = json.loads(json.dumps(template))
     translate.set_code_location(sam_input, bucket, key)
     started = time.monotonic()
     translated = translate.translate_sam(sam_input, params)
     c.check(True, f"translated with aws-sam-translator ({time.monotonic() - started:.1f} s, "
                   f"{len(translated['Resources'])} resources before conditions)")
     if keep:
-        Path(keep, f"{name}.expanded.json").write_text(
-            json.dumps(translate.with_defaults(expanded, overrides), indent=2))
         Path(keep, f"{name}.translated.json").write_text(json.dumps(translated, indent=2))
+        variant = json.loads(json.dumps(template))
+        for key, value in overrides.items():
+            variant["Parameters"][key]["Default"] = value
+        Path(keep, f"{name}.template.json").write_text(json.dumps(variant, indent=2))
     c.check("Transform" not in translated, "no transform left for CloudFormation/moto")
-    active = active_resources(expanded, translated, params)
-    static_checks(c, name, overrides, params, active)
+    stack = f"logwarden-smoke-{name}-{RUN_ID}"
+    evaluator = translate.Evaluator(translated, params, stack_name=stack, region=REGION)
+    active = active_resources(translated, evaluator)
+    static_checks(c, name, overrides, params, active, evaluator)
     if offline:
         return
 
-    stack = f"logwarden-smoke-{name}-{RUN_ID}"
     cfn = aws["cloudformation"]
     cfn_params = [{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()]
     created = c.attempt("create_stack accepted", lambda: cfn.create_stack(
@@ -553,7 +596,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", default=str(Path(__file__).resolve().parent / "template.yaml"))
     parser.add_argument("--scenario", action="append", help="run only these scenarios")
-    parser.add_argument("--keep", metavar="DIR", help="write each expanded and translated template here")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="write the translated template and a defaults variant of each scenario here")
     parser.add_argument("--offline", metavar="DIR", help="translate and check statically only; keep files in DIR")
     args = parser.parse_args(argv)
 
@@ -576,6 +620,8 @@ def main(argv: list[str]) -> int:
         print(f"moto endpoint {endpoint()}, region {REGION}, run id {RUN_ID}")
         fixtures = make_fixtures(aws, bucket, key)
     try:
+        print("\n== parameter validation")
+        parameter_checks(c, translate.load_template(args.template))
         all_scenarios = scenarios(fixtures)
         chosen = args.scenario or list(all_scenarios)
         for name in chosen:
