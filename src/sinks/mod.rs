@@ -1,6 +1,8 @@
 //! Where alerts go. Locally: stdout, as text for people or one JSON object
 //! per line for programs.
 
+pub mod slack;
+
 use std::io::{self, Write};
 
 use crate::alert::{Alert, text};

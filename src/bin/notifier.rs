@@ -1,0 +1,2 @@
+//! `logwarden-notifier`: SNS alerts → Slack.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Slack: alerts as Block Kit messages posted to an incoming webhook.
