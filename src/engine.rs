@@ -77,6 +77,8 @@ pub struct Engine<S: StateStore> {
     watermark: i64,
     json_needles: Option<Vec<memmem::Finder<'static>>>,
     wants_json: bool,
+    /// Alert id → incident key of alerts handed out and not yet confirmed.
+    unconfirmed: HashMap<String, String>,
 }
 
 /// An observation of pass 1.
@@ -219,6 +221,7 @@ impl<S: StateStore> Engine<S> {
             watermark: i64::MIN,
             json_needles: (!always).then_some(needles),
             wants_json,
+            unconfirmed: HashMap::new(),
         }
     }
 
@@ -274,6 +277,49 @@ impl<S: StateStore> Engine<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Record that these alerts were delivered, so a retried batch does not
+    /// send them again. Ids this engine did not hand out are ignored.
+    pub async fn confirm(&mut self, ids: &[String]) -> Result<(), EngineError> {
+        let mut keys: Vec<String> = ids
+            .iter()
+            .filter_map(|id| self.unconfirmed.get(id).cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let loaded = self.store.load(&keys, i64::MIN).await?;
+            let writes: Vec<Write> = loaded
+                .into_iter()
+                .filter_map(|(key, Versioned { value, version })| match value {
+                    StateValue::Incident(mut inc)
+                        if inc.pending.as_ref().is_some_and(|a| ids.contains(&a.id)) =>
+                    {
+                        inc.pending = None;
+                        Some(Write {
+                            key,
+                            expires_at: inc.until,
+                            value: Some(StateValue::Incident(inc)),
+                            expected_version: version,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect();
+            match self.store.save(writes).await {
+                Err(StateError::Conflict { .. }) if attempt < MAX_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+                Ok(()) => break,
+            }
+        }
+        self.unconfirmed.retain(|id, _| !ids.contains(id));
+        Ok(())
     }
 
     /// Evaluate deadline rules with `now` as the watermark (end of input, or
@@ -465,6 +511,47 @@ impl<S: StateStore> Engine<S> {
         }
         self.deadlines(&mut work, watermark);
 
+        // Outbox: each new alert is stored with its incident until a sink
+        // confirms delivery; alerts still pending from an earlier attempt at
+        // this batch (a retry after a failed publish) go out again.
+        let account = batch.map(|(p, _)| p.owner.to_string());
+        let drafts = std::mem::take(&mut work.drafts);
+        let mut opened: HashMap<usize, String> = work
+            .open_drafts
+            .iter()
+            .map(|(k, i)| (*i, k.clone()))
+            .collect();
+        let mut alerts = Vec::new();
+        let mut unconfirmed = Vec::new();
+        for (i, d) in drafts.into_iter().enumerate() {
+            let alert = self.finish(d, account.as_deref());
+            if let Some(ikey) = opened.remove(&i)
+                && let Some(Slot {
+                    value: Some(StateValue::Incident(inc)),
+                    ..
+                }) = work.slots.get_mut(&ikey)
+            {
+                inc.pending = Some(Box::new(alert.clone()));
+                unconfirmed.push((alert.id.clone(), ikey));
+            }
+            alerts.push(alert);
+        }
+        let mut redeliver: Vec<(&String, &Slot)> = work
+            .slots
+            .iter()
+            .filter(|(k, _)| !work.open_drafts.contains_key(*k))
+            .collect();
+        redeliver.sort_by(|a, b| a.0.cmp(b.0));
+        for (ikey, slot) in redeliver {
+            if let Some(StateValue::Incident(IncidentState {
+                pending: Some(a), ..
+            })) = &slot.value
+            {
+                unconfirmed.push((a.id.clone(), ikey.clone()));
+                alerts.push((**a).clone());
+            }
+        }
+
         let writes: Vec<Write> = work
             .slots
             .iter()
@@ -477,12 +564,7 @@ impl<S: StateStore> Engine<S> {
             })
             .collect();
         self.store.save(writes).await?;
-        let account = batch.map(|(p, _)| p.owner.to_string());
-        let alerts = work
-            .drafts
-            .into_iter()
-            .map(|d| self.finish(d, account.as_deref()))
-            .collect();
+        self.unconfirmed.extend(unconfirmed);
         Ok(BatchOutcome {
             alerts,
             suppressed: work.suppressed,
@@ -719,6 +801,7 @@ impl<S: StateStore> Engine<S> {
             until,
             count: f.count,
             requests: vec![dedupe],
+            pending: None,
         }));
         slot.dirty = true;
         slot.expires_at = slot.expires_at.max(until);
@@ -909,7 +992,13 @@ pub async fn run_rule_tests(rule: &Arc<Rule>) -> Vec<TestOutcome> {
                     .collect(),
             };
             match engine.process(&payload).await {
-                Ok(o) => alerts.extend(o.alerts),
+                Ok(o) => {
+                    let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+                    if let Err(e) = engine.confirm(&ids).await {
+                        error = Some(e.to_string());
+                    }
+                    alerts.extend(o.alerts);
+                }
                 Err(e) => error = Some(e.to_string()),
             }
         }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::alert::Alert;
 use crate::engine::{Engine, EngineError};
 use crate::ingest::{self, DecodeError, Limits, MessageType};
+use crate::sinks::sns::{SnsError, SnsSink};
 use crate::state::StateStore;
 use crate::time::Clock;
 
@@ -29,6 +30,49 @@ pub enum HandlerError {
     /// The state store failed; a retry may help.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Alerts could not be delivered; a retry re-sends exactly those.
+    #[error(transparent)]
+    Delivery(#[from] SnsError),
+}
+
+/// Where the detector's alerts go.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Publish to an SNS topic (`LOGWARDEN_TOPIC_ARN`).
+    Sns(SnsSink),
+    /// Write them as JSON lines to the function's log (no topic configured).
+    Log,
+}
+
+impl Delivery {
+    /// Deliver alerts; `Ok` = all delivered. On `Err`, the ones not named in
+    /// the error were delivered.
+    pub async fn deliver(&self, alerts: &[Alert]) -> Result<(), SnsError> {
+        match self {
+            Delivery::Sns(s) if !alerts.is_empty() => s.publish(alerts).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Deliver, then tell the engine what went out, so a retry re-sends only the rest.
+async fn deliver_and_confirm<S: StateStore>(
+    engine: &mut Engine<S>,
+    delivery: &Delivery,
+    alerts: &[Alert],
+) -> Result<(), Failure> {
+    let result = delivery.deliver(alerts).await;
+    let not_sent: &[String] = match &result {
+        Ok(()) => &[],
+        Err(e) => &e.failed,
+    };
+    let sent: Vec<String> = alerts
+        .iter()
+        .map(|a| a.id.clone())
+        .filter(|id| !not_sent.contains(id))
+        .collect();
+    engine.confirm(&sent).await.map_err(Failure::Engine)?;
+    result.map_err(Failure::Delivery)
 }
 
 /// Counters of one invocation, emitted as a metrics line.
@@ -94,14 +138,16 @@ pub async fn handle<S: StateStore>(
     event: &Value,
     limits: &Limits,
     clock: &dyn Clock,
+    delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
     if let Some(data) = event.pointer("/awslogs/data") {
         let data = data
             .as_str()
             .ok_or_else(|| HandlerError::Unrecognised("awslogs.data is not a string".into()))?;
-        match process_data(engine, data, limits, &mut out).await {
+        match process_data(engine, data, limits, delivery, &mut out).await {
             Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
             Err(e) => count_failure(&mut out, "awslogs", &e),
             Ok(()) => {}
         }
@@ -123,7 +169,7 @@ pub async fn handle<S: StateStore>(
                 failures.push(serde_json::json!({ "itemIdentifier": id }));
                 continue;
             }
-            match process_data(engine, &r.kinesis.data, limits, &mut out).await {
+            match process_data(engine, &r.kinesis.data, limits, delivery, &mut out).await {
                 Ok(()) | Err(Failure::Control) => {}
                 Err(Failure::Decode(e)) => {
                     out.counters.decode_failures += 1;
@@ -133,7 +179,12 @@ pub async fn handle<S: StateStore>(
                 Err(Failure::Engine(e)) => {
                     tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
                     failures.push(serde_json::json!({ "itemIdentifier": id }));
-                    engine_failed = Some(e);
+                    engine_failed = Some(e.to_string());
+                }
+                Err(Failure::Delivery(e)) => {
+                    tracing::error!(record = %id, error = %e, "Alerts not delivered; the record will be retried.");
+                    failures.push(serde_json::json!({ "itemIdentifier": id }));
+                    engine_failed = Some(e.to_string());
                 }
             }
         }
@@ -143,7 +194,7 @@ pub async fn handle<S: StateStore>(
             .map_err(|e| HandlerError::Unrecognised(format!("records: {e}")))?;
         let mut results = Vec::with_capacity(records.len());
         for r in &records {
-            let result = match process_data(engine, &r.data, limits, &mut out).await {
+            let result = match process_data(engine, &r.data, limits, delivery, &mut out).await {
                 Ok(()) => "Ok",
                 Err(Failure::Control) => "Dropped",
                 Err(Failure::Decode(e)) => {
@@ -152,6 +203,7 @@ pub async fn handle<S: StateStore>(
                     "ProcessingFailed"
                 }
                 Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+                Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
             };
             results.push(FirehoseResult {
                 record_id: &r.record_id,
@@ -162,6 +214,11 @@ pub async fn handle<S: StateStore>(
         out.response = serde_json::json!({ "records": results });
     } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         let o = engine.sweep(clock.now_ms()).await?;
+        match deliver_and_confirm(engine, delivery, &o.alerts).await {
+            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
+            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+            _ => {}
+        }
         out.counters.alerts_raised += o.alerts.len() as u64;
         out.alerts.extend(o.alerts);
         out.response = serde_json::json!({ "swept": true });
@@ -178,6 +235,7 @@ enum Failure {
     Control,
     Decode(DecodeError),
     Engine(EngineError),
+    Delivery(SnsError),
 }
 
 fn count_failure(out: &mut Handled, what: &str, f: &Failure) {
@@ -191,6 +249,7 @@ async fn process_data<S: StateStore>(
     engine: &mut Engine<S>,
     b64: &str,
     limits: &Limits,
+    delivery: &Delivery,
     out: &mut Handled,
 ) -> Result<(), Failure> {
     let json = ingest::decode_data(b64, limits).map_err(Failure::Decode)?;
@@ -202,6 +261,7 @@ async fn process_data<S: StateStore>(
     let first = payload.log_events.iter().map(|e| e.timestamp).min();
     let last = payload.log_events.iter().map(|e| e.timestamp).max();
     let o = engine.process(&payload).await.map_err(Failure::Engine)?;
+    deliver_and_confirm(engine, delivery, &o.alerts).await?;
     tracing::info!(
         account = %payload.owner,
         log_group = %payload.log_group,
@@ -250,23 +310,31 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
 }
 
 /// The detector function as Lambda runs it: built once per container, called
-/// once per event. Alerts go out as JSON log lines (one object per line), and
-/// each invocation ends with an EMF metrics line.
+/// once per event. Alerts go to SNS, or, with no topic configured, out as JSON
+/// log lines (one object per line); each invocation ends with an EMF metrics line.
 pub struct DetectorService<S: StateStore> {
     engine: tokio::sync::Mutex<Engine<S>>,
     limits: Limits,
     function: String,
     clock: Box<dyn Clock>,
+    delivery: Delivery,
 }
 
 impl<S: StateStore> DetectorService<S> {
     /// A service over an engine; `function` names the EMF dimension.
-    pub fn new(engine: Engine<S>, limits: Limits, function: String, clock: Box<dyn Clock>) -> Self {
+    pub fn new(
+        engine: Engine<S>,
+        limits: Limits,
+        function: String,
+        clock: Box<dyn Clock>,
+        delivery: Delivery,
+    ) -> Self {
         DetectorService {
             engine: tokio::sync::Mutex::new(engine),
             limits,
             function,
             clock,
+            delivery,
         }
     }
 
@@ -284,9 +352,11 @@ impl<S: StateStore> DetectorService<S> {
             &event.payload,
             &self.limits,
             self.clock.as_ref(),
+            &self.delivery,
         )
         .await?;
-        for a in &handled.alerts {
+        let log_alerts = matches!(self.delivery, Delivery::Log);
+        for a in handled.alerts.iter().filter(|_| log_alerts) {
             if let Ok(line) = serde_json::to_string(a) {
                 // A failed write to the log stream cannot be retried usefully.
                 let _ = writeln!(out, "{line}");

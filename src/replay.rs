@@ -198,6 +198,8 @@ pub fn replay(
         };
         summary.alerts += pending.len();
         publish(&pending).map_err(ReplayError::Output)?;
+        let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
+        block_on(engine.confirm(&ids)).map_err(ReplayError::Engine)?;
         if let Some(e) = fatal {
             return Err(ReplayError::Engine(e));
         }
@@ -220,6 +222,8 @@ pub fn replay(
         let o = block_on(engine.sweep(now)).map_err(ReplayError::Engine)?;
         summary.alerts += o.alerts.len();
         publish(&o.alerts).map_err(ReplayError::Output)?;
+        let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+        block_on(engine.confirm(&ids)).map_err(ReplayError::Engine)?;
     }
     Ok(summary)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use lambda_runtime::{Context, LambdaEvent};
 use logwarden::engine::{Engine, EngineConfig};
-use logwarden::handler::DetectorService;
+use logwarden::handler::{Delivery, DetectorService};
 use logwarden::ingest::Limits;
 use logwarden::rules::RuleSet;
 use logwarden::state::MemoryStore;
@@ -40,6 +40,7 @@ fn service(now: i64) -> DetectorService<MemoryStore> {
         Limits::default(),
         "logwarden-detector".into(),
         Box::new(FixedClock(now)),
+        Delivery::Log,
     )
 }
 

@@ -1,6 +1,7 @@
 //! Alerts: the contract of the design (the SNS `default` body, the CLI's JSON
 //! line, the notifier's input), their fingerprints, links and renderings.
 
+pub mod email;
 pub mod links;
 pub mod redact;
 pub mod text;

@@ -2,18 +2,23 @@
 //! Reads configuration, builds the engine once per container, hands each
 //! event to [`logwarden::handler::DetectorService`].
 
+// The SDK config loader is a deeply nested future; the default limit (128) is too low to lay it out.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use logwarden::engine::{Engine, EngineConfig};
-use logwarden::handler::DetectorService;
+use logwarden::handler::{Delivery, DetectorService};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
+use logwarden::sinks::sns::SnsSink;
 use logwarden::state::MemoryStore;
 use logwarden::time::SystemClock;
 use serde_json::Value;
 
 struct Config {
+    topic_arn: Option<String>,
     rules: RuleSet,
     limits: Limits,
     region: String,
@@ -32,13 +37,18 @@ fn config() -> Result<Config, String> {
         })?,
         Err(_) => DEFAULT_MAX_DECODED_BYTES,
     };
-    if std::env::var_os("LOGWARDEN_STATE_TABLE").is_some() {
-        return Err(
-            "LOGWARDEN_STATE_TABLE is set, but this build keeps state in memory only; unset it"
-                .into(),
-        );
-    }
+    let topic_arn = match std::env::var("LOGWARDEN_TOPIC_ARN") {
+        Ok(arn) if arn.is_empty() => None,
+        Ok(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => Some(arn),
+        Ok(arn) => {
+            return Err(format!(
+                "LOGWARDEN_TOPIC_ARN: `{arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            ));
+        }
+        Err(_) => None,
+    };
     Ok(Config {
+        topic_arn,
         rules,
         limits: Limits { max_decoded_bytes },
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
@@ -73,6 +83,28 @@ async fn main() -> Result<(), Error> {
             std::process::exit(1);
         }
     };
+    if std::env::var_os("LOGWARDEN_STATE_TABLE").is_some() {
+        tracing::warn!(
+            "LOGWARDEN_STATE_TABLE is set, but this version keeps detector state in memory (per container)."
+        );
+    }
+    // Clients are built once per container; credentials and the endpoint
+    // (AWS_ENDPOINT_URL, for the emulator) come from the environment.
+    let delivery = match &cfg.topic_arn {
+        Some(arn) => {
+            let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
+            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .retry_config(retry)
+                .load()
+                .await;
+            Delivery::Sns(SnsSink::new(
+                aws_sdk_sns::Client::new(&conf),
+                arn.clone(),
+                cfg.region.clone(),
+            ))
+        }
+        None => Delivery::Log,
+    };
     let engine = Engine::new(
         Arc::new(cfg.rules),
         MemoryStore::new(),
@@ -83,6 +115,7 @@ async fn main() -> Result<(), Error> {
         cfg.limits,
         cfg.function,
         Box::new(SystemClock),
+        delivery,
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let service = Arc::clone(&service);

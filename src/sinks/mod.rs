@@ -2,6 +2,7 @@
 //! per line for programs.
 
 pub mod slack;
+pub mod sns;
 
 use std::io::{self, Write};
 

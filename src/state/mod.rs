@@ -54,6 +54,10 @@ pub struct IncidentState {
     pub count: u64,
     /// Hashes of request ids counted, so one invocation counts once.
     pub requests: Vec<u64>,
+    /// The alert this incident raised, until a sink confirms it was
+    /// delivered: a retried batch re-emits it instead of losing it (outbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Box<crate::alert::Alert>>,
 }
 
 /// What is known about one function (log group) across rules.
@@ -200,6 +204,7 @@ mod tests {
             until: 5,
             count: 2,
             requests: vec![1],
+            pending: None,
         });
         let text = serde_json::to_string(&v).unwrap();
         assert!(text.starts_with(r#"{"type":"incident""#), "{text}");

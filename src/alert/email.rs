@@ -1,0 +1,140 @@
+//! The email rendering: plain text a person reads on a phone, and a subject
+//! line SNS accepts (under 100 characters, one line).
+
+use std::fmt::Write as _;
+
+use super::Alert;
+
+/// Longest subject SNS accepts for email (it must be under 100 characters).
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// `[HIGH] <title>`, one line, at most [`MAX_SUBJECT_CHARS`] characters.
+pub fn subject(a: &Alert) -> String {
+    let raw = format!("[{}] {}", a.severity.to_uppercase(), a.title);
+    let one_line: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    super::truncate_chars(&one_line, MAX_SUBJECT_CHARS)
+}
+
+/// The body: the four W's first, then evidence, then where to look.
+/// `region` completes "where" (alerts carry the account, not the region).
+pub fn body(a: &Alert, region: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", subject(a));
+    let _ = writeln!(out);
+    let span = if a.first_seen == a.last_seen {
+        a.first_seen.clone()
+    } else {
+        format!("{} to {}", a.first_seen, a.last_seen)
+    };
+    let _ = writeln!(out, "WHEN   {span}");
+    let _ = writeln!(out, "       count {}", a.count);
+    let account = a.account.as_deref().unwrap_or("unknown account");
+    let _ = writeln!(out, "WHERE  account {account}, region {region}");
+    let _ = writeln!(out, "       log group {}", a.log_group);
+    if let Some(s) = &a.log_stream {
+        let _ = writeln!(out, "       log stream {s}");
+    }
+    if let Some(f) = &a.function {
+        let _ = writeln!(out, "       function {f}");
+    }
+    let mut who: Vec<String> = a.key.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if !a.request_ids.is_empty() {
+        let shown: Vec<&str> = a.request_ids.iter().take(5).map(String::as_str).collect();
+        let more = a.request_ids.len().saturating_sub(5);
+        let tail = if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        };
+        who.push(format!("request {}{tail}", shown.join(", ")));
+    }
+    for (i, w) in who.iter().enumerate() {
+        let _ = writeln!(out, "{}{w}", if i == 0 { "WHO    " } else { "       " });
+    }
+    if !a.summary.is_empty() {
+        let _ = writeln!(out, "WHAT   {}", a.summary);
+    }
+    if !a.metrics.is_empty() {
+        let m: Vec<String> = a.metrics.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "       {}", m.join(", "));
+    }
+    if !a.evidence.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Evidence:");
+        for e in &a.evidence {
+            for line in e.lines() {
+                let _ = writeln!(out, "  > {}", line.replace('\t', "  "));
+            }
+        }
+    }
+    if let Some(l) = &a.links.log_stream {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Log stream:");
+        let _ = writeln!(out, "{l}");
+    }
+    if let Some(l) = &a.links.insights {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Logs Insights:");
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "rule {} ({}), alert id {}", a.rule, a.kind, a.id);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Links;
+    use crate::detect::Key;
+
+    fn alert(title: &str) -> Alert {
+        Alert {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            rule: "invocation-timeout".into(),
+            kind: "failure".into(),
+            severity: "high".into(),
+            title: title.into(),
+            summary: "1 failed invocation(s).".into(),
+            account: Some("123456789012".into()),
+            log_group: "/aws/lambda/f".into(),
+            log_stream: Some("s".into()),
+            function: Some("f".into()),
+            key: Key::new(),
+            request_ids: vec!["r1".into()],
+            count: 1,
+            first_seen: "2026-11-22T10:00:00.000Z".into(),
+            last_seen: "2026-11-22T10:00:00.000Z".into(),
+            metrics: Default::default(),
+            evidence: vec!["Task timed out after 3.00 seconds".into()],
+            links: Links::default(),
+        }
+    }
+
+    #[test]
+    fn subject_is_one_short_line() {
+        let s = subject(&alert(&format!("evil\r\nBcc: x {}", "y".repeat(300))));
+        assert!(s.chars().count() <= MAX_SUBJECT_CHARS);
+        assert!(!s.contains('\n') && !s.contains('\r'));
+        assert!(s.starts_with("[HIGH] evil Bcc: x yyy"));
+    }
+
+    #[test]
+    fn body_leads_with_the_four_ws() {
+        let b = body(&alert("Invocation timed out in f"), "eu-west-1");
+        let when = b.find("WHEN").unwrap();
+        let wher = b
+            .find("WHERE  account 123456789012, region eu-west-1")
+            .unwrap();
+        let who = b.find("WHO    request r1").unwrap();
+        let what = b.find("WHAT").unwrap();
+        assert!(when < wher && wher < who && who < what, "{b}");
+        assert!(b.contains("  > Task timed out after 3.00 seconds"));
+    }
+}
