@@ -231,8 +231,8 @@ pub fn replay(
 /// Replay could not go on at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// Writing alerts failed (stdout closed).
-    #[error("cannot write alerts: {0}")]
+    /// Delivering alerts failed (stdout closed, SNS unreachable).
+    #[error("cannot deliver alerts: {0}")]
     Output(std::io::Error),
     /// The state store failed.
     #[error(transparent)]

@@ -10,6 +10,7 @@ use logwarden::engine::{EngineConfig, run_rule_tests};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::replay::{ReplayOptions, replay};
 use logwarden::rules::RuleSet;
+use logwarden::sinks::sns::SnsSink;
 use logwarden::sinks::{OutputFormat, StdoutSink};
 
 /// Detection and alerting for AWS serverless logs.
@@ -60,9 +61,13 @@ struct ReplayArgs {
     /// text for people; json prints one alert object per line and nothing else.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Where alerts go.
+    /// Where alerts go. With sns each alert is also printed as --output says.
     #[arg(long, value_enum, default_value_t = Sink::Stdout)]
     sink: Sink,
+    /// Topic for --sink sns (AWS credentials, region and endpoint come from the
+    /// usual AWS environment, e.g. AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "ARN", env = "LOGWARDEN_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
     /// Where detector state lives (memory: this process only).
     #[arg(long, value_enum, default_value_t = State::Memory)]
     state: State,
@@ -108,7 +113,10 @@ enum Output {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Sink {
+    /// Print only.
     Stdout,
+    /// Publish each alert to SNS (and print it).
+    Sns,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -205,7 +213,25 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
 }
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
-    let (Sink::Stdout, State::Memory) = (args.sink, args.state);
+    let State::Memory = args.state;
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("logwarden: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sns = match (args.sink, &args.sns_topic_arn) {
+        (Sink::Stdout, _) => None,
+        (Sink::Sns, None) => {
+            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
+            return ExitCode::from(2);
+        }
+        (Sink::Sns, Some(arn)) => {
+            let conf = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+            Some(SnsSink::new(aws_sdk_sns::Client::new(&conf), arn.clone(), args.region.clone()))
+        }
+    };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
@@ -228,7 +254,12 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal();
     let mut sink = StdoutSink::new(stdout.lock(), format, color);
-    let result = replay(set, &args.paths, &opts, &mut |alerts| sink.publish(alerts));
+    let result = replay(set, &args.paths, &opts, &mut |alerts| {
+        if let Some(sns) = &sns {
+            rt.block_on(sns.publish(alerts)).map_err(std::io::Error::other)?;
+        }
+        sink.publish(alerts)
+    });
     match result {
         Err(e) => {
             eprintln!("logwarden: {e}");

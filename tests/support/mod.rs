@@ -1,0 +1,119 @@
+//! Shared helpers for the integration tests that talk to real services.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// The moto endpoint CI starts, or `None` (after saying so) when it is not
+/// configured: a bare `cargo test` needs no services.
+pub fn moto(test: &str) -> Option<String> {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            eprintln!("skipped {test}: MOTO_ENDPOINT is not set (.ci/run starts moto and sets it)");
+            None
+        }
+    }
+}
+
+/// SDK configuration for the emulator, with dummy credentials.
+pub async fn aws(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// A name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+/// A topic with an SQS queue subscribed to it (envelope delivery, optional filter policy).
+pub struct TopicWithQueue {
+    pub topic_arn: String,
+    pub queue_url: String,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub async fn topic_with_queue(conf: &aws_config::SdkConfig, name: &str, filter: Option<&str>) -> TopicWithQueue {
+    let sns = aws_sdk_sns::Client::new(conf);
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let topic_arn = sns.create_topic().name(name).send().await.unwrap().topic_arn().unwrap().to_string();
+    let queue_url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let mut sub = sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn);
+    if let Some(f) = filter {
+        sub = sub.attributes("FilterPolicy", f);
+    }
+    sub.send().await.unwrap();
+    TopicWithQueue { topic_arn, queue_url, sqs }
+}
+
+impl TopicWithQueue {
+    /// Every message body now in the queue (drains it).
+    pub async fn drain(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let msgs = r.messages();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// base64(gzip(json)) with padding, as CloudWatch Logs sends it.
+pub fn b64gz(payload: &Value) -> String {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(payload.to_string().as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+}
+
+/// A subscription payload of one group and stream.
+pub fn payload(group: &str, stream: &str, events: &[(i64, &str)]) -> Value {
+    json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": group, "logStream": stream,
+        "subscriptionFilters": ["f"],
+        "logEvents": events.iter().enumerate().map(|(i, (t, m))| json!({"id": i.to_string(), "timestamp": t, "message": m})).collect::<Vec<_>>()
+    })
+}
+
+/// The alerts of the golden fixture run.
+pub fn golden_alerts() -> Vec<logwarden::alert::Alert> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fixtures.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
