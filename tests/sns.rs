@@ -6,28 +6,40 @@ mod support;
 
 use std::sync::Arc;
 
-use logwarden::alert::{email, Alert};
+use logwarden::alert::{Alert, email};
 use logwarden::engine::{Engine, EngineConfig};
-use logwarden::handler::{handle, Delivery};
+use logwarden::handler::{Delivery, handle};
 use logwarden::ingest::Limits;
 use logwarden::rules::RuleSet;
 use logwarden::sinks::sns::SnsSink;
 use logwarden::state::MemoryStore;
 use logwarden::time::FixedClock;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::*;
 
 fn sink(conf: &aws_config::SdkConfig, topic: &str) -> SnsSink {
-    SnsSink::new(aws_sdk_sns::Client::new(conf), topic.to_string(), "us-east-1".into())
+    SnsSink::new(
+        aws_sdk_sns::Client::new(conf),
+        topic.to_string(),
+        "us-east-1".into(),
+    )
 }
 
 #[tokio::test]
 async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
-    let Some(ep) = moto("one_alert_arrives_with_envelope_subject_attributes_and_alert_json") else { return };
+    let Some(ep) = moto("one_alert_arrives_with_envelope_subject_attributes_and_alert_json") else {
+        return;
+    };
     let conf = aws(&ep).await;
     let t = topic_with_queue(&conf, &unique("lw-one"), None).await;
-    let alert = golden_alerts().into_iter().find(|a| a.rule == "failed-auth-burst").unwrap();
-    let ids = sink(&conf, &t.topic_arn).publish(std::slice::from_ref(&alert)).await.unwrap();
+    let alert = golden_alerts()
+        .into_iter()
+        .find(|a| a.rule == "failed-auth-burst")
+        .unwrap();
+    let ids = sink(&conf, &t.topic_arn)
+        .publish(std::slice::from_ref(&alert))
+        .await
+        .unwrap();
     assert_eq!(ids, [alert.id.clone()]);
     let got = t.drain().await;
     assert_eq!(got.len(), 1, "{got:?}");
@@ -39,28 +51,47 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
     let back: Alert = serde_json::from_str(n["Message"].as_str().unwrap()).unwrap();
     assert_eq!(back, alert, "the sqs body is the alert JSON");
     let attrs = &n["MessageAttributes"];
-    assert_eq!(attrs["severity"], json!({"Type": "String", "Value": "high"}));
+    assert_eq!(
+        attrs["severity"],
+        json!({"Type": "String", "Value": "high"})
+    );
     assert_eq!(attrs["rule"]["Value"], "failed-auth-burst");
     assert_eq!(attrs["kind"]["Value"], "threshold");
     assert_eq!(attrs["log_group"]["Value"], "/aws/lambda/auth-api");
     assert_eq!(attrs["function"]["Value"], "auth-api");
 
     // moto records what was published per topic: the email body is plain text.
-    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json")).await.unwrap().json().await.unwrap();
+    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let topics = data["sns"]["Topic"].as_array().unwrap();
-    let topic = topics.iter().find(|tp| tp.to_string().contains(&t.topic_arn)).unwrap();
+    let topic = topics
+        .iter()
+        .find(|tp| tp.to_string().contains(&t.topic_arn))
+        .unwrap();
     let sent = topic["sent_notifications"].as_array().unwrap();
     assert_eq!(sent.len(), 1);
     let structure: Value = serde_json::from_str(sent[0][1].as_str().unwrap()).unwrap();
     let body = structure["email"].as_str().unwrap();
-    assert!(body.starts_with("[HIGH] Burst of failed authentications (203.0.113.7) in auth-api\n"), "{body}");
-    assert!(serde_json::from_str::<Value>(body).is_err(), "email is not JSON");
+    assert!(
+        body.starts_with("[HIGH] Burst of failed authentications (203.0.113.7) in auth-api\n"),
+        "{body}"
+    );
+    assert!(
+        serde_json::from_str::<Value>(body).is_err(),
+        "email is not JSON"
+    );
     assert!(body.contains("WHO    source_ip 203.0.113.7"));
 }
 
 #[tokio::test]
 async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
-    let Some(ep) = moto("many_alerts_go_out_in_batches_of_ten_exactly_once") else { return };
+    let Some(ep) = moto("many_alerts_go_out_in_batches_of_ten_exactly_once") else {
+        return;
+    };
     let conf = aws(&ep).await;
     let t = topic_with_queue(&conf, &unique("lw-many"), None).await;
     let mut alerts = golden_alerts();
@@ -71,7 +102,11 @@ async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
     let got = t.drain().await;
     let mut got_ids: Vec<String> = got
         .iter()
-        .map(|n| serde_json::from_str::<Alert>(n["Message"].as_str().unwrap()).unwrap().id)
+        .map(|n| {
+            serde_json::from_str::<Alert>(n["Message"].as_str().unwrap())
+                .unwrap()
+                .id
+        })
         .collect();
     got_ids.sort();
     let mut want: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
@@ -81,28 +116,51 @@ async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
 
 #[tokio::test]
 async fn a_severity_filter_policy_lets_only_high_alerts_through() {
-    let Some(ep) = moto("a_severity_filter_policy_lets_only_high_alerts_through") else { return };
+    let Some(ep) = moto("a_severity_filter_policy_lets_only_high_alerts_through") else {
+        return;
+    };
     let conf = aws(&ep).await;
-    let t = topic_with_queue(&conf, &unique("lw-filter"), Some(r#"{"severity":["high","critical"]}"#)).await;
+    let t = topic_with_queue(
+        &conf,
+        &unique("lw-filter"),
+        Some(r#"{"severity":["high","critical"]}"#),
+    )
+    .await;
     let alerts = golden_alerts();
     sink(&conf, &t.topic_arn).publish(&alerts).await.unwrap();
     let got = t.drain().await;
-    let want = alerts.iter().filter(|a| a.severity == "high" || a.severity == "critical").count();
+    let want = alerts
+        .iter()
+        .filter(|a| a.severity == "high" || a.severity == "critical")
+        .count();
     assert!(want > 0 && want < alerts.len());
     assert_eq!(got.len(), want);
-    assert!(got.iter().all(|n| n["MessageAttributes"]["severity"]["Value"] == "high"));
+    assert!(
+        got.iter()
+            .all(|n| n["MessageAttributes"]["severity"]["Value"] == "high")
+    );
 }
 
 #[tokio::test]
 async fn a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice() {
-    let Some(ep) = moto("a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice") else { return };
+    let Some(ep) = moto("a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice")
+    else {
+        return;
+    };
     let conf = aws(&ep).await;
     let t = topic_with_queue(&conf, &unique("lw-retry"), None).await;
-    let mut engine = Engine::new(Arc::new(RuleSet::builtin().unwrap()), MemoryStore::new(), EngineConfig::default());
+    let mut engine = Engine::new(
+        Arc::new(RuleSet::builtin().unwrap()),
+        MemoryStore::new(),
+        EngineConfig::default(),
+    );
     let p = payload(
         "/aws/lambda/pdf",
         "s1",
-        &[(1_795_341_600_000, "REPORT RequestId: r1\tDuration: 9.00 ms\tBilled Duration: 9 ms\tMemory Size: 128 MB\tMax Memory Used: 100 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n")],
+        &[(
+            1_795_341_600_000,
+            "REPORT RequestId: r1\tDuration: 9.00 ms\tBilled Duration: 9 ms\tMemory Size: 128 MB\tMax Memory Used: 100 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n",
+        )],
     );
     let event = json!({"awslogs": {"data": b64gz(&p)}});
     let clock = FixedClock(0);
@@ -111,14 +169,21 @@ async fn a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice() 
     let mut bad = sink(&conf, "arn:aws:sns:us-east-1:123456789012:no-such-topic");
     bad.entry_attempts = 1;
     let r = handle(&mut engine, &event, &limits, &clock, &Delivery::Sns(bad)).await;
-    let err = r.err().expect("publish to a missing topic must fail the invocation").to_string();
+    let err = r
+        .err()
+        .expect("publish to a missing topic must fail the invocation")
+        .to_string();
     assert!(err.contains("no-such-topic"), "{err}");
     // Lambda retries the same event: the pending alert goes out now, once.
     let good = Delivery::Sns(sink(&conf, &t.topic_arn));
-    let h = handle(&mut engine, &event, &limits, &clock, &good).await.unwrap();
+    let h = handle(&mut engine, &event, &limits, &clock, &good)
+        .await
+        .unwrap();
     assert_eq!(h.alerts.len(), 1);
     // A further retry (or redelivery) sends nothing.
-    let h = handle(&mut engine, &event, &limits, &clock, &good).await.unwrap();
+    let h = handle(&mut engine, &event, &limits, &clock, &good)
+        .await
+        .unwrap();
     assert!(h.alerts.is_empty());
     let got = t.drain().await;
     assert_eq!(got.len(), 1);
@@ -128,11 +193,22 @@ async fn a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice() 
 
 #[tokio::test]
 async fn the_cli_publishes_with_sink_sns() {
-    let Some(ep) = moto("the_cli_publishes_with_sink_sns") else { return };
+    let Some(ep) = moto("the_cli_publishes_with_sink_sns") else {
+        return;
+    };
     let conf = aws(&ep).await;
     let t = topic_with_queue(&conf, &unique("lw-cli"), None).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_logwarden"))
-        .args(["replay", "--output", "json", "--sink", "sns", "--sns-topic-arn", &t.topic_arn, "fixtures/failures"])
+        .args([
+            "replay",
+            "--output",
+            "json",
+            "--sink",
+            "sns",
+            "--sns-topic-arn",
+            &t.topic_arn,
+            "fixtures/failures",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("AWS_ENDPOINT_URL", &ep)
         .env("AWS_REGION", "us-east-1")
@@ -141,7 +217,12 @@ async fn the_cli_publishes_with_sink_sns() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(printed, 4);
     assert_eq!(t.drain().await.len(), 4);

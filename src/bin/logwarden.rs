@@ -214,7 +214,10 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
     let State::Memory = args.state;
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("logwarden: cannot start: {e}");
@@ -228,8 +231,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
         (Sink::Sns, Some(arn)) => {
-            let conf = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
-            Some(SnsSink::new(aws_sdk_sns::Client::new(&conf), arn.clone(), args.region.clone()))
+            let conf =
+                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+            Some(SnsSink::new(
+                aws_sdk_sns::Client::new(&conf),
+                arn.clone(),
+                args.region.clone(),
+            ))
         }
     };
     let set = match load_rules(args.rules.as_ref()) {
@@ -256,7 +264,8 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let mut sink = StdoutSink::new(stdout.lock(), format, color);
     let result = replay(set, &args.paths, &opts, &mut |alerts| {
         if let Some(sns) = &sns {
-            rt.block_on(sns.publish(alerts)).map_err(std::io::Error::other)?;
+            rt.block_on(sns.publish(alerts))
+                .map_err(std::io::Error::other)?;
         }
         sink.publish(alerts)
     });

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The moto endpoint CI starts, or `None` (after saying so) when it is not
 /// configured: a bare `cargo test` needs no services.
@@ -23,7 +23,9 @@ pub async fn aws(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sns::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .load()
         .await
 }
@@ -33,7 +35,11 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
 }
 
 /// A topic with an SQS queue subscribed to it (envelope delivery, optional filter policy).
@@ -43,11 +49,31 @@ pub struct TopicWithQueue {
     pub sqs: aws_sdk_sqs::Client,
 }
 
-pub async fn topic_with_queue(conf: &aws_config::SdkConfig, name: &str, filter: Option<&str>) -> TopicWithQueue {
+pub async fn topic_with_queue(
+    conf: &aws_config::SdkConfig,
+    name: &str,
+    filter: Option<&str>,
+) -> TopicWithQueue {
     let sns = aws_sdk_sns::Client::new(conf);
     let sqs = aws_sdk_sqs::Client::new(conf);
-    let topic_arn = sns.create_topic().name(name).send().await.unwrap().topic_arn().unwrap().to_string();
-    let queue_url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url().unwrap().to_string();
+    let topic_arn = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -55,13 +81,22 @@ pub async fn topic_with_queue(conf: &aws_config::SdkConfig, name: &str, filter: 
         .send()
         .await
         .unwrap();
-    let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let mut sub = sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn);
+    let queue_arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let mut sub = sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn);
     if let Some(f) = filter {
         sub = sub.attributes("FilterPolicy", f);
     }
     sub.send().await.unwrap();
-    TopicWithQueue { topic_arn, queue_url, sqs }
+    TopicWithQueue {
+        topic_arn,
+        queue_url,
+        sqs,
+    }
 }
 
 impl TopicWithQueue {
