@@ -149,6 +149,7 @@ async fn the_detector_binary_publishes_an_alert_that_reaches_sqs() {
     server.abort();
     match outcome {
         Ok(Some(Outcome::Response(v))) => assert_eq!(v, Value::Null),
+        Ok(Some(Outcome::Error(e))) => panic!("the detector reported an error: {e}"),
         other => panic!("no response from the detector: {other:?}"),
     }
     let mut out = String::new();
