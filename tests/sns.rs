@@ -40,7 +40,7 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
         .publish(std::slice::from_ref(&alert))
         .await
         .unwrap();
-    assert_eq!(ids, [alert.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&alert.id));
     let got = t.drain().await;
     assert_eq!(got.len(), 1, "{got:?}");
     let n = &got[0];
@@ -170,8 +170,7 @@ async fn a_failed_publish_is_retried_with_the_batch_and_nothing_is_sent_twice() 
     bad.entry_attempts = 1;
     let r = handle(&mut engine, &event, &limits, &clock, &Delivery::Sns(bad)).await;
     let err = r
-        .err()
-        .expect("publish to a missing topic must fail the invocation")
+        .expect_err("publish to a missing topic must fail the invocation")
         .to_string();
     assert!(err.contains("no-such-topic"), "{err}");
     // Lambda retries the same event: the pending alert goes out now, once.
