@@ -207,3 +207,22 @@ fn help_teaches() {
     assert!(s.contains("Exit status"), "{s}");
     assert!(s.contains("--now"));
 }
+
+#[test]
+fn json_lines_access_logs_are_read_as_plain_lines() {
+    let out = logwarden(&[
+        "replay",
+        "--output",
+        "json",
+        "--log-group",
+        "/aws/apigateway/shop",
+        "tests/data/apigw-access.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["rule"], "failed-auth-burst");
+    assert_eq!(v["key"]["source_ip"], "198.51.100.77");
+    assert_eq!(v["count"], 11);
+    assert_eq!(v["first_seen"], "2026-11-22T10:00:00.000Z");
+}

@@ -52,9 +52,8 @@ const BINARY_SAMPLE: usize = 8 << 10;
 /// `Err` is returned, and `f` not called, only when the input as a whole is
 /// none of the forms ([`DecodeError::NotRecognised`], or
 /// [`DecodeError::InputJson`]/[`DecodeError::InvalidUtf8`] for broken JSON):
-/// - a JSON object with none of the keys above (also when it is the first
-///   non-empty line of an NDJSON input: a file of JSON application logs is
-///   reported once, not once per line);
+/// - a single JSON object with none of the keys above (NDJSON whose first
+///   line has none of them is a JSON-lines application log, read as plain);
 /// - input starting with `{` that is neither one JSON document nor NDJSON,
 ///   e.g. broken JSON on one line: a JSON error with line and column, never
 ///   silently a plain log;
@@ -87,6 +86,10 @@ pub fn for_each_payload(
     let first = input[start..].iter().position(|b| !b.is_ascii_whitespace());
     match first.map(|i| input[start + i]) {
         None => Ok(InputForm::Plain),
+        Some(b'{') if is_json_lines_log(&input[start..]) => {
+            for_each_plain(input, name, opts, f);
+            Ok(InputForm::Plain)
+        }
         Some(b'{') => json_input(input, start, &opts.limits, &mut bufs, f),
         Some(b'[') if serde_json::from_slice::<serde::de::IgnoredAny>(&input[start..]).is_ok() => {
             Err(not_recognised(
@@ -228,6 +231,30 @@ fn json_input(
     } else {
         Err(whole_doc_error)
     }
+}
+
+/// A JSON-lines application log (API Gateway access logs, structured app
+/// logs saved one object per line): NDJSON whose first line is a JSON object
+/// with none of the envelope or payload keys. It is read as a plain log, one
+/// event per line, so the JSON matchers of the rules see each object.
+fn is_json_lines_log(body: &[u8]) -> bool {
+    let Some(first) = body
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|l| !l.is_empty())
+    else {
+        return false;
+    };
+    looks_like_ndjson(body)
+        && matches!(
+            serde_json::from_slice::<Probe<'_>>(first),
+            Ok(Probe {
+                awslogs: None,
+                kinesis: None,
+                records: None,
+                log_events: None
+            })
+        )
 }
 
 /// At least two non-empty lines, all starting with `{` (after indentation).

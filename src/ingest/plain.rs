@@ -93,7 +93,25 @@ fn lines_origin(first: usize, last: usize) -> String {
 
 /// The timestamp a line starts with, in ms since the epoch.
 pub(crate) fn line_timestamp(line: &[u8], syslog_year: i32) -> Option<i64> {
+    if line.first() == Some(&b'{') {
+        return json_time(line);
+    }
     iso_prefix(line).or_else(|| syslog_prefix(line, syslog_year))
+}
+
+/// The ISO-8601 time in a JSON log line's usual time field.
+fn json_time(line: &[u8]) -> Option<i64> {
+    const KEYS: [&[u8]; 5] = [
+        b"\"timestamp\":\"",
+        b"\"@timestamp\":\"",
+        b"\"time\":\"",
+        b"\"requestTime\":\"",
+        b"\"ts\":\"",
+    ];
+    KEYS.iter().find_map(|k| {
+        let at = memchr::memmem::find(line, k)?;
+        iso_prefix(&line[at + k.len()..])
+    })
 }
 
 /// Value of the ASCII digits `s` (all of them digits), else `None`.

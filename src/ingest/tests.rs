@@ -432,15 +432,21 @@ fn ndjson_of_mixed_forms_with_one_bad_line() {
 }
 
 #[test]
-fn ndjson_of_json_application_logs_is_one_error() {
-    let input = b"{\"level\":\"info\",\"msg\":\"a\"}\n{\"level\":\"info\",\"msg\":\"b\"}\n";
+fn json_lines_application_logs_are_a_plain_log_with_their_times() {
+    let input = b"{\"level\":\"info\",\"msg\":\"a\",\"time\":\"2026-11-22T10:00:01Z\"}\n{\"level\":\"info\",\"msg\":\"b\"}\n";
     let (form, units) = run(input);
-    let e = form.unwrap_err().to_string();
-    assert!(
-        e.ends_with("(line 1: a JSON object with keys level, msg)"),
-        "{e}"
+    assert_eq!(form.unwrap(), InputForm::Plain);
+    assert_eq!(units.len(), 1);
+    let p = units[0].1.as_ref().unwrap();
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.events[0].1, 1_795_341_601_000);
+    assert_eq!(
+        p.events[1].1, 1_795_341_601_000,
+        "inherits the previous time"
     );
-    assert!(units.is_empty());
+    assert!(p.events[1].2.contains("\"msg\":\"b\""));
+    // A single such object is still not a recognised input.
+    assert!(run(b"{\"level\":\"info\",\"msg\":\"a\"}\n").0.is_err());
 }
 
 #[test]
