@@ -99,18 +99,21 @@ pub(crate) fn line_timestamp(line: &[u8], syslog_year: i32) -> Option<i64> {
     iso_prefix(line).or_else(|| syslog_prefix(line, syslog_year))
 }
 
-/// The ISO-8601 time in a JSON log line's usual time field.
+/// The ISO-8601 time in a JSON log line's usual time field
+/// (`"time": "…"`, spaces around the colon allowed).
 fn json_time(line: &[u8]) -> Option<i64> {
     const KEYS: [&[u8]; 5] = [
-        b"\"timestamp\":\"",
-        b"\"@timestamp\":\"",
-        b"\"time\":\"",
-        b"\"requestTime\":\"",
-        b"\"ts\":\"",
+        b"\"timestamp\"",
+        b"\"@timestamp\"",
+        b"\"time\"",
+        b"\"requestTime\"",
+        b"\"ts\"",
     ];
     KEYS.iter().find_map(|k| {
-        let at = memchr::memmem::find(line, k)?;
-        iso_prefix(&line[at + k.len()..])
+        let at = memchr::memmem::find(line, k)? + k.len();
+        let rest = line[at..].trim_ascii_start().strip_prefix(b":")?;
+        let value = rest.trim_ascii_start().strip_prefix(b"\"")?;
+        iso_prefix(value)
     })
 }
 
