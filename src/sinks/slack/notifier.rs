@@ -1,0 +1,716 @@
+//! The `logwarden-notifier` Lambda: SNS events from the alert topic → Slack.
+//!
+//! Each SNS record's `Message` is one of three things, told apart by
+//! [`Notification::classify`]: an alert (the SNS `lambda` body is the alert
+//! JSON), a CloudWatch alarm notification (alarms publish to the same
+//! topic), or anything else, which is posted as escaped text in a code block
+//! with a warning in the log: nothing on the topic crashes the function or
+//! disappears silently.
+//!
+//! The webhook URL comes from the environment or from a Secrets Manager
+//! secret ([`WebhookConfig`]). The secret is read once per container, on the
+//! first invocation that has something to post ([`Webhook`]): a Secrets
+//! Manager failure then fails that invocation, which SNS retries, and the next
+//! invocation in the same container tries again. Read during init instead, a
+//! throttled or briefly denied read would fail the whole container start.
+//! Misconfiguration (neither or both variables) is still caught at start.
+//!
+//! Delivery is at least once. An invocation with several records posts them
+//! all, then fails if any could not be posted, and SNS retries the whole
+//! invocation. To keep that retry from posting the ones that succeeded a
+//! second time, each container remembers what it posted (alert ids, else the
+//! SNS message id); a retry that lands in another container may still
+//! duplicate them in Slack.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::{
+    AlarmNotification, RetryPolicy, SlackClient, SlackError, alarm_blocks, blocks, message_blocks,
+    parse_webhook_url,
+};
+use crate::alert::Alert;
+
+/// Environment variable holding the webhook URL itself.
+pub const WEBHOOK_URL_VAR: &str = "LOGWARDEN_SLACK_WEBHOOK_URL";
+/// Environment variable holding the ARN (or name) of a secret with the URL.
+pub const WEBHOOK_SECRET_VAR: &str = "LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN";
+
+/// Time kept back from the invocation's deadline so the function can return
+/// its error (and SNS retry) instead of being killed mid-post.
+const INVOCATION_MARGIN: Duration = Duration::from_secs(1);
+/// Longest wait for Secrets Manager.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many posted ids a container remembers.
+const RECENT_IDS: usize = 10_000;
+/// Longest unrecognised message copied into the log.
+const MAX_LOGGED_MESSAGE: usize = 64 * 1024;
+
+/// Errors of the notifier.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// The environment does not say where the webhook is.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The event is not an SNS event (nor a bare alert); a retry cannot help.
+    #[error("unrecognised event: {0}")]
+    Unrecognised(String),
+    /// The webhook URL could not be obtained (Secrets Manager); a retry may help.
+    #[error("Slack webhook: {0}")]
+    Webhook(#[source] SlackError),
+    /// Some messages were not delivered; the others were.
+    #[error("{failed} of {total} message(s) not delivered to Slack; first failure: {first}")]
+    Undelivered {
+        /// Messages not delivered.
+        failed: usize,
+        /// Messages in the event.
+        total: usize,
+        /// The first failure.
+        first: SlackError,
+    },
+}
+
+impl NotifierError {
+    /// A short, stable name for the Lambda error type (what the invocation
+    /// record, metrics filters and the DLQ show instead of a Rust type name).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            NotifierError::Config(_) => "logwarden.Config",
+            NotifierError::Unrecognised(_) => "logwarden.UnrecognisedEvent",
+            NotifierError::Webhook(_) => "logwarden.WebhookUnavailable",
+            NotifierError::Undelivered { .. } => "logwarden.Undelivered",
+        }
+    }
+}
+
+impl From<NotifierError> for lambda_runtime::Diagnostic {
+    fn from(e: NotifierError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Where the webhook URL comes from, as the environment says.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WebhookConfig {
+    /// The URL itself ([`WEBHOOK_URL_VAR`]).
+    Url(String),
+    /// A Secrets Manager secret ARN or name ([`WEBHOOK_SECRET_VAR`]).
+    SecretArn(String),
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebhookConfig::Url(_) => f.write_str("Url(<hidden>)"),
+            WebhookConfig::SecretArn(a) => f.debug_tuple("SecretArn").field(a).finish(),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Read [`WEBHOOK_URL_VAR`] and [`WEBHOOK_SECRET_VAR`].
+    pub fn from_env() -> Result<WebhookConfig, NotifierError> {
+        let url = std::env::var(WEBHOOK_URL_VAR).ok();
+        let arn = std::env::var(WEBHOOK_SECRET_VAR).ok();
+        WebhookConfig::from_values(url.as_deref(), arn.as_deref())
+    }
+
+    /// Exactly one of the two must be set (an empty value counts as unset,
+    /// as templates often pass empty parameters); a URL must be http(s).
+    pub fn from_values(
+        url: Option<&str>,
+        secret_arn: Option<&str>,
+    ) -> Result<WebhookConfig, NotifierError> {
+        let url = url.map(str::trim).filter(|s| !s.is_empty());
+        let arn = secret_arn.map(str::trim).filter(|s| !s.is_empty());
+        match (url, arn) {
+            (Some(_), Some(_)) => Err(NotifierError::Config(format!(
+                "both {WEBHOOK_URL_VAR} and {WEBHOOK_SECRET_VAR} are set; set exactly one"
+            ))),
+            (None, None) => Err(NotifierError::Config(format!(
+                "set {WEBHOOK_URL_VAR} (the Slack incoming webhook URL) or {WEBHOOK_SECRET_VAR} (a Secrets Manager secret holding it)"
+            ))),
+            (Some(u), None) => {
+                parse_webhook_url(u, WEBHOOK_URL_VAR)
+                    .map_err(|e| NotifierError::Config(e.to_string()))?;
+                Ok(WebhookConfig::Url(u.to_string()))
+            }
+            (None, Some(a)) => Ok(WebhookConfig::SecretArn(a.to_string())),
+        }
+    }
+}
+
+/// The URL inside a secret string: the string itself, or a JSON object's
+/// `url` or `webhook_url` field. Errors never quote the secret.
+pub fn webhook_url_from_secret(secret: &str) -> Result<String, String> {
+    let t = secret.trim();
+    let url = if t.starts_with('{') {
+        let v: Value = serde_json::from_str(t).map_err(|e| {
+            // serde's message can quote the input; give only the position.
+            format!(
+                "looks like JSON but does not parse (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        ["url", "webhook_url"]
+            .iter()
+            .find_map(|k| v.get(k).and_then(Value::as_str))
+            .ok_or_else(|| "is JSON without a string `url` or `webhook_url` field".to_string())?
+            .trim()
+            .to_string()
+    } else {
+        t.to_string()
+    };
+    parse_webhook_url(&url, "its URL").map_err(|e| e.to_string())?;
+    Ok(url)
+}
+
+/// Read the webhook URL from a Secrets Manager secret (see
+/// [`webhook_url_from_secret`] for the accepted shapes).
+pub async fn fetch_webhook_url(
+    secrets: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, SlackError> {
+    let err = |reason: String| SlackError::Secret {
+        arn: arn.to_string(),
+        reason,
+    };
+    let out = tokio::time::timeout(
+        SECRET_TIMEOUT,
+        secrets.get_secret_value().secret_id(arn).send(),
+    )
+    .await
+    .map_err(|_| {
+        err(format!(
+            "Secrets Manager did not answer within {} s",
+            SECRET_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| {
+        err(format!(
+            "GetSecretValue failed: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        ))
+    })?;
+    let s = out
+        .secret_string()
+        .ok_or_else(|| err("has no SecretString (binary secrets are not supported)".into()))?;
+    webhook_url_from_secret(s).map_err(err)
+}
+
+struct SecretSource {
+    secrets: aws_sdk_secretsmanager::Client,
+    arn: String,
+    policy: RetryPolicy,
+}
+
+/// The notifier's Slack client: given at start, or built from a Secrets
+/// Manager secret on first use and kept for the container's life.
+pub struct Webhook {
+    client: OnceCell<SlackClient>,
+    secret: Option<SecretSource>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("client", &self.client.get())
+            .field("secret", &self.secret.as_ref().map(|s| &s.arn))
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// A webhook whose client is ready (URL from the environment, tests).
+    pub fn ready(client: SlackClient) -> Webhook {
+        Webhook {
+            client: OnceCell::new_with(Some(client)),
+            secret: None,
+        }
+    }
+
+    /// A webhook whose URL is read from secret `arn` on first use; the
+    /// client then posts with `policy`.
+    pub fn from_secret(
+        secrets: aws_sdk_secretsmanager::Client,
+        arn: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> Webhook {
+        Webhook {
+            client: OnceCell::new(),
+            secret: Some(SecretSource {
+                secrets,
+                arn: arn.into(),
+                policy,
+            }),
+        }
+    }
+
+    /// The client, reading the secret if this is the first use. A failed
+    /// read is not remembered: the next call tries again.
+    pub async fn client(&self) -> Result<&SlackClient, SlackError> {
+        self.client
+            .get_or_try_init(|| async {
+                let Some(s) = &self.secret else {
+                    return Err(SlackError::Client("no webhook configured".into()));
+                };
+                let url = fetch_webhook_url(&s.secrets, &s.arn).await?;
+                let client = SlackClient::new(&url)?.with_policy(s.policy);
+                tracing::info!(secret = %s.arn, "Read the Slack webhook URL from Secrets Manager.");
+                Ok(client)
+            })
+            .await
+    }
+}
+
+/// What one SNS message is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// A logwarden alert.
+    Alert(Box<Alert>),
+    /// A CloudWatch alarm state change.
+    Alarm(AlarmNotification),
+    /// Anything else, kept as text.
+    Other {
+        /// The SNS subject, if any.
+        subject: Option<String>,
+        /// The message as received.
+        message: String,
+        /// Why it is neither an alert nor an alarm.
+        why: String,
+    },
+}
+
+impl Notification {
+    /// Tell an alert from an alarm notification from anything else.
+    pub fn classify(subject: Option<&str>, message: &str) -> Notification {
+        let other = |why: String| Notification::Other {
+            subject: subject.map(str::to_string),
+            message: message.to_string(),
+            why,
+        };
+        let v: Value = match serde_json::from_str(message) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return other("JSON, but not an object".into()),
+            Err(e) => return other(format!("not JSON ({e})")),
+        };
+        if v.get("AlarmName").is_some() && v.get("NewStateValue").is_some() {
+            return match serde_json::from_value(v) {
+                Ok(a) => Notification::Alarm(a),
+                Err(e) => other(format!("alarm-like but unreadable ({e})")),
+            };
+        }
+        match serde_json::from_value::<Alert>(v) {
+            Ok(a) => Notification::Alert(Box::new(a)),
+            Err(e) => other(format!("not an alert ({e})")),
+        }
+    }
+
+    /// The webhook body for it.
+    pub fn body(&self) -> Value {
+        match self {
+            Notification::Alert(a) => blocks(a),
+            Notification::Alarm(a) => alarm_blocks(a),
+            Notification::Other {
+                subject, message, ..
+            } => message_blocks(subject.as_deref(), message),
+        }
+    }
+
+    /// `alert`, `alarm` or `other`, for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notification::Alert(_) => "alert",
+            Notification::Alarm(_) => "alarm",
+            Notification::Other { .. } => "other",
+        }
+    }
+}
+
+/// Ids posted by this container, oldest forgotten first.
+#[derive(Default)]
+struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: String) {
+        if self.set.insert(id.clone()) {
+            self.order.push_back(id);
+            while self.order.len() > RECENT_IDS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// One message taken from the event.
+struct Incoming {
+    message_id: Option<String>,
+    subject: Option<String>,
+    message: String,
+}
+
+/// Counters of one invocation (also its response body).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NotifyCounters {
+    /// Messages in the event.
+    pub messages: usize,
+    /// Posted to Slack.
+    pub posted: usize,
+    /// Already posted by this container (an SNS retry), not posted again.
+    pub duplicates: usize,
+    /// Not delivered (the invocation fails so SNS retries).
+    pub failed: usize,
+    /// Posted as plain text because they were neither alert nor alarm.
+    pub unrecognised: usize,
+    /// Records without an SNS message (logged and skipped).
+    pub malformed_records: usize,
+}
+
+/// The notifier function as Lambda runs it: built once per container,
+/// called once per event.
+pub struct NotifierService {
+    webhook: Webhook,
+    recent: Mutex<RecentIds>,
+}
+
+impl std::fmt::Debug for NotifierService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifierService")
+            .field("webhook", &self.webhook)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotifierService {
+    /// A service posting to `webhook`.
+    pub fn new(webhook: Webhook) -> NotifierService {
+        NotifierService {
+            webhook,
+            recent: Mutex::new(RecentIds::default()),
+        }
+    }
+
+    /// Handle one invocation: every message is posted (or found already
+    /// posted), then the invocation fails if any was not delivered, so that
+    /// SNS retries it. The response is the [`NotifyCounters`] as JSON.
+    pub async fn call(
+        &self,
+        event: lambda_runtime::LambdaEvent<Value>,
+    ) -> Result<Value, NotifierError> {
+        let end = (event.context.deadline > 0).then(|| event.context.deadline());
+        let (messages, malformed_records) = messages(&event.payload)?;
+        let mut c = NotifyCounters {
+            messages: messages.len(),
+            malformed_records,
+            ..NotifyCounters::default()
+        };
+        if messages.is_empty() {
+            tracing::info!(malformed_records, "Nothing to post.");
+            return Ok(json!(c));
+        }
+        let client = self
+            .webhook
+            .client()
+            .await
+            .map_err(NotifierError::Webhook)?;
+        let mut first_failure = None;
+        for m in messages {
+            let n = Notification::classify(m.subject.as_deref(), &m.message);
+            if let Notification::Other { why, message, .. } = &n {
+                c.unrecognised += 1;
+                tracing::warn!(
+                    message_id = m.message_id.as_deref().unwrap_or(""),
+                    subject = m.subject.as_deref().unwrap_or(""),
+                    why = %why,
+                    body = %crate::alert::truncate_chars(message, MAX_LOGGED_MESSAGE),
+                    "Message is neither an alert nor an alarm; posting it as text."
+                );
+            }
+            let id = match &n {
+                Notification::Alert(a) => Some(format!("alert:{}", a.id)),
+                _ => m.message_id.as_ref().map(|id| format!("sns:{id}")),
+            };
+            if id.as_deref().is_some_and(|id| self.already_posted(id)) {
+                c.duplicates += 1;
+                tracing::info!(
+                    id = id.as_deref().unwrap_or(""),
+                    "Already posted by this container; not posting again."
+                );
+                continue;
+            }
+            match client.post_within(&n.body(), time_left(end)).await {
+                Ok(d) => {
+                    c.posted += 1;
+                    tracing::info!(
+                        kind = n.kind(),
+                        id = id.as_deref().unwrap_or(""),
+                        attempts = d.attempts,
+                        "Posted to Slack."
+                    );
+                    if let Some(id) = id {
+                        self.remember(id);
+                    }
+                }
+                Err(e) => {
+                    // SlackClient has logged the failure at ERROR already.
+                    c.failed += 1;
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+        tracing::info!(
+            messages = c.messages,
+            posted = c.posted,
+            duplicates = c.duplicates,
+            failed = c.failed,
+            unrecognised = c.unrecognised,
+            malformed_records = c.malformed_records,
+            "Notified."
+        );
+        match first_failure {
+            None => Ok(json!(c)),
+            Some(first) => Err(NotifierError::Undelivered {
+                failed: c.failed,
+                total: c.messages,
+                first,
+            }),
+        }
+    }
+
+    fn already_posted(&self, id: &str) -> bool {
+        self.recent.lock().map(|r| r.contains(id)).unwrap_or(false)
+    }
+
+    fn remember(&self, id: String) {
+        if let Ok(mut r) = self.recent.lock() {
+            r.insert(id);
+        }
+    }
+}
+
+/// Time left in the invocation, less the margin; unbounded without a
+/// deadline (the client's own deadline still applies).
+fn time_left(end: Option<SystemTime>) -> Duration {
+    match end {
+        None => Duration::MAX,
+        Some(end) => end
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(INVOCATION_MARGIN),
+    }
+}
+
+/// The messages of an SNS event (and how many records had none), or a bare
+/// alert object invoked directly (handy for a manual test invoke).
+fn messages(event: &Value) -> Result<(Vec<Incoming>, usize), NotifierError> {
+    if let Some(records) = event.get("Records") {
+        let records = records
+            .as_array()
+            .ok_or_else(|| NotifierError::Unrecognised("Records is not a list".into()))?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut malformed = 0;
+        for (i, r) in records.iter().enumerate() {
+            let sns = r.get("Sns");
+            match sns.and_then(|s| s.get("Message")).and_then(Value::as_str) {
+                Some(message) => out.push(Incoming {
+                    message_id: sns
+                        .and_then(|s| s.get("MessageId"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    subject: sns
+                        .and_then(|s| s.get("Subject"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    message: message.to_string(),
+                }),
+                None => {
+                    malformed += 1;
+                    let source = r.get("EventSource").and_then(Value::as_str).unwrap_or("");
+                    tracing::warn!(
+                        record = i,
+                        event_source = source,
+                        "Record has no Sns.Message; skipped."
+                    );
+                }
+            }
+        }
+        return Ok((out, malformed));
+    }
+    if event.get("rule").is_some() && event.get("id").is_some() {
+        return Ok((
+            vec![Incoming {
+                message_id: None,
+                subject: None,
+                message: event.to_string(),
+            }],
+            0,
+        ));
+    }
+    Err(NotifierError::Unrecognised(
+        "expected an SNS event ({\"Records\":[{\"Sns\":{\"Message\":…}}]}) or an alert object"
+            .into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_webhook_source_must_be_set() {
+        let both = WebhookConfig::from_values(Some("https://hooks.slack.com/x"), Some("arn"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            both.contains("both") && both.contains(WEBHOOK_SECRET_VAR),
+            "{both}"
+        );
+        let neither = WebhookConfig::from_values(None, Some("  "))
+            .unwrap_err()
+            .to_string();
+        assert!(neither.contains(WEBHOOK_URL_VAR) && neither.contains(WEBHOOK_SECRET_VAR));
+        assert!(!neither.contains('\n'));
+        assert_eq!(
+            WebhookConfig::from_values(Some(""), Some("arn:aws:secretsmanager:x")).unwrap(),
+            WebhookConfig::SecretArn("arn:aws:secretsmanager:x".into())
+        );
+        let bad = WebhookConfig::from_values(Some("hooks.slack.com/T/B/SECRETPART"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains(WEBHOOK_URL_VAR) && !bad.contains("SECRETPART"),
+            "{bad}"
+        );
+        let ok = WebhookConfig::from_values(Some("https://hooks.slack.com/T/B/SECRETPART"), None)
+            .unwrap();
+        assert!(!format!("{ok:?}").contains("SECRETPART"));
+    }
+
+    #[test]
+    fn secret_may_be_the_url_or_json_with_url_or_webhook_url() {
+        let u = "https://hooks.slack.com/services/T0/B0/xyz";
+        assert_eq!(webhook_url_from_secret(&format!(" {u}\n")).unwrap(), u);
+        assert_eq!(
+            webhook_url_from_secret(&json!({"url": u}).to_string()).unwrap(),
+            u
+        );
+        assert_eq!(
+            webhook_url_from_secret(&json!({"webhook_url": u, "channel": "#x"}).to_string())
+                .unwrap(),
+            u
+        );
+        let e = webhook_url_from_secret(r#"{"hook": "https://hooks.slack.com/SECRETPART"}"#)
+            .unwrap_err();
+        assert!(
+            e.contains("webhook_url") && !e.contains("SECRETPART"),
+            "{e}"
+        );
+        let e = webhook_url_from_secret(r#"{"url": "SECRETPART"#).unwrap_err();
+        assert!(
+            e.contains("does not parse") && !e.contains("SECRETPART"),
+            "{e}"
+        );
+        let e = webhook_url_from_secret("SECRETPART").unwrap_err();
+        assert!(!e.contains("SECRETPART"), "{e}");
+    }
+
+    #[test]
+    fn classify_tells_alerts_alarms_and_others_apart() {
+        let alert = json!({"id": "a1", "rule": "r", "kind": "failure", "severity": "high",
+            "title": "t", "log_group": "g", "key": {}, "count": 1,
+            "first_seen": "2026-11-22T10:00:00.000Z", "last_seen": "2026-11-22T10:00:00.000Z",
+            "some_future_field": true});
+        assert_eq!(
+            Notification::classify(None, &alert.to_string()).kind(),
+            "alert"
+        );
+        let alarm = json!({"AlarmName": "x", "NewStateValue": "ALARM", "NewStateReason": "r"});
+        assert_eq!(
+            Notification::classify(None, &alarm.to_string()).kind(),
+            "alarm"
+        );
+        for other in [
+            "hello",
+            "[1,2]",
+            r#"{"rule": "r"}"#,
+            r#"{"AlarmName": 1, "NewStateValue": "OK"}"#,
+        ] {
+            match Notification::classify(Some("s"), other) {
+                Notification::Other {
+                    message,
+                    subject,
+                    why,
+                } => {
+                    assert_eq!(message, other);
+                    assert_eq!(subject.as_deref(), Some("s"));
+                    assert!(!why.is_empty());
+                }
+                n => panic!("{other} classified as {}", n.kind()),
+            }
+        }
+    }
+
+    #[test]
+    fn records_without_a_message_are_counted_and_bare_alerts_accepted() {
+        let ev = json!({"Records": [
+            {"EventSource": "aws:sns", "Sns": {"Message": "m", "MessageId": "1", "Subject": "s"}},
+            {"EventSource": "aws:sqs", "body": "x"}
+        ]});
+        let (m, bad) = messages(&ev).unwrap();
+        assert_eq!((m.len(), bad), (1, 1));
+        assert_eq!(m[0].message_id.as_deref(), Some("1"));
+        assert!(messages(&json!({"id": "x", "rule": "r"})).unwrap().0.len() == 1);
+        assert!(matches!(
+            messages(&json!({"hello": 1})),
+            Err(NotifierError::Unrecognised(_))
+        ));
+    }
+
+    #[test]
+    fn lambda_sees_a_named_error_type_and_the_message() {
+        let d = lambda_runtime::Diagnostic::from(NotifierError::Unrecognised("x".into()));
+        assert_eq!(d.error_type, "logwarden.UnrecognisedEvent");
+        assert_eq!(d.error_message, "unrecognised event: x");
+    }
+
+    #[test]
+    fn recent_ids_forget_the_oldest() {
+        let mut r = RecentIds::default();
+        for i in 0..RECENT_IDS + 5 {
+            r.insert(i.to_string());
+        }
+        assert!(!r.contains("0") && !r.contains("4"));
+        assert!(r.contains("5") && r.contains(&(RECENT_IDS + 4).to_string()));
+        assert_eq!(r.set.len(), RECENT_IDS);
+    }
+
+    #[test]
+    fn time_left_keeps_a_margin_and_never_goes_negative() {
+        assert_eq!(time_left(None), Duration::MAX);
+        let past = SystemTime::now() - Duration::from_secs(5);
+        assert_eq!(time_left(Some(past)), Duration::ZERO);
+        let soon = SystemTime::now() + Duration::from_secs(10);
+        let left = time_left(Some(soon));
+        assert!(
+            left <= Duration::from_secs(9) && left > Duration::from_secs(8),
+            "{left:?}"
+        );
+    }
+}
