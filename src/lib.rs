@@ -13,11 +13,11 @@
 //! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch.
-//! - [`sinks`]: where alerts go (stdout).
+//! - [`sinks`]: where alerts go: stdout, SNS (per-protocol bodies), Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
 //! - [`handler`]: Lambda events (CloudWatch Logs, Kinesis, Firehose, schedule) through the engine.
 //! - [`time`]: event-time helpers and the injected clock.
-//! - `src/bin/`: the `logwarden` CLI and the `logwarden-detector` Lambda, thin.
+//! - `src/bin/`: the `logwarden` CLI and the `logwarden-detector` and `logwarden-notifier` Lambdas, thin.
 //! - `detectors/`: the built-in rule pack, compiled in.
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

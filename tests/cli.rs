@@ -226,3 +226,78 @@ fn json_lines_access_logs_are_read_as_plain_lines() {
     assert_eq!(v["count"], 11);
     assert_eq!(v["first_seen"], "2026-11-22T10:00:00.000Z");
 }
+
+/// A tiny webhook stand-in on 127.0.0.1: answers 200 to every POST and
+/// hands each body to the test.
+fn webhook() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/services/T000/B000/XXXX",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(sock) = sock else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(sock);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).unwrap();
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let _ = tx.send(serde_json::from_slice(&body).unwrap());
+                    r.get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn notify_slack_posts_each_alert_line_and_reports_bad_lines() {
+    let (url, rx) = webhook();
+    let alerts = logwarden(&["replay", "--output", "json", "fixtures/failures"]);
+    let mut input = alerts.stdout.clone();
+    input.extend_from_slice(b"\nnot an alert\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["notify", "slack", "--webhook-url", &url, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 6: not an alert"), "{err}");
+    assert!(
+        err.contains("4 posted, 0 not posted, 1 not alerts"),
+        "{err}"
+    );
+    assert!(!err.contains("XXXX"), "the webhook URL is a secret: {err}");
+    let posted: Vec<serde_json::Value> = rx.try_iter().collect();
+    assert_eq!(posted.len(), 4);
+    assert!(posted.iter().all(|b| b["blocks"][0]["type"] == "header"));
+}

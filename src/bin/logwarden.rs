@@ -10,6 +10,7 @@ use logwarden::engine::{EngineConfig, run_rule_tests};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::replay::{ReplayOptions, replay};
 use logwarden::rules::RuleSet;
+use logwarden::sinks::slack::{SlackClient, post_alert_lines};
 use logwarden::sinks::sns::SnsSink;
 use logwarden::sinks::{OutputFormat, StdoutSink};
 
@@ -47,6 +48,34 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Send alerts somewhere by hand.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Post alert JSON lines (as `replay --output json` prints them) to a Slack
+    /// incoming webhook, with the notifier's Block Kit layout and retries.
+    ///
+    /// Exit status: 0 every alert posted; 1 some line was not an alert or was
+    /// not posted (each reported on stderr with its line number); 2 usage.
+    ///
+    /// Example: logwarden replay --output json fixtures/ | logwarden notify slack --webhook-url "$URL"
+    Slack {
+        /// The incoming webhook URL (keep it out of shell history: use the env var).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "LOGWARDEN_SLACK_WEBHOOK_URL",
+            hide_env_values = true
+        )]
+        webhook_url: String,
+        /// File of alert JSON lines; '-' or nothing reads stdin.
+        file: Option<PathBuf>,
     },
 }
 
@@ -153,6 +182,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Notify {
+            command: NotifyCommand::Slack { webhook_url, file },
+        } => run_notify_slack(&webhook_url, file.as_deref()),
         Command::Rules {
             command: RulesCommand::List { dir },
         } => match load_rules(dir.as_ref()) {
@@ -174,6 +206,57 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => run_check(dir.as_ref()),
+    }
+}
+
+fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
+    let client = match SlackClient::new(url) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let reader: Box<dyn std::io::BufRead> = match file {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("logwarden: {}: cannot read: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("logwarden: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(post_alert_lines(reader, &client)) {
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(s) => {
+            for p in &s.problems {
+                eprintln!("logwarden: {p}");
+            }
+            eprintln!(
+                "logwarden: {} posted, {} not posted, {} not alerts",
+                s.posted, s.failed, s.malformed
+            );
+            if s.all_posted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Where alerts go. Locally: stdout, as text for people or one JSON object
-//! per line for programs.
+//! Where alerts go: stdout (text for people or one JSON object per line),
+//! SNS ([`sns`], the detector Lambda's sink) and Slack ([`slack`], used by the
+//! notifier Lambda subscribed to the topic and by `logwarden notify slack`).
 
 pub mod slack;
 pub mod sns;
