@@ -469,18 +469,28 @@ impl<S: StateStore> Engine<S> {
                 }
             }
         }
+        // Deadlines: a batch checks the streams it touched; the sweep (end of
+        // replay, the scheduled event) lists every open stream, so a stream
+        // that went quiet is still judged, at one Query per lifecycle rule.
+        let mut streams: Vec<String> = Vec::new();
         for rule in rules.rules.iter().filter(|r| r.kind == Kind::Lifecycle) {
-            for k in self
-                .store
-                .keys_with_prefix(&state::stream_prefix(&rule.id), read_time)
-                .await?
-            {
-                if let Some((group, _)) = state::split_stream_key(&k) {
-                    keys.push(state::function_key(group));
-                    keys.push(state::incident_key(&rule.id, group, &Key::new()));
-                }
-                keys.push(k);
+            if batch.is_none() {
+                streams.extend(
+                    self.store
+                        .keys_with_prefix(&state::stream_prefix(&rule.id), read_time)
+                        .await?,
+                );
             }
+        }
+        streams.extend(keys.iter().filter(|k| k.starts_with("s|")).cloned());
+        for k in streams {
+            if let Some((group, _)) = state::split_stream_key(&k)
+                && let Some(rule) = k.split('|').nth(1)
+            {
+                keys.push(state::function_key(group));
+                keys.push(state::incident_key(rule, group, &Key::new()));
+            }
+            keys.push(k);
         }
         keys.sort();
         keys.dedup();

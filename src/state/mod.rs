@@ -6,6 +6,7 @@
 //! at; a store shared by several processes refuses a stale write with
 //! [`StateError::Conflict`] and the engine processes the batch again.
 
+pub mod dynamodb;
 pub mod memory;
 
 use std::collections::HashMap;
