@@ -297,7 +297,7 @@ impl<S: StateStore> Engine<S> {
             let loaded = self.store.load(&keys, i64::MIN).await?;
             let writes: Vec<Write> = loaded
                 .into_iter()
-                .filter_map(|(key, Versioned { value, version })| match value {
+                .filter_map(|(key, Versioned { value, version, .. })| match value {
                     StateValue::Incident(mut inc)
                         if inc.pending.as_ref().is_some_and(|a| ids.contains(&a.id)) =>
                     {
@@ -498,17 +498,26 @@ impl<S: StateStore> Engine<S> {
         let mut work = Work {
             slots: loaded
                 .into_iter()
-                .map(|(k, Versioned { value, version })| {
-                    (
+                .map(
+                    |(
                         k,
-                        Slot {
-                            value: Some(value),
+                        Versioned {
+                            value,
                             version,
-                            dirty: false,
-                            expires_at: i64::MIN,
+                            expires_at,
                         },
-                    )
-                })
+                    )| {
+                        (
+                            k,
+                            Slot {
+                                value: Some(value),
+                                version,
+                                dirty: false,
+                                expires_at,
+                            },
+                        )
+                    },
+                )
                 .collect(),
             drafts: Vec::new(),
             open_drafts: HashMap::new(),

@@ -10,7 +10,7 @@ use crate::alert::Alert;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::ingest::{self, FileOptions, Limits};
 use crate::rules::RuleSet;
-use crate::state::MemoryStore;
+use crate::state::{MemoryStore, StateStore};
 
 /// File name endings read when walking a directory; files named explicitly
 /// are always read.
@@ -125,6 +125,23 @@ pub fn replay(
     publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
 ) -> Result<ReplaySummary, ReplayError> {
     let mut engine = Engine::new(rules, MemoryStore::new(), opts.engine.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ReplayError::Output)?;
+    replay_with(&mut engine, &rt, paths, opts, publish)
+}
+
+/// Replay through a given engine (any state store), driving its futures on
+/// `rt` from the synchronous decode callback: payloads borrow each file's
+/// buffers, so they are processed where they are decoded.
+pub fn replay_with<S: StateStore>(
+    engine: &mut Engine<S>,
+    rt: &tokio::runtime::Runtime,
+    paths: &[PathBuf],
+    opts: &ReplayOptions,
+    publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
+) -> Result<ReplaySummary, ReplayError> {
     let (files, walk_errors) = expand_paths(paths);
     let mut summary = ReplaySummary {
         errors: walk_errors,
@@ -167,7 +184,7 @@ pub fn replay(
         let mut fatal: Option<EngineError> = None;
         let mut pending: Vec<Alert> = Vec::new();
         let form = {
-            let engine = &mut engine;
+            let engine = &mut *engine;
             let summary = &mut summary;
             let mut f = |origin: &str, unit: Result<&ingest::Payload<'_>, ingest::DecodeError>| {
                 match unit {
@@ -180,7 +197,7 @@ pub fn replay(
                         if fatal.is_some() {
                             return;
                         }
-                        match block_on(engine.process(p)) {
+                        match rt.block_on(engine.process(p)) {
                             Ok(o) => {
                                 if !o.control {
                                     summary.batches += 1;
@@ -199,7 +216,8 @@ pub fn replay(
         summary.alerts += pending.len();
         publish(&pending).map_err(ReplayError::Output)?;
         let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
-        block_on(engine.confirm(&ids)).map_err(ReplayError::Engine)?;
+        rt.block_on(engine.confirm(&ids))
+            .map_err(ReplayError::Engine)?;
         if let Some(e) = fatal {
             return Err(ReplayError::Engine(e));
         }
@@ -219,11 +237,14 @@ pub fn replay(
         bar.finish_and_clear();
     }
     if let Some(now) = opts.now.or(engine.watermark()) {
-        let o = block_on(engine.sweep(now)).map_err(ReplayError::Engine)?;
+        let o = rt
+            .block_on(engine.sweep(now))
+            .map_err(ReplayError::Engine)?;
         summary.alerts += o.alerts.len();
         publish(&o.alerts).map_err(ReplayError::Output)?;
         let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
-        block_on(engine.confirm(&ids)).map_err(ReplayError::Engine)?;
+        rt.block_on(engine.confirm(&ids))
+            .map_err(ReplayError::Engine)?;
     }
     Ok(summary)
 }
@@ -254,21 +275,4 @@ fn mtime_ms(path: &Path) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Drive a future of the engine over [`MemoryStore`], whose futures never
-/// wait on anything, to completion on this thread. Replay decodes each file
-/// inside a callback (payloads borrow the file's buffer), so it stays
-/// synchronous and needs no runtime.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        // Not reached with MemoryStore; yield rather than spin hot if a store ever waits.
-        std::thread::yield_now();
-    }
 }

@@ -35,6 +35,27 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock running `lag` behind another: the sweep's watermark, since
+/// CloudWatch Logs may still be delivering events that happened before it.
+#[derive(Debug, Clone, Copy)]
+pub struct LaggedClock<C> {
+    inner: C,
+    lag_ms: Millis,
+}
+
+impl<C: Clock> LaggedClock<C> {
+    /// `inner` minus `lag_ms`.
+    pub fn new(inner: C, lag_ms: Millis) -> Self {
+        LaggedClock { inner, lag_ms }
+    }
+}
+
+impl<C: Clock> Clock for LaggedClock<C> {
+    fn now_ms(&self) -> Millis {
+        self.inner.now_ms() - self.lag_ms
+    }
+}
+
 /// Parse a duration such as `60s`, `10m`, `1h`, `500ms`, `2d` into milliseconds.
 pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let t = text.trim();
@@ -92,6 +113,14 @@ mod tests {
         assert!(parse_duration("60").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5w").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn lagged_clock_runs_behind() {
+        assert_eq!(
+            LaggedClock::new(FixedClock(100_000), 60_000).now_ms(),
+            40_000
+        );
     }
 
     #[test]

@@ -791,8 +791,13 @@ async fn webhook_url_is_read_once_from_secrets_manager() {
         );
         return;
     };
+    // Explicit region and dummy credentials: never fall through to IMDS.
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .load()
         .await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);

@@ -13,12 +13,15 @@ use logwarden::handler::{Delivery, DetectorService};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
 use logwarden::sinks::sns::SnsSink;
-use logwarden::state::MemoryStore;
-use logwarden::time::SystemClock;
+use logwarden::state::dynamodb::DynamoStore;
+use logwarden::state::{MemoryStore, StateStore};
+use logwarden::time::{LaggedClock, SystemClock};
 use serde_json::Value;
 
 struct Config {
     topic_arn: Option<String>,
+    state_table: Option<String>,
+    sweep_lag_ms: i64,
     rules: RuleSet,
     limits: Limits,
     region: String,
@@ -47,8 +50,19 @@ fn config() -> Result<Config, String> {
         }
         Err(_) => None,
     };
+    let state_table = std::env::var("LOGWARDEN_STATE_TABLE")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let sweep_lag_ms = match std::env::var("LOGWARDEN_SWEEP_LAG") {
+        Ok(v) => {
+            logwarden::time::parse_duration(&v).map_err(|e| format!("LOGWARDEN_SWEEP_LAG: {e}"))?
+        }
+        Err(_) => 60_000,
+    };
     Ok(Config {
         topic_arn,
+        state_table,
+        sweep_lag_ms,
         rules,
         limits: Limits { max_decoded_bytes },
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
@@ -83,40 +97,60 @@ async fn main() -> Result<(), Error> {
             std::process::exit(1);
         }
     };
-    if std::env::var_os("LOGWARDEN_STATE_TABLE").is_some() {
-        tracing::warn!(
-            "LOGWARDEN_STATE_TABLE is set, but this version keeps detector state in memory (per container)."
-        );
-    }
     // Clients are built once per container; credentials and the endpoint
     // (AWS_ENDPOINT_URL, for the emulator) come from the environment.
-    let delivery = match &cfg.topic_arn {
-        Some(arn) => {
-            let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
-            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let needs_aws = cfg.topic_arn.is_some() || cfg.state_table.is_some();
+    let conf = if needs_aws {
+        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
+        Some(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .retry_config(retry)
                 .load()
-                .await;
-            Delivery::Sns(SnsSink::new(
-                aws_sdk_sns::Client::new(&conf),
-                arn.clone(),
-                cfg.region.clone(),
-            ))
-        }
-        None => Delivery::Log,
+                .await,
+        )
+    } else {
+        None
     };
-    let engine = Engine::new(
-        Arc::new(cfg.rules),
-        MemoryStore::new(),
-        EngineConfig { region: cfg.region },
-    );
-    let service = Arc::new(DetectorService::new(
-        engine,
-        cfg.limits,
-        cfg.function,
-        Box::new(SystemClock),
-        delivery,
-    ));
+    let delivery = match (&cfg.topic_arn, &conf) {
+        (Some(arn), Some(conf)) => Delivery::Sns(SnsSink::new(
+            aws_sdk_sns::Client::new(conf),
+            arn.clone(),
+            cfg.region.clone(),
+        )),
+        _ => Delivery::Log,
+    };
+    let rules = Arc::new(cfg.rules);
+    let engine_config = EngineConfig { region: cfg.region };
+    let clock = Box::new(LaggedClock::new(SystemClock, cfg.sweep_lag_ms));
+    match (&cfg.state_table, &conf) {
+        (Some(table), Some(conf)) => {
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(conf), table.clone());
+            let engine = Engine::new(rules, store, engine_config);
+            serve(DetectorService::new(
+                engine,
+                cfg.limits,
+                cfg.function,
+                clock,
+                delivery,
+            ))
+            .await
+        }
+        _ => {
+            let engine = Engine::new(rules, MemoryStore::new(), engine_config);
+            serve(DetectorService::new(
+                engine,
+                cfg.limits,
+                cfg.function,
+                clock,
+                delivery,
+            ))
+            .await
+        }
+    }
+}
+
+async fn serve<S: StateStore + 'static>(service: DetectorService<S>) -> Result<(), Error> {
+    let service = Arc::new(service);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let service = Arc::clone(&service);
         async move {

@@ -6,13 +6,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use logwarden::engine::Engine;
 use logwarden::engine::{EngineConfig, run_rule_tests};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
-use logwarden::replay::{ReplayOptions, replay};
+use logwarden::replay::{ReplayOptions, replay_with};
 use logwarden::rules::RuleSet;
 use logwarden::sinks::slack::{SlackClient, post_alert_lines};
 use logwarden::sinks::sns::SnsSink;
 use logwarden::sinks::{OutputFormat, StdoutSink};
+use logwarden::state::MemoryStore;
+use logwarden::state::dynamodb::DynamoStore;
+use logwarden::time::Clock;
 
 /// Detection and alerting for AWS serverless logs.
 ///
@@ -49,10 +53,64 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Evaluate the deadline rules (missing-end) against shared state with
+    /// the clock as watermark, as the detector's scheduled event does.
+    ///
+    /// The watermark is --now, or the clock minus --lag (how late CloudWatch
+    /// Logs may still deliver). Alerts are printed and, with --sink sns, published.
+    Sweep(SweepArgs),
+    /// Manage the DynamoDB state table.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Send alerts somewhere by hand.
     Notify {
         #[command(subcommand)]
         command: NotifyCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// DynamoDB state table.
+    #[arg(long, value_name = "NAME", env = "LOGWARDEN_STATE_TABLE")]
+    state_table: Option<String>,
+    /// Watermark, RFC 3339 (default: the clock minus --lag).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+    now: Option<i64>,
+    /// Delivery lag subtracted from the clock.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lag)]
+    lag: i64,
+    /// Rule directory (default: the built-in pack).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// text for people; json prints one alert object per line.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Where alerts go.
+    #[arg(long, value_enum, default_value_t = Sink::Stdout)]
+    sink: Sink,
+    /// Topic for --sink sns.
+    #[arg(long, value_name = "ARN", env = "LOGWARDEN_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    /// AWS region used in console links.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+}
+
+fn parse_lag(s: &str) -> Result<i64, String> {
+    logwarden::time::parse_duration(s)
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Create the state table (key pk + sk, on demand, TTL on expires_at) for
+    /// local and test use; in AWS the SAM template creates it.
+    Init {
+        /// Table name.
+        #[arg(long, value_name = "NAME")]
+        table: String,
     },
 }
 
@@ -97,9 +155,12 @@ struct ReplayArgs {
     /// usual AWS environment, e.g. AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
     #[arg(long, value_name = "ARN", env = "LOGWARDEN_TOPIC_ARN")]
     sns_topic_arn: Option<String>,
-    /// Where detector state lives (memory: this process only).
+    /// Where detector state lives (memory: this process only; dynamodb: shared).
     #[arg(long, value_enum, default_value_t = State::Memory)]
     state: State,
+    /// DynamoDB table for --state dynamodb.
+    #[arg(long, value_name = "NAME", env = "LOGWARDEN_STATE_TABLE")]
+    state_table: Option<String>,
     /// Watermark for deadline detectors at the end of input, RFC 3339
     /// (default: the last event time). E.g. 2026-11-22T12:00:00Z.
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
@@ -150,7 +211,17 @@ enum Sink {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum State {
+    /// This process only (a local replay).
     Memory,
+    /// A DynamoDB table shared by every process (see `logwarden state init`).
+    Dynamodb,
+}
+
+async fn dynamo_store(table: &str) -> DynamoStore {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table)
 }
 
 fn parse_now(s: &str) -> Result<i64, String> {
@@ -182,6 +253,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Sweep(args) => run_sweep(args),
+        Command::State {
+            command: StateCommand::Init { table },
+        } => run_state_init(&table),
         Command::Notify {
             command: NotifyCommand::Slack { webhook_url, file },
         } => run_notify_slack(&webhook_url, file.as_deref()),
@@ -260,6 +335,115 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("logwarden: cannot start: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn run_state_init(table: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&conf), table).await
+    });
+    match result {
+        Ok(()) => {
+            eprintln!("logwarden: created table {table} (pk, sk; on demand; TTL on expires_at)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_sweep(args: SweepArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let set = match load_rules(args.rules.as_ref()) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let Some(table) = args.state_table.as_deref() else {
+        eprintln!("logwarden: sweep needs --state-table NAME (or LOGWARDEN_STATE_TABLE)");
+        return ExitCode::from(2);
+    };
+    let sns = match (args.sink, &args.sns_topic_arn) {
+        (Sink::Stdout, _) => None,
+        (Sink::Sns, None) => {
+            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
+            return ExitCode::from(2);
+        }
+        (Sink::Sns, Some(arn)) => {
+            let conf =
+                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+            Some(SnsSink::new(
+                aws_sdk_sns::Client::new(&conf),
+                arn.clone(),
+                args.region.clone(),
+            ))
+        }
+    };
+    let now = args
+        .now
+        .unwrap_or_else(|| logwarden::time::SystemClock.now_ms() - args.lag);
+    let store = rt.block_on(dynamo_store(table));
+    let mut engine = Engine::new(
+        set,
+        store,
+        EngineConfig {
+            region: args.region,
+        },
+    );
+    let result = rt.block_on(async {
+        let o = engine.sweep(now).await.map_err(|e| e.to_string())?;
+        if let Some(sns) = &sns {
+            sns.publish(&o.alerts).await.map_err(|e| e.to_string())?;
+        }
+        let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+        engine.confirm(&ids).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(o.alerts)
+    });
+    match result {
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(alerts) => {
+            let format = match args.output {
+                Output::Text => OutputFormat::Text,
+                Output::Json => OutputFormat::Json,
+            };
+            let stdout = std::io::stdout();
+            let color = stdout.is_terminal();
+            let mut sink = StdoutSink::new(stdout.lock(), format, color);
+            if let Err(e) = sink.publish(&alerts) {
+                eprintln!("logwarden: cannot write alerts: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "logwarden: swept at {}, {} alert(s)",
+                logwarden::time::rfc3339(now),
+                alerts.len()
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn run_check(dir: Option<&PathBuf>) -> ExitCode {
     let set = match load_rules(dir) {
         Ok(s) => s,
@@ -296,7 +480,6 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
 }
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
-    let State::Memory = args.state;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -345,13 +528,30 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal();
     let mut sink = StdoutSink::new(stdout.lock(), format, color);
-    let result = replay(set, &args.paths, &opts, &mut |alerts| {
+    let mut publish = |alerts: &[logwarden::alert::Alert]| {
         if let Some(sns) = &sns {
             rt.block_on(sns.publish(alerts))
                 .map_err(std::io::Error::other)?;
         }
         sink.publish(alerts)
-    });
+    };
+    let result = match args.state {
+        State::Memory => {
+            let mut engine = Engine::new(set, MemoryStore::new(), opts.engine.clone());
+            replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
+        }
+        State::Dynamodb => {
+            let Some(table) = args.state_table.as_deref() else {
+                eprintln!(
+                    "logwarden: --state dynamodb needs --state-table NAME (or LOGWARDEN_STATE_TABLE)"
+                );
+                return ExitCode::from(2);
+            };
+            let store = rt.block_on(dynamo_store(table));
+            let mut engine = Engine::new(set, store, opts.engine.clone());
+            replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
+        }
+    };
     match result {
         Err(e) => {
             eprintln!("logwarden: {e}");

@@ -175,7 +175,15 @@ impl DynamoStore {
             .ok_or_else(|| corrupt("missing `v`"))?;
         let value: StateValue = serde_json::from_str(v).map_err(|e| corrupt(&e.to_string()))?;
         let version = u64::try_from(num("ver")?).map_err(|_| corrupt("negative `ver`"))?;
-        Ok((Versioned { value, version }, num("exp_ms")?))
+        let expires_at = num("exp_ms")?;
+        Ok((
+            Versioned {
+                value,
+                version,
+                expires_at,
+            },
+            expires_at,
+        ))
     }
 }
 

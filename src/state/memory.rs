@@ -75,8 +75,17 @@ impl StateStore for MemoryStore {
                 Some(value) => {
                     self.next_version += 1;
                     let version = self.next_version;
-                    self.items
-                        .insert(w.key, (Versioned { value, version }, w.expires_at));
+                    self.items.insert(
+                        w.key,
+                        (
+                            Versioned {
+                                value,
+                                version,
+                                expires_at: w.expires_at,
+                            },
+                            w.expires_at,
+                        ),
+                    );
                 }
             }
         }

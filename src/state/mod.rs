@@ -91,6 +91,8 @@ pub struct Versioned {
     pub value: StateValue,
     /// Store-defined version, 0 for absent keys.
     pub version: u64,
+    /// Event time it expires at, as last written: an update keeps at least this.
+    pub expires_at: i64,
 }
 
 /// One change to write.

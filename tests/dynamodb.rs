@@ -1,0 +1,296 @@
+//! Shared state in DynamoDB (moto): separate engine instances — as separate
+//! Lambda containers would be — sharing one table. Skipped when
+//! `MOTO_ENDPOINT` is not set.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use logwarden::alert::Alert;
+use logwarden::engine::{Engine, EngineConfig};
+use logwarden::ingest::{self, Payload};
+use logwarden::replay::{ReplayOptions, replay_with};
+use logwarden::rules::RuleSet;
+use logwarden::state::dynamodb::DynamoStore;
+use serde_json::Value;
+use support::*;
+
+const T: i64 = 1_795_341_600_000;
+
+async fn table(conf: &aws_config::SdkConfig) -> String {
+    let name = unique("lw-state");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(conf), &name)
+        .await
+        .unwrap();
+    name
+}
+
+fn engine(conf: &aws_config::SdkConfig, table: &str) -> Engine<DynamoStore> {
+    Engine::new(
+        Arc::new(RuleSet::builtin().unwrap()),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(conf), table),
+        EngineConfig::default(),
+    )
+}
+
+/// Process one payload given as JSON and confirm its alerts, as the handler does.
+async fn process(e: &mut Engine<DynamoStore>, p: &Value) -> Vec<Alert> {
+    let text = p.to_string();
+    let payload: Payload<'_> = ingest::parse_payload(text.as_bytes()).unwrap();
+    let o = e.process(&payload).await.unwrap();
+    let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+    e.confirm(&ids).await.unwrap();
+    o.alerts
+}
+
+fn sshd(t0: i64, n: usize, ip: &str, port0: usize) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                t0 + i as i64 * 1000,
+                format!(
+                    "sshd[9]: Failed password for root from {ip} port {} ssh2",
+                    port0 + i
+                ),
+            )
+        })
+        .collect()
+}
+
+fn p(group: &str, stream: &str, events: &[(i64, String)]) -> Value {
+    let ev: Vec<(i64, &str)> = events.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    payload(group, stream, &ev)
+}
+
+#[tokio::test]
+async fn failures_split_across_two_processes_alert_exactly_once() {
+    let Some(ep) = moto("failures_split_across_two_processes_alert_exactly_once") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let first = process(
+        &mut a,
+        &p("/aws/lambda/auth", "s1", &sshd(T, 6, "203.0.113.7", 1000)),
+    )
+    .await;
+    let second = process(
+        &mut b,
+        &p(
+            "/aws/lambda/auth",
+            "s2",
+            &sshd(T + 20_000, 6, "203.0.113.7", 2000),
+        ),
+    )
+    .await;
+    assert!(first.is_empty(), "6 failures are below the threshold");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].rule, "failed-auth-burst");
+    // Threshold reached at the 10th failure; the 2 after it in the batch fold in.
+    assert_eq!(second[0].count, 12, "the burst is counted across processes");
+    // More failures in process 1 fold into the same incident.
+    let more = process(
+        &mut a,
+        &p(
+            "/aws/lambda/auth",
+            "s1",
+            &sshd(T + 30_000, 5, "203.0.113.7", 3000),
+        ),
+    )
+    .await;
+    assert!(more.is_empty());
+}
+
+#[tokio::test]
+async fn start_in_one_process_and_report_in_another_is_silent() {
+    let Some(ep) = moto("start_in_one_process_and_report_in_another_is_silent") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let start = vec![(T, "START RequestId: r1 Version: $LATEST\n".to_string())];
+    let end = vec![
+        (T + 500, "END RequestId: r1\n".to_string()),
+        (T + 500, "REPORT RequestId: r1\tDuration: 500.00 ms\tBilled Duration: 500 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\t\n".to_string()),
+    ];
+    assert!(
+        process(&mut a, &p("/aws/lambda/up", "s", &start))
+            .await
+            .is_empty()
+    );
+    assert!(
+        process(&mut b, &p("/aws/lambda/up", "s", &end))
+            .await
+            .is_empty()
+    );
+    // An hour later, a sweep from either process finds nothing open.
+    assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+}
+
+#[tokio::test]
+async fn an_orphan_seen_by_two_processes_alerts_once() {
+    let Some(ep) = moto("an_orphan_seen_by_two_processes_alerts_once") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let first = vec![
+        (T, "START RequestId: Y Version: $LATEST\n".to_string()),
+        (
+            T + 1_000,
+            "START RequestId: Z Version: $LATEST\n".to_string(),
+        ),
+        (T + 2_000, "END RequestId: Z\n".to_string()),
+    ];
+    let later = vec![
+        (
+            T + 90_000,
+            "START RequestId: W Version: $LATEST\n".to_string(),
+        ),
+        (T + 91_000, "END RequestId: W\n".to_string()),
+    ];
+    assert!(
+        process(&mut a, &p("/aws/lambda/up", "s", &first))
+            .await
+            .is_empty()
+    );
+    let got = process(&mut b, &p("/aws/lambda/up", "s", &later)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].rule, "missing-end");
+    assert_eq!(got[0].request_ids, ["Y"]);
+    // Process 1's sweep later does not report it again.
+    assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+}
+
+#[tokio::test]
+async fn a_quiet_stream_is_found_by_the_sweep_of_another_process() {
+    let Some(ep) = moto("a_quiet_stream_is_found_by_the_sweep_of_another_process") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let start = vec![(T, "START RequestId: lost Version: $LATEST\n".to_string())];
+    assert!(
+        process(&mut a, &p("/aws/lambda/up", "quiet", &start))
+            .await
+            .is_empty()
+    );
+    assert!(
+        b.sweep(T + 900_000).await.unwrap().alerts.is_empty(),
+        "not yet past 900 s + grace"
+    );
+    let o = b.sweep(T + 961_000).await.unwrap();
+    assert_eq!(o.alerts.len(), 1);
+    assert_eq!(o.alerts[0].request_ids, ["lost"]);
+}
+
+#[tokio::test]
+async fn the_same_batch_twice_alerts_once() {
+    let Some(ep) = moto("the_same_batch_twice_alerts_once") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let batch = p(
+        "/aws/lambda/auth",
+        "s1",
+        &sshd(T, 12, "198.51.100.23", 1000),
+    );
+    let mut a = engine(&conf, &t);
+    assert_eq!(process(&mut a, &batch).await.len(), 1);
+    assert!(
+        process(&mut a, &batch).await.is_empty(),
+        "a Lambda retry of the same batch"
+    );
+    let mut b = engine(&conf, &t);
+    let again = process(&mut b, &batch).await;
+    assert!(
+        again.is_empty(),
+        "the retry landing in another container: {again:?}"
+    );
+}
+
+fn fixture_files() -> Vec<PathBuf> {
+    let (files, errors) =
+        logwarden::replay::expand_paths(&[
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+        ]);
+    assert!(errors.is_empty());
+    files
+}
+
+/// (rule, log group, key) of each alert, sorted.
+fn shape(alerts: &[Alert]) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.rule.clone(),
+                a.log_group.clone(),
+                serde_json::to_string(&a.key).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn replay_files(conf: aws_config::SdkConfig, table: String, files: Vec<PathBuf>) -> Vec<Alert> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut e = Engine::new(
+        Arc::new(RuleSet::builtin().unwrap()),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table),
+        EngineConfig::default(),
+    );
+    let opts = ReplayOptions {
+        limits: Default::default(),
+        log_group: None,
+        log_stream: None,
+        // One watermark for the final sweep of every instance.
+        now: Some(logwarden::time::parse_rfc3339("2026-11-22T10:10:00Z").unwrap()),
+        engine: EngineConfig::default(),
+    };
+    let mut alerts = Vec::new();
+    let s = replay_with(&mut e, &rt, &files, &opts, &mut |a| {
+        alerts.extend_from_slice(a);
+        Ok(())
+    })
+    .unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    alerts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_instances_give_the_alerts_of_one() {
+    let Some(ep) = moto("two_concurrent_instances_give_the_alerts_of_one") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let files = fixture_files();
+    let sequential_table = table(&conf).await;
+    let shared_table = table(&conf).await;
+    let (c1, t1, f1) = (conf.clone(), sequential_table, files.clone());
+    let sequential = tokio::task::spawn_blocking(move || replay_files(c1, t1, f1))
+        .await
+        .unwrap();
+    let (odd, even): (Vec<_>, Vec<_>) =
+        files.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+    let odd: Vec<PathBuf> = odd.into_iter().map(|(_, f)| f).collect();
+    let even: Vec<PathBuf> = even.into_iter().map(|(_, f)| f).collect();
+    let (c2, t2) = (conf.clone(), shared_table.clone());
+    let (c3, t3) = (conf.clone(), shared_table);
+    let one = tokio::task::spawn_blocking(move || replay_files(c2, t2, odd));
+    let two = tokio::task::spawn_blocking(move || replay_files(c3, t3, even));
+    let mut concurrent = one.await.unwrap();
+    concurrent.extend(two.await.unwrap());
+    assert_eq!(sequential.len(), 14);
+    assert_eq!(shape(&concurrent), shape(&sequential));
+}
