@@ -294,3 +294,55 @@ async fn two_concurrent_instances_give_the_alerts_of_one() {
     assert_eq!(sequential.len(), 14);
     assert_eq!(shape(&concurrent), shape(&sequential));
 }
+
+/// Cost: DynamoDB requests per batch grow with the distinct keys a batch
+/// touches, not with its events. Over the fixtures by default; point
+/// `LOGWARDEN_COST_CORPUS` at a directory of batches (e.g. a corpus from
+/// ../shared/bench/gen.py) to measure that instead.
+#[test]
+fn requests_per_batch_stay_small() {
+    let Some(ep) = moto("requests_per_batch_stay_small") else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let conf = rt.block_on(aws(&ep));
+    let t = rt.block_on(table(&conf));
+    let files = match std::env::var_os("LOGWARDEN_COST_CORPUS") {
+        Some(dir) => {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("batch-"))
+                .collect();
+            v.sort();
+            v
+        }
+        None => fixture_files(),
+    };
+    let mut e = Engine::new(
+        Arc::new(RuleSet::builtin().unwrap()),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), &t),
+        EngineConfig::default(),
+    );
+    let opts = ReplayOptions {
+        limits: Default::default(),
+        log_group: None,
+        log_stream: None,
+        now: None,
+        engine: EngineConfig::default(),
+    };
+    let s = replay_with(&mut e, &rt, &files, &opts, &mut |_| Ok(())).unwrap();
+    let requests = e.store_mut().requests();
+    let per_batch = requests as f64 / s.batches as f64;
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    eprintln!(
+        "dynamodb cost: {} batches, {} events, {} requests, {per_batch:.2} requests/batch, {:.1} events/request, {:.0} input bytes/request",
+        s.batches,
+        s.events,
+        requests,
+        s.events as f64 / requests as f64,
+        bytes as f64 / requests as f64
+    );
+    // Per batch: one read of every touched key, one transactional write,
+    // plus a read and a write to confirm each batch's alerts, and the final sweep.
+    assert!(per_batch <= 5.0, "{per_batch} requests per batch");
+    assert!(s.events as f64 / requests as f64 > 5.0);
+}
