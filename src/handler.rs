@@ -132,6 +132,29 @@ struct FirehoseResult<'a> {
     data: &'a str,
 }
 
+/// Tracing for a Lambda binary: JSON when the function's log format is JSON
+/// (`AWS_LAMBDA_LOG_FORMAT`), plain otherwise; no timestamps (CloudWatch adds
+/// them); filter from `LOGWARDEN_LOG`, default `info`.
+pub fn init_lambda_tracing() {
+    let json_logs =
+        std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if json_logs {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .without_time()
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .with_ansi(false)
+            .init();
+    }
+}
+
 /// Handle one Lambda event.
 pub async fn handle<S: StateStore>(
     engine: &mut Engine<S>,

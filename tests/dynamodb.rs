@@ -301,8 +301,13 @@ async fn two_concurrent_instances_give_the_alerts_of_one() {
 /// ../shared/bench/gen.py) to measure that instead.
 #[test]
 fn requests_per_batch_stay_small() {
-    let Some(ep) = moto("requests_per_batch_stay_small") else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(ep) = moto("requests_per_batch_stay_small") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let conf = rt.block_on(aws(&ep));
     let t = rt.block_on(table(&conf));
     let files = match std::env::var_os("LOGWARDEN_COST_CORPUS") {
@@ -310,7 +315,13 @@ fn requests_per_batch_stay_small() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
-                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("batch-"))
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .starts_with("batch-")
+                })
                 .collect();
             v.sort();
             v
@@ -332,7 +343,10 @@ fn requests_per_batch_stay_small() {
     let s = replay_with(&mut e, &rt, &files, &opts, &mut |_| Ok(())).unwrap();
     let requests = e.store_mut().requests();
     let per_batch = requests as f64 / s.batches as f64;
-    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
     eprintln!(
         "dynamodb cost: {} batches, {} events, {} requests, {per_batch:.2} requests/batch, {:.1} events/request, {:.0} input bytes/request",
         s.batches,

@@ -22,14 +22,22 @@ use support::*;
 
 #[tokio::test]
 async fn log_events_through_kinesis_become_one_alert_in_sqs() {
-    let Some(ep) = moto("log_events_through_kinesis_become_one_alert_in_sqs") else { return };
+    let Some(ep) = moto("log_events_through_kinesis_become_one_alert_in_sqs") else {
+        return;
+    };
     let conf = aws(&ep).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let kinesis = aws_sdk_kinesis::Client::new(&conf);
     let name = unique("lw-kin");
     let group = format!("/aws/lambda/{name}");
 
-    kinesis.create_stream().stream_name(&name).shard_count(1).send().await.unwrap();
+    kinesis
+        .create_stream()
+        .stream_name(&name)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
     let stream_arn = kinesis
         .describe_stream()
         .stream_name(&name)
@@ -40,8 +48,17 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .unwrap()
         .stream_arn()
         .to_string();
-    logs.create_log_group().log_group_name(&group).send().await.unwrap();
-    logs.create_log_stream().log_group_name(&group).log_stream_name("s1").send().await.unwrap();
+    logs.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    logs.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name("s1")
+        .send()
+        .await
+        .unwrap();
     logs.put_subscription_filter()
         .log_group_name(&group)
         .filter_name("to-kinesis")
@@ -60,7 +77,10 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .map(|i| {
             InputLogEvent::builder()
                 .timestamp(now - 60_000 + i * 1_000)
-                .message(format!("sshd[7]: Failed password for root from 192.0.2.77 port {} ssh2", 4000 + i))
+                .message(format!(
+                    "sshd[7]: Failed password for root from 192.0.2.77 port {} ssh2",
+                    4000 + i
+                ))
                 .build()
                 .unwrap()
         })
@@ -74,7 +94,13 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .unwrap();
 
     // Read the stream as the event source mapping would.
-    let shard = kinesis.list_shards().stream_name(&name).send().await.unwrap().shards()[0]
+    let shard = kinesis
+        .list_shards()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .shards()[0]
         .shard_id()
         .to_string();
     let iter = kinesis
@@ -88,8 +114,16 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .shard_iterator()
         .unwrap()
         .to_string();
-    let records = kinesis.get_records().shard_iterator(iter).send().await.unwrap();
-    assert!(!records.records().is_empty(), "moto delivered nothing to the stream");
+    let records = kinesis
+        .get_records()
+        .shard_iterator(iter)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !records.records().is_empty(),
+        "moto delivered nothing to the stream"
+    );
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut lambda_records: Vec<serde_json::Value> = records
         .records()
@@ -104,16 +138,34 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
     let event = json!({ "Records": lambda_records });
 
     let table = unique("lw-kin-state");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&conf), &table).await.unwrap();
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&conf), &table)
+        .await
+        .unwrap();
     let mut engine = Engine::new(
         Arc::new(RuleSet::builtin().unwrap()),
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), &table),
         EngineConfig::default(),
     );
     let t = topic_with_queue(&conf, &unique("lw-kin-topic"), None).await;
-    let delivery = Delivery::Sns(SnsSink::new(aws_sdk_sns::Client::new(&conf), t.topic_arn.clone(), "us-east-1".into()));
-    let h = handle(&mut engine, &event, &Limits::default(), &FixedClock(now), &delivery).await.unwrap();
-    assert_eq!(h.response, json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]}), "only the bad record is retried");
+    let delivery = Delivery::Sns(SnsSink::new(
+        aws_sdk_sns::Client::new(&conf),
+        t.topic_arn.clone(),
+        "us-east-1".into(),
+    ));
+    let h = handle(
+        &mut engine,
+        &event,
+        &Limits::default(),
+        &FixedClock(now),
+        &delivery,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.response,
+        json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]}),
+        "only the bad record is retried"
+    );
     assert_eq!(h.counters.decode_failures, 1);
     let got = t.drain().await;
     assert_eq!(got.len(), 1, "{got:?}");
@@ -123,7 +175,15 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
     assert_eq!(a.key["source_ip"], "192.0.2.77");
     assert_eq!(a.count, 12);
     // The event source mapping retries the batch: nothing new goes out.
-    let h = handle(&mut engine, &event, &Limits::default(), &FixedClock(now), &delivery).await.unwrap();
+    let h = handle(
+        &mut engine,
+        &event,
+        &Limits::default(),
+        &FixedClock(now),
+        &delivery,
+    )
+    .await
+    .unwrap();
     assert!(h.alerts.is_empty());
     assert!(t.drain().await.is_empty());
 }

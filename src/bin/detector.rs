@@ -73,23 +73,7 @@ fn config() -> Result<Config, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let json_logs =
-        std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if json_logs {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .without_time()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .without_time()
-            .with_ansi(false)
-            .init();
-    }
+    logwarden::handler::init_lambda_tracing();
     let cfg = match config() {
         Ok(c) => c,
         Err(e) => {

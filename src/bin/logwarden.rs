@@ -303,15 +303,9 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
             }
         },
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("logwarden: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match rt.block_on(post_alert_lines(reader, &client)) {
         Err(e) => {
@@ -331,6 +325,31 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// The SNS sink `--sink sns` asks for, built once; `--sink stdout` needs none.
+fn sns_sink(
+    rt: &tokio::runtime::Runtime,
+    sink: Sink,
+    topic_arn: Option<&str>,
+    region: &str,
+) -> Result<Option<SnsSink>, ExitCode> {
+    match (sink, topic_arn) {
+        (Sink::Stdout, _) => Ok(None),
+        (Sink::Sns, None) => {
+            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
+            Err(ExitCode::from(2))
+        }
+        (Sink::Sns, Some(arn)) => {
+            let conf =
+                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+            Ok(Some(SnsSink::new(
+                aws_sdk_sns::Client::new(&conf),
+                arn.to_string(),
+                region.to_string(),
+            )))
         }
     }
 }
@@ -381,21 +400,9 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         eprintln!("logwarden: sweep needs --state-table NAME (or LOGWARDEN_STATE_TABLE)");
         return ExitCode::from(2);
     };
-    let sns = match (args.sink, &args.sns_topic_arn) {
-        (Sink::Stdout, _) => None,
-        (Sink::Sns, None) => {
-            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
-            return ExitCode::from(2);
-        }
-        (Sink::Sns, Some(arn)) => {
-            let conf =
-                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
-            Some(SnsSink::new(
-                aws_sdk_sns::Client::new(&conf),
-                arn.clone(),
-                args.region.clone(),
-            ))
-        }
+    let sns = match sns_sink(&rt, args.sink, args.sns_topic_arn.as_deref(), &args.region) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let now = args
         .now
@@ -449,12 +456,9 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("logwarden: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let (mut passed, mut failed) = (0, 0);
     for r in &set.rules {
@@ -480,31 +484,13 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
 }
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("logwarden: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let sns = match (args.sink, &args.sns_topic_arn) {
-        (Sink::Stdout, _) => None,
-        (Sink::Sns, None) => {
-            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
-            return ExitCode::from(2);
-        }
-        (Sink::Sns, Some(arn)) => {
-            let conf =
-                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
-            Some(SnsSink::new(
-                aws_sdk_sns::Client::new(&conf),
-                arn.clone(),
-                args.region.clone(),
-            ))
-        }
+    let sns = match sns_sink(&rt, args.sink, args.sns_topic_arn.as_deref(), &args.region) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),

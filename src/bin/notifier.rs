@@ -16,23 +16,7 @@ fn fail(e: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let json_logs =
-        std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if json_logs {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .without_time()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .without_time()
-            .with_ansi(false)
-            .init();
-    }
+    logwarden::handler::init_lambda_tracing();
     let webhook = match WebhookConfig::from_env().unwrap_or_else(|e| fail(e)) {
         WebhookConfig::Url(url) => {
             Webhook::ready(SlackClient::new(&url).unwrap_or_else(|e| fail(e)))
