@@ -534,6 +534,7 @@ impl<S: StateStore> Engine<S> {
         // confirms delivery; alerts still pending from an earlier attempt at
         // this batch (a retry after a failed publish) go out again.
         let account = batch.map(|(p, _)| p.owner.to_string());
+        let batch_id = batch.map_or(0, |(p, _)| batch_fingerprint(p));
         let drafts = std::mem::take(&mut work.drafts);
         let mut opened: HashMap<usize, String> = work
             .open_drafts
@@ -551,6 +552,7 @@ impl<S: StateStore> Engine<S> {
                 }) = work.slots.get_mut(&ikey)
             {
                 inc.pending = Some(Box::new(alert.clone()));
+                inc.pending_batch = batch_id;
                 unconfirmed.push((alert.id.clone(), ikey));
             }
             alerts.push(alert);
@@ -563,8 +565,11 @@ impl<S: StateStore> Engine<S> {
         redeliver.sort_by(|a, b| a.0.cmp(b.0));
         for (ikey, slot) in redeliver {
             if let Some(StateValue::Incident(IncidentState {
-                pending: Some(a), ..
+                pending: Some(a),
+                pending_batch,
+                ..
             })) = &slot.value
+                && *pending_batch == batch_id
             {
                 unconfirmed.push((a.id.clone(), ikey.clone()));
                 alerts.push((**a).clone());
@@ -821,6 +826,7 @@ impl<S: StateStore> Engine<S> {
             count: f.count,
             requests: vec![dedupe],
             pending: None,
+            pending_batch: 0,
         }));
         slot.dirty = true;
         slot.expires_at = slot.expires_at.max(until);
@@ -899,6 +905,15 @@ impl<S: StateStore> Engine<S> {
             links,
         }
     }
+}
+
+/// Identity of a batch, the same when Lambda or Kinesis delivers it again:
+/// group, stream, first and last event id and the event count. Never 0 (the sweep's).
+fn batch_fingerprint(p: &Payload<'_>) -> u64 {
+    let first = p.log_events.first().map_or("", |e| e.id.as_ref());
+    let last = p.log_events.last().map_or("", |e| e.id.as_ref());
+    let n = p.log_events.len().to_string();
+    stable_hash(&["batch", &p.log_group, &p.log_stream, first, last, &n]).max(1)
 }
 
 /// Two to four sentences: what happened, how much, and what the rule says to do.

@@ -360,3 +360,37 @@ fn requests_per_batch_stay_small() {
     assert!(per_batch <= 5.0, "{per_batch} requests per batch");
     assert!(s.events as f64 / requests as f64 > 5.0);
 }
+
+/// Regression: an alert in flight (stored, not yet confirmed) was sent again by
+/// another container whose batch touched the same incident.
+#[tokio::test]
+async fn an_unconfirmed_alert_is_resent_only_by_a_retry_of_its_own_batch() {
+    let Some(ep) = moto("an_unconfirmed_alert_is_resent_only_by_a_retry_of_its_own_batch") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let burst = p("/aws/lambda/auth", "s1", &sshd(T, 10, "192.0.2.9", 100));
+    let text = burst.to_string();
+    let payload = ingest::parse_payload(text.as_bytes()).unwrap();
+    // Container A raises the alert and has not confirmed delivery yet.
+    assert_eq!(a.process(&payload).await.unwrap().alerts.len(), 1);
+    // Container B's batch folds into the same incident: it must not send it.
+    let more = process(
+        &mut b,
+        &p(
+            "/aws/lambda/auth",
+            "s2",
+            &sshd(T + 15_000, 3, "192.0.2.9", 900),
+        ),
+    )
+    .await;
+    assert!(more.is_empty(), "{more:?}");
+    // A's delivery failed, so Lambda retries A's batch: now it goes out.
+    let retry = a.process(&payload).await.unwrap();
+    assert_eq!(retry.alerts.len(), 1);
+    let ids: Vec<String> = retry.alerts.iter().map(|x| x.id.clone()).collect();
+    a.confirm(&ids).await.unwrap();
+    assert!(a.process(&payload).await.unwrap().alerts.is_empty());
+}

@@ -59,6 +59,15 @@ pub struct IncidentState {
     /// delivered: a retried batch re-emits it instead of losing it (outbox).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Box<crate::alert::Alert>>,
+    /// Which batch raised `pending` (0 = a sweep): only a retry of that batch
+    /// re-sends it. Another container touching the same incident meanwhile
+    /// must not, or an alert in flight would go out twice.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_batch: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// What is known about one function (log group) across rules.
@@ -208,6 +217,7 @@ mod tests {
             count: 2,
             requests: vec![1],
             pending: None,
+            pending_batch: 0,
         });
         let text = serde_json::to_string(&v).unwrap();
         assert!(text.starts_with(r#"{"type":"incident""#), "{text}");
