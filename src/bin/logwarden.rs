@@ -85,18 +85,61 @@ struct SweepArgs {
     /// Rule directory (default: the built-in pack).
     #[arg(long, value_name = "DIR")]
     rules: Option<PathBuf>,
-    /// text for people; json prints one alert object per line.
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+}
+
+/// Where alerts go and how they look: shared by replay and sweep.
+#[derive(clap::Args)]
+struct DeliveryArgs {
+    /// text for people; json prints one alert object per line and nothing else.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Where alerts go.
+    /// Where alerts go. With sns each alert is also printed as --output says.
     #[arg(long, value_enum, default_value_t = Sink::Stdout)]
     sink: Sink,
-    /// Topic for --sink sns.
+    /// Topic for --sink sns (AWS credentials, region and endpoint come from the
+    /// usual AWS environment, e.g. AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
     #[arg(long, value_name = "ARN", env = "LOGWARDEN_TOPIC_ARN")]
     sns_topic_arn: Option<String>,
     /// AWS region used in console links.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
+}
+
+impl DeliveryArgs {
+    /// Stdout in the chosen format, colour only on a terminal.
+    fn stdout(&self) -> StdoutSink<std::io::StdoutLock<'static>> {
+        let format = match self.output {
+            Output::Text => OutputFormat::Text,
+            Output::Json => OutputFormat::Json,
+        };
+        let stdout = std::io::stdout();
+        let color = stdout.is_terminal();
+        StdoutSink::new(stdout.lock(), format, color)
+    }
+
+    /// The SNS sink `--sink sns` asks for, built once; `--sink stdout` needs none.
+    fn sns(&self, rt: &tokio::runtime::Runtime) -> Result<Option<SnsSink>, ExitCode> {
+        match (self.sink, self.sns_topic_arn.as_deref()) {
+            (Sink::Stdout, _) => Ok(None),
+            (Sink::Sns, None) => {
+                eprintln!(
+                    "logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)"
+                );
+                Err(ExitCode::from(2))
+            }
+            (Sink::Sns, Some(arn)) => {
+                let conf =
+                    rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+                Ok(Some(SnsSink::new(
+                    aws_sdk_sns::Client::new(&conf),
+                    arn.to_string(),
+                    self.region.clone(),
+                )))
+            }
+        }
+    }
 }
 
 fn parse_lag(s: &str) -> Result<i64, String> {
@@ -145,16 +188,8 @@ struct ReplayArgs {
     /// Rule directory (default: the built-in pack).
     #[arg(long, value_name = "DIR")]
     rules: Option<PathBuf>,
-    /// text for people; json prints one alert object per line and nothing else.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-    /// Where alerts go. With sns each alert is also printed as --output says.
-    #[arg(long, value_enum, default_value_t = Sink::Stdout)]
-    sink: Sink,
-    /// Topic for --sink sns (AWS credentials, region and endpoint come from the
-    /// usual AWS environment, e.g. AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "ARN", env = "LOGWARDEN_TOPIC_ARN")]
-    sns_topic_arn: Option<String>,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
     /// Where detector state lives (memory: this process only; dynamodb: shared).
     #[arg(long, value_enum, default_value_t = State::Memory)]
     state: State,
@@ -174,9 +209,6 @@ struct ReplayArgs {
     /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
-    /// AWS region used in console links.
-    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
-    region: String,
 }
 
 #[derive(Subcommand)]
@@ -329,31 +361,6 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-/// The SNS sink `--sink sns` asks for, built once; `--sink stdout` needs none.
-fn sns_sink(
-    rt: &tokio::runtime::Runtime,
-    sink: Sink,
-    topic_arn: Option<&str>,
-    region: &str,
-) -> Result<Option<SnsSink>, ExitCode> {
-    match (sink, topic_arn) {
-        (Sink::Stdout, _) => Ok(None),
-        (Sink::Sns, None) => {
-            eprintln!("logwarden: --sink sns needs --sns-topic-arn ARN (or LOGWARDEN_TOPIC_ARN)");
-            Err(ExitCode::from(2))
-        }
-        (Sink::Sns, Some(arn)) => {
-            let conf =
-                rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
-            Ok(Some(SnsSink::new(
-                aws_sdk_sns::Client::new(&conf),
-                arn.to_string(),
-                region.to_string(),
-            )))
-        }
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -400,7 +407,7 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         eprintln!("logwarden: sweep needs --state-table NAME (or LOGWARDEN_STATE_TABLE)");
         return ExitCode::from(2);
     };
-    let sns = match sns_sink(&rt, args.sink, args.sns_topic_arn.as_deref(), &args.region) {
+    let sns = match args.delivery.sns(&rt) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -412,7 +419,7 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         set,
         store,
         EngineConfig {
-            region: args.region,
+            region: args.delivery.region.clone(),
         },
     );
     let result = rt.block_on(async {
@@ -430,13 +437,7 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(alerts) => {
-            let format = match args.output {
-                Output::Text => OutputFormat::Text,
-                Output::Json => OutputFormat::Json,
-            };
-            let stdout = std::io::stdout();
-            let color = stdout.is_terminal();
-            let mut sink = StdoutSink::new(stdout.lock(), format, color);
+            let mut sink = args.delivery.stdout();
             if let Err(e) = sink.publish(&alerts) {
                 eprintln!("logwarden: cannot write alerts: {e}");
                 return ExitCode::FAILURE;
@@ -488,7 +489,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let sns = match sns_sink(&rt, args.sink, args.sns_topic_arn.as_deref(), &args.region) {
+    let sns = match args.delivery.sns(&rt) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -504,16 +505,10 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         log_stream: args.log_stream,
         now: args.now,
         engine: EngineConfig {
-            region: args.region,
+            region: args.delivery.region.clone(),
         },
     };
-    let format = match args.output {
-        Output::Text => OutputFormat::Text,
-        Output::Json => OutputFormat::Json,
-    };
-    let stdout = std::io::stdout();
-    let color = stdout.is_terminal();
-    let mut sink = StdoutSink::new(stdout.lock(), format, color);
+    let mut sink = args.delivery.stdout();
     let mut publish = |alerts: &[logwarden::alert::Alert]| {
         if let Some(sns) = &sns {
             rt.block_on(sns.publish(alerts))
