@@ -2,6 +2,7 @@
 //! the Lambda runs. One bad file or record never stops the rest; it is
 //! reported and changes the exit code.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub struct ReplayOptions {
     pub now: Option<i64>,
     /// Engine settings.
     pub engine: EngineConfig,
+    /// Decoding threads (0: one per available core). Detection itself runs
+    /// in input order on the calling thread whatever this is.
+    pub threads: usize,
 }
 
 /// One input that could not be read or decoded (whole or in part).
@@ -132,9 +136,64 @@ pub fn replay(
     replay_with(&mut engine, &rt, paths, opts, publish)
 }
 
+/// One input decoded: its payloads (owned, so decoding can run on another
+/// thread) or what went wrong, in input order.
+struct DecodedInput {
+    shown: String,
+    units: Vec<(String, Result<ingest::OwnedPayload, ingest::DecodeError>)>,
+    /// The input as a whole could not be read or recognised.
+    error: Option<String>,
+}
+
+fn decode_input(path: &Path, opts: &ReplayOptions) -> DecodedInput {
+    let shown = path.display().to_string();
+    let bytes = match read_input(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return DecodedInput {
+                shown,
+                units: Vec::new(),
+                error: Some(format!("cannot read: {e}")),
+            };
+        }
+    };
+    let fopts = FileOptions {
+        limits: opts.limits,
+        log_group: opts.log_group.clone(),
+        log_stream: opts.log_stream.clone(),
+        default_timestamp_ms: mtime_ms(path),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("stdin")
+        .to_string();
+    let mut units = Vec::new();
+    let form = ingest::for_each_payload(&bytes, &name, &fopts, &mut |origin, unit| {
+        units.push((
+            origin.to_string(),
+            unit.map(ingest::OwnedPayload::from_payload),
+        ));
+    });
+    DecodedInput {
+        shown,
+        units,
+        error: form.err().map(|e| e.to_string()),
+    }
+}
+
+/// Number of decoding threads for `requested` (0: one per available core).
+pub fn decode_threads(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
 /// Replay through a given engine (any state store), driving its futures on
-/// `rt` from the synchronous decode callback: payloads borrow each file's
-/// buffers, so they are processed where they are decoded.
+/// `rt`. Inputs are decoded on `opts.threads` threads (with more than one,
+/// a few inputs ahead of detection) and detected one after another in input
+/// order, so alerts and state are the same whatever the thread count.
 pub fn replay_with<S: StateStore>(
     engine: &mut Engine<S>,
     rt: &tokio::runtime::Runtime,
@@ -155,83 +214,20 @@ pub fn replay_with<S: StateStore>(
         );
         bar
     });
-    for path in &files {
-        let shown = path.display().to_string();
-        summary.inputs += 1;
-        let bytes = match read_input(path) {
-            Ok(b) => b,
-            Err(e) => {
-                summary.errors.push(InputError {
-                    input: shown,
-                    origin: None,
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let fopts = FileOptions {
-            limits: opts.limits,
-            log_group: opts.log_group.clone(),
-            log_stream: opts.log_stream.clone(),
-            default_timestamp_ms: mtime_ms(path),
-        };
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("stdin")
-            .to_string();
-        let mut batch_errors: Vec<InputError> = Vec::new();
-        let mut fatal: Option<EngineError> = None;
-        let mut pending: Vec<Alert> = Vec::new();
-        let form = {
-            let engine = &mut *engine;
-            let summary = &mut summary;
-            let mut f = |origin: &str, unit: Result<&ingest::Payload<'_>, ingest::DecodeError>| {
-                match unit {
-                    Err(e) => batch_errors.push(InputError {
-                        input: shown.clone(),
-                        origin: Some(origin.to_string()),
-                        message: e.to_string(),
-                    }),
-                    Ok(p) => {
-                        if fatal.is_some() {
-                            return;
-                        }
-                        match rt.block_on(engine.process(p)) {
-                            Ok(o) => {
-                                if !o.control {
-                                    summary.batches += 1;
-                                }
-                                summary.events += o.events;
-                                summary.suppressed += o.suppressed;
-                                pending.extend(o.alerts);
-                            }
-                            Err(e) => fatal = Some(e),
-                        }
-                    }
-                }
-            };
-            ingest::for_each_payload(&bytes, &name, &fopts, &mut f)
-        };
-        summary.alerts += pending.len();
-        publish(&pending).map_err(ReplayError::Output)?;
-        let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
-        rt.block_on(engine.confirm(&ids))
-            .map_err(ReplayError::Engine)?;
-        if let Some(e) = fatal {
-            return Err(ReplayError::Engine(e));
-        }
-        if let Err(e) = form {
-            summary.errors.push(InputError {
-                input: shown.clone(),
-                origin: None,
-                message: e.to_string(),
-            });
-        }
-        summary.errors.extend(batch_errors);
+    let threads = decode_threads(opts.threads).min(files.len().max(1));
+    let mut detect = |input: DecodedInput| -> Result<(), ReplayError> {
+        detect_input(engine, rt, input, &mut summary, publish)?;
         if let Some(bar) = &progress {
             bar.inc(1);
         }
+        Ok(())
+    };
+    if threads <= 1 || stdin_among(&files) {
+        for path in &files {
+            detect(decode_input(path, opts))?;
+        }
+    } else {
+        decode_in_parallel(&files, opts, threads, &mut detect)?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -247,6 +243,147 @@ pub fn replay_with<S: StateStore>(
             .map_err(ReplayError::Engine)?;
     }
     Ok(summary)
+}
+
+fn stdin_among(files: &[PathBuf]) -> bool {
+    files.iter().any(|p| p.as_os_str() == "-")
+}
+
+/// Decode `files` on `threads` scoped threads, at most `2 × threads` inputs
+/// ahead of detection (memory stays bounded), and hand them to `detect` in
+/// input order on this thread.
+fn decode_in_parallel(
+    files: &[PathBuf],
+    opts: &ReplayOptions,
+    threads: usize,
+    detect: &mut dyn FnMut(DecodedInput) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, mpsc};
+
+    let ahead = 2 * threads;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Index of the next input detection needs; decoders wait while they are
+    // `ahead` inputs past it.
+    let needed = (Mutex::new(0usize), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, DecodedInput)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, needed) = (&next, &stop, &needed);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= files.len() {
+                        return;
+                    }
+                    {
+                        let (lock, cv) = needed;
+                        let mut n = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= *n + ahead && !stop.load(Ordering::Relaxed) {
+                            n = cv.wait(n).unwrap_or_else(|p| p.into_inner());
+                        }
+                    }
+                    if stop.load(Ordering::Relaxed)
+                        || tx.send((i, decode_input(&files[i], opts))).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting: BTreeMap<usize, DecodedInput> = BTreeMap::new();
+        let mut result = Ok(());
+        for want in 0..files.len() {
+            let input = loop {
+                if let Some(d) = waiting.remove(&want) {
+                    break Some(d);
+                }
+                match rx.recv() {
+                    Ok((i, d)) => {
+                        waiting.insert(i, d);
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let Some(input) = input else { break };
+            {
+                let (lock, cv) = &needed;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = want + 1;
+                cv.notify_all();
+            }
+            result = detect(input);
+            if result.is_err() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        needed.1.notify_all();
+        drop(rx);
+        result
+    })
+}
+
+/// Detect on one decoded input: every payload in order, then publish its
+/// alerts and confirm them.
+fn detect_input<S: StateStore>(
+    engine: &mut Engine<S>,
+    rt: &tokio::runtime::Runtime,
+    input: DecodedInput,
+    summary: &mut ReplaySummary,
+    publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
+) -> Result<(), ReplayError> {
+    let DecodedInput {
+        shown,
+        units,
+        error,
+    } = input;
+    summary.inputs += 1;
+    let mut batch_errors: Vec<InputError> = Vec::new();
+    let mut fatal: Option<EngineError> = None;
+    let mut pending: Vec<Alert> = Vec::new();
+    for (origin, unit) in units {
+        match unit {
+            Err(e) => batch_errors.push(InputError {
+                input: shown.clone(),
+                origin: Some(origin),
+                message: e.to_string(),
+            }),
+            Ok(p) => match rt.block_on(engine.process(&p.view())) {
+                Ok(o) => {
+                    if !o.control {
+                        summary.batches += 1;
+                    }
+                    summary.events += o.events;
+                    summary.suppressed += o.suppressed;
+                    pending.extend(o.alerts);
+                }
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            },
+        }
+    }
+    summary.alerts += pending.len();
+    publish(&pending).map_err(ReplayError::Output)?;
+    let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
+    rt.block_on(engine.confirm(&ids))
+        .map_err(ReplayError::Engine)?;
+    if let Some(e) = fatal {
+        return Err(ReplayError::Engine(e));
+    }
+    if let Some(message) = error {
+        summary.errors.push(InputError {
+            input: shown,
+            origin: None,
+            message,
+        });
+    }
+    summary.errors.extend(batch_errors);
+    Ok(())
 }
 
 /// Replay could not go on at all.

@@ -257,6 +257,7 @@ fn replay_files(conf: aws_config::SdkConfig, table: String, files: Vec<PathBuf>)
         // One watermark for the final sweep of every instance.
         now: Some(logwarden::time::parse_rfc3339("2026-11-22T10:10:00Z").unwrap()),
         engine: EngineConfig::default(),
+        threads: 1,
     };
     let mut alerts = Vec::new();
     let s = replay_with(&mut e, &rt, &files, &opts, &mut |a| {
@@ -339,6 +340,7 @@ fn requests_per_batch_stay_small() {
         log_stream: None,
         now: None,
         engine: EngineConfig::default(),
+        threads: 1,
     };
     let s = replay_with(&mut e, &rt, &files, &opts, &mut |_| Ok(())).unwrap();
     let requests = e.store_mut().requests();

@@ -18,14 +18,27 @@ fn root() -> PathBuf {
 }
 
 fn run(paths: &[PathBuf]) -> (Vec<Alert>, logwarden::replay::ReplaySummary) {
+    run_with(paths, 0, false)
+}
+
+/// Replay with `threads` decoders, optionally on the reference payload parser.
+fn run_with(
+    paths: &[PathBuf],
+    threads: usize,
+    reference_parser: bool,
+) -> (Vec<Alert>, logwarden::replay::ReplaySummary) {
     let opts = ReplayOptions {
-        limits: Limits::default(),
+        limits: Limits {
+            reference_parser,
+            ..Limits::default()
+        },
         log_group: None,
         log_stream: None,
         now: None,
         engine: EngineConfig {
             region: "eu-west-1".into(),
         },
+        threads,
     };
     let mut alerts = Vec::new();
     let summary = replay(
@@ -195,4 +208,82 @@ fn envelopes_decode_to_their_readable_sources() {
     let mut kinesis = src("kinesis-0-pdf-render.payload");
     kinesis.extend(src("kinesis-1-control.payload"));
     assert_eq!(payloads_of(&dir.join("kinesis-event.json")), kinesis);
+}
+
+/// The optimised replay (fast payload parser, parallel decoding) against the
+/// straightforward one (serde_json only, one thread) on the fixtures: same
+/// alerts, same totals.
+#[test]
+fn fast_paths_match_the_reference_path_on_the_fixtures() {
+    let paths = [root().join("fixtures")];
+    let (want, want_summary) = run_with(&paths, 1, true);
+    for threads in [1, 2, 3] {
+        let (got, got_summary) = run_with(&paths, threads, false);
+        assert_eq!(got, want, "threads {threads}");
+        assert_eq!(got_summary, want_summary, "threads {threads}");
+    }
+    assert!(want.len() >= 10, "the fixtures alert");
+}
+
+#[allow(dead_code)]
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+/// A generated corpus shaped like the benchmark's (text and JSON log formats,
+/// three streams, batches in time order per stream) as `awslogs` events.
+fn generated_corpus(dir: &Path) -> Vec<String> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut jsons = Vec::new();
+    for k in 0..8u64 {
+        let format = if k % 2 == 0 {
+            common::Format::Text
+        } else {
+            common::Format::Json
+        };
+        let events = common::events(format, k + 1, 800, 400_000);
+        let shift = (k / 4) as i64 * 3_600_000;
+        let stream = format!("2026/11/22/[$LATEST]stream{}", k % 4);
+        let json = serde_json::json!({
+            "messageType": "DATA_MESSAGE",
+            "owner": "123456789012",
+            "logGroup": common::LOG_GROUP,
+            "logStream": stream,
+            "subscriptionFilters": ["logwarden"],
+            "logEvents": events.iter().enumerate().map(|(i, e)| serde_json::json!({
+                "id": format!("37{:020}{i:06}", e.timestamp + shift),
+                "timestamp": e.timestamp + shift,
+                "message": e.message,
+            })).collect::<Vec<_>>(),
+        })
+        .to_string();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json.as_bytes()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let event = serde_json::json!({"awslogs": {"data": data}}).to_string();
+        std::fs::write(dir.join(format!("batch-{k:04}.json")), event).unwrap();
+        jsons.push(json);
+    }
+    jsons
+}
+
+/// The same on generated batches like the benchmark's, where the fast parser
+/// meets every escape the Lambda formats produce: each payload parses to the
+/// same value, and the replays give the same alerts.
+#[test]
+fn fast_paths_match_the_reference_path_on_a_generated_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    for json in generated_corpus(dir.path()) {
+        let fast = ingest::parse_payload(json.as_bytes()).unwrap();
+        let reference = ingest::parse_payload_reference(&json).unwrap();
+        assert_eq!(fast, reference);
+    }
+    let paths = [dir.path().to_path_buf()];
+    let (want, want_summary) = run_with(&paths, 1, true);
+    let (got, got_summary) = run_with(&paths, 2, false);
+    assert!(want_summary.errors.is_empty(), "{:?}", want_summary.errors);
+    assert_eq!(got_summary, want_summary);
+    assert_eq!(got, want);
+    let rules: std::collections::BTreeSet<&str> = want.iter().map(|a| a.rule.as_str()).collect();
+    assert!(rules.len() >= 2, "the corpus alerts on several rules: {rules:?}");
 }

@@ -64,7 +64,10 @@ fn config() -> Result<Config, String> {
         state_table,
         sweep_lag_ms,
         rules,
-        limits: Limits { max_decoded_bytes },
+        limits: Limits {
+            max_decoded_bytes,
+            ..Limits::default()
+        },
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
             .unwrap_or_else(|_| "logwarden-detector".into()),

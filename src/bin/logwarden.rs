@@ -209,6 +209,11 @@ struct ReplayArgs {
     /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
+    /// Threads decoding inputs (base64, gunzip, JSON) ahead of detection;
+    /// 0 = one per available core. Detection runs in input order on one
+    /// thread, so the alerts are the same for any value.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -500,6 +505,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let opts = ReplayOptions {
         limits: Limits {
             max_decoded_bytes: args.max_decoded_bytes,
+            ..Limits::default()
         },
         log_group: args.log_group,
         log_stream: args.log_stream,
@@ -507,6 +513,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         engine: EngineConfig {
             region: args.delivery.region.clone(),
         },
+        threads: args.threads,
     };
     let mut sink = args.delivery.stdout();
     let mut publish = |alerts: &[logwarden::alert::Alert]| {

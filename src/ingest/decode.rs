@@ -325,6 +325,7 @@ mod tests {
     fn limits(cap: usize) -> Limits {
         Limits {
             max_decoded_bytes: cap,
+            ..Limits::default()
         }
     }
 

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 pub mod decode;
 mod envelope;
 mod error;
+mod fast;
 mod payload;
 pub mod plain;
 #[cfg(test)]
@@ -31,7 +32,7 @@ mod testutil;
 pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
 pub use envelope::for_each_payload;
 pub use error::{Base64Problem, DecodeError, GzipPart};
-pub use payload::parse_payload;
+pub use payload::{parse_payload, parse_payload_reference};
 pub use plain::PLAIN_CHUNK_EVENTS;
 
 /// Default cap on the decoded size of one payload (8 MiB).
@@ -79,12 +80,17 @@ pub struct Payload<'a> {
 pub struct Limits {
     /// Largest decoded (gunzipped) payload accepted, in bytes.
     pub max_decoded_bytes: usize,
+    /// Parse payloads with the reference parser only (serde_json), never the
+    /// fast path: for tests that compare the two.
+    #[doc(hidden)]
+    pub reference_parser: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            reference_parser: false,
         }
     }
 }
@@ -119,4 +125,79 @@ pub struct FileOptions {
     pub log_stream: Option<String>,
     /// Time for plain lines that carry no timestamp, ms since the epoch.
     pub default_timestamp_ms: i64,
+}
+
+/// A [`Payload`] that owns its text, so it can be decoded on one thread and
+/// detected on another: every string in one buffer, events as ranges.
+#[derive(Debug, Clone)]
+pub struct OwnedPayload {
+    text: String,
+    message_type: MessageType,
+    owner: std::ops::Range<usize>,
+    log_group: std::ops::Range<usize>,
+    log_stream: std::ops::Range<usize>,
+    filters: Vec<std::ops::Range<usize>>,
+    events: Vec<(std::ops::Range<usize>, i64, std::ops::Range<usize>)>,
+}
+
+impl OwnedPayload {
+    /// Copy `p` (one allocation for all its text, one for its events).
+    pub fn from_payload(p: &Payload<'_>) -> Self {
+        let size = p.owner.len()
+            + p.log_group.len()
+            + p.log_stream.len()
+            + p.subscription_filters
+                .iter()
+                .map(|f| f.len())
+                .sum::<usize>()
+            + p.log_events
+                .iter()
+                .map(|e| e.id.len() + e.message.len())
+                .sum::<usize>();
+        let mut text = String::with_capacity(size);
+        let mut put = |s: &str| {
+            let start = text.len();
+            text.push_str(s);
+            start..text.len()
+        };
+        let owner = put(&p.owner);
+        let log_group = put(&p.log_group);
+        let log_stream = put(&p.log_stream);
+        let filters = p.subscription_filters.iter().map(|f| put(f)).collect();
+        let events = p
+            .log_events
+            .iter()
+            .map(|e| (put(&e.id), e.timestamp, put(&e.message)))
+            .collect();
+        OwnedPayload {
+            text,
+            message_type: p.message_type,
+            owner,
+            log_group,
+            log_stream,
+            filters,
+            events,
+        }
+    }
+
+    /// The payload, borrowing from `self`.
+    pub fn view(&self) -> Payload<'_> {
+        let s = |r: &std::ops::Range<usize>| Cow::Borrowed(&self.text[r.clone()]);
+        Payload {
+            message_type: self.message_type,
+            owner: s(&self.owner),
+            log_group: s(&self.log_group),
+            log_stream: s(&self.log_stream),
+            subscription_filters: self.filters.iter().map(s).collect(),
+            log_events: self
+                .events
+                .iter()
+                .map(|(id, timestamp, message)| LogEvent {
+                    id: s(id),
+                    timestamp: *timestamp,
+                    message: s(message),
+                })
+                .collect(),
+        }
+    }
 }

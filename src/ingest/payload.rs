@@ -29,9 +29,25 @@ use super::{LogEvent, MessageType, Payload};
 /// [`DecodeError::InvalidUtf8`], or [`DecodeError::PayloadJson`] for a syntax
 /// error, a missing required field, a wrong type or an unknown `messageType`.
 pub fn parse_payload(json: &[u8]) -> Result<Payload<'_>, DecodeError> {
+    parse_payload_with(json, false)
+}
+
+/// [`parse_payload`], or only the reference parser when `reference`.
+pub(crate) fn parse_payload_with(json: &[u8], reference: bool) -> Result<Payload<'_>, DecodeError> {
     // Validating first gives a clear error (serde_json only says "invalid
     // unicode code point") and lets serde_json take the faster &str path.
     let text = std::str::from_utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
+    if !reference && let Some(p) = super::fast::parse(text) {
+        return Ok(p);
+    }
+    parse_payload_reference(text)
+}
+
+/// The reference parser: serde_json over the whole schema, tolerant of what
+/// the fast path declines (unknown keys, integer ids) and the source of every
+/// payload error. Public so tests can compare the two paths.
+#[doc(hidden)]
+pub fn parse_payload_reference(text: &str) -> Result<Payload<'_>, DecodeError> {
     let raw: RawPayload<'_> =
         serde_json::from_str(text).map_err(|e| DecodeError::payload_json(&e))?;
     Ok(Payload {

@@ -259,6 +259,7 @@ fn gzip_bomb_in_an_event_is_a_cap_error_and_fast() {
     let opts = FileOptions {
         limits: Limits {
             max_decoded_bytes: 8 << 20,
+            ..Limits::default()
         },
         ..FileOptions::default()
     };
@@ -650,6 +651,7 @@ fn mangled_inputs_never_panic() {
     let opts = FileOptions {
         limits: Limits {
             max_decoded_bytes: 4096,
+            ..Limits::default()
         },
         ..FileOptions::default()
     };
