@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
 # Throughput benchmark: logwarden beside the bench kit's yardsticks.
 #
-#   scripts/bench.sh [--files N] [--runs N] [--formats "text json"] [--no-build]
+#   scripts/bench.sh [--files N] [--runs N] [--formats "text json"] [--starts N]
+#                    [--no-build]
 #
 # In one run:
-#   1. builds logwarden (release) and the kit's decode-only floor (into
-#      <target>/bench/floor; nothing is written into the kit),
+#   1. builds logwarden and logwarden-detector (release) and the kit's
+#      decode-only floor (into <target>/bench/floor; nothing is written into
+#      the kit),
 #   2. generates seeded corpora with the kit's gen.py (Lambda text and JSON log
 #      formats) under <target>/bench/corpus/, reusing them when manifest.json
 #      and gen.py are unchanged,
-#   3. runs interleaved rounds of floor, `logwarden replay --output json` and
-#      the kit's Python peer, each under /usr/bin/time -v, rotating the order
-#      every round,
+#   3. runs interleaved rounds of floor, `logwarden replay --output json` (all
+#      cores), `logwarden replay --threads 1 --output json` and the kit's
+#      Python peer, each under /usr/bin/time -v, rotating the order every
+#      round; the --threads 1 row is skipped, with a note, when the binary's
+#      `replay --help` has no --threads,
 #   4. prints, per corpus, whole-process MB/s (decoded bytes / wall seconds)
-#      min/median/max, CPU MB/s, peak RSS, and the per-round ratios
-#      logwarden/floor and logwarden/peer.
-# It reports; it does not gate.  Exit 0 when every program ran and passed its
-# own checks, 1 when any failed (details printed), 2 on usage or setup errors.
+#      min/median/max, CPU MB/s, peak RSS, and the per-round ratios of each
+#      logwarden row to the floor and to the peer,
+#   5. runs logwarden-detector under a Lambda Runtime API stand-in
+#      (scripts/lambda_standin.py, 127.0.0.1 only, no topic: alerts are
+#      logged): start-up from process start to its first
+#      `GET /2018-06-01/runtime/invocation/next` (median of --starts, default
+#      10), and its peak RSS (VmHWM) after one ~1 MB corpus batch,
+#   6. prints the target check (measured / target / met or NOT MET):
+#      logwarden/floor >= 1.0, --threads 1/floor >= 0.7, logwarden/peer >= 6,
+#      replay peak RSS <= 64 MiB per corpus; detector one-batch RSS <= 16 MiB,
+#      start-up <= 20 ms; then a Markdown table for the README (program, MB/s
+#      median, x floor, x peer, peak RSS, plus the detector lines).
+# It reports; it does not gate: targets not met do not change the exit status.
+# Exit 0 when every program ran and passed its own checks, 1 when any failed
+# (details printed), 2 on usage or setup errors.
 #
 # The kit is ../shared/bench beside the repository (LOGWARDEN_BENCH_KIT
 # overrides).  Environment defaults: BENCH_FILES (64), BENCH_RUNS (5),
-# BENCH_FORMATS ("text json"), BENCH_SEED (1), BENCH_OUT (<target>/bench).
+# BENCH_FORMATS ("text json"), BENCH_SEED (1), BENCH_STARTS (10),
+# BENCH_OUT (<target>/bench).
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 2; }
@@ -37,6 +53,7 @@ files="${BENCH_FILES:-64}"
 runs="${BENCH_RUNS:-5}"
 formats="${BENCH_FORMATS:-text json}"
 seed="${BENCH_SEED:-1}"
+starts="${BENCH_STARTS:-10}"
 build=1
 
 while [[ $# -gt 0 ]]; do
@@ -47,13 +64,15 @@ while [[ $# -gt 0 ]]; do
         --runs=*) runs="${1#*=}"; shift ;;
         --formats) [[ $# -ge 2 ]] || die "--formats needs a value"; formats="$2"; shift 2 ;;
         --formats=*) formats="${1#*=}"; shift ;;
+        --starts) [[ $# -ge 2 ]] || die "--starts needs a value"; starts="$2"; shift 2 ;;
+        --starts=*) starts="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
 
-for v in files runs seed; do
+for v in files runs seed starts; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -ge 1 ]] || die "$v must be a positive integer, got '${!v}'"
 done
 read -r -a format_list <<< "${formats//,/ }"
@@ -90,11 +109,12 @@ esac
 
 # --- 1. builds ---------------------------------------------------------------
 logwarden="$target/release/logwarden"
+detector="$target/release/logwarden-detector"
 floor="$out/floor/release/floor"
 if [[ $build -eq 1 ]]; then
-    echo "== building logwarden (release)"
-    (cd "$root" && cargo build --release --bin logwarden) ||
-        { echo "bench: building logwarden failed" >&2; exit 1; }
+    echo "== building logwarden and logwarden-detector (release)"
+    (cd "$root" && cargo build --release --bin logwarden --bin logwarden-detector) ||
+        { echo "bench: building logwarden or logwarden-detector failed" >&2; exit 1; }
     echo "== building the floor into $out/floor"
     # --locked: the kit is read-only; never rewrite its Cargo.lock.
     cargo build --release --locked --manifest-path "$kit/floor/Cargo.toml" \
@@ -102,6 +122,7 @@ if [[ $build -eq 1 ]]; then
         { echo "bench: building the floor failed" >&2; exit 1; }
 fi
 [[ -x "$logwarden" ]] || die "no logwarden binary at $logwarden (drop --no-build)"
+[[ -x "$detector" ]] || die "no logwarden-detector binary at $detector (drop --no-build)"
 [[ -x "$floor" ]] || die "no floor binary at $floor (drop --no-build)"
 
 # --- 2. corpora --------------------------------------------------------------
@@ -139,15 +160,15 @@ for fmt in "${format_list[@]}"; do
     corpora+=("$fmt=$dir")
 done
 
-# --- 3./4. rounds and report -----------------------------------------------
+# --- 3.-6. rounds, detector, targets and report ---------------------------------
 rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
     rev="$rev (working tree modified)"
 fi
 
+echo "== corpora: ${corpora[*]#*=}"
 status=0
 python3 "$here/bench.py" --runs "$runs" --logwarden "$logwarden" --floor "$floor" \
-    --peer "$kit/peer.py" --rev "$rev" "${corpora[@]}" || status=$?
-echo
-echo "corpora: ${corpora[*]#*=}"
+    --peer "$kit/peer.py" --detector "$detector" --starts "$starts" --rev "$rev" \
+    "${corpora[@]}" || status=$?
 exit "$status"
