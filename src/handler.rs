@@ -276,7 +276,9 @@ async fn process_data<S: StateStore>(
     out: &mut Handled,
 ) -> Result<(), Failure> {
     let json = ingest::decode_data(b64, limits).map_err(Failure::Decode)?;
-    let payload = ingest::parse_payload(&json).map_err(Failure::Decode)?;
+    let owned = ingest::parse_payload_owned(&json).map_err(Failure::Decode)?;
+    drop(json);
+    let payload = owned.view();
     if payload.message_type == MessageType::Control {
         out.counters.control_messages += 1;
         return Err(Failure::Control);

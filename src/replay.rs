@@ -169,11 +169,8 @@ fn decode_input(path: &Path, opts: &ReplayOptions) -> DecodedInput {
         .unwrap_or("stdin")
         .to_string();
     let mut units = Vec::new();
-    let form = ingest::for_each_payload(&bytes, &name, &fopts, &mut |origin, unit| {
-        units.push((
-            origin.to_string(),
-            unit.map(ingest::OwnedPayload::from_payload),
-        ));
+    let form = ingest::for_each_owned_payload(&bytes, &name, &fopts, &mut |origin, unit| {
+        units.push((origin.to_string(), unit));
     });
     DecodedInput {
         shown,

@@ -7,12 +7,12 @@ use serde_json::value::RawValue;
 
 use super::decode::{GZIP_MAGIC, decode_data_into, gunzip_capped};
 use super::error::{DecodeError, position_of_index};
-use super::payload::{parse_payload_with, utf8_error};
+use super::payload::{parse_payload_owned_with, utf8_error};
 use super::plain::for_each_plain;
-use super::{FileOptions, InputForm, Limits, Payload};
+use super::{FileOptions, InputForm, Limits, OwnedPayload, Payload};
 
 /// The callback of [`for_each_payload`].
-type Sink<'f> = dyn FnMut(&str, Result<&Payload<'_>, DecodeError>) + 'f;
+type Sink<'f> = dyn FnMut(&str, Result<OwnedPayload, DecodeError>) + 'f;
 
 /// UTF-8 byte order mark.
 const BOM: &[u8] = b"\xef\xbb\xbf";
@@ -73,6 +73,23 @@ pub fn for_each_payload(
     opts: &FileOptions,
     f: &mut dyn FnMut(&str, Result<&Payload<'_>, DecodeError>),
 ) -> Result<InputForm, DecodeError> {
+    for_each_owned_payload(input, name, opts, &mut |origin, unit| match unit {
+        Ok(p) => f(origin, Ok(&p.view())),
+        Err(e) => f(origin, Err(e)),
+    })
+}
+
+/// [`for_each_payload`] handing over each payload as an [`OwnedPayload`],
+/// so it can be kept or sent to another thread without a copy.
+///
+/// # Errors
+/// As [`for_each_payload`].
+pub fn for_each_owned_payload(
+    input: &[u8],
+    name: &str,
+    opts: &FileOptions,
+    f: &mut Sink<'_>,
+) -> Result<InputForm, DecodeError> {
     let mut bufs = Buffers::default();
     if input.starts_with(&GZIP_MAGIC) {
         match gunzip_capped(input, opts.limits.max_decoded_bytes, &mut bufs.out) {
@@ -87,7 +104,9 @@ pub fn for_each_payload(
     match first.map(|i| input[start + i]) {
         None => Ok(InputForm::Plain),
         Some(b'{') if is_json_lines_log(&input[start..]) => {
-            for_each_plain(input, name, opts, f);
+            for_each_plain(input, name, opts, &mut |origin, unit| {
+                f(origin, unit.map(OwnedPayload::from_payload));
+            });
             Ok(InputForm::Plain)
         }
         Some(b'{') => json_input(input, start, &opts.limits, &mut bufs, f),
@@ -98,7 +117,9 @@ pub fn for_each_payload(
         }
         Some(_) => {
             binary_check(input)?;
-            for_each_plain(input, name, opts, f);
+            for_each_plain(input, name, opts, &mut |origin, unit| {
+                f(origin, unit.map(OwnedPayload::from_payload));
+            });
             Ok(InputForm::Plain)
         }
     }
@@ -426,8 +447,8 @@ fn one_document<'i>(
 
     if probe.log_events.is_some() {
         let unit = origin(if prefix.is_empty() { "payload" } else { "" });
-        match parse_payload_with(doc.text.as_bytes(), limits.reference_parser) {
-            Ok(p) => f(&unit, Ok(&p)),
+        match parse_payload_owned_with(doc.text.as_bytes(), limits.reference_parser) {
+            Ok(p) => f(&unit, Ok(p)),
             Err(e) => f(&unit, Err(doc.relocate(e))),
         }
         return Ok(InputForm::Payload);
@@ -468,8 +489,8 @@ fn decode_and_deliver(
 
 /// Parses a decoded payload and hands it to `f`.
 fn deliver(json: &[u8], origin: &str, limits: &Limits, f: &mut Sink<'_>) {
-    match parse_payload_with(json, limits.reference_parser) {
-        Ok(p) => f(origin, Ok(&p)),
+    match parse_payload_owned_with(json, limits.reference_parser) {
+        Ok(p) => f(origin, Ok(p)),
         Err(e) => f(origin, Err(e)),
     }
 }

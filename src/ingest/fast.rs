@@ -1,27 +1,31 @@
-//! The fast path of [`super::parse_payload`]: a single-pass scanner for the
-//! payload shape CloudWatch Logs writes.
+//! The fast path of payload parsing: a single-pass scanner for the payload
+//! shape CloudWatch Logs writes, straight into an [`OwnedPayload`].
 //!
 //! serde_json reads every string byte by byte through its escape scanner and
-//! was a quarter of replay's time; this scanner finds the end of a string 16
-//! bytes at a time and copies runs between escapes whole. It accepts only the
-//! exact wire shape — `messageType`, `owner`, `logGroup`, `logStream`,
-//! `subscriptionFilters` and `logEvents` of `{id, timestamp, message}`, with
-//! string ids and integer timestamps — and returns `None` for anything else
-//! (unknown keys, integer ids, duplicates, any syntax or escape it does not
-//! take, control bytes in strings). The caller then parses with serde_json,
-//! the reference path, which gives the same payload or the precise error: the
-//! fast path never decides that input is bad.
+//! allocates each unescaped message; that was a quarter of replay's time.
+//! This scanner finds the end of a string 16 bytes at a time, copies runs
+//! between escapes whole and puts every string into one buffer. It accepts
+//! only the exact wire shape — `messageType`, `owner`, `logGroup`,
+//! `logStream`, `subscriptionFilters` and `logEvents` of
+//! `{id, timestamp, message}`, with string ids and integer timestamps — and
+//! returns `None` for anything else (unknown keys, integer ids, duplicates,
+//! any syntax or escape it does not take, control bytes in strings). The
+//! caller then parses with serde_json, the reference path, which gives the
+//! same payload or the precise error: the fast path never decides that input
+//! is bad.
 
-use std::borrow::Cow;
+use std::ops::Range;
 
-use super::{LogEvent, MessageType, Payload};
+use super::{MessageType, OwnedPayload};
 
 /// Parse `text` on the fast path, or `None` to let the reference parser decide.
-pub(super) fn parse(text: &str) -> Option<Payload<'_>> {
+pub(super) fn parse(text: &str) -> Option<OwnedPayload> {
     let mut s = Scanner {
         text,
         b: text.as_bytes(),
         i: 0,
+        // Unescaping only shrinks: the input length bounds the text.
+        out: String::with_capacity(text.len()),
     };
     let mut message_type = None;
     let (mut owner, mut log_group, mut log_stream) = (None, None, None);
@@ -30,15 +34,17 @@ pub(super) fn parse(text: &str) -> Option<Payload<'_>> {
     s.expect(b'{')?;
     if s.peek()? != b'}' {
         loop {
-            let key = s.string_raw()?;
+            let key = s.key()?;
             s.expect(b':')?;
             match key {
                 "messageType" if message_type.is_none() => {
-                    message_type = Some(match s.string()?.as_ref() {
+                    let v = s.string()?;
+                    message_type = Some(match &s.out[v.clone()] {
                         "DATA_MESSAGE" => MessageType::Data,
                         "CONTROL_MESSAGE" => MessageType::Control,
                         _ => return None,
                     });
+                    s.out.truncate(v.start);
                 }
                 "owner" if owner.is_none() => owner = Some(s.string()?),
                 "logGroup" if log_group.is_none() => log_group = Some(s.string()?),
@@ -69,13 +75,15 @@ pub(super) fn parse(text: &str) -> Option<Payload<'_>> {
         s.i += 1;
     }
     s.end()?;
-    Some(Payload {
+    let empty = s.out.len()..s.out.len();
+    Some(OwnedPayload {
+        text: s.out,
         message_type: message_type?,
-        owner: owner.unwrap_or_default(),
-        log_group: log_group.unwrap_or_default(),
-        log_stream: log_stream.unwrap_or_default(),
-        subscription_filters: filters.unwrap_or_default(),
-        log_events: events?,
+        owner: owner.unwrap_or_else(|| empty.clone()),
+        log_group: log_group.unwrap_or_else(|| empty.clone()),
+        log_stream: log_stream.unwrap_or(empty),
+        filters: filters.unwrap_or_default(),
+        events: events?,
     })
 }
 
@@ -83,6 +91,8 @@ struct Scanner<'a> {
     text: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Every string value, unescaped, one after another.
+    out: String,
 }
 
 impl<'a> Scanner<'a> {
@@ -136,11 +146,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn event(&mut self) -> Option<LogEvent<'a>> {
+    fn event(&mut self) -> Option<(Range<usize>, i64, Range<usize>)> {
         let (mut id, mut timestamp, mut message) = (None, None, None);
         self.expect(b'{')?;
         loop {
-            let key = self.string_raw()?;
+            let key = self.key()?;
             self.expect(b':')?;
             match key {
                 "id" if id.is_none() => id = Some(self.string()?),
@@ -152,11 +162,7 @@ impl<'a> Scanner<'a> {
                 break;
             }
         }
-        Some(LogEvent {
-            id: id?,
-            timestamp: timestamp?,
-            message: message?,
-        })
+        Some((id?, timestamp?, message?))
     }
 
     /// An integer that fits i64 (no sign other than `-`, no fraction or exponent).
@@ -181,60 +187,44 @@ impl<'a> Scanner<'a> {
         self.text[start..self.i].parse().ok()
     }
 
-    /// A string without escapes (object keys), borrowed.
-    fn string_raw(&mut self) -> Option<&'a str> {
-        match self.string()? {
-            Cow::Borrowed(s) => Some(s),
-            Cow::Owned(_) => None,
-        }
-    }
-
-    /// A string: borrowed when it has no escapes, else unescaped.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// An object key: a string without escapes, borrowed from the input.
+    fn key(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
         let at = start + special(&self.b[start..])?;
-        if self.b[at] == b'"' {
-            self.i = at + 1;
-            return Some(Cow::Borrowed(&self.text[start..at]));
+        if self.b[at] != b'"' {
+            return None;
         }
-        // Unescaping only shrinks: size the copy by the raw length, found by
-        // a first pass, so it is allocated once (growing it was a fifth of
-        // the parse).
-        let mut end = at;
+        self.i = at + 1;
+        Some(&self.text[start..at])
+    }
+
+    /// A string value, unescaped onto `out`; its range there.
+    fn string(&mut self) -> Option<Range<usize>> {
+        self.expect(b'"')?;
+        let begin = self.out.len();
         loop {
-            match self.b[end] {
-                b'"' => break,
-                b'\\' if end + 1 < self.b.len() => end += 2,
-                _ => return None,
-            }
-            end += special(self.b.get(end..)?)?;
-        }
-        let mut out = String::with_capacity(end - start);
-        out.push_str(&self.text[start..at]);
-        self.i = at;
-        loop {
-            // At a special byte: `\`, `"` or a control byte (rejected).
-            match self.b[self.i] {
-                b'"' => {
-                    self.i += 1;
-                    return Some(Cow::Owned(out));
-                }
-                b'\\' => self.escape(&mut out)?,
-                _ => return None,
-            }
             let run = self.i;
             let at = run + special(&self.b[run..])?;
-            out.push_str(&self.text[run..at]);
+            self.out.push_str(&self.text[run..at]);
             self.i = at;
+            // At a special byte: `"`, `\` or a control byte (rejected).
+            match self.b[at] {
+                b'"' => {
+                    self.i += 1;
+                    return Some(begin..self.out.len());
+                }
+                b'\\' => self.escape()?,
+                _ => return None,
+            }
         }
     }
 
     /// One escape at `self.i` (the backslash), appended to `out`.
-    fn escape(&mut self, out: &mut String) -> Option<()> {
+    fn escape(&mut self) -> Option<()> {
         let c = *self.b.get(self.i + 1)?;
         self.i += 2;
-        out.push(match c {
+        let ch = match c {
             b'n' => '\n',
             b't' => '\t',
             b'"' => '"',
@@ -260,7 +250,8 @@ impl<'a> Scanner<'a> {
                 }
             }
             _ => return None,
-        });
+        };
+        self.out.push(ch);
         Some(())
     }
 
@@ -374,11 +365,15 @@ mod tests {
         let json = r#" { "messageType" : "DATA_MESSAGE", "owner":"1", "logGroup":"\/aws\/lambda\/x",
             "logStream":"s", "subscriptionFilters":["f"],
             "logEvents":[{"id":"9","timestamp":-5,"message":"caf\u00e9 \ud83d\ude00 \"q\"\t\\\n"}] } "#;
-        let p = parse(json).unwrap();
+        let owned = parse(json).unwrap();
+        let p = owned.view();
         assert_eq!(p.log_group, "/aws/lambda/x");
         assert_eq!(p.log_events[0].timestamp, -5);
         assert_eq!(p.log_events[0].message, "café 😀 \"q\"\t\\\n");
-        assert!(matches!(p.log_stream, Cow::Borrowed("s")));
+        assert_eq!(p.log_stream, "s");
+        assert_eq!(p.owner, "1");
         assert_eq!(p.subscription_filters, ["f"]);
+        let reference = super::super::parse_payload_reference(json).unwrap();
+        assert_eq!(p, reference);
     }
 }

@@ -30,9 +30,9 @@ mod tests;
 mod testutil;
 
 pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
-pub use envelope::for_each_payload;
+pub use envelope::{for_each_owned_payload, for_each_payload};
 pub use error::{Base64Problem, DecodeError, GzipPart};
-pub use payload::{parse_payload, parse_payload_reference};
+pub use payload::{parse_payload, parse_payload_owned, parse_payload_reference};
 pub use plain::PLAIN_CHUNK_EVENTS;
 
 /// Default cap on the decoded size of one payload (8 MiB).
@@ -131,13 +131,13 @@ pub struct FileOptions {
 /// detected on another: every string in one buffer, events as ranges.
 #[derive(Debug, Clone)]
 pub struct OwnedPayload {
-    text: String,
-    message_type: MessageType,
-    owner: std::ops::Range<usize>,
-    log_group: std::ops::Range<usize>,
-    log_stream: std::ops::Range<usize>,
-    filters: Vec<std::ops::Range<usize>>,
-    events: Vec<(std::ops::Range<usize>, i64, std::ops::Range<usize>)>,
+    pub(crate) text: String,
+    pub(crate) message_type: MessageType,
+    pub(crate) owner: std::ops::Range<usize>,
+    pub(crate) log_group: std::ops::Range<usize>,
+    pub(crate) log_stream: std::ops::Range<usize>,
+    pub(crate) filters: Vec<std::ops::Range<usize>>,
+    pub(crate) events: Vec<(std::ops::Range<usize>, i64, std::ops::Range<usize>)>,
 }
 
 impl OwnedPayload {

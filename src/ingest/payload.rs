@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::error::{DecodeError, position_of_index};
-use super::{LogEvent, MessageType, Payload};
+use super::{LogEvent, MessageType, OwnedPayload, Payload};
 
 /// Parse a decoded subscription payload, borrowing from `json`.
 ///
@@ -29,18 +29,32 @@ use super::{LogEvent, MessageType, Payload};
 /// [`DecodeError::InvalidUtf8`], or [`DecodeError::PayloadJson`] for a syntax
 /// error, a missing required field, a wrong type or an unknown `messageType`.
 pub fn parse_payload(json: &[u8]) -> Result<Payload<'_>, DecodeError> {
-    parse_payload_with(json, false)
-}
-
-/// [`parse_payload`], or only the reference parser when `reference`.
-pub(crate) fn parse_payload_with(json: &[u8], reference: bool) -> Result<Payload<'_>, DecodeError> {
     // Validating first gives a clear error (serde_json only says "invalid
     // unicode code point") and lets serde_json take the faster &str path.
+    let text = std::str::from_utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
+    parse_payload_reference(text)
+}
+
+/// Parse a decoded subscription payload into an [`OwnedPayload`]: the fast
+/// scanner for the usual wire shape, else [`parse_payload`] (same result, and
+/// the same errors).
+///
+/// # Errors
+/// As [`parse_payload`].
+pub fn parse_payload_owned(json: &[u8]) -> Result<OwnedPayload, DecodeError> {
+    parse_payload_owned_with(json, false)
+}
+
+/// [`parse_payload_owned`], or only the reference parser when `reference`.
+pub(crate) fn parse_payload_owned_with(
+    json: &[u8],
+    reference: bool,
+) -> Result<OwnedPayload, DecodeError> {
     let text = std::str::from_utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
     if !reference && let Some(p) = super::fast::parse(text) {
         return Ok(p);
     }
-    parse_payload_reference(text)
+    parse_payload_reference(text).map(|p| OwnedPayload::from_payload(&p))
 }
 
 /// The reference parser: serde_json over the whole schema, tolerant of what
