@@ -23,6 +23,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod alert;
+pub mod alloc;
 pub mod detect;
 pub mod engine;
 pub mod handler;

@@ -301,3 +301,32 @@ fn notify_slack_posts_each_alert_line_and_reports_bad_lines() {
     assert_eq!(posted.len(), 4);
     assert!(posted.iter().all(|b| b["blocks"][0]["type"] == "header"));
 }
+
+#[test]
+fn thread_count_changes_nothing_in_the_output() {
+    let run = |threads: &str| {
+        let out = logwarden(&[
+            "replay",
+            "--threads",
+            threads,
+            "--output",
+            "json",
+            "fixtures/",
+            "tests/data/malformed",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let one = run("1");
+    assert_eq!(one.0.lines().count(), 14, "{}", one.0);
+    for threads in ["2", "4", "0"] {
+        assert_eq!(run(threads), one, "--threads {threads}");
+    }
+    let out = logwarden(&["replay", "--threads", "many", "fixtures/"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--threads"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -76,6 +76,8 @@ fn config() -> Result<Config, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // One batch per invocation, one after another: reuse their buffers.
+    logwarden::alloc::keep_freed_memory(32 << 20);
     logwarden::handler::init_lambda_tracing();
     let cfg = match config() {
         Ok(c) => c,

@@ -280,6 +280,8 @@ fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Batches come one after another: keep their freed buffers for the next.
+    logwarden::alloc::keep_freed_memory(64 << 20);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
