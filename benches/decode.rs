@@ -20,7 +20,6 @@ mod common;
 
 use std::hint::black_box;
 use std::io::Write as _;
-use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -108,10 +107,7 @@ fn bench_decode(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1_500))
-        .without_plots();
+    config = common::quick();
     targets = bench_decode
 }
 criterion_main!(benches);

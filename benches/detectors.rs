@@ -26,7 +26,6 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use logwarden::detect::baseline::{Baseline, BaselineState, Sample};
@@ -248,6 +247,32 @@ fn bench_baseline(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Engine::process` of `payload`, on a fresh engine (empty state) each time.
+fn bench_process(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: String,
+    rt: &tokio::runtime::Runtime,
+    rules: &Arc<RuleSet>,
+    payload: &logwarden::ingest::Payload<'_>,
+) {
+    g.bench_function(id, |b| {
+        b.iter_batched(
+            || {
+                Engine::new(
+                    Arc::clone(rules),
+                    MemoryStore::new(),
+                    EngineConfig::default(),
+                )
+            },
+            |mut engine| {
+                let out = rt.block_on(engine.process(black_box(payload)));
+                (engine, out)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn bench_engine(c: &mut Criterion) {
     let rules = builtin();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,22 +297,7 @@ fn bench_engine(c: &mut Criterion) {
             .block_on(engine.process(&payload))
             .expect("batch processes");
         assert_eq!(out.events, events.len());
-        g.bench_function(format!("process_{name}"), |b| {
-            b.iter_batched(
-                || {
-                    Engine::new(
-                        Arc::clone(&rules),
-                        MemoryStore::new(),
-                        EngineConfig::default(),
-                    )
-                },
-                |mut engine| {
-                    let out = rt.block_on(engine.process(black_box(&payload)));
-                    (engine, out)
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        bench_process(&mut g, format!("process_{name}"), &rt, &rules, &payload);
         if format == common::Format::Text {
             // The same batch split in two: platform lines only, application lines only.
             for (part, want_app) in [("platform_lines", false), ("app_lines", true)] {
@@ -301,22 +311,13 @@ fn bench_engine(c: &mut Criterion) {
                     .map(|e| e.message.len() as u64)
                     .sum();
                 g.throughput(Throughput::Bytes(part_bytes));
-                g.bench_function(format!("process_{name}_{part}"), |b| {
-                    b.iter_batched(
-                        || {
-                            Engine::new(
-                                Arc::clone(&rules),
-                                MemoryStore::new(),
-                                EngineConfig::default(),
-                            )
-                        },
-                        |mut engine| {
-                            let out = rt.block_on(engine.process(black_box(&part_payload)));
-                            (engine, out)
-                        },
-                        BatchSize::SmallInput,
-                    )
-                });
+                bench_process(
+                    &mut g,
+                    format!("process_{name}_{part}"),
+                    &rt,
+                    &rules,
+                    &part_payload,
+                );
             }
             g.throughput(Throughput::Bytes(bytes));
         }
@@ -335,10 +336,7 @@ fn bench_engine(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1_500))
-        .without_plots();
+    config = common::quick();
     targets = bench_threshold, bench_lifecycle, bench_failure, bench_baseline, bench_engine
 }
 criterion_main!(benches);

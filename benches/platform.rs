@@ -12,8 +12,9 @@
 //! measurement times are short by default (0.5 s / 1.5 s per bench); pass
 //! `--warm-up-time`/`--measurement-time` for steadier numbers.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logwarden::platform::{self, Record};
@@ -142,10 +143,7 @@ fn bench_parse(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1_500))
-        .without_plots();
+    config = common::quick();
     targets = bench_parse
 }
 criterion_main!(benches);

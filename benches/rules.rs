@@ -22,8 +22,9 @@
 //!
 //! Run: `cargo bench --bench rules` (or e.g. `cargo bench --bench rules -- builtin/`).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logwarden::detect::{Detector, Key, threshold::Threshold};
@@ -316,10 +317,7 @@ fn bench_matchers(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1_500))
-        .without_plots();
+    config = common::quick();
     targets = bench_builtin, bench_matchers
 }
 criterion_main!(benches);

@@ -582,3 +582,12 @@ pub fn payload_json(events: &[Event]) -> Vec<u8> {
     out.push_str("]}");
     out.into_bytes()
 }
+
+/// Short warm-up and measurement, so that a whole bench target runs in under
+/// a minute on two cores; no plots.
+pub fn quick() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_millis(1_500))
+        .without_plots()
+}
