@@ -255,7 +255,6 @@ impl<S: StateStore> Engine<S> {
             store,
             config,
             watermark: i64::MIN,
-            // A build failure (never expected for literals) only loses the prefilter.
             json_needles: (!always).then(|| {
                 needles.sort();
                 needles.dedup();

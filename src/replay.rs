@@ -255,36 +255,42 @@ fn decode_in_parallel(
     threads: usize,
     detect: &mut dyn FnMut(DecodedInput) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Condvar, Mutex, mpsc};
 
     let ahead = 2 * threads;
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    // Index of the next input detection needs; decoders wait while they are
-    // `ahead` inputs past it.
-    let needed = (Mutex::new(0usize), Condvar::new());
+    // The index of the input detection needs next, or `None` once detection
+    // has stopped; decoders wait while they are `ahead` inputs past it. One
+    // lock for both, so a decoder cannot miss the wake-up of a stop.
+    let gate = (Mutex::new(Some(0usize)), Condvar::new());
+    let set_gate = |value: Option<usize>| {
+        let (lock, cv) = &gate;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = value;
+        cv.notify_all();
+    };
     let (tx, rx) = mpsc::channel::<(usize, DecodedInput)>();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, needed) = (&next, &stop, &needed);
+            let (next, gate) = (&next, &gate);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= files.len() {
                         return;
                     }
-                    {
-                        let (lock, cv) = needed;
-                        let mut n = lock.lock().unwrap_or_else(|p| p.into_inner());
-                        while i >= *n + ahead && !stop.load(Ordering::Relaxed) {
-                            n = cv.wait(n).unwrap_or_else(|p| p.into_inner());
+                    let (lock, cv) = gate;
+                    let mut needed = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        match *needed {
+                            None => return,
+                            Some(n) if i < n + ahead => break,
+                            Some(_) => needed = cv.wait(needed).unwrap_or_else(|p| p.into_inner()),
                         }
                     }
-                    if stop.load(Ordering::Relaxed)
-                        || tx.send((i, decode_input(&files[i], opts))).is_err()
-                    {
+                    drop(needed);
+                    if tx.send((i, decode_input(&files[i], opts))).is_err() {
                         return;
                     }
                 }
@@ -306,18 +312,13 @@ fn decode_in_parallel(
                 }
             };
             let Some(input) = input else { break };
-            {
-                let (lock, cv) = &needed;
-                *lock.lock().unwrap_or_else(|p| p.into_inner()) = want + 1;
-                cv.notify_all();
-            }
+            set_gate(Some(want + 1));
             result = detect(input);
             if result.is_err() {
                 break;
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        needed.1.notify_all();
+        set_gate(None);
         drop(rx);
         result
     })

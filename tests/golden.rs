@@ -289,3 +289,38 @@ fn fast_paths_match_the_reference_path_on_a_generated_corpus() {
         "the corpus alerts on several rules: {rules:?}"
     );
 }
+
+/// When delivery fails, a parallel replay stops with the error: the decoders
+/// waiting ahead are released, nothing hangs.
+#[test]
+fn a_delivery_failure_stops_a_parallel_replay() {
+    let opts = ReplayOptions {
+        limits: Limits::default(),
+        log_group: None,
+        log_stream: None,
+        now: None,
+        engine: EngineConfig::default(),
+        threads: 2,
+    };
+    let paths = [root().join("fixtures")];
+    let (mut failed, mut after_failure) = (false, 0);
+    let err = replay(
+        Arc::new(RuleSet::builtin().unwrap()),
+        &paths,
+        &opts,
+        &mut |alerts| {
+            if failed {
+                after_failure += 1;
+            }
+            if alerts.is_empty() {
+                Ok(())
+            } else {
+                failed = true;
+                Err(std::io::Error::other("stdout closed"))
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("stdout closed"), "{err}");
+    assert_eq!(after_failure, 0, "replay went on after the failure");
+}

@@ -104,9 +104,7 @@ pub fn for_each_owned_payload(
     match first.map(|i| input[start + i]) {
         None => Ok(InputForm::Plain),
         Some(b'{') if is_json_lines_log(&input[start..]) => {
-            for_each_plain(input, name, opts, &mut |origin, unit| {
-                f(origin, unit.map(OwnedPayload::from_payload));
-            });
+            plain_owned(input, name, opts, f);
             Ok(InputForm::Plain)
         }
         Some(b'{') => json_input(input, start, &opts.limits, &mut bufs, f),
@@ -117,12 +115,17 @@ pub fn for_each_owned_payload(
         }
         Some(_) => {
             binary_check(input)?;
-            for_each_plain(input, name, opts, &mut |origin, unit| {
-                f(origin, unit.map(OwnedPayload::from_payload));
-            });
+            plain_owned(input, name, opts, f);
             Ok(InputForm::Plain)
         }
     }
+}
+
+/// [`for_each_plain`], each chunk copied into an [`OwnedPayload`].
+fn plain_owned(input: &[u8], name: &str, opts: &FileOptions, f: &mut Sink<'_>) {
+    for_each_plain(input, name, opts, &mut |origin, unit| {
+        f(origin, unit.map(OwnedPayload::from_payload));
+    });
 }
 
 /// Buffers reused by every unit of one input.
