@@ -7,10 +7,37 @@ use std::future::{Future, ready};
 use super::{StateError, StateStore, Versioned, Write};
 
 /// State held in this process.
-#[derive(Debug, Default)]
+///
+/// Expired items are dropped as the store grows, so a flood of distinct keys
+/// (an attacker varying the source IP on every line) holds memory for only
+/// the keys still inside their window, not for every key ever seen.
+#[derive(Debug)]
 pub struct MemoryStore {
     items: BTreeMap<String, (Versioned, i64)>,
     next_version: u64,
+    /// The `now` of the latest load: expiry is judged as load judges it.
+    last_now: i64,
+    /// Prune when the store reaches this many items.
+    prune_at: usize,
+}
+
+/// Fewest items before the store bothers pruning.
+const MIN_PRUNE_AT: usize = 4096;
+
+/// How far behind the latest load a batch may be and still see state that
+/// expired in between (a stream or file lagging behind the others; the
+/// engine reads state as of each batch's oldest event).
+const PRUNE_LAG_MS: i64 = 3_600_000;
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            items: BTreeMap::new(),
+            next_version: 0,
+            last_now: i64::MIN,
+            prune_at: MIN_PRUNE_AT,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -41,6 +68,7 @@ impl StateStore for MemoryStore {
         keys: &[String],
         now: i64,
     ) -> impl Future<Output = Result<HashMap<String, Versioned>, StateError>> + Send {
+        self.last_now = now;
         let mut found = HashMap::new();
         for k in keys {
             match self.items.get(k) {
@@ -88,6 +116,11 @@ impl StateStore for MemoryStore {
                     );
                 }
             }
+        }
+        if self.items.len() >= self.prune_at {
+            // Amortised: the next prune waits until the live set has doubled.
+            self.prune(self.last_now.saturating_sub(PRUNE_LAG_MS));
+            self.prune_at = (2 * self.items.len()).max(MIN_PRUNE_AT);
         }
         ready(Ok(()))
     }
@@ -152,6 +185,37 @@ mod tests {
         s.save(vec![w("f|a", 0, 100)]).await.unwrap();
         assert!(s.load(&["f|a".into()], 200).await.unwrap().is_empty());
         s.save(vec![w("f|a", 0, 300)]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_distinct_keys_holds_only_the_live_ones() {
+        // Each key lives 100 ms of event time; 200,000 keys arrive over
+        // 20,000 s, one every 100 ms. Without pruning all of them would stay;
+        // with it, about an hour's worth (36,000), twice that just before a prune.
+        let mut s = MemoryStore::new();
+        let mut most = 0;
+        for i in 0..200_000i64 {
+            let now = i * 100;
+            let key = format!("t|k{i}");
+            s.load(std::slice::from_ref(&key), now).await.unwrap();
+            s.save(vec![w(&key, 0, now + 100)]).await.unwrap();
+            most = most.max(s.len());
+        }
+        assert!(most < 80_000, "held {most} of 200,000 items at once");
+        // Live items are never pruned, nor ones a lagging batch may still see.
+        let lagging = 200_000 * 100 - PRUNE_LAG_MS / 2;
+        assert!(
+            !s.load(&["t|k199999".into()], lagging)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !s.load(&[format!("t|k{}", lagging / 100)], lagging)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
