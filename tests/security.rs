@@ -1,0 +1,100 @@
+//! Threats from rule and log content that SECURITY.md answers here: regular
+//! expressions cannot be made to backtrack (ReDoS), and oversized patterns are
+//! rule errors, not slow matches.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn logwarden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LOGWARDEN_MAX_DECODED_BYTES")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A one-matcher threshold rule that fires on the first match.
+fn rule(dir: &Path, id: &str, regex: &str) {
+    std::fs::write(
+        dir.join(format!("{id}.yaml")),
+        format!(
+            "id: {id}\ntitle: t\nseverity: low\nkind: threshold\nmatch:\n  - regex: '{regex}'\nthreshold: 1\nwindow: 1s\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn backtracking_only_syntax_is_a_rule_error_with_its_location() {
+    // Look-around and back-references are what make a regex engine backtrack;
+    // the regex crate does not have them, so a rule cannot ask for them.
+    for (regex, what) in [
+        (r"password(?=\s)", "look-around"),
+        (r"(a+)\1", "backreference"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        rule(dir.path(), "r", regex);
+        let out = logwarden(&["rules", "check", dir.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{regex}");
+        let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(report.contains("r.yaml:6: invalid regex"), "{report}");
+        assert!(report.contains(what), "{what}: {report}");
+    }
+}
+
+#[test]
+fn a_pattern_that_would_compile_to_a_huge_automaton_is_a_rule_error() {
+    let dir = tempfile::tempdir().unwrap();
+    rule(dir.path(), "huge", r"(\w{100}){100}");
+    let out = logwarden(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(report.contains("huge.yaml:6: invalid regex"), "{report}");
+    assert!(report.contains("size limit"), "{report}");
+}
+
+#[test]
+fn catastrophic_backtracking_patterns_match_in_linear_time() {
+    // `^(a|aa)+$` against 100,000 `a`s and a `!` takes a backtracking engine
+    // longer than the age of the universe; a finite automaton reads the line
+    // once. The bound below is only there so a regression fails instead of
+    // hanging CI: it is orders of magnitude above the expected time.
+    let dir = tempfile::tempdir().unwrap();
+    rule(dir.path(), "redos", "^(a|aa)+$");
+    rule(dir.path(), "redos-nested", "^(a+)+$");
+    let log = dir.path().join("attack.log");
+    let a = "a".repeat(100_000);
+    std::fs::write(&log, format!("{a}!\n{a}!\n{a}\n")).unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let started = Instant::now();
+    let out = logwarden(&[
+        "replay",
+        "--rules",
+        rules,
+        "--output",
+        "json",
+        "--log-group",
+        "/attack",
+        log.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let alerts: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Only the last line matches, once per rule; evidence stays capped.
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for a in &alerts {
+        assert_eq!(a["count"], 1);
+        let ev = a["evidence"][0].as_str().unwrap();
+        assert!(ev.chars().count() <= 512, "{}", ev.len());
+    }
+}
