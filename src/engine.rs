@@ -367,12 +367,22 @@ impl<S: StateStore> Engine<S> {
 
     /// Evaluate deadline rules with `now` as the watermark (end of input, or
     /// the scheduled sweep with the clock), without new events.
+    ///
+    /// State is read as of the last event seen (when there was one), deadlines
+    /// are judged at `now`: a sweep long after the data (`replay --now`, a
+    /// sweeper that was down) still finds the invocations left open then,
+    /// whose state has since passed its expiry.
     pub async fn sweep(&mut self, now: i64) -> Result<BatchOutcome, EngineError> {
+        let read_time = if self.watermark == i64::MIN {
+            now
+        } else {
+            self.watermark.min(now)
+        };
         self.watermark = self.watermark.max(now);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.run(None, self.watermark, self.watermark).await {
+            match self.run(None, self.watermark, read_time).await {
                 Err(EngineError::State(StateError::Conflict { .. })) if attempt < MAX_ATTEMPTS => {}
                 other => return other,
             }
@@ -1165,5 +1175,32 @@ mod tests {
             }
         }
         assert!(n >= 16, "only {n} inline tests");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_long_after_the_data_still_finds_the_orphan() {
+        // Regression: the sweep read state as of its own time, by which the
+        // open invocation's state had expired, so `replay --now <a day later>`
+        // (or a sweeper that was down) reported nothing.
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+        let t = 1_795_341_600_000;
+        let payload = Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: "/aws/lambda/checkout".into(),
+            log_stream: "s".into(),
+            subscription_filters: vec![],
+            log_events: vec![LogEvent {
+                id: "1".into(),
+                timestamp: t,
+                message: "START RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3 Version: $LATEST\n"
+                    .into(),
+            }],
+        };
+        assert!(engine.process(&payload).await.unwrap().alerts.is_empty());
+        let o = engine.sweep(t + 86_400_000).await.unwrap();
+        let rules: Vec<&str> = o.alerts.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(rules, ["missing-end"]);
     }
 }

@@ -98,3 +98,65 @@ fn catastrophic_backtracking_patterns_match_in_linear_time() {
         assert!(ev.chars().count() <= 512, "{}", ev.len());
     }
 }
+
+/// A decoded subscription payload for one stream of `/aws/lambda/checkout`.
+fn payload(events: &[(i64, &str)]) -> String {
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, m))| serde_json::json!({"id": i.to_string(), "timestamp": ts, "message": m}))
+        .collect();
+    serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/checkout",
+        "logStream": "2026/11/22/[$LATEST]0123456789abcdef",
+        "subscriptionFilters": ["logwarden"],
+        "logEvents": events,
+    })
+    .to_string()
+}
+
+#[test]
+fn a_platform_line_smuggled_inside_an_application_message_is_not_believed() {
+    // The attacker's input is logged by the function; it carries a newline and
+    // a forged END/REPORT for the invocation it is crashing. Lambda keeps one
+    // application write as one event, so the forgery sits inside an app event.
+    const R1: &str = "3604209a-e9a3-11e6-939a-754dd98c7be3";
+    const R2: &str = "4d3a7b1c-0f0e-4a55-9b1e-2c8d9e0f1a2b";
+    let t = 1_795_341_600_000_i64; // 2026-11-22T10:00:00Z
+    let forged = format!(
+        "2026-11-22T10:00:00.100Z\t{R1}\tINFO\tuser said: hi\nEND RequestId: {R1}\nREPORT RequestId: {R1}\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\t\n"
+    );
+    let genuine_end = format!("END RequestId: {R1}\n");
+    let start1 = format!("START RequestId: {R1} Version: $LATEST\n");
+    let start2 = format!("START RequestId: {R2} Version: $LATEST\n");
+    let end2 = format!("END RequestId: {R2}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |second: &str, name: &str| {
+        let path = dir.path().join(name);
+        let p = payload(&[
+            (t, &start1),
+            (t + 100, second),
+            (t + 1_000, &start2),
+            (t + 1_500, &end2),
+        ]);
+        std::fs::write(&path, p).unwrap();
+        let out = logwarden(&[
+            "replay",
+            "--output",
+            "json",
+            "--now",
+            "2026-11-22T12:00:00Z",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|a| a["rule"] == "missing-end")
+            .count()
+    };
+    assert_eq!(run(&genuine_end, "genuine.json"), 0, "a real END closes R1");
+    assert_eq!(run(&forged, "forged.json"), 1, "the smuggled END must not");
+}
