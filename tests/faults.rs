@@ -248,6 +248,9 @@ async fn sns_faults_past_the_retry_budget_fail_the_invocation_and_the_redelivery
     // Bounded: one call, then the SDK's attempts for the second; no retries on top.
     assert_eq!(r.proxy.count("PublishBatch"), 1 + attempts);
     assert!(spent < Duration::from_secs(10), "{spent:?}");
+    eprintln!(
+        "SNS retry budget: {attempts} PublishBatch attempts for the failing chunk, invocation failed after {spent:?}"
+    );
     let first = r.arrived().await;
     assert_eq!(first.len(), 10);
     assert!(first.values().all(|n| *n == 1), "{first:?}");
@@ -344,7 +347,12 @@ async fn dynamodb_throttling_past_the_budget_fails_before_anything_is_published(
         Fault::Reply(dynamodb_throttled()),
     ));
     let mut e = r.engine();
+    let started = Instant::now();
     let err = r.invoke(&mut e, &awslogs(&p)).await.unwrap_err();
+    eprintln!(
+        "DynamoDB retry budget: invocation failed after {:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, HandlerError::Engine(_)), "{err}");
     assert!(
         err.to_string().contains("ProvisionedThroughputExceeded"),
@@ -514,6 +522,10 @@ async fn slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once() 
         "Retry-After: 1 not honoured ({:?})",
         started.elapsed()
     );
+    eprintln!(
+        "Slack 429 (Retry-After 1) + 503: 3 alerts posted in {:?}",
+        started.elapsed()
+    );
     assert_eq!(out["posted"], 3, "{out}");
     assert_eq!(proxy.count(&path), 5, "{:?}", proxy.log());
     assert_eq!(posted(&sink, &path, &ids).await, once_each(&ids));
@@ -567,6 +579,10 @@ async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_on
     assert!(
         (2..=20).contains(&tries),
         "retries bounded by the deadline: {tries}"
+    );
+    eprintln!(
+        "Slack budget (2 s deadline): {tries} attempts for the failing alert, invocation failed after {:?}",
+        started.elapsed()
     );
     let first = posted(&sink, &path, &ids).await;
     assert_eq!(first, once_each(&[ids[0].clone(), ids[2].clone()]));
