@@ -56,6 +56,13 @@ impl Delivery {
 }
 
 /// Deliver, then tell the engine what went out, so a retry re-sends only the rest.
+///
+/// The order is record (the engine stored each alert as pending with its
+/// incident before handing it out), publish, confirm. A failure before the
+/// publish leaves the alerts pending, and the redelivered batch sends them; a
+/// failed confirm after everything went out is logged but does not fail the
+/// invocation: failing would make Lambda redeliver the batch and send every
+/// alert of it a second time.
 async fn deliver_and_confirm<S: StateStore>(
     engine: &mut Engine<S>,
     delivery: &Delivery,
@@ -71,8 +78,70 @@ async fn deliver_and_confirm<S: StateStore>(
         .map(|a| a.id.clone())
         .filter(|id| !not_sent.contains(id))
         .collect();
-    engine.confirm(&sent).await.map_err(Failure::Engine)?;
+    if let Err(e) = engine.confirm(&sent).await {
+        match result {
+            Ok(()) => {
+                tracing::error!(
+                    alerts = sent.len(),
+                    error = %e,
+                    "Alerts delivered but not confirmed in the state store; not failing the invocation, which would send them again."
+                );
+                return Ok(());
+            }
+            // Part of the batch must be retried anyway; the retry re-sends
+            // the unconfirmed alerts too (at least once).
+            Err(d) => {
+                tracing::error!(error = %e, "Delivered alerts not confirmed in the state store; the retry will send them again.");
+                return Err(Failure::Delivery(d));
+            }
+        }
+    }
     result.map_err(Failure::Delivery)
+}
+
+/// Attempts per AWS SDK call (SNS, DynamoDB, Secrets Manager), the first included.
+pub const AWS_MAX_ATTEMPTS: u32 = 5;
+/// Backoff cap of the first SDK retry; it doubles per retry, and each wait is
+/// a random fraction of the cap (full jitter).
+pub const AWS_INITIAL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+/// Largest backoff cap between SDK retries.
+pub const AWS_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest single SDK request (connect, send, response).
+pub const AWS_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest SDK call, retries and waits included.
+pub const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The SDK's retry policy, explicit rather than the SDK default (3 attempts,
+/// 1 s initial backoff, 20 s cap): standard mode (throttling, 5xx, timeouts
+/// and connection errors are retried; a retry quota stops retry storms),
+/// [`AWS_MAX_ATTEMPTS`] attempts, backoff from [`AWS_INITIAL_BACKOFF`] up to
+/// [`AWS_MAX_BACKOFF`]: at most about 3.75 s of waiting per call.
+pub fn aws_retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(AWS_MAX_ATTEMPTS)
+        .with_initial_backoff(AWS_INITIAL_BACKOFF)
+        .with_max_backoff(AWS_MAX_BACKOFF)
+}
+
+/// The SDK's timeouts: a hung request is abandoned after
+/// [`AWS_ATTEMPT_TIMEOUT`] (and retried), a call after [`AWS_OPERATION_TIMEOUT`],
+/// well inside a Lambda timeout, so the invocation can still report its error.
+pub fn aws_timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+        .operation_timeout(AWS_OPERATION_TIMEOUT)
+        .build()
+}
+
+/// SDK configuration from the environment (credentials, region,
+/// `AWS_ENDPOINT_URL`) with [`aws_retry_config`] and [`aws_timeout_config`].
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_retry_config())
+        .timeout_config(aws_timeout_config())
+        .load()
+        .await
 }
 
 /// Counters of one invocation, emitted as a metrics line.

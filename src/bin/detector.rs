@@ -90,13 +90,8 @@ async fn main() -> Result<(), Error> {
     // (AWS_ENDPOINT_URL, for the emulator) come from the environment.
     let needs_aws = cfg.topic_arn.is_some() || cfg.state_table.is_some();
     let conf = if needs_aws {
-        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
-        Some(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .retry_config(retry)
-                .load()
-                .await,
-        )
+        // Retries and timeouts: see `handler::aws_retry_config` (README, Faults).
+        Some(logwarden::handler::load_aws_config().await)
     } else {
         None
     };

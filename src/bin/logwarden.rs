@@ -130,8 +130,7 @@ impl DeliveryArgs {
                 Err(ExitCode::from(2))
             }
             (Sink::Sns, Some(arn)) => {
-                let conf =
-                    rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+                let conf = rt.block_on(logwarden::handler::load_aws_config());
                 Ok(Some(SnsSink::new(
                     aws_sdk_sns::Client::new(&conf),
                     arn.to_string(),
@@ -255,9 +254,7 @@ enum State {
 }
 
 async fn dynamo_store(table: &str) -> DynamoStore {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let conf = logwarden::handler::load_aws_config().await;
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table)
 }
 
@@ -384,9 +381,7 @@ fn run_state_init(table: &str) -> ExitCode {
         Err(code) => return code,
     };
     let result = rt.block_on(async {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let conf = logwarden::handler::load_aws_config().await;
         DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&conf), table).await
     });
     match result {

@@ -24,9 +24,7 @@ async fn main() -> Result<(), Error> {
         WebhookConfig::SecretArn(arn) => {
             // Endpoint, region and credentials from the environment
             // (AWS_ENDPOINT_URL points it at an emulator in tests).
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
+            let sdk = logwarden::handler::load_aws_config().await;
             Webhook::from_secret(
                 aws_sdk_secretsmanager::Client::new(&sdk),
                 arn,

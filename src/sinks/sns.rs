@@ -3,10 +3,18 @@
 //!
 //! `default`, `sqs`, `lambda`, `http` and `https` carry the alert JSON; `email`
 //! carries the plain-text rendering. Many alerts go out with `PublishBatch`
-//! (at most 10 per call). Throttling and 5xx are retried by the SDK's standard
-//! retry strategy; entries a batch reports as failed are retried here with
-//! backoff. Whatever still fails is returned, so the Lambda invocation fails
-//! and is retried (the engine's outbox re-emits exactly those alerts).
+//! (at most 10 per call). Throttling, 5xx and timeouts of a call are retried
+//! by the SDK's standard retry strategy (budget: `handler::aws_retry_config`);
+//! a call the SDK gave up on is not retried again here. Entries a successful
+//! `PublishBatch` reports as failed are retried here with backoff
+//! ([`SnsSink::entry_attempts`]). Whatever still fails is returned, so the
+//! Lambda invocation fails and is retried (the engine's outbox re-emits
+//! exactly those alerts).
+//!
+//! A publish whose response is lost after SNS accepted it (a timeout, a
+//! dropped connection) is retried and reaches subscribers twice: delivery is
+//! at least once. Every copy carries the same alert `id` (a fingerprint of
+//! rule, log group, key and first event), which subscribers deduplicate on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -257,7 +265,13 @@ impl SnsSink {
                         failed
                     });
                 }
-                Err(e) => reason = aws_sdk_sns::error::DisplayErrorContext(&e).to_string(),
+                Err(e) => {
+                    // The SDK has used its own retry budget on this call
+                    // (throttling, 5xx, timeouts); retrying it here as well
+                    // would multiply the attempts. The invocation fails instead.
+                    reason = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+                    break;
+                }
             }
             if pending.is_empty() {
                 return Ok(delivered);

@@ -13,7 +13,9 @@
 //! gets [`StateError::Conflict`] and the engine processes its batch again on
 //! fresh state. Requests per batch therefore grow with the distinct keys a
 //! batch touches, not with its events. Throttling and 5xx are retried by the
-//! SDK's standard retry strategy; unprocessed keys are retried here.
+//! SDK's standard retry strategy; unprocessed keys and transactions cancelled
+//! for throttling (reason `ThrottlingError`, which the SDK does not retry)
+//! are retried here with backoff.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +34,13 @@ use super::{StateError, StateStore, StateValue, Versioned, Write};
 const MAX_GET: usize = 100;
 /// Most actions in one `TransactWriteItems`.
 const MAX_TRANSACT: usize = 100;
+/// Attempts of a transaction cancelled for throttling (`ThrottlingError`
+/// reasons), which the SDK's retry strategy does not retry.
+const TRANSACT_ATTEMPTS: u32 = 5;
+/// First wait before retrying a throttled transaction; doubles each time.
+const TRANSACT_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between those attempts.
+const TRANSACT_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Detector state in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -331,34 +340,45 @@ impl StateStore for DynamoStore {
             if items.is_empty() {
                 continue;
             }
-            self.count();
-            let r = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await;
-            if let Err(e) = r {
+            let mut backoff = TRANSACT_BACKOFF;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                self.count();
+                let r = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+                    .await;
+                let Err(e) = r else { break };
                 let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
-                if let Some(svc) = e.as_service_error()
-                    && svc.is_transaction_canceled_exception()
-                {
-                    let reasons: Vec<String> = match svc {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => t
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().unwrap_or("").to_string())
-                            .collect(),
-                        _ => Vec::new(),
-                    };
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error() {
+                    let reasons: Vec<&str> = t
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or(""))
+                        .collect();
                     let at = reasons
                         .iter()
-                        .position(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict");
+                        .position(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict");
                     if at.is_some() || reasons.is_empty() {
                         let key = at
                             .and_then(|i| chunk.get(i))
                             .map_or_else(|| "?".to_string(), |w| w.key.clone());
                         return Err(StateError::Conflict { key });
+                    }
+                    // A throttled transaction is cancelled with reason
+                    // `ThrottlingError`, which the SDK does not retry.
+                    let throttled = reasons.contains(&"ThrottlingError")
+                        && reasons
+                            .iter()
+                            .all(|c| matches!(*c, "" | "None" | "ThrottlingError"));
+                    if throttled && attempt < TRANSACT_ATTEMPTS {
+                        tracing::warn!(attempt, wait_ms = backoff.as_millis() as u64, "DynamoDB throttled the state transaction; retrying.");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(TRANSACT_MAX_BACKOFF);
+                        continue;
                     }
                 }
                 return Err(StateError::Unavailable(format!(
