@@ -621,3 +621,151 @@ fn report_renders_charts_in_a_real_browser() {
         assert!(dom.contains(a["first_seen"].as_str().unwrap()));
     }
 }
+
+/// A stand-in for CloudWatch Logs in front of moto that answers the first
+/// `budget` FilterLogEvents requests with the service's throttling error and
+/// forwards everything else, one request per connection.
+fn throttling_proxy(rt: &tokio::runtime::Runtime, moto: &str, budget: usize) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = moto.trim_start_matches("http://").to_string();
+    let left = Arc::new(AtomicUsize::new(budget));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, left) = (upstream.clone(), Arc::clone(&left));
+            tokio::spawn(async move {
+                // The whole request: headers, then Content-Length bytes of body.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let throttle = head.contains("Logs_20140328.FilterLogEvents")
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                if throttle {
+                    let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                // Forward with `Connection: close`, relay the response to EOF.
+                let mut lines: Vec<&str> = head.trim_end().split("\r\n").collect();
+                lines.retain(|l| !l.to_ascii_lowercase().starts_with("connection:"));
+                lines.push("Connection: close");
+                let mut req = (lines.join("\r\n") + "\r\n\r\n").into_bytes();
+                req.extend_from_slice(&buf[head_end..]);
+                let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                if up.write_all(&req).await.is_err() {
+                    return;
+                }
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp).await;
+                let _ = client.write_all(&resp).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn throttled_requests_are_retried_with_backoff_and_counted() {
+    let Some(endpoint) = support::moto("throttled_requests_are_retried_with_backoff_and_counted")
+    else {
+        return;
+    };
+    let suffix = support::unique("throttle");
+    let payloads: Vec<Value> = fixture_payloads()
+        .into_iter()
+        .filter(|p| p["logGroup"] == "/aws/lambda/auth-api")
+        .collect();
+    let (payloads, _) = shifted(&payloads, &suffix);
+    let group = payloads[0]["logGroup"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(support::aws(&endpoint)));
+    rt.block_on(put_history(&logs, &payloads));
+    let run = |url: &str, extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--log-group",
+            &group,
+            "--start",
+            "-1d",
+            "--page-size",
+            "30",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(&args)
+            .env("AWS_ENDPOINT_URL", url)
+            .output()
+            .unwrap()
+    };
+    let direct = run(&endpoint, &[]);
+    assert_eq!(direct.status.code(), Some(0), "{}", text(&direct.stderr));
+    let want = alerts(&direct);
+    assert!(!want.is_empty());
+
+    // Three throttles across the pages: retried, counted, same alerts.
+    let proxy = throttling_proxy(&rt, &endpoint, 3);
+    let out = run(&proxy, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(summary_figure(&stderr, "throttled"), 3, "{stderr}");
+    assert_eq!(summary_figure(&stderr, "page(s)"), 3, "{stderr}");
+    assert_eq!(alerts(&out), want);
+
+    // Throttled past the attempts: one clear line, exit 1, nothing printed.
+    let proxy = throttling_proxy(&rt, &endpoint, 1_000);
+    let out = run(&proxy, &["--max-attempts", "2"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ThrottlingException") && stderr.contains(&group),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+}
