@@ -7,6 +7,12 @@
 //! per-stream batches, as a subscription filter would have delivered them:
 //! runs of consecutive events from one stream, at most [`MAX_BATCH_EVENTS`]
 //! each. The deadline rules are swept at the end of the range.
+//!
+//! Batches are as long as event-time order allows (not, say, one per stream
+//! per few seconds) because an alert's `count` covers the events of the batch
+//! that raised it: the longest batches give what `replay` of whole saved
+//! payloads gives. Streams that interleave closely make short batches; that
+//! costs time, not correctness.
 
 pub mod report;
 
