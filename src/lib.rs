@@ -15,6 +15,7 @@
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch.
 //! - [`sinks`]: where alerts go: stdout, SNS (per-protocol bodies), Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
+//! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.
 //! - [`handler`]: Lambda events (CloudWatch Logs, Kinesis, Firehose, schedule) through the engine.
 //! - [`time`]: event-time helpers and the injected clock.
 //! - `src/bin/`: the `logwarden` CLI and the `logwarden-detector` and `logwarden-notifier` Lambdas, thin.
@@ -24,6 +25,7 @@
 
 pub mod alert;
 pub mod alloc;
+pub mod backtest;
 pub mod detect;
 pub mod engine;
 pub mod handler;

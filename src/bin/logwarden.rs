@@ -48,6 +48,21 @@ enum Command {
     ///
     /// Example: logwarden replay fixtures/
     Replay(ReplayArgs),
+    /// Run the rules over a log group's history (CloudWatch Logs
+    /// FilterLogEvents) and print the alerts that would have fired.
+    ///
+    /// The same engine as replay and the Lambda; events are merged in event
+    /// time and handed over per log stream; deadline rules are swept at --end.
+    /// Times are RFC 3339 (2026-11-22T10:00:00Z), `now`, or a span before now
+    /// (-24h, -90m, -7d). Needs logs:FilterLogEvents (and
+    /// logs:DescribeLogGroups, for the account id) on the group.
+    ///
+    /// Exit status: 0 processed (alerts or not); 1 the history could not be
+    /// read (no such log group, access denied, throttled past the retries) or
+    /// the report not written; 2 usage or rule errors.
+    ///
+    /// Example: logwarden backtest --log-group /aws/lambda/checkout --start -24h --report checkout.html
+    Backtest(BacktestArgs),
     /// Check or list rule files.
     Rules {
         #[command(subcommand)]
@@ -215,6 +230,45 @@ struct ReplayArgs {
     threads: usize,
 }
 
+#[derive(clap::Args)]
+struct BacktestArgs {
+    /// Log group to read.
+    #[arg(long, value_name = "NAME")]
+    log_group: String,
+    /// Start of the range (included): RFC 3339, `now`, or a span before now like -24h.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    start: String,
+    /// End of the range (included); the deadline rules are swept here.
+    #[arg(
+        long,
+        value_name = "T",
+        allow_hyphen_values = true,
+        default_value = "now"
+    )]
+    end: String,
+    /// Rule directory (default: the built-in pack).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// text for people; json prints one alert object per line and nothing else.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Also write a self-contained HTML report (charts and the alert list) here.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+    /// Events per FilterLogEvents page (1-10000; default: the service's, up
+    /// to 10,000 events or 1 MB).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    page_size: Option<i32>,
+    /// Attempts per request, the first included; throttling and transient
+    /// errors are retried with exponential backoff (0.2 s doubling, at most 20 s).
+    #[arg(long, value_name = "N", default_value_t = logwarden::backtest::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+    /// AWS region used in console links.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+}
+
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Compile every rule and run its inline tests; errors as path:line: message.
@@ -290,6 +344,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Sweep(args) => run_sweep(args),
+        Command::Backtest(args) => run_backtest(args),
         Command::State {
             command: StateCommand::Init { table },
         } => run_state_init(&table),
@@ -562,4 +617,140 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             }
         }
     }
+}
+
+fn run_backtest(args: BacktestArgs) -> ExitCode {
+    use logwarden::backtest::{self, FetchOptions, ThrottleCounter, report};
+
+    let now = logwarden::time::SystemClock.now_ms();
+    let (start, end) = match (
+        backtest::parse_time(&args.start, now),
+        backtest::parse_time(&args.end, now),
+    ) {
+        (Err(e), _) => {
+            eprintln!("logwarden: --start: {e}");
+            return ExitCode::from(2);
+        }
+        (_, Err(e)) => {
+            eprintln!("logwarden: --end: {e}");
+            return ExitCode::from(2);
+        }
+        (Ok(s), Ok(e)) if s > e => {
+            eprintln!(
+                "logwarden: --start {} is after --end {}",
+                logwarden::time::rfc3339(s),
+                logwarden::time::rfc3339(e)
+            );
+            return ExitCode::from(2);
+        }
+        (Ok(s), Ok(e)) => (s, e),
+    };
+    let set = match load_rules(args.rules.as_ref()) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let throttles = ThrottleCounter::default();
+    let conf = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+    let client = backtest::client(&conf, args.max_attempts, &throttles);
+    let opts = FetchOptions {
+        log_group: args.log_group.clone(),
+        start,
+        end,
+        page_size: args.page_size,
+    };
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut on_page = |events: usize, pages: usize| {
+        if let Some(bar) = &progress {
+            bar.set_message(format!(
+                "{events} events, {pages} page(s), {} throttled",
+                throttles.get()
+            ));
+        }
+    };
+    let fetched = rt.block_on(backtest::fetch(&client, &opts, &mut on_page));
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let history = match fetched {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut recorder = args
+        .report
+        .as_ref()
+        .map(|_| report::Recorder::new(&set, &args.log_group));
+    let mut sink = DeliveryArgs {
+        output: args.output,
+        sink: Sink::Stdout,
+        sns_topic_arn: None,
+        region: args.region.clone(),
+    }
+    .stdout();
+    let rules = set.rules.len();
+    let result = backtest::run(
+        set,
+        &history,
+        end,
+        EngineConfig {
+            region: args.region.clone(),
+        },
+        &rt,
+        recorder.as_mut(),
+        &mut |alerts| sink.publish(alerts),
+    );
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "logwarden: {} {} to {}: {} event(s) in {} stream(s), {} page(s), {} throttled request(s), {} batch(es), {} alert(s), {} suppressed",
+        args.log_group,
+        logwarden::time::rfc3339(start),
+        logwarden::time::rfc3339(end),
+        summary.events,
+        summary.streams,
+        history.pages,
+        throttles.get(),
+        summary.batches,
+        summary.alerts,
+        summary.suppressed
+    );
+    if let (Some(path), Some(recorder)) = (&args.report, &recorder) {
+        let meta = report::ReportMeta {
+            start,
+            end,
+            events: summary.events,
+            streams: summary.streams,
+            pages: history.pages,
+            throttles: throttles.get(),
+            rules,
+        };
+        if let Err(e) = std::fs::write(path, recorder.render(&meta)) {
+            eprintln!(
+                "logwarden: {}: cannot write the report: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        eprintln!("logwarden: report written to {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
