@@ -934,3 +934,46 @@ fn replay_can_ignore_a_log_group() {
     ));
     assert!(env.is_empty(), "{env}");
 }
+
+#[test]
+fn json_output_escapes_what_a_terminal_would_obey_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.json");
+    std::fs::write(
+        &path,
+        storm_of_logins("/aws/lambda/auth-api", HOSTILE, T).to_string(),
+    )
+    .unwrap();
+    let out = stdout(&logwarden(
+        &["replay", "--output", "json", path.to_str().unwrap()],
+        &[],
+    ));
+    for c in out.chars() {
+        assert!(
+            !logwarden::alert::visible::needs_escape(c, true),
+            "raw {c:?} in JSON output"
+        );
+    }
+    assert!(out.contains(r"\u009b") && out.contains(r"\u202e") && out.contains(r"\u001b"));
+    let alerts = parse_lines(&out);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].key["source_ip"], HOSTILE, "the data is unchanged");
+}
+
+#[tokio::test]
+async fn a_digest_of_a_huge_storm_stays_within_the_contract_and_counts_the_unnamed() {
+    let mut e = engine();
+    let o = process(&mut e, &login_storm(600, T)).await;
+    assert_eq!(o.alerts.len(), 21);
+    let digest = &o.alerts[20];
+    assert_eq!(digest.count, 580);
+    assert!(digest.evidence.len() <= 5, "{:?}", digest.evidence);
+    assert!(digest.evidence.iter().all(|e| e.chars().count() <= 512));
+    let named = named_sources(digest).len();
+    assert!(named > 100, "only {named} named");
+    let last = digest.evidence.last().unwrap();
+    assert!(
+        last.ends_with(&format!("; +{} more", 580 - named)),
+        "{last}"
+    );
+}

@@ -28,7 +28,8 @@ fn is_deceptive(c: char) -> bool {
     )
 }
 
-fn needs_escape(c: char, multiline: bool) -> bool {
+/// Whether [`visible`] writes `c` as an escape (`multiline`: line feeds stay).
+pub fn needs_escape(c: char, multiline: bool) -> bool {
     match c {
         '\t' => false,
         '\n' => !multiline,
