@@ -361,7 +361,10 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
             c.info(f"moto reports {fn.get('Architectures')}: it ignores Architectures from CloudFormation (checked statically)")
         env = {k: str(v) for k, v in fn.get("Environment", {}).get("Variables", {}).items()}
         expect_env = {"LOGWARDEN_TOPIC_ARN": topic, "LOGWARDEN_STATE_TABLE": table,
-                      "LOGWARDEN_MAX_DECODED_BYTES": params["MaxDecodedBytes"]}
+                      "LOGWARDEN_MAX_DECODED_BYTES": params["MaxDecodedBytes"],
+                      "LOGWARDEN_MAX_ALERTS_PER_BATCH": str(params["MaxAlertsPerBatch"]),
+                      "LOGWARDEN_REDACT_EMAILS": params["RedactEmails"],
+                      "LOGWARDEN_IGNORE_LOG_GROUPS": f"/aws/lambda/{stack}-notifier"}
         if params["RulesDirectory"]:
             expect_env["LOGWARDEN_RULES"] = params["RulesDirectory"]
         c.check(env == expect_env, "detector environment " + ", ".join(sorted(expect_env)), str(env))
@@ -407,8 +410,10 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
         nfn = c.attempt("notifier exists", lambda: aws["lambda"].get_function(FunctionName=notifier)["Configuration"])
         if nfn is not None:
             env = nfn.get("Environment", {}).get("Variables", {})
-            c.check(env == {"LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN": params["SlackWebhookSecretArn"]},
-                    f"notifier {notifier}: only LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN in its environment", str(env))
+            c.check(env == {"LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN": params["SlackWebhookSecretArn"],
+                            "LOGWARDEN_REDACT_EMAILS": params["RedactEmails"]},
+                    f"notifier {notifier}: LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN and LOGWARDEN_REDACT_EMAILS in its environment",
+                    str(env))
             role = nfn["Role"].split("/")[-1]
             doc = policy_document(aws["iam"].get_role_policy(RoleName=role, PolicyName="notifier")["PolicyDocument"])
             text = json.dumps(doc)

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use memchr::memmem;
 use serde_json::Value;
 
+use crate::alert::redact::RedactOptions;
 use crate::alert::{self, Alert, Links};
 use crate::detect::baseline::{BaselineState, Sample};
 use crate::detect::failure::classify;
@@ -57,6 +58,75 @@ impl Default for EngineConfig {
     }
 }
 
+/// Default of [`Safeguards::max_alerts_per_batch`].
+pub const DEFAULT_MAX_ALERTS_PER_BATCH: usize = 20;
+
+/// Rule id of the digest alert that folds an alert storm.
+pub const DIGEST_RULE: &str = "alert-digest";
+
+/// Defences against attacker-controlled log content (see the README's
+/// "Attacker-controlled log content"): redaction, the alert-storm limit and
+/// the log groups whose batches are ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Safeguards {
+    /// What is redacted beyond secrets (emails are optional).
+    pub redact: RedactOptions,
+    /// Alerts one batch (or sweep) hands out before the rest are folded into
+    /// one digest alert; 0 = no limit.
+    pub max_alerts_per_batch: usize,
+    /// Log groups whose batches are ignored: logwarden's own, so that its
+    /// log lines (which quote alerts) cannot raise alerts about alerts.
+    pub ignore_log_groups: Vec<String>,
+}
+
+impl Safeguards {
+    /// The detector Lambda's safeguards from its environment, read through
+    /// `var` (`std::env::var` in the binary): `LOGWARDEN_REDACT_EMAILS`,
+    /// `LOGWARDEN_MAX_ALERTS_PER_BATCH` and `LOGWARDEN_IGNORE_LOG_GROUPS`
+    /// (comma-separated). The function's own log group,
+    /// `/aws/lambda/<function>`, is always ignored: the recursion guard.
+    pub fn for_lambda(
+        function: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Safeguards, String> {
+        let redact = RedactOptions::from_lookup(&var)?;
+        let max_alerts_per_batch = match var("LOGWARDEN_MAX_ALERTS_PER_BATCH") {
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                format!(
+                    "LOGWARDEN_MAX_ALERTS_PER_BATCH: `{v}` is not a number of alerts (0 = no limit)"
+                )
+            })?,
+            None => DEFAULT_MAX_ALERTS_PER_BATCH,
+        };
+        let mut ignore_log_groups = vec![format!("/aws/lambda/{function}")];
+        for g in var("LOGWARDEN_IGNORE_LOG_GROUPS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+        {
+            if !ignore_log_groups.iter().any(|x| x == g) {
+                ignore_log_groups.push(g.to_string());
+            }
+        }
+        Ok(Safeguards {
+            redact,
+            max_alerts_per_batch,
+            ignore_log_groups,
+        })
+    }
+}
+
+impl Default for Safeguards {
+    fn default() -> Self {
+        Safeguards {
+            redact: RedactOptions::default(),
+            max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
+            ignore_log_groups: Vec::new(),
+        }
+    }
+}
+
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
@@ -68,6 +138,12 @@ pub struct BatchOutcome {
     pub suppressed: u64,
     /// The payload was a CONTROL_MESSAGE and was skipped.
     pub control: bool,
+    /// The payload came from an ignored log group (the recursion guard) and
+    /// was skipped.
+    pub ignored: bool,
+    /// Alerts folded into the digest (the last alert of `alerts`) by the
+    /// alert-storm limit.
+    pub folded: usize,
 }
 
 /// The detection engine over one state store.
@@ -75,6 +151,7 @@ pub struct Engine<S: StateStore> {
     rules: Arc<RuleSet>,
     store: S,
     config: EngineConfig,
+    safeguards: Safeguards,
     watermark: i64,
     /// Literals one of which a body must hold for any JSON matcher to match.
     /// One SIMD substring search per literal: measured 2× cheaper on JSON
@@ -82,8 +159,10 @@ pub struct Engine<S: StateStore> {
     /// are everywhere in JSON.
     json_needles: Option<Vec<memmem::Finder<'static>>>,
     wants_json: bool,
-    /// Alert id → incident key of alerts handed out and not yet confirmed.
-    unconfirmed: HashMap<String, String>,
+    /// Alert id handed out and not yet confirmed → the incident keys it
+    /// stands for, each with the id of the alert pending there (one for an
+    /// alert; every folded one for a digest).
+    unconfirmed: HashMap<String, Vec<(String, String)>>,
 }
 
 /// An observation of pass 1. Request ids borrow from the batch's messages.
@@ -254,6 +333,7 @@ impl<S: StateStore> Engine<S> {
             rules,
             store,
             config,
+            safeguards: Safeguards::default(),
             watermark: i64::MIN,
             json_needles: (!always).then(|| {
                 needles.sort();
@@ -266,6 +346,14 @@ impl<S: StateStore> Engine<S> {
             wants_json,
             unconfirmed: HashMap::new(),
         }
+    }
+
+    /// The engine with these safeguards (the default: secrets redacted, at
+    /// most [`DEFAULT_MAX_ALERTS_PER_BATCH`] alerts per batch, no log group
+    /// ignored).
+    pub fn with_safeguards(mut self, safeguards: Safeguards) -> Self {
+        self.safeguards = safeguards;
+        self
     }
 
     /// The rules in force.
@@ -288,6 +376,19 @@ impl<S: StateStore> Engine<S> {
         if p.message_type == MessageType::Control {
             return Ok(BatchOutcome {
                 control: true,
+                ..BatchOutcome::default()
+            });
+        }
+        if self
+            .safeguards
+            .ignore_log_groups
+            .iter()
+            .any(|g| *g == p.log_group)
+        {
+            tracing::debug!(log_group = %p.log_group, "Ignored a batch from an ignored log group.");
+            return Ok(BatchOutcome {
+                ignored: true,
+                events: p.log_events.len(),
                 ..BatchOutcome::default()
             });
         }
@@ -325,12 +426,14 @@ impl<S: StateStore> Engine<S> {
     /// Record that these alerts were delivered, so a retried batch does not
     /// send them again. Ids this engine did not hand out are ignored.
     pub async fn confirm(&mut self, ids: &[String]) -> Result<(), EngineError> {
-        let mut keys: Vec<String> = ids
+        let pending: HashMap<String, String> = ids
             .iter()
-            .filter_map(|id| self.unconfirmed.get(id).cloned())
+            .filter_map(|id| self.unconfirmed.get(id))
+            .flatten()
+            .cloned()
             .collect();
+        let mut keys: Vec<String> = pending.keys().cloned().collect();
         keys.sort();
-        keys.dedup();
         if keys.is_empty() {
             return Ok(());
         }
@@ -342,7 +445,10 @@ impl<S: StateStore> Engine<S> {
                 .into_iter()
                 .filter_map(|(key, Versioned { value, version, .. })| match value {
                     StateValue::Incident(mut inc)
-                        if inc.pending.as_ref().is_some_and(|a| ids.contains(&a.id)) =>
+                        if inc
+                            .pending
+                            .as_ref()
+                            .is_some_and(|a| pending.get(&key) == Some(&a.id)) =>
                     {
                         inc.pending = None;
                         Some(Write {
@@ -611,7 +717,7 @@ impl<S: StateStore> Engine<S> {
             .map(|(k, i)| (*i, k.clone()))
             .collect();
         let mut alerts = Vec::new();
-        let mut unconfirmed = Vec::new();
+        let mut unconfirmed: Vec<(String, String)> = Vec::new();
         for (i, d) in drafts.into_iter().enumerate() {
             let alert = self.finish(d, account.as_deref());
             if let Some(ikey) = opened.remove(&i)
@@ -657,9 +763,10 @@ impl<S: StateStore> Engine<S> {
             })
             .collect();
         self.store.save(writes).await?;
-        self.unconfirmed.extend(unconfirmed);
+        let (alerts, folded) = self.fold_storm(alerts, unconfirmed);
         Ok(BatchOutcome {
             alerts,
+            folded,
             suppressed: work.suppressed,
             ..BatchOutcome::default()
         })
@@ -924,7 +1031,17 @@ impl<S: StateStore> Engine<S> {
         });
     }
 
-    fn finish(&self, d: Draft, account: Option<&str>) -> Alert {
+    /// The alert of a draft, redacted: this is the one place an alert is
+    /// finished, so every sink (and the outbox in the state store) gets the
+    /// redacted alert. The id was computed from the raw key when the
+    /// incident opened, so it stays stable whatever redaction does.
+    fn finish(&self, mut d: Draft, account: Option<&str>) -> Alert {
+        let opts = &self.safeguards.redact;
+        for v in d.key.values_mut() {
+            if let Cow::Owned(red) = alert::redact::redact_with(v, opts) {
+                *v = red;
+            }
+        }
         let r: &Rule = &self.rules.rules[d.rule];
         let function = function_name(&d.log_group).map(str::to_string);
         let place = function.clone().unwrap_or_else(|| d.log_group.clone());
@@ -935,10 +1052,13 @@ impl<S: StateStore> Engine<S> {
             format!("{} ({}) in {place}", r.title, who.join(", "))
         };
         let region = &self.config.region;
+        // A redacted value finds nothing in Logs Insights: filter on the
+        // request id instead.
         let needle = d
             .key
             .values()
             .next()
+            .filter(|v| !v.contains("[REDACTED:"))
             .cloned()
             .or_else(|| d.request_ids.first().cloned());
         let links = Links {
@@ -957,7 +1077,7 @@ impl<S: StateStore> Engine<S> {
                 d.last_seen,
             )),
         };
-        Alert {
+        let mut out = Alert {
             summary: summary(r, &d, &place),
             id: d.id,
             rule: r.id.clone(),
@@ -974,9 +1094,254 @@ impl<S: StateStore> Engine<S> {
             first_seen: crate::time::rfc3339(d.first_seen),
             last_seen: crate::time::rfc3339(d.last_seen),
             metrics: d.metrics,
-            evidence: d.evidence.iter().map(|e| alert::evidence_line(e)).collect(),
+            evidence: d
+                .evidence
+                .iter()
+                .map(|e| alert::evidence_line_with(e, opts))
+                .collect(),
             links,
+        };
+        alert::redact::alert(&mut out, opts);
+        for e in &mut out.evidence {
+            if e.chars().count() > alert::MAX_EVIDENCE_CHARS {
+                *e = alert::truncate_chars(e, alert::MAX_EVIDENCE_CHARS);
+            }
         }
+        out.title = alert::truncate_chars(&out.title, 99);
+        out
+    }
+
+    /// The alert-storm limit: past [`Safeguards::max_alerts_per_batch`], the
+    /// rest of a batch's alerts are folded into one digest alert. Which ones
+    /// are kept does not depend on the order they were found in (highest
+    /// severity, then earliest, then id), so a redelivered batch, whose
+    /// alerts come back from the outbox in another order, folds the same
+    /// ones into a digest with the same id. Folded alerts stay pending in
+    /// their incidents until the digest is confirmed.
+    fn fold_storm(
+        &mut self,
+        alerts: Vec<Alert>,
+        unconfirmed: Vec<(String, String)>,
+    ) -> (Vec<Alert>, usize) {
+        let mut by_id: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (id, ikey) in unconfirmed {
+            by_id.entry(id.clone()).or_default().push((ikey, id));
+        }
+        let max = self.safeguards.max_alerts_per_batch;
+        if max == 0 || alerts.len() <= max + 1 {
+            // One more than the limit is not folded: a digest of one alert
+            // would say less than the alert.
+            self.unconfirmed.extend(by_id);
+            return (alerts, 0);
+        }
+        let mut order: Vec<usize> = (0..alerts.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&alerts[a], &alerts[b]);
+            severity_rank(&b.severity)
+                .cmp(&severity_rank(&a.severity))
+                .then_with(|| a.first_seen.cmp(&b.first_seen))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let mut keep = vec![false; alerts.len()];
+        for &i in &order[..max] {
+            keep[i] = true;
+        }
+        let mut kept = Vec::with_capacity(max + 1);
+        let mut folded = Vec::new();
+        for (i, a) in alerts.into_iter().enumerate() {
+            if keep[i] {
+                kept.push(a)
+            } else {
+                folded.push(a)
+            }
+        }
+        let total = kept.len() + folded.len();
+        folded.sort_by(|a, b| a.id.cmp(&b.id));
+        let digest = digest(&folded, total, max, &self.config.region);
+        let mut pending = Vec::new();
+        for a in &folded {
+            pending.extend(by_id.remove(&a.id).unwrap_or_default());
+        }
+        self.unconfirmed.extend(by_id);
+        self.unconfirmed.insert(digest.id.clone(), pending);
+        tracing::warn!(
+            alerts = total,
+            folded = folded.len(),
+            limit = max,
+            digest = %digest.id,
+            "Alert storm: folded the alerts past the per-batch limit into one digest."
+        );
+        let n = folded.len();
+        kept.push(digest);
+        (kept, n)
+    }
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 3,
+        "high" => 2,
+        "medium" => 1,
+        _ => 0,
+    }
+}
+
+/// Longest item naming one folded alert in a digest's evidence.
+const DIGEST_ITEM_CHARS: usize = 160;
+
+/// The digest of `folded` (sorted by id): severity the highest folded,
+/// count the number folded, the folded rules in the summary and each folded
+/// alert (rule, key or function, id) in the evidence. The id hashes the
+/// folded ids, so the same storm gives the same digest.
+fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, DIGEST_RULE.as_bytes());
+    for a in folded {
+        sha2::Digest::update(&mut h, [0u8]);
+        sha2::Digest::update(&mut h, a.id.as_bytes());
+    }
+    let id: String = sha2::Digest::finalize(h)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let common = |f: &dyn Fn(&Alert) -> Option<&str>| -> Option<String> {
+        let first = f(folded.first()?)?;
+        folded
+            .iter()
+            .all(|a| f(a) == Some(first))
+            .then(|| first.to_string())
+    };
+    let log_group = common(&|a| Some(a.log_group.as_str()));
+    let severity = folded
+        .iter()
+        .map(|a| a.severity.as_str())
+        .max_by_key(|s| severity_rank(s))
+        .unwrap_or("low")
+        .to_string();
+    let first_seen = folded
+        .iter()
+        .map(|a| a.first_seen.as_str())
+        .min()
+        .unwrap_or_default()
+        .to_string();
+    let last_seen = folded
+        .iter()
+        .map(|a| a.last_seen.as_str())
+        .max()
+        .unwrap_or_default()
+        .to_string();
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in folded {
+        *per_rule.entry(a.rule.as_str()).or_default() += 1;
+    }
+    let rules: Vec<String> = per_rule.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+    let place = log_group.as_deref().unwrap_or("several log groups");
+    let summary = format!(
+        "One batch raised {total} alerts in {place}; past the limit of {max} alerts per batch, \
+         {} more are folded into this digest: {}. Each is recorded as usual (it realerts \
+         after its rule's realert period); find why so many fired at once.",
+        folded.len(),
+        rules.join(", ")
+    );
+    // Evidence: every folded alert by rule and key (`rule (n): key; key; …`),
+    // packed into the contract's five lines of 512 characters; what does not
+    // fit is counted in a `+N more` at the end.
+    let mut listed: Vec<(&str, String)> = folded
+        .iter()
+        .map(|a| {
+            let who = if a.key.is_empty() {
+                a.function.clone().unwrap_or_else(|| a.log_group.clone())
+            } else {
+                a.key.values().cloned().collect::<Vec<_>>().join(",")
+            };
+            (a.rule.as_str(), who)
+        })
+        .collect();
+    listed.sort();
+    let items: Vec<String> = listed
+        .iter()
+        .enumerate()
+        .map(|(i, (rule, who))| {
+            let item = if i == 0 || listed[i - 1].0 != *rule {
+                format!(
+                    "{rule} ({}): {who}",
+                    per_rule.get(rule).copied().unwrap_or(0)
+                )
+            } else {
+                who.clone()
+            };
+            alert::truncate_chars(&item, DIGEST_ITEM_CHARS)
+        })
+        .collect();
+    const MORE_ROOM: usize = 16;
+    let mut evidence: Vec<String> = Vec::new();
+    let mut line = String::new();
+    let mut shown = 0;
+    for item in &items {
+        let last = evidence.len() + 1 == alert::MAX_EVIDENCE;
+        let room = alert::MAX_EVIDENCE_CHARS - if last { MORE_ROOM } else { 0 };
+        let sep = if line.is_empty() { 0 } else { 2 };
+        if line.chars().count() + sep + item.chars().count() > room {
+            if last {
+                break;
+            }
+            evidence.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(item);
+        shown += 1;
+    }
+    if shown < items.len() {
+        line.push_str(&format!("; +{} more", items.len() - shown));
+    }
+    if !line.is_empty() {
+        evidence.push(line);
+    }
+    let mut request_ids: Vec<String> = Vec::new();
+    for r in folded.iter().flat_map(|a| &a.request_ids) {
+        if request_ids.len() < alert::MAX_REQUEST_IDS && !request_ids.contains(r) {
+            request_ids.push(r.clone());
+        }
+    }
+    let insights = log_group.as_deref().and_then(|g| {
+        let start = crate::time::parse_rfc3339(&first_seen).ok()?;
+        let end = crate::time::parse_rfc3339(&last_seen).ok()?;
+        Some(alert::links::insights_link(region, g, None, start, end))
+    });
+    Alert {
+        id,
+        rule: DIGEST_RULE.to_string(),
+        kind: "digest".to_string(),
+        severity,
+        title: alert::truncate_chars(
+            &format!(
+                "Alert storm: {} more alerts folded into one digest in {place}",
+                folded.len()
+            ),
+            99,
+        ),
+        summary,
+        account: common(&|a| a.account.as_deref()),
+        log_group: log_group.clone().unwrap_or_else(|| "(several)".to_string()),
+        log_stream: common(&|a| a.log_stream.as_deref()),
+        function: common(&|a| a.function.as_deref()),
+        key: Key::new(),
+        request_ids,
+        count: folded.len() as u64,
+        first_seen,
+        last_seen,
+        metrics: BTreeMap::from([
+            ("alerts_in_batch".to_string(), total as f64),
+            ("alerts_folded".to_string(), folded.len() as f64),
+            ("max_alerts_per_batch".to_string(), max as f64),
+        ]),
+        evidence,
+        links: Links {
+            log_stream: None,
+            insights,
+        },
     }
 }
 

@@ -159,6 +159,11 @@ pub struct Counters {
     pub alerts_raised: u64,
     /// Events folded into incidents already alerted.
     pub alerts_suppressed: u64,
+    /// Alerts folded into a digest by the alert-storm limit.
+    pub alerts_folded: u64,
+    /// Batches from an ignored log group (logwarden's own: the recursion
+    /// guard), skipped.
+    pub ignored_batches: u64,
 }
 
 /// What one invocation produced.
@@ -312,6 +317,7 @@ pub async fn handle<S: StateStore>(
             _ => {}
         }
         out.counters.alerts_raised += o.alerts.len() as u64;
+        out.counters.alerts_folded += o.folded as u64;
         out.alerts.extend(o.alerts);
         out.response = serde_json::json!({ "swept": true });
     } else {
@@ -355,6 +361,15 @@ async fn process_data<S: StateStore>(
     let first = payload.log_events.iter().map(|e| e.timestamp).min();
     let last = payload.log_events.iter().map(|e| e.timestamp).max();
     let o = engine.process(&payload).await.map_err(Failure::Engine)?;
+    if o.ignored {
+        out.counters.ignored_batches += 1;
+        tracing::info!(
+            log_group = %payload.log_group,
+            events = o.events,
+            "Ignored a batch from an ignored log group (recursion guard)."
+        );
+        return Ok(());
+    }
     deliver_and_confirm(engine, delivery, &o.alerts).await?;
     tracing::info!(
         account = %payload.owner,
@@ -370,6 +385,7 @@ async fn process_data<S: StateStore>(
     out.counters.events += o.events as u64;
     out.counters.alerts_raised += o.alerts.len() as u64;
     out.counters.alerts_suppressed += o.suppressed;
+    out.counters.alerts_folded += o.folded as u64;
     out.alerts.extend(o.alerts);
     Ok(())
 }
@@ -383,6 +399,8 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
         ("ControlMessages", c.control_messages),
         ("AlertsRaised", c.alerts_raised),
         ("AlertsSuppressed", c.alerts_suppressed),
+        ("AlertsFolded", c.alerts_folded),
+        ("IgnoredBatches", c.ignored_batches),
     ];
     let mut doc = serde_json::json!({
         "_aws": {

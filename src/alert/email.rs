@@ -4,26 +4,29 @@
 use std::fmt::Write as _;
 
 use super::Alert;
+use super::visible::visible;
 
 /// Longest subject SNS accepts for email (it must be under 100 characters).
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
 /// `[HIGH] <title>`, one line, at most [`MAX_SUBJECT_CHARS`] characters.
+/// Line breaks and other controls in the title are shown as escapes (`\r\n`),
+/// so a log line cannot add a header or a line to the subject.
 pub fn subject(a: &Alert) -> String {
-    let raw = format!("[{}] {}", a.severity.to_uppercase(), a.title);
-    let one_line: String = raw
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let raw = format!(
+        "[{}] {}",
+        visible(&a.severity.to_uppercase(), false),
+        visible(&a.title, false)
+    );
+    let one_line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     super::truncate_chars(&one_line, MAX_SUBJECT_CHARS)
 }
 
 /// The body: the four W's first, then evidence, then where to look.
 /// `region` completes "where" (alerts carry the account, not the region).
+/// Control sequences from log content are shown as escapes.
 pub fn body(a: &Alert, region: &str) -> String {
+    let a = &super::visible::alert(a);
     let mut out = String::new();
     let _ = writeln!(out, "{}", subject(a));
     let _ = writeln!(out);
@@ -121,8 +124,8 @@ mod tests {
     fn subject_is_one_short_line() {
         let s = subject(&alert(&format!("evil\r\nBcc: x {}", "y".repeat(300))));
         assert!(s.chars().count() <= MAX_SUBJECT_CHARS);
-        assert!(!s.contains('\n') && !s.contains('\r'));
-        assert!(s.starts_with("[HIGH] evil Bcc: x yyy"));
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        assert!(s.starts_with("[HIGH] evil\\r\\nBcc: x yyy"), "{s}");
     }
 
     #[test]

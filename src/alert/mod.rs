@@ -5,6 +5,7 @@ pub mod email;
 pub mod links;
 pub mod redact;
 pub mod text;
+pub mod visible;
 
 use std::collections::BTreeMap;
 
@@ -107,8 +108,14 @@ pub fn fingerprint(rule: &str, log_group: &str, key: &Key, first_seen_ms: i64) -
 /// An evidence line as alerts carry it: one trailing newline dropped,
 /// secrets redacted, at most [`MAX_EVIDENCE_CHARS`] characters.
 pub fn evidence_line(raw: &str) -> String {
+    evidence_line_with(raw, &redact::RedactOptions::default())
+}
+
+/// [`evidence_line`], redacting with `opts`. Redaction runs on the whole
+/// line before the cut, so a secret that straddles the cap is still found.
+pub fn evidence_line_with(raw: &str, opts: &redact::RedactOptions) -> String {
     let line = raw.trim_end_matches(['\n', '\r']);
-    let red = redact::redact(line);
+    let red = redact::redact_with(line, opts);
     truncate_chars(&red, MAX_EVIDENCE_CHARS)
 }
 

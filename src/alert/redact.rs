@@ -2,108 +2,190 @@
 //!
 //! Log lines are attacker- and developer-controlled: they leak credentials.
 //! Anything that looks like one is replaced by `[REDACTED:<kind>]` before it
-//! reaches stdout, SNS or Slack. A cheap literal pre-check skips the regexes
-//! for the vast majority of lines, which hold none of the trigger substrings.
+//! reaches stdout, SNS or Slack. [`alert`] applies it to every field of an
+//! alert that can hold log content; the engine calls it once, where an alert
+//! is finished, so every sink sees the same redacted alert. A cheap
+//! case-insensitive literal pre-check skips the regexes for lines that hold
+//! none of the trigger substrings.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-/// `(kind, pattern, the capture group to replace: 0 = whole match)`.
-const PATTERNS: &[(&str, &str, usize)] = &[
-    (
-        "private-key",
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-        0,
-    ),
-    (
-        "aws-access-key-id",
-        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-        0,
-    ),
-    (
-        "aws-secret-key",
-        r#"(?i)(?:aws_?secret_?access_?key|secret_?key|secretaccesskey)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})"#,
-        1,
-    ),
-    (
-        "jwt",
-        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-        0,
-    ),
-    (
-        "bearer-token",
-        r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{16,})",
-        1,
-    ),
-    ("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}", 0),
-    (
-        "url-password",
-        r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@",
-        1,
-    ),
-    (
-        "password",
-        r#"(?i)\b(?:password|passwd|pwd|secret|token|api_?key)["']?\s*[:=]\s*["']?([^\s"'&,;}]{3,})"#,
-        1,
-    ),
-    ("card-number", r"\b(?:\d[ -]?){12,18}\d\b", 0),
-];
+use super::Alert;
 
-/// Substrings at least one of which occurs in any line a pattern can match.
+/// What to redact beyond the secrets that are always redacted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedactOptions {
+    /// Also redact email addresses (`[REDACTED:email]`). Off by default: an
+    /// address is often what a person needs to act on an alert.
+    pub emails: bool,
+}
+
+impl RedactOptions {
+    /// The options from `LOGWARDEN_REDACT_EMAILS` (`true`/`false`, also
+    /// `1`/`0`, `yes`/`no`; absent = false), for the Lambda functions.
+    pub fn from_env() -> Result<RedactOptions, String> {
+        RedactOptions::from_lookup(|n| std::env::var(n).ok())
+    }
+
+    /// [`RedactOptions::from_env`] with the variables read through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<RedactOptions, String> {
+        let emails = match var("LOGWARDEN_REDACT_EMAILS") {
+            None => false,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "false" | "0" | "no" | "off" => false,
+                "true" | "1" | "yes" | "on" => true,
+                _ => {
+                    return Err(format!(
+                        "LOGWARDEN_REDACT_EMAILS: `{v}` is not true or false"
+                    ));
+                }
+            },
+        };
+        Ok(RedactOptions { emails })
+    }
+}
+
+/// The value of a `key = value` pair: a JSON-escaped quoted string
+/// (`\"…\"`, a JSON document logged inside a JSON string), a quoted string,
+/// a single-quoted string, or a bare word. Four capture groups, tried in order.
+const VALUE: &str =
+    r#"(?:\\+"((?:[^"\\]|\\[^"])*?)\\+"|"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"'&,;}\]]+))"#;
+
+/// Between a key and its value: an optional closing quote (escaped or not),
+/// `:` or `=`.
+const SEP: &str = r#"(?:\\*["'])?\s*[:=]\s*"#;
+
+/// `(kind, pattern)`. The first capture group that took part in a match is
+/// replaced; with none, the whole match.
+static PATTERNS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+    vec![
+        (
+            "private-key",
+            r"-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----|$)"
+                .into(),
+        ),
+        (
+            "aws-access-key-id",
+            r"(?:^|[^0-9A-Za-z])((?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[0-9A-Z]{16})(?:[^0-9A-Za-z]|$)"
+                .into(),
+        ),
+        (
+            "aws-secret-key",
+            format!(
+                r#"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key){SEP}(?:\\*["'])?([A-Za-z0-9/+=]{{40}})"#
+            ),
+        ),
+        (
+            "jwt",
+            r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*".into(),
+        ),
+        (
+            "bearer-token",
+            r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})".into(),
+        ),
+        (
+            "basic-auth",
+            r#"(?i)authorization(?:\\*["'])?\s*[:=]\s*(?:\\*["'])?\s*basic\s+([A-Za-z0-9+/=]{4,})"#.into(),
+        ),
+        (
+            "slack-token",
+            r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}".into(),
+        ),
+        (
+            "slack-webhook",
+            r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+".into(),
+        ),
+        (
+            "url-password",
+            r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@".into(),
+        ),
+        (
+            "password",
+            format!(
+                r"(?i)[\w-]*(?:password|passwd|passphrase|pwd|secret|token|api_?key|apikey|credentials?)[\w-]*{SEP}{VALUE}"
+            ),
+        ),
+        ("card-number", r"\b(?:\d[ -]?){12,18}\d\b".into()),
+        (
+            "email",
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}".into(),
+        ),
+    ]
+});
+
+/// Lower-case substrings at least one of which occurs (in any case) in any
+/// line a pattern other than the email one can match.
 const TRIGGERS: &[&str] = &[
-    "PRIVATE KEY",
-    "AKIA",
-    "ASIA",
-    "ABIA",
-    "ACCA",
-    "ecret",
-    "ECRET",
-    "eyJ",
-    "earer",
-    "EARER",
+    "private key",
+    "akia",
+    "asia",
+    "abia",
+    "acca",
+    "aida",
+    "aroa",
+    "agpa",
+    "anpa",
+    "anva",
+    "apka",
+    "secret",
+    "eyj",
+    "bearer",
+    "authorization",
     "xox",
+    "xapp-",
+    "hooks.slack",
     "://",
-    "assw",
-    "ASSW",
+    "passw",
+    "passphrase",
     "pwd",
-    "PWD",
-    "oken",
-    "OKEN",
-    "pi_key",
-    "piKey",
-    "pikey",
-    "PI_KEY",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
 ];
 
 struct Compiled {
     set: RegexSet,
-    each: Vec<(&'static str, Regex, usize)>,
+    each: Vec<(&'static str, Regex)>,
 }
 
 static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
-    let set = RegexSet::new(PATTERNS.iter().map(|p| p.1)).ok()?;
+    let set = RegexSet::new(PATTERNS.iter().map(|p| p.1.as_str())).ok()?;
     let each = PATTERNS
         .iter()
-        .map(|(k, p, g)| Regex::new(p).ok().map(|r| (*k, r, *g)))
+        .map(|(k, p)| Regex::new(p).ok().map(|r| (*k, r)))
         .collect::<Option<Vec<_>>>()?;
     Some(Compiled { set, each })
 });
 
-fn may_hold_secret(line: &str) -> bool {
-    TRIGGERS.iter().any(|t| line.contains(t))
-        || line.bytes().filter(u8::is_ascii_digit).count() >= 13
+fn may_hold_secret(line: &str, opts: &RedactOptions) -> bool {
+    if opts.emails && line.contains('@') {
+        return true;
+    }
+    if line.bytes().filter(u8::is_ascii_digit).count() >= 13 {
+        return true;
+    }
+    let lower = line.to_ascii_lowercase();
+    TRIGGERS.iter().any(|t| lower.contains(t))
 }
 
-/// Replace every secret in `line` by `[REDACTED:<kind>]`.
+/// Replace every secret in `line` by `[REDACTED:<kind>]` (emails left alone).
 pub fn redact(line: &str) -> Cow<'_, str> {
-    if !may_hold_secret(line) {
+    redact_with(line, &RedactOptions::default())
+}
+
+/// Replace every secret in `line` by `[REDACTED:<kind>]`, and email
+/// addresses too when `opts.emails`.
+pub fn redact_with<'a>(line: &'a str, opts: &RedactOptions) -> Cow<'a, str> {
+    if !may_hold_secret(line, opts) {
         return Cow::Borrowed(line);
     }
     let Some(c) = COMPILED.as_ref() else {
         // The patterns are constants covered by tests; if they ever failed to
-        // compile, dropping the line is the only safe answer.
+        // compile, dropping the text is the only safe answer.
         return Cow::Owned("[REDACTED:unavailable]".into());
     };
     let hits = c.set.matches(line);
@@ -112,38 +194,82 @@ pub fn redact(line: &str) -> Cow<'_, str> {
     }
     let mut out = line.to_string();
     for i in hits.iter() {
-        let (kind, re, group) = &c.each[i];
-        if *kind == "card-number" {
-            out = re
-                .replace_all(&out, |caps: &regex::Captures<'_>| {
-                    let m = &caps[0];
-                    if luhn(m) {
-                        format!("[REDACTED:{kind}]")
-                    } else {
-                        m.to_string()
-                    }
-                })
-                .into_owned();
+        let (kind, re) = &c.each[i];
+        if *kind == "email" && !opts.emails {
             continue;
         }
-        out = re
-            .replace_all(&out, |caps: &regex::Captures<'_>| {
-                let whole = caps.get(0).map_or("", |m| m.as_str());
-                match caps.get(*group) {
-                    Some(g) if *group > 0 => {
-                        let start = g.start() - caps.get(0).map_or(0, |m| m.start());
-                        format!(
-                            "{}[REDACTED:{kind}]{}",
-                            &whole[..start],
-                            &whole[start + g.len()..]
-                        )
-                    }
-                    _ => format!("[REDACTED:{kind}]"),
-                }
-            })
-            .into_owned();
+        let replaced = re.replace_all(&out, |caps: &regex::Captures<'_>| {
+            let Some(whole) = caps.get(0) else {
+                return String::new();
+            };
+            if *kind == "card-number" && !luhn(whole.as_str()) {
+                return whole.as_str().to_string();
+            }
+            let Some(g) = (1..caps.len()).find_map(|i| caps.get(i)) else {
+                return format!("[REDACTED:{kind}]");
+            };
+            // A bare value that ends in backslashes ends before an escaped
+            // quote: keep them, so the escaping around it still reads right.
+            let secret = g.as_str().trim_end_matches('\\');
+            if secret.is_empty() || secret.starts_with("[REDACTED:") {
+                return whole.as_str().to_string();
+            }
+            let start = g.start() - whole.start();
+            let end = start + secret.len();
+            let w = whole.as_str();
+            format!("{}[REDACTED:{kind}]{}", &w[..start], &w[end..])
+        });
+        if let Cow::Owned(s) = replaced {
+            out = s;
+        }
     }
     Cow::Owned(out)
+}
+
+fn redact_in_place(s: &mut String, opts: &RedactOptions) {
+    if let Cow::Owned(r) = redact_with(s, opts) {
+        *s = r;
+    }
+}
+
+/// Redact every field of `a` that can carry log content: title, summary,
+/// key values, log stream, function, request ids, metric names, evidence
+/// and the links (whose queries may quote a key value). A replacement can be
+/// longer than the secret: the caller caps what must stay capped.
+///
+/// The id is left alone: it is a hash, computed from the raw key so that it
+/// stays stable, and a hash does not reveal the secret.
+pub fn alert(a: &mut Alert, opts: &RedactOptions) {
+    redact_in_place(&mut a.title, opts);
+    redact_in_place(&mut a.summary, opts);
+    for v in a.key.values_mut() {
+        redact_in_place(v, opts);
+    }
+    for s in [&mut a.log_stream, &mut a.function, &mut a.account]
+        .into_iter()
+        .flatten()
+    {
+        redact_in_place(s, opts);
+    }
+    redact_in_place(&mut a.log_group, opts);
+    for r in &mut a.request_ids {
+        redact_in_place(r, opts);
+    }
+    if a.metrics.keys().any(|k| redact_with(k, opts) != k.as_str()) {
+        a.metrics = std::mem::take(&mut a.metrics)
+            .into_iter()
+            .map(|(k, v)| (redact_with(&k, opts).into_owned(), v))
+            .collect();
+    }
+    for e in &mut a.evidence {
+        redact_in_place(e, opts);
+    }
+    for l in [&mut a.links.log_stream, &mut a.links.insights]
+        .into_iter()
+        .flatten()
+    {
+        redact_in_place(l, opts);
+    }
 }
 
 fn luhn(s: &str) -> bool {
@@ -168,6 +294,7 @@ fn luhn(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -233,6 +360,240 @@ mod tests {
         }
     }
 
+    /// Several real shapes per kind: `(line, secret that must vanish, kind)`.
+    const SHAPES: &[(&str, &str, &str)] = &[
+        (
+            "AKIAIOSFODNN7EXAMPLE",
+            "AKIAIOSFODNN7EXAMPLE",
+            "aws-access-key-id",
+        ),
+        (
+            "key_id:ASIAY34FZKBOKMUTVV7A,",
+            "ASIAY34FZKBOKMUTVV7A",
+            "aws-access-key-id",
+        ),
+        (
+            "{\"AccessKeyId\":\"AKIA2E0A8F3B244C9986\"}",
+            "AKIA2E0A8F3B244C9986",
+            "aws-access-key-id",
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws-secret-key",
+        ),
+        (
+            "{\"SecretAccessKey\": \"9drTJvcXLB89EXAMPLELB8923FB892xMFI+Z8sNqT\"}",
+            "9drTJvcXLB89EXAMPLELB8923FB892xMFI+Z8sNqT",
+            "aws-secret-key",
+        ),
+        (
+            "msg=\"{\\\"aws_secret_key\\\":\\\"je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\\\"}\"",
+            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+            "aws-secret-key",
+        ),
+        (
+            "Authorization: Bearer abcdefghijklmnop0123456789",
+            "abcdefghijklmnop0123456789",
+            "bearer-token",
+        ),
+        (
+            "AUTHORIZATION: BEARER ya29.a0AfH6SMBx-3kq_9Zz",
+            "ya29.a0AfH6SMBx-3kq_9Zz",
+            "bearer-token",
+        ),
+        (
+            "{\"headers\":{\"authorization\":\"bearer gho_16C7e42F292c6912E7710c838347Ae178B4a\"}}",
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+            "bearer-token",
+        ),
+        (
+            "Authorization: Basic dXNlcjpodW50ZXIy",
+            "dXNlcjpodW50ZXIy",
+            "basic-auth",
+        ),
+        (
+            "t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+            "jwt",
+        ),
+        (
+            "id_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+            "eyJzdWIiOiJhZG1pbiJ9",
+            "jwt",
+        ),
+        (
+            "db postgres://app:hunter22@db.internal:5432/x",
+            "hunter22",
+            "url-password",
+        ),
+        (
+            "REDIS_URL=redis://default:S3cr3t-P4ss@cache:6379",
+            "S3cr3t-P4ss",
+            "url-password",
+        ),
+        ("login password=Sup3rS3cret! ok", "Sup3rS3cret!", "password"),
+        (
+            "{\"password\": \"correct horse battery staple\"}",
+            "correct horse battery",
+            "password",
+        ),
+        ("PASSWORD: Tr0ub4dor&3", "Tr0ub4dor", "password"),
+        (
+            "{\"body\":\"{\\\"password\\\":\\\"pa ss\\\\\\\"word1\\\"}\"}",
+            "pa ss",
+            "password",
+        ),
+        ("DB_PASSWORD='x9!kQ#2z'", "x9!kQ#2z", "password"),
+        (
+            "client_secret=8Q~hbGx.Zf0u3Ewz",
+            "8Q~hbGx.Zf0u3Ewz",
+            "password",
+        ),
+        (
+            "?api_key=sk_live_51HxYz2&x=1",
+            "sk_live_51HxYz2",
+            "password",
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEA",
+            "private-key",
+        ),
+        (
+            "{\"key\":\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0B\\n-----END PRIVATE KEY-----\\n\"}",
+            "MIIEvQIBADANBgkqhkiG9w0B",
+            "private-key",
+        ),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (cut off",
+            "b3BlbnNzaC1rZXktdjEAAAAA",
+            "private-key",
+        ),
+        (
+            "token xoxb-1234567890-abcdefghij",
+            "xoxb-1234567890-abcdefghij",
+            "slack-token",
+        ),
+        (
+            "SLACK=xoxp-12345678901-12345678901-123456789012-abcdef",
+            "xoxp-12345678901",
+            "slack-token",
+        ),
+        (
+            "posting to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+            "XXXXXXXXXXXXXXXXXXXXXXXX",
+            "slack-webhook",
+        ),
+        (
+            "card 4111 1111 1111 1111 charged",
+            "4111 1111 1111 1111",
+            "card-number",
+        ),
+        (
+            "pan=5500-0000-0000-0004",
+            "5500-0000-0000-0004",
+            "card-number",
+        ),
+        (
+            "{\"cc\":\"378282246310005\"}",
+            "378282246310005",
+            "card-number",
+        ),
+    ];
+
+    #[test]
+    fn every_shape_of_every_kind_is_redacted() {
+        for (line, secret, kind) in SHAPES {
+            let out = r(line);
+            assert!(!out.contains(secret), "{kind}: {line} -> {out}");
+            assert!(
+                out.contains(&format!("[REDACTED:{kind}]")),
+                "{kind}: {line} -> {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction_is_idempotent_and_keeps_json_escaping() {
+        for (line, _, _) in SHAPES {
+            let once = r(line);
+            assert_eq!(r(&once), once, "{line}");
+        }
+        // The escaped quotes around a redacted value survive.
+        assert_eq!(
+            r(r#"{"msg":"{\"password\":\"hunter2\"}"}"#),
+            r#"{"msg":"{\"password\":\"[REDACTED:password]\"}"}"#
+        );
+        assert_eq!(r("password=abc\\\"x"), "password=[REDACTED:password]\\\"x");
+    }
+
+    #[test]
+    fn key_names_in_any_case_are_found() {
+        for line in [
+            "PassWord=hunter22",
+            "PASSWD: hunter22",
+            "Api_Key=hunter22",
+            "ToKeN=hunter22",
+        ] {
+            assert!(!r(line).contains("hunter22"), "{line}");
+        }
+    }
+
+    #[test]
+    fn emails_only_when_asked() {
+        let line = "reset sent to Alice.Smith+x@example.co.uk for alice";
+        assert_eq!(r(line), line);
+        let on = RedactOptions { emails: true };
+        let out = redact_with(line, &on);
+        assert_eq!(out, "reset sent to [REDACTED:email] for alice");
+    }
+
+    #[test]
+    fn utf8_around_secrets_stays_intact() {
+        let line = "ünïcödé → password=пароль123 ✓ AKIAIOSFODNN7EXAMPLE日本";
+        let out = r(line);
+        assert_eq!(
+            out,
+            "ünïcödé → password=[REDACTED:password] ✓ [REDACTED:aws-access-key-id]日本"
+        );
+    }
+
+    #[test]
+    fn alert_redacts_every_field_but_the_id() {
+        use crate::alert::Links;
+        use crate::detect::Key;
+        let s = "password=hunter22";
+        let mut a = Alert {
+            id: "0123".into(),
+            rule: "r".into(),
+            kind: "threshold".into(),
+            severity: "high".into(),
+            title: format!("t ({s})"),
+            summary: format!("from {s}"),
+            account: Some(s.into()),
+            log_group: "g".into(),
+            log_stream: Some(s.into()),
+            function: Some(s.into()),
+            key: Key::from([("user".to_string(), s.to_string())]),
+            request_ids: vec![s.into()],
+            count: 1,
+            first_seen: "2026-11-22T10:00:00.000Z".into(),
+            last_seen: "2026-11-22T10:00:00.000Z".into(),
+            metrics: [(s.to_string(), 1.0)].into(),
+            evidence: vec![s.into()],
+            links: Links {
+                log_stream: Some(format!("https://x/{s}")),
+                insights: Some(format!("https://x/{s}")),
+            },
+        };
+        alert(&mut a, &RedactOptions::default());
+        let json = serde_json::to_string(&a).unwrap_or_default();
+        assert!(!json.contains("hunter22"), "{json}");
+        assert_eq!(a.id, "0123");
+        assert_eq!(a.key["user"], "password=[REDACTED:password]");
+    }
+
     #[test]
     fn ordinary_lines_are_untouched() {
         for line in [
@@ -240,6 +601,10 @@ mod tests {
             "REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3\tDuration: 12.34 ms",
             "order 1234567890123 shipped", // 13 digits, fails Luhn
             "password reset requested for alice",
+            "user alice@example.com logged in",
+            "Tokenizer loaded 32000 entries",
+            "START RequestId: 8f3c1a2e-1b2c-4d5e-8f90-123456789abc Version: $LATEST",
+            "GET /api/orders?page=2 200 12ms",
         ] {
             assert_eq!(r(line), line);
         }

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use super::Alert;
 
 /// Render one alert as a few lines of text; ANSI colour only when `color`.
+/// Control sequences from log content are shown as escapes
+/// ([`super::visible`]): a log line must not drive the reader's terminal.
 pub fn render(a: &Alert, color: bool) -> String {
+    let a = &super::visible::alert(a);
     let paint = |code: &str, s: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")

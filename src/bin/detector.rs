@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use logwarden::engine::{Engine, EngineConfig};
+use logwarden::engine::{Engine, EngineConfig, Safeguards};
 use logwarden::handler::{Delivery, DetectorService};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
@@ -26,6 +26,7 @@ struct Config {
     limits: Limits,
     region: String,
     function: String,
+    safeguards: Safeguards,
 }
 
 fn config() -> Result<Config, String> {
@@ -59,7 +60,13 @@ fn config() -> Result<Config, String> {
         }
         Err(_) => 60_000,
     };
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "logwarden-detector".into());
+    // The recursion guard (the function's own log group, and the configured
+    // ones, e.g. the notifier's), the alert-storm limit and email redaction.
+    let safeguards = Safeguards::for_lambda(&function, |n| std::env::var(n).ok())?;
     Ok(Config {
+        safeguards,
         topic_arn,
         state_table,
         sweep_lag_ms,
@@ -69,8 +76,7 @@ fn config() -> Result<Config, String> {
             ..Limits::default()
         },
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .unwrap_or_else(|_| "logwarden-detector".into()),
+        function,
     })
 }
 
@@ -109,7 +115,7 @@ async fn main() -> Result<(), Error> {
     match (&cfg.state_table, &conf) {
         (Some(table), Some(conf)) => {
             let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(conf), table.clone());
-            let engine = Engine::new(rules, store, engine_config);
+            let engine = Engine::new(rules, store, engine_config).with_safeguards(cfg.safeguards);
             serve(DetectorService::new(
                 engine,
                 cfg.limits,
@@ -120,7 +126,8 @@ async fn main() -> Result<(), Error> {
             .await
         }
         _ => {
-            let engine = Engine::new(rules, MemoryStore::new(), engine_config);
+            let engine = Engine::new(rules, MemoryStore::new(), engine_config)
+                .with_safeguards(cfg.safeguards);
             serve(DetectorService::new(
                 engine,
                 cfg.limits,

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use logwarden::alert::redact::RedactOptions;
 use logwarden::engine::Engine;
-use logwarden::engine::{EngineConfig, run_rule_tests};
+use logwarden::engine::{DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, run_rule_tests};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::replay::{ReplayOptions, replay_with};
 use logwarden::rules::RuleSet;
-use logwarden::sinks::slack::{SlackClient, post_alert_lines};
+use logwarden::sinks::slack::{SlackClient, post_alert_lines_with};
 use logwarden::sinks::sns::SnsSink;
 use logwarden::sinks::{OutputFormat, StdoutSink};
 use logwarden::state::MemoryStore;
@@ -102,6 +103,46 @@ struct SweepArgs {
     rules: Option<PathBuf>,
     #[command(flatten)]
     delivery: DeliveryArgs,
+    #[command(flatten)]
+    safeguards: SafeguardArgs,
+}
+
+/// Defences against attacker-controlled log content: shared by replay and sweep.
+#[derive(clap::Args)]
+struct SafeguardArgs {
+    /// Also redact email addresses in alerts (secrets are always redacted).
+    #[arg(long, env = "LOGWARDEN_REDACT_EMAILS")]
+    redact_emails: bool,
+    /// Alerts one batch may raise; the rest are folded into one
+    /// `alert-digest` alert. 0 = no limit.
+    #[arg(long, value_name = "N", env = "LOGWARDEN_MAX_ALERTS_PER_BATCH", default_value_t = DEFAULT_MAX_ALERTS_PER_BATCH)]
+    max_alerts_per_batch: usize,
+    /// Ignore batches from this log group (repeat, or comma-separate in the
+    /// environment variable), e.g. logwarden's own.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "LOGWARDEN_IGNORE_LOG_GROUPS",
+        value_delimiter = ','
+    )]
+    ignore_log_group: Vec<String>,
+}
+
+impl SafeguardArgs {
+    fn safeguards(&self) -> Safeguards {
+        Safeguards {
+            redact: RedactOptions {
+                emails: self.redact_emails,
+            },
+            max_alerts_per_batch: self.max_alerts_per_batch,
+            ignore_log_groups: self
+                .ignore_log_group
+                .iter()
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect(),
+        }
+    }
 }
 
 /// Where alerts go and how they look: shared by replay and sweep.
@@ -191,6 +232,9 @@ enum NotifyCommand {
         webhook_url: String,
         /// File of alert JSON lines; '-' or nothing reads stdin.
         file: Option<PathBuf>,
+        /// Also redact email addresses (secrets are always redacted).
+        #[arg(long, env = "LOGWARDEN_REDACT_EMAILS")]
+        redact_emails: bool,
     },
 }
 
@@ -228,6 +272,8 @@ struct ReplayArgs {
     /// thread, so the alerts are the same for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    safeguards: SafeguardArgs,
 }
 
 #[derive(clap::Args)]
@@ -349,8 +395,19 @@ fn main() -> ExitCode {
             command: StateCommand::Init { table },
         } => run_state_init(&table),
         Command::Notify {
-            command: NotifyCommand::Slack { webhook_url, file },
-        } => run_notify_slack(&webhook_url, file.as_deref()),
+            command:
+                NotifyCommand::Slack {
+                    webhook_url,
+                    file,
+                    redact_emails,
+                },
+        } => run_notify_slack(
+            &webhook_url,
+            file.as_deref(),
+            &RedactOptions {
+                emails: redact_emails,
+            },
+        ),
         Command::Rules {
             command: RulesCommand::List { dir },
         } => match load_rules(dir.as_ref()) {
@@ -375,7 +432,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
+fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOptions) -> ExitCode {
     let client = match SlackClient::new(url) {
         Ok(c) => c,
         Err(e) => {
@@ -398,7 +455,7 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(post_alert_lines(reader, &client)) {
+    match rt.block_on(post_alert_lines_with(reader, &client, opts)) {
         Err(e) => {
             eprintln!("logwarden: {e}");
             ExitCode::FAILURE
@@ -478,7 +535,8 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         EngineConfig {
             region: args.delivery.region.clone(),
         },
-    );
+    )
+    .with_safeguards(args.safeguards.safeguards());
     let result = rt.block_on(async {
         let o = engine.sweep(now).await.map_err(|e| e.to_string())?;
         if let Some(sns) = &sns {
@@ -567,6 +625,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         },
         threads: args.threads,
     };
+    let safeguards = args.safeguards.safeguards();
     let mut sink = args.delivery.stdout();
     let mut publish = |alerts: &[logwarden::alert::Alert]| {
         if let Some(sns) = &sns {
@@ -577,7 +636,8 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     };
     let result = match args.state {
         State::Memory => {
-            let mut engine = Engine::new(set, MemoryStore::new(), opts.engine.clone());
+            let mut engine = Engine::new(set, MemoryStore::new(), opts.engine.clone())
+                .with_safeguards(safeguards);
             replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
         }
         State::Dynamodb => {
@@ -588,7 +648,8 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
                 return ExitCode::from(2);
             };
             let store = rt.block_on(dynamo_store(table));
-            let mut engine = Engine::new(set, store, opts.engine.clone());
+            let mut engine =
+                Engine::new(set, store, opts.engine.clone()).with_safeguards(safeguards);
             replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
         }
     };

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use logwarden::alert::redact::RedactOptions;
 use logwarden::sinks::slack::notifier::{NotifierService, Webhook, WebhookConfig};
 use logwarden::sinks::slack::{RetryPolicy, SlackClient};
 use serde_json::Value;
@@ -17,6 +18,7 @@ fn fail(e: impl std::fmt::Display) -> ! {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logwarden::handler::init_lambda_tracing();
+    let redact = RedactOptions::from_env().unwrap_or_else(|e| fail(e));
     let webhook = match WebhookConfig::from_env().unwrap_or_else(|e| fail(e)) {
         WebhookConfig::Url(url) => {
             Webhook::ready(SlackClient::new(&url).unwrap_or_else(|e| fail(e)))
@@ -32,7 +34,7 @@ async fn main() -> Result<(), Error> {
             )
         }
     };
-    let service = Arc::new(NotifierService::new(webhook));
+    let service = Arc::new(NotifierService::new(webhook).with_redaction(redact));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let service = Arc::clone(&service);
         // NotifierError becomes a Lambda error with a named type; any error

@@ -36,7 +36,9 @@ impl<W: Write> StdoutSink<W> {
         for a in alerts {
             match self.format {
                 OutputFormat::Json => {
-                    serde_json::to_writer(&mut self.out, a)?;
+                    let mut ser =
+                        serde_json::Serializer::with_formatter(&mut self.out, TerminalSafeJson);
+                    serde::Serialize::serialize(a, &mut ser)?;
                     self.out.write_all(b"\n")?;
                 }
                 OutputFormat::Text => {
@@ -51,5 +53,29 @@ impl<W: Write> StdoutSink<W> {
     /// The underlying writer.
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+/// Compact JSON that also escapes, as `\uXXXX`, what JSON leaves raw but a
+/// terminal may obey or that disguises text: DEL, the C1 controls (U+009B is
+/// a one-character CSI to some terminals), bidi and zero-width characters.
+/// The data is unchanged: a JSON parser reads the same string back.
+struct TerminalSafeJson;
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if crate::alert::visible::needs_escape(c, true) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }

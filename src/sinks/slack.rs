@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::alert::redact::{self, RedactOptions};
+use crate::alert::visible::{self, visible};
 use crate::alert::{Alert, MAX_EVIDENCE};
 
 /// Longest header text Slack accepts.
@@ -238,8 +240,14 @@ fn body(fallback: String, mut blocks: Vec<Value>) -> Value {
 /// block, buttons to the log stream and Logs Insights, and a context line
 /// with kind and id.
 ///
-/// Pure; everything from the alert is escaped and every Slack limit held.
+/// Pure; everything from the alert is redacted ([`crate::alert::redact`],
+/// again: the input may not come from logwarden's engine), control sequences
+/// are shown as escapes ([`crate::alert::visible`]), mentions and links are
+/// escaped, and every Slack limit is held.
 pub fn blocks(alert: &Alert) -> Value {
+    let mut redacted = alert.clone();
+    redact::alert(&mut redacted, &RedactOptions::default());
+    let alert = &visible::alert(&redacted);
     let sev = alert.severity.to_uppercase();
     let fallback = mrkdwn_capped(
         &format!("[{sev}] {}: {}", alert.rule, alert.title),
@@ -485,6 +493,11 @@ fn alarm_console_url(alarm: &AlarmNotification) -> Option<String> {
 /// (cut to Slack's limits with a note of the full length), so nothing on
 /// the topic is dropped silently.
 pub fn message_blocks(subject: Option<&str>, message: &str) -> Value {
+    let subject = subject.map(|s| visible(&redact::redact(s), false).into_owned());
+    let subject = subject.as_deref();
+    let message = redact::redact(message);
+    let message = visible(&message, true);
+    let message: &str = &message;
     let fallback = mrkdwn_capped(
         &format!(
             "logwarden: unrecognised message on the alert topic{}",
@@ -971,8 +984,17 @@ impl NotifySummary {
 /// malformed line or a failed post is recorded in the summary with its line
 /// number (and logged) and the rest continue. Only a read error stops early.
 pub async fn post_alert_lines<R: BufRead>(
+    reader: R,
+    client: &SlackClient,
+) -> Result<NotifySummary, SlackError> {
+    post_alert_lines_with(reader, client, &RedactOptions::default()).await
+}
+
+/// [`post_alert_lines`], redacting with `opts` (e.g. email addresses too).
+pub async fn post_alert_lines_with<R: BufRead>(
     mut reader: R,
     client: &SlackClient,
+    opts: &RedactOptions,
 ) -> Result<NotifySummary, SlackError> {
     let mut summary = NotifySummary::default();
     let mut buf = Vec::new();
@@ -1003,7 +1025,7 @@ pub async fn post_alert_lines<R: BufRead>(
         if text.is_empty() {
             continue;
         }
-        let alert: Alert = match serde_json::from_str(text) {
+        let mut alert: Alert = match serde_json::from_str(text) {
             Ok(a) => a,
             Err(e) => {
                 summary.malformed += 1;
@@ -1016,6 +1038,7 @@ pub async fn post_alert_lines<R: BufRead>(
                 continue;
             }
         };
+        redact::alert(&mut alert, opts);
         match client.post_alert(&alert).await {
             Ok(_) => {
                 summary.posted += 1;

@@ -388,6 +388,7 @@ pub struct NotifyCounters {
 pub struct NotifierService {
     webhook: Webhook,
     recent: Mutex<RecentIds>,
+    redact: crate::alert::redact::RedactOptions,
 }
 
 impl std::fmt::Debug for NotifierService {
@@ -404,7 +405,15 @@ impl NotifierService {
         NotifierService {
             webhook,
             recent: Mutex::new(RecentIds::default()),
+            redact: Default::default(),
         }
+    }
+
+    /// Redact alerts with `opts` before posting (secrets are always
+    /// redacted; this adds e.g. email addresses, `LOGWARDEN_REDACT_EMAILS`).
+    pub fn with_redaction(mut self, opts: crate::alert::redact::RedactOptions) -> NotifierService {
+        self.redact = opts;
+        self
     }
 
     /// Handle one invocation: every message is posted (or found already
@@ -432,7 +441,10 @@ impl NotifierService {
             .map_err(NotifierError::Webhook)?;
         let mut first_failure = None;
         for m in messages {
-            let n = Notification::classify(m.subject.as_deref(), &m.message);
+            let mut n = Notification::classify(m.subject.as_deref(), &m.message);
+            if let Notification::Alert(a) = &mut n {
+                crate::alert::redact::alert(a, &self.redact);
+            }
             if let Notification::Other { why, message, .. } = &n {
                 c.unrecognised += 1;
                 tracing::warn!(
