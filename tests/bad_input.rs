@@ -24,7 +24,9 @@
 //! flate2 (about half a second with zlib-rs optimised, see Cargo.toml).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -421,6 +423,7 @@ fn write_class_files(dir: &Path, class: &Class, unit: &Unit, expect: &Expect) ->
 
 /// What a child process did, with its peak memory.
 struct Run {
+    /// Exit code; `None` when it was killed.
     code: Option<i32>,
     stdout: String,
     stderr: String,
@@ -429,78 +432,170 @@ struct Run {
     elapsed: Duration,
 }
 
-/// A running child whose output is being collected.
+/// Names the directory that turns [`measure_helper`] into the measuring
+/// intermediate process.
+const HELPER_DIR: &str = "LOGWARDEN_BAD_INPUT_HELPER_DIR";
+
+/// A command running under the measuring intermediate.
+///
+/// Why an intermediate: Linux records the old address space's peak RSS in
+/// the process's `maxrss` at exec, and std spawns with vfork, so a child
+/// spawned by this test process reports at least the test process's own
+/// peak (the payloads built here). This test binary, started afresh with
+/// only [`measure_helper`] to run, is small; the command it spawns reports
+/// its own peak (or the helper's few MiB, if that were larger).
 struct Spawned {
-    pid: libc::pid_t,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
+    helper: std::process::Child,
+    dir: tempfile::TempDir,
     start: Instant,
+    what: String,
 }
 
-/// Spawns `cmd` with its output read on threads. The child is reaped by
-/// [`reap`] (not `Child::wait`), which also reads its peak memory.
-#[expect(clippy::zombie_processes, reason = "reaped by `reap` with wait4")]
-fn spawn(mut cmd: Command) -> Spawned {
-    let start = Instant::now();
-    let mut child = cmd
+/// Starts `cmd` (program, arguments, environment and directory) under the
+/// intermediate: this test binary running only [`measure_helper`].
+fn spawn(cmd: &Command) -> Spawned {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argv = cmd.get_program().as_bytes().to_vec();
+    for a in cmd.get_args() {
+        argv.push(0);
+        argv.extend_from_slice(a.as_bytes());
+    }
+    std::fs::write(dir.path().join("argv"), argv).unwrap();
+    let mut helper = Command::new(std::env::current_exe().unwrap());
+    helper
+        .args(["measure_helper", "--exact", "--ignored", "--quiet"])
+        .env(HELPER_DIR, dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => helper.env(k, v),
+            None => helper.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        helper.current_dir(d);
+    }
+    Spawned {
+        helper: helper.spawn().unwrap(),
+        dir,
+        start: Instant::now(),
+        what: format!("{cmd:?}"),
+    }
+}
+
+impl Spawned {
+    /// Waits for the command to end (`stop`: kills it first) and collects
+    /// what it did. Panics if it ran into [`TIME_LIMIT`].
+    fn finish(mut self, stop: bool) -> Run {
+        let stdin = self.helper.stdin.take();
+        if stop {
+            drop(stdin);
+        }
+        let status = self.helper.wait().unwrap();
+        let elapsed = self.start.elapsed();
+        let read = |f: &str| {
+            String::from_utf8_lossy(&std::fs::read(self.dir.path().join(f)).unwrap_or_default())
+                .into_owned()
+        };
+        let result = read("result");
+        let fields: Vec<&str> = result.split_whitespace().collect();
+        assert!(
+            status.success() && fields.len() == 3,
+            "the measuring helper failed ({status}) for {}",
+            self.what
+        );
+        assert_eq!(
+            fields[2], "finished",
+            "{} did not finish within {TIME_LIMIT:?}",
+            self.what
+        );
+        Run {
+            code: fields[0].parse().ok(),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            max_rss: fields[1].parse().unwrap(),
+            elapsed,
+        }
+    }
+}
+
+/// The intermediate of [`spawn`]: runs the command written in
+/// `$HELPER_DIR/argv` with its output in `stdout` and `stderr` there, kills
+/// it when stdin closes or after [`TIME_LIMIT`], and writes `result`:
+/// exit code (`-` if killed), peak RSS in bytes, `finished` or `timeout`.
+/// Without the variable (`cargo test -- --ignored`) it does nothing.
+#[test]
+#[ignore = "not a test: the measuring process `spawn` starts"]
+fn measure_helper() {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    enum Event {
+        Exited,
+        Stop,
+    }
+    let Some(dir) = std::env::var_os(HELPER_DIR).map(PathBuf::from) else {
+        return;
+    };
+    let argv = std::fs::read(dir.join("argv")).unwrap();
+    let mut argv = argv.split(|&b| b == 0).map(OsStr::from_bytes);
+    let child = Command::new(argv.next().unwrap())
+        .args(argv)
+        .env_remove(HELPER_DIR)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
         .spawn()
         .unwrap();
-    let read = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            r.read_to_end(&mut s).unwrap();
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    Spawned {
-        pid: child.id() as libc::pid_t,
-        stdout: read(Box::new(child.stdout.take().unwrap())),
-        stderr: read(Box::new(child.stderr.take().unwrap())),
-        start,
-    }
-}
-
-/// Waits for `pid` with `wait4`: (exit code, peak RSS in bytes).
-fn reap(pid: libc::pid_t) -> (Option<i32>, u64) {
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our own
-    // child, not yet reaped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    // Linux reports KiB.
-    (code, usage.ru_maxrss as u64 * 1024)
-}
-
-fn kill(pid: libc::pid_t) {
-    // SAFETY: signalling our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-/// Runs `cmd` to completion, killing it after [`TIME_LIMIT`].
-fn run_measured(cmd: Command) -> Run {
-    let what = format!("{cmd:?}");
-    let child = spawn(cmd);
-    let pid = child.pid;
-    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id() as libc::pid_t;
+    let (tx, events) = channel();
+    let exited = tx.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(reap(pid));
+        // Wait for the exit but leave the child to be reaped below, so a
+        // kill can never reach a recycled pid.
+        // SAFETY: siginfo_t is plain data that waitid fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOWAIT;
+        unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
+        let _ = exited.send(Event::Exited);
     });
-    let Ok((code, max_rss)) = rx.recv_timeout(TIME_LIMIT) else {
-        kill(pid);
-        panic!("{what} did not finish within {TIME_LIMIT:?}");
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        let _ = tx.send(Event::Stop);
+    });
+    let mut outcome = "finished";
+    let stopped = match events.recv_timeout(TIME_LIMIT) {
+        Ok(Event::Exited) => false,
+        Ok(Event::Stop) => true,
+        Err(RecvTimeoutError::Timeout) => {
+            outcome = "timeout";
+            true
+        }
+        Err(RecvTimeoutError::Disconnected) => unreachable!(),
     };
-    Run {
-        code,
-        stdout: child.stdout.join().unwrap(),
-        stderr: child.stderr.join().unwrap(),
-        max_rss,
-        elapsed: child.start.elapsed(),
+    if stopped {
+        // SAFETY: our own child, not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        while !matches!(events.recv().unwrap(), Event::Exited) {}
     }
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status).to_string()
+    } else {
+        "-".to_string()
+    };
+    // Linux reports KiB.
+    let rss = usage.ru_maxrss as u64 * 1024;
+    std::fs::write(dir.join("result"), format!("{code} {rss} {outcome}")).unwrap();
+    drop(child);
+}
+
+/// Runs `cmd` to completion under the measuring intermediate.
+fn run_measured(cmd: &Command) -> Run {
+    spawn(cmd).finish(false)
 }
 
 /// `logwarden replay --output json ARGS PATHS` from the package root, with
@@ -512,7 +607,7 @@ fn logwarden(args: &[&str], paths: &[&Path]) -> Run {
         .args(paths)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("LOGWARDEN_MAX_DECODED_BYTES");
-    run_measured(cmd)
+    run_measured(&cmd)
 }
 
 /// Alert lines of a `--output json` run: (log group, id).
@@ -683,7 +778,7 @@ fn a_raised_cap_admits_the_ten_mb_payload() {
     cmd.args(["replay", "--output", "json"])
         .arg(&path)
         .env("LOGWARDEN_MAX_DECODED_BYTES", &cap);
-    let run = run_measured(cmd);
+    let run = run_measured(&cmd);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let run = logwarden(&[], &[&path]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
@@ -1010,7 +1105,7 @@ fn the_detector_binary_survives_every_class_in_bounded_memory() {
         .env_remove("LOGWARDEN_TOPIC_ARN")
         .env_remove("LOGWARDEN_STATE_TABLE")
         .env_remove("LOGWARDEN_MAX_DECODED_BYTES");
-    let child = spawn(cmd);
+    let child = spawn(&cmd);
     let deadline = child.start + TIME_LIMIT;
     let got: Vec<Result<Value, String>> = (0..total)
         .map_while(|_| {
@@ -1019,12 +1114,9 @@ fn the_detector_binary_survives_every_class_in_bounded_memory() {
                 .ok()
         })
         .collect();
-    let elapsed = child.start.elapsed();
     // The detector never exits by itself (it waits for the next event).
-    kill(child.pid);
-    let (_, max_rss) = reap(child.pid);
-    let stdout = child.stdout.join().unwrap();
-    let stderr = child.stderr.join().unwrap();
+    let run = child.finish(true);
+    let (stdout, stderr, max_rss, elapsed) = (run.stdout, run.stderr, run.max_rss, run.elapsed);
     eprintln!("detector: peak RSS {} MiB, {elapsed:?}", max_rss >> 20);
     assert_eq!(
         got.len(),
