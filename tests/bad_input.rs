@@ -785,6 +785,34 @@ fn a_raised_cap_admits_the_ten_mb_payload() {
     assert!(run.stderr.contains(&cap_message()), "{}", run.stderr);
 }
 
+#[test]
+fn a_plain_log_with_a_one_mb_line_and_invalid_utf8_still_alerts_as_without_them() {
+    // Plain logs are read line by line, invalid bytes converted lossily: a
+    // huge or garbled line is one more event, not an error.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plain/bastion-auth.log");
+    let text = std::fs::read(&fixture).unwrap();
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut noisy = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        noisy.extend_from_slice(l);
+        if i == 4 {
+            noisy.extend_from_slice(b"Nov 22 10:07:05 bastion app[7]: body ");
+            noisy.extend(std::iter::repeat_n(b'A', 1 << 20));
+            noisy.extend_from_slice(b"\nNov 22 10:07:05 bastion app[7]: caf\xe9 \xff\xfe\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bastion-auth.log");
+    std::fs::write(&path, noisy).unwrap();
+    let clean = logwarden(&[], &[&fixture]);
+    let run = logwarden(&[], &[&path]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events = format!("{} event(s)", lines.len() + 2);
+    assert!(run.stderr.contains(&events), "{}", run.stderr);
+    assert!(!alert_lines(&clean.stdout).is_empty());
+    assert_eq!(alert_lines(&run.stdout), alert_lines(&clean.stdout));
+}
+
 // -------------------------------------------------------- Lambda handler
 
 fn service(limits: Limits) -> DetectorService<MemoryStore> {
@@ -965,6 +993,26 @@ async fn the_handler_admits_the_ten_mb_payload_under_a_raised_cap() {
     assert_eq!(c.metrics["DecodeFailures"], 0);
     assert_eq!(c.metrics["Events"], 11);
     assert_eq!(c.alert_groups, groups(&["ten-mb-payload".to_string()]));
+}
+
+#[tokio::test]
+async fn a_firehose_record_without_a_record_id_is_counted_and_the_others_answered() {
+    let svc = service(Limits::default());
+    let mut ev = firehose_event("no-record-id", Some(&good_data("no-record-id-f2")));
+    ev["records"][1].as_object_mut().unwrap().remove("recordId");
+    let c = call(&svc, ev).await;
+    let ids: Vec<&str> = c.response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(c.metrics["DecodeFailures"], 1);
+    assert_eq!(
+        c.alert_groups,
+        groups(&["no-record-id-f1".to_string(), "no-record-id-f3".to_string()])
+    );
 }
 
 #[tokio::test]
