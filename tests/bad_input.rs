@@ -786,6 +786,59 @@ fn a_raised_cap_admits_the_ten_mb_payload() {
 }
 
 #[test]
+fn files_of_many_payloads_under_the_cap_are_detected_in_bounded_memory() {
+    // The cap bounds one payload, not a file: two Kinesis events of 20
+    // records of 7 MiB each (280 MiB decoded, 400 KB on disk) once sat in
+    // memory until detection reached them. Decoders now hold payloads only
+    // within a shared budget, and a file past it is decoded again by
+    // detection, one record at a time.
+    let line = format!("{}\n", "x".repeat(1 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for file in 1..=2 {
+        let name = format!("many-payloads-{file}");
+        let big: Vec<Value> = (0..7).map(|i| event(i, &line)).collect();
+        let payload = payload_with(&name, big).to_string();
+        assert!(payload.len() < DEFAULT_MAX_DECODED_BYTES);
+        let data = json!(b64(&gzip(payload.as_bytes())));
+        let oom = payload_with(&name, vec![event(0, &oom_report("last"))]);
+        let last = json!(b64(&gzip(oom.to_string().as_bytes())));
+        let records: Vec<Value> = (0..20)
+            .map(|i| {
+                let d = if i == 19 { &last } else { &data };
+                json!({"kinesis": {"data": d, "sequenceNumber": i.to_string()}})
+            })
+            .collect();
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, json!({"Records": records}).to_string()).unwrap();
+        paths.push(path);
+    }
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let run = logwarden(&["--threads", "2"], &paths);
+    eprintln!(
+        "many payloads: peak RSS {} MiB, {:?}",
+        run.max_rss >> 20,
+        run.elapsed
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("40 batch(es), 268 event(s)"),
+        "{}",
+        run.stderr
+    );
+    let groups: Vec<String> = alert_lines(&run.stdout)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    assert_eq!(groups, [group("many-payloads-1"), group("many-payloads-2")]);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
+}
+
+#[test]
 fn a_plain_log_with_a_one_mb_line_and_invalid_utf8_still_alerts_as_without_them() {
     // Plain logs are read line by line, invalid bytes converted lossily: a
     // huge or garbled line is one more event, not an error.
