@@ -22,6 +22,12 @@
 //!
 //! A 1 GiB bomb is built once per test process by streaming zeros through
 //! flate2 (about half a second with zlib-rs optimised, see Cargo.toml).
+//!
+//! Memory and time: the binaries run under a small intermediate process
+//! ([`spawn`]) that reads their own peak RSS with `wait4` and kills them
+//! after [`TIME_LIMIT`]; every replay and detector run must stay within
+//! [`MAX_RSS_BYTES`], including files of many payloads each under the cap.
+//! `--nocapture` prints the figures.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
