@@ -11,6 +11,8 @@
 //! `LogsEvent` rejects integer event ids (the emulator sends them) and decodes
 //! without a size cap, and the hot decode path is [`crate::ingest`]'s.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -177,25 +179,51 @@ pub struct Handled {
     pub counters: Counters,
 }
 
+// The envelope structs borrow from the event, and each record is read on its
+// own: one record of the wrong shape (no `data`, `data` not a string) is a bad
+// record like any other, counted and skipped, never a failed invocation that
+// Lambda would retry (or, for Kinesis, a poison pill that blocks the shard).
+// `Cow` (borrowed from the event) so a wrong type reads "expected a string",
+// as the CLI says for the same record.
+
+/// `awslogs` of a CloudWatch Logs event.
 #[derive(Deserialize)]
-struct KinesisRecord {
-    kinesis: KinesisData,
-    #[serde(rename = "eventID", default)]
-    event_id: Option<String>,
+struct AwsLogs<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
 }
 
+/// One element of a Kinesis event's `Records`.
 #[derive(Deserialize)]
-struct KinesisData {
-    data: String,
-    #[serde(rename = "sequenceNumber", default)]
-    sequence_number: Option<String>,
+struct KinesisRecord<'a> {
+    #[serde(borrow)]
+    kinesis: KinesisData<'a>,
 }
 
+/// `Records[].kinesis`.
 #[derive(Deserialize)]
-struct FirehoseRecord {
-    #[serde(rename = "recordId")]
-    record_id: String,
-    data: String,
+struct KinesisData<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+/// One element of a Firehose event's `records`.
+#[derive(Deserialize)]
+struct FirehoseRecord<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+/// Reads one record of an event as `T`; the error says what is wrong with it.
+fn record<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, DecodeError> {
+    T::deserialize(value).map_err(|e| DecodeError::EventRecord {
+        message: e.to_string(),
+    })
+}
+
+/// The string at `pointer` in `value`, if there is one.
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
 }
 
 #[derive(Serialize)]
@@ -238,11 +266,12 @@ pub async fn handle<S: StateStore>(
     delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
-    if let Some(data) = event.pointer("/awslogs/data") {
-        let data = data
-            .as_str()
-            .ok_or_else(|| HandlerError::Unrecognised("awslogs.data is not a string".into()))?;
-        match process_data(engine, data, limits, delivery, &mut out).await {
+    if let Some(awslogs) = event.get("awslogs") {
+        let result = match record::<AwsLogs<'_>>(awslogs) {
+            Ok(a) => process_data(engine, &a.data, limits, delivery, &mut out).await,
+            Err(e) => Err(Failure::Decode(e)),
+        };
+        match result {
             Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
             Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
             Err(e) => count_failure(&mut out, "awslogs", &e),
@@ -250,23 +279,30 @@ pub async fn handle<S: StateStore>(
         }
         out.response = Value::Null;
     } else if let Some(records) = event.get("Records") {
-        let records: Vec<KinesisRecord> = serde_json::from_value(records.clone())
-            .map_err(|e| HandlerError::Unrecognised(format!("Records: {e}")))?;
+        let records = records
+            .as_array()
+            .ok_or_else(|| HandlerError::Unrecognised("Records is not an array".into()))?;
+        if !records.is_empty() && records.iter().all(|r| r.get("kinesis").is_none()) {
+            return Err(HandlerError::Unrecognised(
+                "a Records event without kinesis data (S3, SNS, SQS…?)".into(),
+            ));
+        }
         let mut failures = Vec::new();
         let mut engine_failed = None;
         for (i, r) in records.iter().enumerate() {
-            let id = r
-                .kinesis
-                .sequence_number
-                .clone()
-                .or_else(|| r.event_id.clone())
-                .unwrap_or_else(|| i.to_string());
+            let id = str_at(r, "/kinesis/sequenceNumber")
+                .or_else(|| str_at(r, "/eventID"))
+                .map_or_else(|| i.to_string(), str::to_owned);
             if engine_failed.is_some() {
                 // Records after a store failure are retried with it, in order.
                 failures.push(serde_json::json!({ "itemIdentifier": id }));
                 continue;
             }
-            match process_data(engine, &r.kinesis.data, limits, delivery, &mut out).await {
+            let result = match record::<KinesisRecord<'_>>(r) {
+                Ok(k) => process_data(engine, &k.kinesis.data, limits, delivery, &mut out).await,
+                Err(e) => Err(Failure::Decode(e)),
+            };
+            match result {
                 Ok(()) | Err(Failure::Control) => {}
                 Err(Failure::Decode(e)) => {
                     out.counters.decode_failures += 1;
@@ -287,25 +323,37 @@ pub async fn handle<S: StateStore>(
         }
         out.response = serde_json::json!({ "batchItemFailures": failures });
     } else if let Some(records) = event.get("records") {
-        let records: Vec<FirehoseRecord> = serde_json::from_value(records.clone())
-            .map_err(|e| HandlerError::Unrecognised(format!("records: {e}")))?;
+        let records = records
+            .as_array()
+            .ok_or_else(|| HandlerError::Unrecognised("records is not an array".into()))?;
         let mut results = Vec::with_capacity(records.len());
-        for r in &records {
-            let result = match process_data(engine, &r.data, limits, delivery, &mut out).await {
+        for (i, r) in records.iter().enumerate() {
+            // Without its recordId a record cannot be answered for; Firehose
+            // never sends one, so it is only counted.
+            let Some(record_id) = str_at(r, "/recordId") else {
+                out.counters.decode_failures += 1;
+                tracing::warn!(record = i, "Firehose record without a recordId skipped.");
+                continue;
+            };
+            let result = match record::<FirehoseRecord<'_>>(r) {
+                Ok(f) => process_data(engine, &f.data, limits, delivery, &mut out).await,
+                Err(e) => Err(Failure::Decode(e)),
+            };
+            let result = match result {
                 Ok(()) => "Ok",
                 Err(Failure::Control) => "Dropped",
                 Err(Failure::Decode(e)) => {
                     out.counters.decode_failures += 1;
-                    tracing::warn!(record = %r.record_id, error = %e, "Malformed Firehose record.");
+                    tracing::warn!(record = %record_id, error = %e, "Malformed Firehose record.");
                     "ProcessingFailed"
                 }
                 Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
                 Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
             };
             results.push(FirehoseResult {
-                record_id: &r.record_id,
+                record_id,
                 result,
-                data: &r.data,
+                data: str_at(r, "/data").unwrap_or_default(),
             });
         }
         out.response = serde_json::json!({ "records": results });

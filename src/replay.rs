@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alert::Alert;
 use crate::engine::{Engine, EngineConfig, EngineError};
@@ -136,26 +137,37 @@ pub fn replay(
     replay_with(&mut engine, &rt, paths, opts, publish)
 }
 
-/// One input decoded: its payloads (owned, so decoding can run on another
-/// thread) or what went wrong, in input order.
+/// Bytes of decoded payloads that the decoding threads may hold, together,
+/// for inputs detection has not reached yet. The cap bounds one payload, not
+/// a file of many (a Kinesis event of 150 records of 7 MiB each is 1.5 MB on
+/// disk): an input that would pass this budget is dropped by its decoder and
+/// decoded again by detection, one payload at a time.
+pub const DECODE_AHEAD_BYTES: usize = 64 << 20;
+
+/// One input decoded ahead of detection: its payloads (owned, so decoding
+/// can run on another thread) or what went wrong, in input order.
 struct DecodedInput {
-    shown: String,
+    path: PathBuf,
     units: Vec<(String, Result<ingest::OwnedPayload, ingest::DecodeError>)>,
     /// The input as a whole could not be read or recognised.
     error: Option<String>,
+    /// Bytes of `units`, counted in the shared decode-ahead budget.
+    held: usize,
+    /// The payloads passed the budget and were dropped: detection decodes
+    /// the input again itself.
+    overflowed: bool,
 }
 
-fn decode_input(path: &Path, opts: &ReplayOptions) -> DecodedInput {
-    let shown = path.display().to_string();
+/// Reads and decodes one input, handing each unit to `f` as it is decoded;
+/// returns why the input as a whole could not be read or recognised.
+fn decode_each(
+    path: &Path,
+    opts: &ReplayOptions,
+    f: &mut dyn FnMut(&str, Result<ingest::OwnedPayload, ingest::DecodeError>),
+) -> Option<String> {
     let bytes = match read_input(path) {
         Ok(b) => b,
-        Err(e) => {
-            return DecodedInput {
-                shown,
-                units: Vec::new(),
-                error: Some(format!("cannot read: {e}")),
-            };
-        }
+        Err(e) => return Some(format!("cannot read: {e}")),
     };
     let fopts = FileOptions {
         limits: opts.limits,
@@ -168,14 +180,39 @@ fn decode_input(path: &Path, opts: &ReplayOptions) -> DecodedInput {
         .and_then(|n| n.to_str())
         .unwrap_or("stdin")
         .to_string();
+    ingest::for_each_owned_payload(&bytes, &name, &fopts, f)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// Decodes one input ahead of detection, holding its payloads while the
+/// shared `budget` (bytes held by all decoders) allows.
+fn decode_input(path: &Path, opts: &ReplayOptions, budget: &AtomicUsize) -> DecodedInput {
     let mut units = Vec::new();
-    let form = ingest::for_each_owned_payload(&bytes, &name, &fopts, &mut |origin, unit| {
+    let mut held = 0;
+    let mut overflowed = false;
+    let error = decode_each(path, opts, &mut |origin, unit| {
+        if overflowed {
+            return;
+        }
+        let size = unit.as_ref().map_or(0, ingest::OwnedPayload::heap_size);
+        let before = budget.fetch_add(size, Ordering::Relaxed);
+        if before.saturating_add(size) > DECODE_AHEAD_BYTES {
+            budget.fetch_sub(size + held, Ordering::Relaxed);
+            held = 0;
+            units = Vec::new();
+            overflowed = true;
+            return;
+        }
+        held += size;
         units.push((origin.to_string(), unit));
     });
     DecodedInput {
-        shown,
+        path: path.to_path_buf(),
         units,
-        error: form.err().map(|e| e.to_string()),
+        error,
+        held,
+        overflowed,
     }
 }
 
@@ -212,8 +249,24 @@ pub fn replay_with<S: StateStore>(
         bar
     });
     let threads = decode_threads(opts.threads).min(files.len().max(1));
-    let mut detect = |input: DecodedInput| -> Result<(), ReplayError> {
-        detect_input(engine, rt, input, &mut summary, publish)?;
+    let mut detect = |input: Input| -> Result<(), ReplayError> {
+        let mut d = Detection::new(input.path());
+        match input {
+            Input::Decoded(decoded) if !decoded.overflowed => {
+                for (origin, unit) in decoded.units {
+                    d.unit(engine, rt, &mut summary, &origin, unit);
+                }
+                d.error = decoded.error;
+            }
+            // Decoded here, one payload at a time: memory stays bounded
+            // however many payloads the input holds.
+            _ => {
+                d.error = decode_each(input.path(), opts, &mut |origin, unit| {
+                    d.unit(engine, rt, &mut summary, origin, unit);
+                });
+            }
+        }
+        d.finish(engine, rt, &mut summary, publish)?;
         if let Some(bar) = &progress {
             bar.inc(1);
         }
@@ -221,7 +274,7 @@ pub fn replay_with<S: StateStore>(
     };
     if threads <= 1 || stdin_among(&files) {
         for path in &files {
-            detect(decode_input(path, opts))?;
+            detect(Input::Path(path))?;
         }
     } else {
         decode_in_parallel(&files, opts, threads, &mut detect)?;
@@ -253,13 +306,13 @@ fn decode_in_parallel(
     files: &[PathBuf],
     opts: &ReplayOptions,
     threads: usize,
-    detect: &mut dyn FnMut(DecodedInput) -> Result<(), ReplayError>,
+    detect: &mut dyn FnMut(Input<'_>) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Condvar, Mutex, mpsc};
 
     let ahead = 2 * threads;
     let next = AtomicUsize::new(0);
+    let budget = AtomicUsize::new(0);
     // The index of the input detection needs next, or `None` once detection
     // has stopped; decoders wait while they are `ahead` inputs past it. One
     // lock for both, so a decoder cannot miss the wake-up of a stop.
@@ -273,7 +326,7 @@ fn decode_in_parallel(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, gate) = (&next, &gate);
+            let (next, gate, budget) = (&next, &gate, &budget);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -290,7 +343,7 @@ fn decode_in_parallel(
                         }
                     }
                     drop(needed);
-                    if tx.send((i, decode_input(&files[i], opts))).is_err() {
+                    if tx.send((i, decode_input(&files[i], opts, budget))).is_err() {
                         return;
                     }
                 }
@@ -313,7 +366,9 @@ fn decode_in_parallel(
             };
             let Some(input) = input else { break };
             set_gate(Some(want + 1));
-            result = detect(input);
+            let held = input.held;
+            result = detect(Input::Decoded(input));
+            budget.fetch_sub(held, Ordering::Relaxed);
             if result.is_err() {
                 break;
             }
@@ -324,29 +379,62 @@ fn decode_in_parallel(
     })
 }
 
-/// Detect on one decoded input: every payload in order, then publish its
-/// alerts and confirm them.
-fn detect_input<S: StateStore>(
-    engine: &mut Engine<S>,
-    rt: &tokio::runtime::Runtime,
-    input: DecodedInput,
-    summary: &mut ReplaySummary,
-    publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
-) -> Result<(), ReplayError> {
-    let DecodedInput {
-        shown,
-        units,
-        error,
-    } = input;
-    summary.inputs += 1;
-    let mut batch_errors: Vec<InputError> = Vec::new();
-    let mut fatal: Option<EngineError> = None;
-    let mut pending: Vec<Alert> = Vec::new();
-    for (origin, unit) in units {
+/// An input as detection gets it: decoded ahead, or to be decoded now.
+enum Input<'p> {
+    /// Not decoded yet.
+    Path(&'p Path),
+    /// Decoded by a decoding thread.
+    Decoded(DecodedInput),
+}
+
+impl Input<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Input::Path(p) => p,
+            Input::Decoded(d) => &d.path,
+        }
+    }
+}
+
+/// Detection over one input: every payload in order, then its alerts
+/// published and confirmed by [`Detection::finish`].
+struct Detection {
+    shown: String,
+    batch_errors: Vec<InputError>,
+    /// The store failed: the rest of the input is skipped.
+    fatal: Option<EngineError>,
+    pending: Vec<Alert>,
+    /// The input as a whole could not be read or recognised.
+    error: Option<String>,
+}
+
+impl Detection {
+    fn new(path: &Path) -> Self {
+        Detection {
+            shown: path.display().to_string(),
+            batch_errors: Vec::new(),
+            fatal: None,
+            pending: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// One unit of the input: detect on it, or record why it failed.
+    fn unit<S: StateStore>(
+        &mut self,
+        engine: &mut Engine<S>,
+        rt: &tokio::runtime::Runtime,
+        summary: &mut ReplaySummary,
+        origin: &str,
+        unit: Result<ingest::OwnedPayload, ingest::DecodeError>,
+    ) {
+        if self.fatal.is_some() {
+            return;
+        }
         match unit {
-            Err(e) => batch_errors.push(InputError {
-                input: shown.clone(),
-                origin: Some(origin),
+            Err(e) => self.batch_errors.push(InputError {
+                input: self.shown.clone(),
+                origin: Some(origin.to_string()),
                 message: e.to_string(),
             }),
             Ok(p) => match rt.block_on(engine.process(&p.view())) {
@@ -356,32 +444,40 @@ fn detect_input<S: StateStore>(
                     }
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
-                    pending.extend(o.alerts);
+                    self.pending.extend(o.alerts);
                 }
-                Err(e) => {
-                    fatal = Some(e);
-                    break;
-                }
+                Err(e) => self.fatal = Some(e),
             },
         }
     }
-    summary.alerts += pending.len();
-    publish(&pending).map_err(ReplayError::Output)?;
-    let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
-    rt.block_on(engine.confirm(&ids))
-        .map_err(ReplayError::Engine)?;
-    if let Some(e) = fatal {
-        return Err(ReplayError::Engine(e));
+
+    /// Publishes and confirms the input's alerts and records its errors.
+    fn finish<S: StateStore>(
+        self,
+        engine: &mut Engine<S>,
+        rt: &tokio::runtime::Runtime,
+        summary: &mut ReplaySummary,
+        publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
+    ) -> Result<(), ReplayError> {
+        summary.inputs += 1;
+        summary.alerts += self.pending.len();
+        publish(&self.pending).map_err(ReplayError::Output)?;
+        let ids: Vec<String> = self.pending.iter().map(|a| a.id.clone()).collect();
+        rt.block_on(engine.confirm(&ids))
+            .map_err(ReplayError::Engine)?;
+        if let Some(e) = self.fatal {
+            return Err(ReplayError::Engine(e));
+        }
+        if let Some(message) = self.error {
+            summary.errors.push(InputError {
+                input: self.shown,
+                origin: None,
+                message,
+            });
+        }
+        summary.errors.extend(self.batch_errors);
+        Ok(())
     }
-    if let Some(message) = error {
-        summary.errors.push(InputError {
-            input: shown,
-            origin: None,
-            message,
-        });
-    }
-    summary.errors.extend(batch_errors);
-    Ok(())
 }
 
 /// Replay could not go on at all.

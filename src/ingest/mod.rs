@@ -180,6 +180,14 @@ impl OwnedPayload {
         }
     }
 
+    /// Bytes it holds on the heap (its text and its event table).
+    pub fn heap_size(&self) -> usize {
+        self.text.capacity()
+            + self.filters.capacity() * std::mem::size_of::<std::ops::Range<usize>>()
+            + self.events.capacity()
+                * std::mem::size_of::<(std::ops::Range<usize>, i64, std::ops::Range<usize>)>()
+    }
+
     /// The payload, borrowing from `self`.
     pub fn view(&self) -> Payload<'_> {
         let s = |r: &std::ops::Range<usize>| Cow::Borrowed(&self.text[r.clone()]);

@@ -1,0 +1,1281 @@
+//! The bad-input suite: every class of malformed or hostile input, built here
+//! from one table ([`CLASSES`]), run alone and mixed with the good fixtures
+//! through the real `logwarden` binary, and through the Lambda handler
+//! in-process (awslogs, Kinesis, Firehose) and as the `logwarden-detector`
+//! binary under a Runtime API stand-in.
+//!
+//! Semantics (what DESIGN's tolerance rules make of each class):
+//!
+//! | class | error? | why |
+//! | --- | --- | --- |
+//! | bad base64, truncated gzip, not JSON, wrong schema, wrong types | yes | nothing to detect on; the message names the position |
+//! | gzip bomb (1 GiB of zeros), 10 MB decoded payload | yes | the decoded-size cap (default 8 MiB); stops at the cap, names it |
+//! | invalid UTF-8 inside a message | yes | JSON must be UTF-8; the message names the byte offset |
+//! | empty `logEvents`, unknown fields, a single 1 MB line | no | tolerated: processed like any payload |
+//! | a record whose `data` is missing or not a string | yes | the record is bad, not the event: only it is skipped |
+//!
+//! Each class is one bad *unit* (a record's `data`). The CLI sees it in every
+//! saved form: an awslogs event, a raw `.gz` payload (when it gets as far as
+//! gzip), and a Kinesis event with the bad record between two good ones. The
+//! good records and tolerated units carry an out-of-memory REPORT, so "processed"
+//! is visible as an alert in a log group of the class's own.
+//!
+//! A 1 GiB bomb is built once per test process by streaming zeros through
+//! flate2 (about half a second with zlib-rs optimised, see Cargo.toml).
+//!
+//! Memory and time: the binaries run under a small intermediate process
+//! ([`spawn`]) that reads their own peak RSS with `wait4` and kills them
+//! after [`TIME_LIMIT`]; every replay and detector run must stay within
+//! [`MAX_RSS_BYTES`], including files of many payloads each under the cap.
+//! `--nocapture` prints the figures.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use lambda_runtime::{Context, LambdaEvent};
+use logwarden::engine::{Engine, EngineConfig};
+use logwarden::handler::{Delivery, DetectorService};
+use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
+use logwarden::rules::RuleSet;
+use logwarden::state::MemoryStore;
+use logwarden::time::FixedClock;
+use serde_json::{Value, json};
+
+/// Event time of every built event: the fixtures' earliest, so adding these
+/// inputs to a replay of the fixtures does not move the watermark.
+const T: i64 = 1_795_341_600_000;
+
+/// Peak resident memory allowed for a whole replay or detector run.
+const MAX_RSS_BYTES: u64 = 256 << 20;
+
+/// A hang fails the test after this long instead of wedging CI.
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// One bad unit: the `data` a record carries, at the level it is broken.
+enum Unit {
+    /// Broken before gzip: the base64 text itself.
+    Base64(String),
+    /// Broken at the gzip level (or a bomb).
+    Gzip(Vec<u8>),
+    /// Gzips fine; the decoded payload bytes are the problem (or are fine).
+    Payload(Vec<u8>),
+    /// The record itself is of the wrong shape: its `data` is this JSON
+    /// value instead of a string, or absent (`None`).
+    Record(Option<Value>),
+}
+
+impl Unit {
+    /// The record's `data` (base64 text, unless the record is broken).
+    fn data(&self) -> Option<Value> {
+        match self {
+            Unit::Base64(s) => Some(json!(s)),
+            Unit::Gzip(gz) => Some(json!(b64(gz))),
+            Unit::Payload(p) => Some(json!(b64(&gzip(p)))),
+            Unit::Record(v) => v.clone(),
+        }
+    }
+
+    /// The unit as a raw `.gz` file, when it has a gzip form.
+    fn gz(&self) -> Option<Vec<u8>> {
+        match self {
+            Unit::Base64(_) | Unit::Record(_) => None,
+            Unit::Gzip(gz) => Some(gz.clone()),
+            Unit::Payload(p) => Some(gzip(p)),
+        }
+    }
+}
+
+/// What logwarden must make of a class.
+enum Expect {
+    /// A decode error whose message contains this (after the file and origin).
+    Error(String),
+    /// Processed: a batch of this many events, alerting as its events say.
+    Processed { events: usize, alerts: usize },
+}
+
+/// One class of bad input.
+struct Class {
+    /// Short name; files and log groups are named after it.
+    name: &'static str,
+    /// Builds the unit and what must happen to it.
+    build: fn() -> (Unit, Expect),
+}
+
+const CLASSES: &[Class] = &[
+    Class {
+        name: "bad-base64",
+        build: || {
+            (
+                Unit::Base64("H4sIAAAA%%notbase64".into()),
+                Expect::Error("base64: invalid byte '%' at offset 8".into()),
+            )
+        },
+    },
+    Class {
+        name: "truncated-gzip",
+        build: || {
+            let gz = gzip(&good_payload("truncated-gzip"));
+            let cut = gz.len() / 2;
+            (
+                Unit::Gzip(gz[..cut].to_vec()),
+                Expect::Error(format!(
+                    "truncated gzip stream: compressed data of member 1 cut off at byte {cut}"
+                )),
+            )
+        },
+    },
+    Class {
+        name: "gzip-bomb",
+        build: || (Unit::Gzip(bomb().to_vec()), Expect::Error(cap_message())),
+    },
+    Class {
+        name: "not-json",
+        build: || {
+            (
+                Unit::Payload(b"<html><body>502 Bad Gateway</body></html>\n".to_vec()),
+                Expect::Error("payload JSON: expected value at line 1 column 1".into()),
+            )
+        },
+    },
+    Class {
+        name: "wrong-schema",
+        build: || {
+            // Valid JSON, but an application log line rather than a payload.
+            (
+                Unit::Payload(br#"{"level":"info","msg":"checkout done","ms":41}"#.to_vec()),
+                Expect::Error("payload JSON: missing field `messageType`".into()),
+            )
+        },
+    },
+    Class {
+        name: "empty-log-events",
+        build: || {
+            let p = payload_with("empty-log-events", vec![]);
+            (
+                Unit::Payload(p.to_string().into_bytes()),
+                Expect::Processed {
+                    events: 0,
+                    alerts: 0,
+                },
+            )
+        },
+    },
+    Class {
+        name: "invalid-utf8",
+        build: || {
+            // A message with Latin-1 bytes, as a broken logger writes them.
+            let text = good_payload("invalid-utf8");
+            let text = String::from_utf8(text).unwrap();
+            let marker = "RequestId: r1";
+            let at = text.find(marker).unwrap() + "RequestId: ".len();
+            let mut bytes = text.into_bytes();
+            bytes.splice(at..at, *b"caf\xe9 ");
+            let offset = at + 3;
+            (
+                Unit::Payload(bytes),
+                Expect::Error(format!(
+                    "payload JSON: invalid UTF-8 at line 1 column {} (byte {offset})",
+                    offset + 1
+                )),
+            )
+        },
+    },
+    Class {
+        name: "one-mb-line",
+        build: || {
+            // A function that logs its 1 MB input, then runs out of memory.
+            let big = format!("received body: {}\n", "A".repeat(1 << 20));
+            let p = payload_with(
+                "one-mb-line",
+                vec![event(0, &big), event(1, &oom_report("r1"))],
+            );
+            (
+                Unit::Payload(p.to_string().into_bytes()),
+                Expect::Processed {
+                    events: 2,
+                    alerts: 1,
+                },
+            )
+        },
+    },
+    Class {
+        name: "unknown-fields",
+        build: || {
+            let mut e = event(0, &oom_report("r1"));
+            e["extractedFields"] = json!({"level": "error"});
+            e["ingestionTime"] = json!(T + 5);
+            let mut p = payload_with("unknown-fields", vec![e]);
+            p["policyLevel"] = json!("ACCOUNT_LEVEL_POLICY");
+            p["futureField"] = json!({"nested": [1, {"deep": null}]});
+            (
+                Unit::Payload(p.to_string().into_bytes()),
+                Expect::Processed {
+                    events: 1,
+                    alerts: 1,
+                },
+            )
+        },
+    },
+    Class {
+        name: "timestamp-as-string",
+        build: || {
+            let mut e = event(0, &oom_report("r1"));
+            e["timestamp"] = json!("2026-11-22T10:00:00Z");
+            let p = payload_with("timestamp-as-string", vec![e]);
+            (
+                Unit::Payload(p.to_string().into_bytes()),
+                Expect::Error(
+                    "payload JSON: logEvents[0]: invalid type: string \"2026-11-22T10:00:00Z\""
+                        .into(),
+                ),
+            )
+        },
+    },
+    Class {
+        name: "data-not-a-string",
+        build: || {
+            (
+                Unit::Record(Some(json!(12345))),
+                Expect::Error(
+                    "input JSON: invalid type: integer `12345`, expected a string".into(),
+                ),
+            )
+        },
+    },
+    Class {
+        name: "data-missing",
+        build: || {
+            (
+                Unit::Record(None),
+                Expect::Error("input JSON: missing field `data`".into()),
+            )
+        },
+    },
+    Class {
+        name: "ten-mb-payload",
+        build: || {
+            (
+                Unit::Payload(ten_mb_payload()),
+                Expect::Error(cap_message()),
+            )
+        },
+    },
+];
+
+// ---------------------------------------------------------------- builders
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// 1 GiB of zeros, gzipped by streaming 1 MiB chunks (about 1 MiB of gzip);
+/// built once per process.
+fn bomb() -> &'static [u8] {
+    static BOMB: OnceLock<Vec<u8>> = OnceLock::new();
+    BOMB.get_or_init(|| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            enc.write_all(&chunk).unwrap();
+        }
+        enc.finish().unwrap()
+    })
+}
+
+fn cap_message() -> String {
+    format!("decoded payload exceeds the {DEFAULT_MAX_DECODED_BYTES}-byte cap (gzip bomb?)")
+}
+
+fn group(name: &str) -> String {
+    format!("/aws/lambda/bad-input-{name}")
+}
+
+fn oom_report(request: &str) -> String {
+    format!(
+        "REPORT RequestId: {request}\tDuration: 9.00 ms\tBilled Duration: 9 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n"
+    )
+}
+
+fn event(i: i64, message: &str) -> Value {
+    json!({"id": format!("{}", 37_000_000 + i), "timestamp": T + i, "message": message})
+}
+
+fn payload_with(name: &str, events: Vec<Value>) -> Value {
+    json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": group(name),
+        "logStream": "2026/11/22/[$LATEST]bad-input", "subscriptionFilters": ["logwarden"],
+        "logEvents": events,
+    })
+}
+
+/// A payload whose one event raises one out-of-memory alert in `name`'s group.
+fn good_payload(name: &str) -> Vec<u8> {
+    payload_with(name, vec![event(0, &oom_report("r1"))])
+        .to_string()
+        .into_bytes()
+}
+
+/// A valid payload of just over 10 MB decoded (10 lines of 1 MiB, then an
+/// out-of-memory REPORT), so that it alerts when the cap is raised.
+fn ten_mb_payload() -> Vec<u8> {
+    let line = format!("{}\n", "x".repeat(1 << 20));
+    let mut events: Vec<Value> = (0..10).map(|i| event(i, &line)).collect();
+    events.push(event(10, &oom_report("r1")));
+    let p = payload_with("ten-mb-payload", events)
+        .to_string()
+        .into_bytes();
+    assert!(p.len() > 10_000_000, "{} bytes", p.len());
+    p
+}
+
+/// `{"data": data}` merged into `fields`, or `fields` alone without data.
+fn with_data(mut fields: Value, data: Option<&Value>) -> Value {
+    if let Some(d) = data {
+        fields["data"] = d.clone();
+    }
+    fields
+}
+
+fn good_data(name: &str) -> Value {
+    json!(b64(&gzip(&good_payload(name))))
+}
+
+fn awslogs_event(data: Option<&Value>) -> Value {
+    json!({"awslogs": with_data(json!({}), data)})
+}
+
+/// Kinesis event: good (sequence 1), the bad unit (2), good (3).
+fn kinesis_event(name: &str, bad: Option<&Value>) -> Value {
+    let rec = |seq: usize, data: Option<&Value>| {
+        json!({"kinesis": with_data(json!({"sequenceNumber": seq.to_string(), "partitionKey": "p"}), data),
+               "eventID": format!("shardId-000000000000:{seq}"), "eventSource": "aws:kinesis"})
+    };
+    json!({"Records": [
+        rec(1, Some(&good_data(&format!("{name}-k1")))),
+        rec(2, bad),
+        rec(3, Some(&good_data(&format!("{name}-k3")))),
+    ]})
+}
+
+/// Firehose event: good (`a`), the bad unit (`b`), good (`c`).
+fn firehose_event(name: &str, bad: Option<&Value>) -> Value {
+    json!({"invocationId": "i", "records": [
+        with_data(json!({"recordId": "a"}), Some(&good_data(&format!("{name}-f1")))),
+        with_data(json!({"recordId": "b"}), bad),
+        with_data(json!({"recordId": "c"}), Some(&good_data(&format!("{name}-f3")))),
+    ]})
+}
+
+/// One CLI input file of a class and what must be said about it.
+struct CliFile {
+    path: PathBuf,
+    /// Where inside the file the bad unit is (`awslogs`, `gzip`, `record 1`).
+    origin: &'static str,
+    /// Log groups whose alerts must be present.
+    good_groups: Vec<String>,
+}
+
+/// Writes every CLI form of `class` into `dir`.
+fn write_class_files(dir: &Path, class: &Class, unit: &Unit, expect: &Expect) -> Vec<CliFile> {
+    let name = class.name;
+    let own = match expect {
+        Expect::Processed { alerts, .. } if *alerts > 0 => vec![group(name)],
+        _ => vec![],
+    };
+    let data = unit.data();
+    let mut files = Vec::new();
+    let path = dir.join(format!("{name}.awslogs.json"));
+    std::fs::write(&path, awslogs_event(data.as_ref()).to_string()).unwrap();
+    files.push(CliFile {
+        path,
+        origin: "awslogs",
+        good_groups: own.clone(),
+    });
+    if let Some(gz) = unit.gz() {
+        let path = dir.join(format!("{name}.gz"));
+        std::fs::write(&path, gz).unwrap();
+        files.push(CliFile {
+            path,
+            origin: "gzip",
+            good_groups: own.clone(),
+        });
+    }
+    let path = dir.join(format!("{name}.kinesis.json"));
+    std::fs::write(&path, kinesis_event(name, data.as_ref()).to_string()).unwrap();
+    let mut groups = vec![group(&format!("{name}-k1")), group(&format!("{name}-k3"))];
+    groups.extend(own);
+    files.push(CliFile {
+        path,
+        origin: "record 1",
+        good_groups: groups,
+    });
+    files
+}
+
+// ------------------------------------------------------ running the binary
+
+/// What a child process did, with its peak memory.
+struct Run {
+    /// Exit code; `None` when it was killed.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// Peak resident set size (`ru_maxrss`), bytes.
+    max_rss: u64,
+    elapsed: Duration,
+}
+
+/// Names the directory that turns [`measure_helper`] into the measuring
+/// intermediate process.
+const HELPER_DIR: &str = "LOGWARDEN_BAD_INPUT_HELPER_DIR";
+
+/// A command running under the measuring intermediate.
+///
+/// Why an intermediate: Linux records the old address space's peak RSS in
+/// the process's `maxrss` at exec, and std spawns with vfork, so a child
+/// spawned by this test process reports at least the test process's own
+/// peak (the payloads built here). This test binary, started afresh with
+/// only [`measure_helper`] to run, is small; the command it spawns reports
+/// its own peak (or the helper's few MiB, if that were larger).
+struct Spawned {
+    helper: std::process::Child,
+    dir: tempfile::TempDir,
+    start: Instant,
+    what: String,
+}
+
+/// Starts `cmd` (program, arguments, environment and directory) under the
+/// intermediate: this test binary running only [`measure_helper`].
+fn spawn(cmd: &Command) -> Spawned {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argv = cmd.get_program().as_bytes().to_vec();
+    for a in cmd.get_args() {
+        argv.push(0);
+        argv.extend_from_slice(a.as_bytes());
+    }
+    std::fs::write(dir.path().join("argv"), argv).unwrap();
+    let mut helper = Command::new(std::env::current_exe().unwrap());
+    helper
+        .args(["measure_helper", "--exact", "--ignored", "--quiet"])
+        .env(HELPER_DIR, dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => helper.env(k, v),
+            None => helper.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        helper.current_dir(d);
+    }
+    Spawned {
+        helper: helper.spawn().unwrap(),
+        dir,
+        start: Instant::now(),
+        what: format!("{cmd:?}"),
+    }
+}
+
+impl Spawned {
+    /// Waits for the command to end (`stop`: kills it first) and collects
+    /// what it did. Panics if it ran into [`TIME_LIMIT`].
+    fn finish(mut self, stop: bool) -> Run {
+        let stdin = self.helper.stdin.take();
+        if stop {
+            drop(stdin);
+        }
+        let status = self.helper.wait().unwrap();
+        let elapsed = self.start.elapsed();
+        let read = |f: &str| {
+            String::from_utf8_lossy(&std::fs::read(self.dir.path().join(f)).unwrap_or_default())
+                .into_owned()
+        };
+        let result = read("result");
+        let fields: Vec<&str> = result.split_whitespace().collect();
+        assert!(
+            status.success() && fields.len() == 3,
+            "the measuring helper failed ({status}) for {}",
+            self.what
+        );
+        assert_eq!(
+            fields[2], "finished",
+            "{} did not finish within {TIME_LIMIT:?}",
+            self.what
+        );
+        Run {
+            code: fields[0].parse().ok(),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            max_rss: fields[1].parse().unwrap(),
+            elapsed,
+        }
+    }
+}
+
+/// The intermediate of [`spawn`]: runs the command written in
+/// `$HELPER_DIR/argv` with its output in `stdout` and `stderr` there, kills
+/// it when stdin closes or after [`TIME_LIMIT`], and writes `result`:
+/// exit code (`-` if killed), peak RSS in bytes, `finished` or `timeout`.
+/// Without the variable (`cargo test -- --ignored`) it does nothing.
+#[test]
+#[ignore = "not a test: the measuring process `spawn` starts"]
+fn measure_helper() {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    enum Event {
+        Exited,
+        Stop,
+    }
+    let Some(dir) = std::env::var_os(HELPER_DIR).map(PathBuf::from) else {
+        return;
+    };
+    let argv = std::fs::read(dir.join("argv")).unwrap();
+    let mut argv = argv.split(|&b| b == 0).map(OsStr::from_bytes);
+    let child = Command::new(argv.next().unwrap())
+        .args(argv)
+        .env_remove(HELPER_DIR)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (tx, events) = channel();
+    let exited = tx.clone();
+    std::thread::spawn(move || {
+        // Wait for the exit but leave the child to be reaped below, so a
+        // kill can never reach a recycled pid.
+        // SAFETY: siginfo_t is plain data that waitid fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOWAIT;
+        unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
+        let _ = exited.send(Event::Exited);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        let _ = tx.send(Event::Stop);
+    });
+    let mut outcome = "finished";
+    let stopped = match events.recv_timeout(TIME_LIMIT) {
+        Ok(Event::Exited) => false,
+        Ok(Event::Stop) => true,
+        Err(RecvTimeoutError::Timeout) => {
+            outcome = "timeout";
+            true
+        }
+        Err(RecvTimeoutError::Disconnected) => unreachable!(),
+    };
+    if stopped {
+        // SAFETY: our own child, not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        while !matches!(events.recv().unwrap(), Event::Exited) {}
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status).to_string()
+    } else {
+        "-".to_string()
+    };
+    // Linux reports KiB.
+    let rss = usage.ru_maxrss as u64 * 1024;
+    std::fs::write(dir.join("result"), format!("{code} {rss} {outcome}")).unwrap();
+    drop(child);
+}
+
+/// Runs `cmd` to completion under the measuring intermediate.
+fn run_measured(cmd: &Command) -> Run {
+    spawn(cmd).finish(false)
+}
+
+/// `logwarden replay --output json ARGS PATHS` from the package root, with
+/// the default cap.
+fn logwarden(args: &[&str], paths: &[&Path]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden"));
+    cmd.args(["replay", "--output", "json"])
+        .args(args)
+        .args(paths)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LOGWARDEN_MAX_DECODED_BYTES");
+    run_measured(&cmd)
+}
+
+/// Alert lines of a `--output json` run: (log group, id).
+fn alert_lines(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                v["log_group"].as_str().unwrap().to_string(),
+                v["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The stderr line reporting `file`, if any.
+fn error_line<'a>(stderr: &'a str, file: &CliFile) -> Option<&'a str> {
+    let prefix = format!("logwarden: {}: {}: ", file.path.display(), file.origin);
+    stderr.lines().find(|l| l.starts_with(&prefix))
+}
+
+/// Checks one run's output for the files of one class: each bad unit
+/// reported with its file, origin and problem, tolerated ones not reported,
+/// the good records' alerts present, no panic.
+fn check_class_output(run: &Run, class: &Class, files: &[CliFile], expect: &Expect) {
+    let name = class.name;
+    assert!(
+        !run.stderr.contains("panicked"),
+        "{name}: panic: {}",
+        run.stderr
+    );
+    let groups: BTreeSet<String> = alert_lines(&run.stdout)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    for f in files {
+        let line = error_line(&run.stderr, f);
+        match expect {
+            Expect::Error(msg) => {
+                let line = line.unwrap_or_else(|| {
+                    panic!(
+                        "{name}: {} {} not reported: {}",
+                        f.path.display(),
+                        f.origin,
+                        run.stderr
+                    )
+                });
+                assert!(
+                    line.contains(msg.as_str()),
+                    "{name}: `{line}` lacks `{msg}`"
+                );
+            }
+            Expect::Processed { .. } => {
+                assert!(line.is_none(), "{name}: tolerated input reported: {line:?}");
+            }
+        }
+        for g in &f.good_groups {
+            assert!(
+                groups.contains(g),
+                "{name}: no alert from {g} ({}): {groups:?}",
+                f.path.display()
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ CLI tests
+
+#[test]
+fn each_class_alone_through_the_cli_is_named_exits_right_and_keeps_the_good_records() {
+    for class in CLASSES {
+        let dir = tempfile::tempdir().unwrap();
+        let (unit, expect) = (class.build)();
+        let files = write_class_files(dir.path(), class, &unit, &expect);
+        let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+        let run = logwarden(&[], &paths);
+        let want = match expect {
+            Expect::Error(_) => 1,
+            Expect::Processed { .. } => 0,
+        };
+        assert_eq!(
+            run.code,
+            Some(want),
+            "{}: exit code; stderr: {}",
+            class.name,
+            run.stderr
+        );
+        check_class_output(&run, class, &files, &expect);
+        if let Expect::Processed { events, .. } = expect {
+            // awslogs + gzip + the Kinesis record: three batches of `events`,
+            // plus the two good Kinesis records of one event each.
+            let summary = format!("{} event(s)", 3 * events + 2);
+            assert!(
+                run.stderr.contains(&summary),
+                "{}: {}",
+                class.name,
+                run.stderr
+            );
+        }
+    }
+}
+
+/// Replays the fixtures alone: the alert ids the mixed replay must contain.
+fn fixture_alerts() -> BTreeSet<String> {
+    let run = logwarden(&[], &[Path::new("fixtures")]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let ids: BTreeSet<String> = alert_lines(&run.stdout)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert!(ids.len() >= 10, "{ids:?}");
+    ids
+}
+
+#[test]
+fn every_class_mixed_with_the_fixtures_in_one_replay_keeps_every_good_alert_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut classes = Vec::new();
+    for class in CLASSES {
+        let (unit, expect) = (class.build)();
+        let files = write_class_files(dir.path(), class, &unit, &expect);
+        classes.push((class, files, expect));
+    }
+    let fixtures = fixture_alerts();
+    // The bad inputs first and last, the fixtures in between.
+    let run = logwarden(&[], &[dir.path(), Path::new("fixtures"), dir.path()]);
+    eprintln!(
+        "mixed replay: peak RSS {} MiB, {:?}",
+        run.max_rss >> 20,
+        run.elapsed
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for (class, files, expect) in &classes {
+        check_class_output(&run, class, files, expect);
+    }
+    // Every fixture alert is there, and nothing else outside the classes' groups.
+    let alerts = alert_lines(&run.stdout);
+    let others: BTreeSet<String> = alerts
+        .iter()
+        .filter(|(g, _)| !g.starts_with("/aws/lambda/bad-input-"))
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(others, fixtures);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
+}
+
+#[test]
+fn a_raised_cap_admits_the_ten_mb_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ten-mb.gz");
+    std::fs::write(&path, gzip(&ten_mb_payload())).unwrap();
+    let cap = (16 << 20).to_string();
+    let run = logwarden(&["--max-decoded-bytes", &cap], &[&path]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let groups: Vec<String> = alert_lines(&run.stdout)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    assert_eq!(groups, [group("ten-mb-payload")]);
+    assert!(run.stderr.contains("11 event(s)"), "{}", run.stderr);
+    // The same through the environment variable; and the default refuses it.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden"));
+    cmd.args(["replay", "--output", "json"])
+        .arg(&path)
+        .env("LOGWARDEN_MAX_DECODED_BYTES", &cap);
+    let run = run_measured(&cmd);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = logwarden(&[], &[&path]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains(&cap_message()), "{}", run.stderr);
+}
+
+#[test]
+fn files_of_many_payloads_under_the_cap_are_detected_in_bounded_memory() {
+    // The cap bounds one payload, not a file: two Kinesis events of 20
+    // records of 7 MiB each (280 MiB decoded, 400 KB on disk) once sat in
+    // memory until detection reached them. Decoders now hold payloads only
+    // within a shared budget, and a file past it is decoded again by
+    // detection, one record at a time.
+    let line = format!("{}\n", "x".repeat(1 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for file in 1..=2 {
+        let name = format!("many-payloads-{file}");
+        let big: Vec<Value> = (0..7).map(|i| event(i, &line)).collect();
+        let payload = payload_with(&name, big).to_string();
+        assert!(payload.len() < DEFAULT_MAX_DECODED_BYTES);
+        let data = json!(b64(&gzip(payload.as_bytes())));
+        let oom = payload_with(&name, vec![event(0, &oom_report("last"))]);
+        let last = json!(b64(&gzip(oom.to_string().as_bytes())));
+        let records: Vec<Value> = (0..20)
+            .map(|i| {
+                let d = if i == 19 { &last } else { &data };
+                json!({"kinesis": {"data": d, "sequenceNumber": i.to_string()}})
+            })
+            .collect();
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, json!({"Records": records}).to_string()).unwrap();
+        paths.push(path);
+    }
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let run = logwarden(&["--threads", "2"], &paths);
+    eprintln!(
+        "many payloads: peak RSS {} MiB, {:?}",
+        run.max_rss >> 20,
+        run.elapsed
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("40 batch(es), 268 event(s)"),
+        "{}",
+        run.stderr
+    );
+    let groups: Vec<String> = alert_lines(&run.stdout)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    assert_eq!(groups, [group("many-payloads-1"), group("many-payloads-2")]);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
+}
+
+#[test]
+fn a_plain_log_with_a_one_mb_line_and_invalid_utf8_still_alerts_as_without_them() {
+    // Plain logs are read line by line, invalid bytes converted lossily: a
+    // huge or garbled line is one more event, not an error.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plain/bastion-auth.log");
+    let text = std::fs::read(&fixture).unwrap();
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut noisy = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        noisy.extend_from_slice(l);
+        if i == 4 {
+            noisy.extend_from_slice(b"Nov 22 10:07:05 bastion app[7]: body ");
+            noisy.extend(std::iter::repeat_n(b'A', 1 << 20));
+            noisy.extend_from_slice(b"\nNov 22 10:07:05 bastion app[7]: caf\xe9 \xff\xfe\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bastion-auth.log");
+    std::fs::write(&path, noisy).unwrap();
+    let clean = logwarden(&[], &[&fixture]);
+    let run = logwarden(&[], &[&path]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events = format!("{} event(s)", lines.len() + 2);
+    assert!(run.stderr.contains(&events), "{}", run.stderr);
+    assert!(!alert_lines(&clean.stdout).is_empty());
+    assert_eq!(alert_lines(&run.stdout), alert_lines(&clean.stdout));
+}
+
+// -------------------------------------------------------- Lambda handler
+
+fn service(limits: Limits) -> DetectorService<MemoryStore> {
+    let engine = Engine::new(
+        Arc::new(RuleSet::builtin().unwrap()),
+        MemoryStore::new(),
+        EngineConfig::default(),
+    );
+    DetectorService::new(
+        engine,
+        limits,
+        "logwarden-detector".into(),
+        Box::new(FixedClock(T)),
+        Delivery::Log,
+    )
+}
+
+/// A `tracing` writer into a shared buffer, to read what the handler logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one handler call returned, printed and logged.
+struct Called {
+    response: Value,
+    /// Log groups of the alert lines.
+    alert_groups: BTreeSet<String>,
+    /// The EMF metrics line.
+    metrics: Value,
+    /// The handler's tracing output.
+    log: String,
+}
+
+/// One invocation; panics if it fails (Lambda would retry it).
+async fn call(svc: &DetectorService<MemoryStore>, event: Value) -> Called {
+    use tracing::instrument::WithSubscriber as _;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let mut out = Vec::new();
+    let response = svc
+        .call(LambdaEvent::new(event, Context::default()), &mut out)
+        .with_subscriber(subscriber)
+        .await
+        .unwrap_or_else(|e| panic!("the call failed (Lambda would retry): {e}"));
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alert_groups = lines
+        .iter()
+        .filter(|l| l.get("rule").is_some())
+        .map(|l| l["log_group"].as_str().unwrap().to_string())
+        .collect();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    Called {
+        response,
+        alert_groups,
+        metrics: lines.last().unwrap().clone(),
+        log,
+    }
+}
+
+fn groups(names: &[String]) -> BTreeSet<String> {
+    names.iter().map(|n| group(n)).collect()
+}
+
+#[tokio::test]
+async fn each_class_through_the_handler_is_counted_and_skipped_and_only_its_record_fails() {
+    for class in CLASSES {
+        let name = class.name;
+        let (unit, expect) = (class.build)();
+        let data = unit.data();
+        let (bad, own_alerts) = match &expect {
+            Expect::Error(msg) => (Some(msg.as_str()), 0),
+            Expect::Processed { alerts, .. } => (None, *alerts),
+        };
+        let own: Vec<String> = (own_alerts > 0)
+            .then(|| name.to_string())
+            .into_iter()
+            .collect();
+        let failures = u64::from(bad.is_some());
+
+        // awslogs: the call succeeds (no retry), the record is counted.
+        let svc = service(Limits::default());
+        let c = call(&svc, awslogs_event(data.as_ref())).await;
+        assert_eq!(c.response, Value::Null, "{name}");
+        assert_eq!(c.metrics["DecodeFailures"], failures, "{name}");
+        assert_eq!(c.alert_groups, groups(&own), "{name}");
+        if let Some(msg) = bad {
+            assert!(
+                c.log.contains("Dropped malformed record.")
+                    && c.log.contains("envelope=\"awslogs\"")
+                    && c.log.contains(msg),
+                "{name}: log does not name the problem: {}",
+                c.log
+            );
+        }
+        if let Expect::Processed { events, .. } = expect {
+            assert_eq!(c.metrics["Batches"], 1, "{name}");
+            assert_eq!(c.metrics["Events"], events, "{name}");
+        }
+
+        // Kinesis: only the bad record (sequence 2) is reported as failed,
+        // and the good records' alerts are out.
+        let svc = service(Limits::default());
+        let c = call(&svc, kinesis_event(name, data.as_ref())).await;
+        let want_failures: Vec<Value> = bad
+            .map(|_| json!({"itemIdentifier": "2"}))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            c.response,
+            json!({"batchItemFailures": want_failures}),
+            "{name}"
+        );
+        assert_eq!(c.metrics["DecodeFailures"], failures, "{name}");
+        let mut want = own.clone();
+        want.extend([format!("{name}-k1"), format!("{name}-k3")]);
+        assert_eq!(c.alert_groups, groups(&want), "{name}");
+        if let Some(msg) = bad {
+            assert!(
+                c.log.contains("record=2") && c.log.contains(msg),
+                "{name}: log does not name the record and problem: {}",
+                c.log
+            );
+        }
+
+        // Firehose: ProcessingFailed for the bad record only.
+        let svc = service(Limits::default());
+        let c = call(&svc, firehose_event(name, data.as_ref())).await;
+        let results: Vec<(&str, &str)> = c.response["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["recordId"].as_str().unwrap(),
+                    r["result"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let middle = if bad.is_some() {
+            "ProcessingFailed"
+        } else {
+            "Ok"
+        };
+        assert_eq!(results, [("a", "Ok"), ("b", middle), ("c", "Ok")], "{name}");
+        assert_eq!(c.metrics["DecodeFailures"], failures, "{name}");
+        let mut want = own.clone();
+        want.extend([format!("{name}-f1"), format!("{name}-f3")]);
+        assert_eq!(c.alert_groups, groups(&want), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_handler_admits_the_ten_mb_payload_under_a_raised_cap() {
+    let svc = service(Limits {
+        max_decoded_bytes: 16 << 20,
+        ..Limits::default()
+    });
+    let data = json!(b64(&gzip(&ten_mb_payload())));
+    let c = call(&svc, awslogs_event(Some(&data))).await;
+    assert_eq!(c.metrics["DecodeFailures"], 0);
+    assert_eq!(c.metrics["Events"], 11);
+    assert_eq!(c.alert_groups, groups(&["ten-mb-payload".to_string()]));
+}
+
+#[tokio::test]
+async fn a_firehose_record_without_a_record_id_is_counted_and_the_others_answered() {
+    let svc = service(Limits::default());
+    let mut ev = firehose_event("no-record-id", Some(&good_data("no-record-id-f2")));
+    ev["records"][1].as_object_mut().unwrap().remove("recordId");
+    let c = call(&svc, ev).await;
+    let ids: Vec<&str> = c.response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(c.metrics["DecodeFailures"], 1);
+    assert_eq!(
+        c.alert_groups,
+        groups(&["no-record-id-f1".to_string(), "no-record-id-f3".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn a_records_event_of_another_service_is_unrecognised_not_a_batch_of_bad_records() {
+    // An S3 notification sent to the detector by mistake: an error (the
+    // event is not one this function handles), not three "bad records".
+    let svc = service(Limits::default());
+    let mut out = Vec::new();
+    let ev = json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "a"}}}]});
+    let err = svc
+        .call(LambdaEvent::new(ev, Context::default()), &mut out)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("without kinesis data"), "{err}");
+}
+
+// ------------------------------------- the detector binary, measured
+
+/// Reads one HTTP/1.1 request: (method, path, body).
+fn read_request(
+    conn: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Option<(String, String, Vec<u8>)> {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    if conn.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        conn.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body).ok()?;
+    Some((method, path, body))
+}
+
+/// Serves one connection of the Runtime API stand-in: hands out the next
+/// event for each `next` call and sends each response or error to `report`.
+fn runtime_api_connection(
+    sock: std::net::TcpStream,
+    pending: &Mutex<std::vec::IntoIter<(usize, Value)>>,
+    report: &std::sync::mpsc::Sender<Result<Value, String>>,
+) {
+    let mut conn = std::io::BufReader::new(sock);
+    while let Some((method, path, body)) = read_request(&mut conn) {
+        let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            // No more work: leave the call open, as Lambda does between
+            // invocations (the test kills the detector).
+            let Some((i, ev)) = pending.lock().unwrap().next() else {
+                return;
+            };
+            let body = ev.to_string();
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + TIME_LIMIT.as_millis();
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else if method == "POST" && path.contains("/response") {
+            let _ = report.send(Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)));
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
+        } else if method == "POST" && path.contains("/error") {
+            let _ = report.send(Err(String::from_utf8_lossy(&body).into_owned()));
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+        };
+        if conn.get_mut().write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A minimal Lambda Runtime API on `listener`: serves `events` one per
+/// `next` call, a thread per connection (the runtime client may open more
+/// than one), and reports each response or error on `report`.
+fn serve_runtime_api(
+    listener: std::net::TcpListener,
+    events: Vec<Value>,
+    report: std::sync::mpsc::Sender<Result<Value, String>>,
+) {
+    let pending = Arc::new(Mutex::new(
+        events
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter(),
+    ));
+    for sock in listener.incoming() {
+        let Ok(sock) = sock else { return };
+        let (pending, report) = (pending.clone(), report.clone());
+        std::thread::spawn(move || runtime_api_connection(sock, &pending, &report));
+    }
+}
+
+#[test]
+fn the_detector_binary_survives_every_class_in_bounded_memory() {
+    let mut events = Vec::new();
+    let mut expected = Vec::new();
+    for class in CLASSES {
+        let (unit, expect) = (class.build)();
+        let data = unit.data();
+        let bad = matches!(expect, Expect::Error(_));
+        events.push(awslogs_event(data.as_ref()));
+        expected.push(Value::Null);
+        events.push(kinesis_event(class.name, data.as_ref()));
+        let failed: Vec<Value> = bad
+            .then(|| json!({"itemIdentifier": "2"}))
+            .into_iter()
+            .collect();
+        expected.push(json!({"batchItemFailures": failed}));
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, outcomes) = std::sync::mpsc::channel();
+    let total = events.len();
+    std::thread::spawn(move || serve_runtime_api(listener, events, report));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden-detector"));
+    cmd.env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "logwarden-detector")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env_remove("LOGWARDEN_TOPIC_ARN")
+        .env_remove("LOGWARDEN_STATE_TABLE")
+        .env_remove("LOGWARDEN_MAX_DECODED_BYTES");
+    let child = spawn(&cmd);
+    let deadline = child.start + TIME_LIMIT;
+    let got: Vec<Result<Value, String>> = (0..total)
+        .map_while(|_| {
+            outcomes
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .collect();
+    // The detector never exits by itself (it waits for the next event).
+    let run = child.finish(true);
+    let (stdout, stderr, max_rss, elapsed) = (run.stdout, run.stderr, run.max_rss, run.elapsed);
+    eprintln!("detector: peak RSS {} MiB, {elapsed:?}", max_rss >> 20);
+    assert_eq!(
+        got.len(),
+        total,
+        "the detector answered {} of {total} events within {TIME_LIMIT:?}: {stderr}",
+        got.len()
+    );
+    let got: Vec<Value> = got
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|e| panic!("the detector returned an error: {e}")))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(
+        !stdout.contains("panicked") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let failures: u64 = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("DecodeFailures").and_then(Value::as_u64))
+        .sum();
+    let bad = CLASSES
+        .iter()
+        .filter(|c| matches!((c.build)().1, Expect::Error(_)))
+        .count() as u64;
+    assert_eq!(failures, 2 * bad, "{stdout}");
+    assert!(max_rss <= MAX_RSS_BYTES, "peak RSS {} MiB", max_rss >> 20);
+}
+
+#[test]
+fn classes_cover_the_issue() {
+    // Guard against the table silently shrinking.
+    let names: BTreeMap<&str, bool> = CLASSES
+        .iter()
+        .map(|c| (c.name, matches!((c.build)().1, Expect::Error(_))))
+        .collect();
+    assert_eq!(names.len(), CLASSES.len(), "duplicate class names");
+    for (n, bad) in [
+        ("bad-base64", true),
+        ("truncated-gzip", true),
+        ("gzip-bomb", true),
+        ("not-json", true),
+        ("wrong-schema", true),
+        ("empty-log-events", false),
+        ("invalid-utf8", true),
+        ("one-mb-line", false),
+        ("unknown-fields", false),
+        ("timestamp-as-string", true),
+        ("ten-mb-payload", true),
+        ("data-not-a-string", true),
+        ("data-missing", true),
+    ] {
+        assert_eq!(names.get(n), Some(&bad), "{n}");
+    }
+}
