@@ -216,10 +216,19 @@ fn decode_input(path: &Path, opts: &ReplayOptions, budget: &AtomicUsize) -> Deco
     }
 }
 
-/// Number of decoding threads for `requested` (0: one per available core).
+/// Most decoding threads chosen by default. Detection runs on one thread, and
+/// past a few decoders it is the bottleneck; each decoder can hold about two
+/// decoded-size caps at once, so 8 keeps a directory of gzip bombs near
+/// 160 MiB on any machine (measured by `tests/bad_input.rs`' figures).
+pub const MAX_DEFAULT_THREADS: usize = 8;
+
+/// Number of decoding threads for `requested` (0: one per available core, at
+/// most [`MAX_DEFAULT_THREADS`]).
 pub fn decode_threads(requested: usize) -> usize {
     match requested {
-        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        0 => std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_DEFAULT_THREADS),
         n => n,
     }
 }

@@ -268,7 +268,7 @@ struct ReplayArgs {
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
     /// Threads decoding inputs (base64, gunzip, JSON) ahead of detection;
-    /// 0 = one per available core. Detection runs in input order on one
+    /// 0 = one per available core, at most 8. Detection runs in input order on one
     /// thread, so the alerts are the same for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
