@@ -29,6 +29,9 @@
 //! [`MAX_RSS_BYTES`], including files of many payloads each under the cap.
 //! `--nocapture` prints the figures.
 
+#[path = "support/runtime_api.rs"]
+mod runtime_api;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -46,6 +49,7 @@ use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
 use logwarden::state::MemoryStore;
 use logwarden::time::FixedClock;
+use runtime_api::{Outcome, RuntimeApi, lambda_env};
 use serde_json::{Value, json};
 
 /// Event time of every built event: the fixtures' earliest, so adding these
@@ -1090,98 +1094,6 @@ async fn a_records_event_of_another_service_is_unrecognised_not_a_batch_of_bad_r
 
 // ------------------------------------- the detector binary, measured
 
-/// Reads one HTTP/1.1 request: (method, path, body).
-fn read_request(
-    conn: &mut std::io::BufReader<std::net::TcpStream>,
-) -> Option<(String, String, Vec<u8>)> {
-    use std::io::BufRead as _;
-    let mut line = String::new();
-    if conn.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        conn.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    conn.read_exact(&mut body).ok()?;
-    Some((method, path, body))
-}
-
-/// Serves one connection of the Runtime API stand-in: hands out the next
-/// event for each `next` call and sends each response or error to `report`.
-fn runtime_api_connection(
-    sock: std::net::TcpStream,
-    pending: &Mutex<std::vec::IntoIter<(usize, Value)>>,
-    report: &std::sync::mpsc::Sender<Result<Value, String>>,
-) {
-    let mut conn = std::io::BufReader::new(sock);
-    while let Some((method, path, body)) = read_request(&mut conn) {
-        let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            // No more work: leave the call open, as Lambda does between
-            // invocations (the test kills the detector).
-            let Some((i, ev)) = pending.lock().unwrap().next() else {
-                return;
-            };
-            let body = ev.to_string();
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + TIME_LIMIT.as_millis();
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        } else if method == "POST" && path.contains("/response") {
-            let _ = report.send(Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)));
-            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
-        } else if method == "POST" && path.contains("/error") {
-            let _ = report.send(Err(String::from_utf8_lossy(&body).into_owned()));
-            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
-        } else {
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-        };
-        if conn.get_mut().write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-/// A minimal Lambda Runtime API on `listener`: serves `events` one per
-/// `next` call, a thread per connection (the runtime client may open more
-/// than one), and reports each response or error on `report`.
-fn serve_runtime_api(
-    listener: std::net::TcpListener,
-    events: Vec<Value>,
-    report: std::sync::mpsc::Sender<Result<Value, String>>,
-) {
-    let pending = Arc::new(Mutex::new(
-        events
-            .into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter(),
-    ));
-    for sock in listener.incoming() {
-        let Ok(sock) = sock else { return };
-        let (pending, report) = (pending.clone(), report.clone());
-        std::thread::spawn(move || runtime_api_connection(sock, &pending, &report));
-    }
-}
-
 #[test]
 fn the_detector_binary_survives_every_class_in_bounded_memory() {
     let mut events = Vec::new();
@@ -1199,16 +1111,11 @@ fn the_detector_binary_survives_every_class_in_bounded_memory() {
             .collect();
         expected.push(json!({"batchItemFailures": failed}));
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (report, outcomes) = std::sync::mpsc::channel();
     let total = events.len();
-    std::thread::spawn(move || serve_runtime_api(listener, events, report));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut api = rt.block_on(RuntimeApi::start(events, TIME_LIMIT));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden-detector"));
-    cmd.env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "logwarden-detector")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+    cmd.envs(lambda_env(api.addr))
         .env_remove("LOGWARDEN_TOPIC_ARN")
         .env_remove("LOGWARDEN_STATE_TABLE")
         .env_remove("LOGWARDEN_MAX_DECODED_BYTES");
@@ -1216,9 +1123,11 @@ fn the_detector_binary_survives_every_class_in_bounded_memory() {
     let deadline = child.start + TIME_LIMIT;
     let got: Vec<Result<Value, String>> = (0..total)
         .map_while(|_| {
-            outcomes
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .ok()
+            rt.block_on(api.next_outcome(deadline.saturating_duration_since(Instant::now())))
+        })
+        .map(|o| match o {
+            Outcome::Response(v) => Ok(v),
+            Outcome::Error(e) => Err(e),
         })
         .collect();
     // The detector never exits by itself (it waits for the next event).

@@ -11,6 +11,8 @@
 
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
+#[path = "support/runtime_api.rs"]
+mod runtime_api;
 mod support;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use logwarden::sinks::sns::SnsSink;
 use logwarden::state::dynamodb::DynamoStore;
 use logwarden::state::{MemoryStore, StateStore, StateValue};
 use logwarden::time::FixedClock;
+use runtime_api::{RuntimeApi, lambda_env};
 use serde_json::{Value, json};
 use support::*;
 
@@ -622,112 +625,17 @@ async fn a_lost_slack_response_is_posted_again() {
 
 // --------------------------------------------------- killed mid-batch ----
 
-/// A minimal Lambda Runtime API: serves `event` once per process (as
-/// request `req_id`), reports the response or error, then holds `next`.
-mod runtime {
-    use serde_json::Value;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::sync::mpsc;
-
-    #[derive(Debug)]
-    pub enum Outcome {
-        Response(Value),
-        Error(String),
-    }
-
-    async fn read(conn: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
-        let mut line = String::new();
-        if conn.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            conn.read_line(&mut h).await.ok()?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().ok()?;
-            }
-        }
-        let mut body = vec![0; len];
-        conn.read_exact(&mut body).await.ok()?;
-        Some((method, path, body))
-    }
-
-    pub async fn serve(
-        listener: TcpListener,
-        event: Value,
-        report: mpsc::UnboundedSender<Outcome>,
-    ) {
-        let mut event = Some(event);
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut conn = BufReader::new(sock);
-            while let Some((method, path, body)) = read(&mut conn).await {
-                let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-                    let Some(ev) = event.take() else {
-                        // Nothing more: hold the call open, as Lambda does.
-                        std::future::pending::<()>().await;
-                        return;
-                    };
-                    let body = ev.to_string();
-                    let deadline = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_millis()
-                        + 60_000;
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-0\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else if method == "POST" && path.contains("/response") {
-                    let _ = report.send(Outcome::Response(
-                        serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    ));
-                    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
-                } else if method == "POST" && path.contains("/error") {
-                    let _ =
-                        report.send(Outcome::Error(String::from_utf8_lossy(&body).into_owned()));
-                    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
-                } else {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-                };
-                if conn.get_mut().write_all(reply.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-}
-
 /// The real `logwarden-detector` binary with DynamoDB state, SNS and the
 /// state table reached through the proxy, invoked once with `event`.
 struct Detector {
     child: tokio::process::Child,
-    outcome: tokio::sync::mpsc::UnboundedReceiver<runtime::Outcome>,
-    api: tokio::task::JoinHandle<()>,
+    api: RuntimeApi,
 }
 
 async fn start_detector(r: &Rig, event: &Value) -> Detector {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let api = tokio::spawn(runtime::serve(listener, event.clone(), tx));
+    let api = RuntimeApi::start(vec![event.clone()], Duration::from_secs(60)).await;
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_logwarden-detector"))
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "logwarden-detector")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .envs(lambda_env(api.addr))
         .env("LOGWARDEN_TOPIC_ARN", &r.topic.topic_arn)
         .env("LOGWARDEN_STATE_TABLE", &r.table)
         .env("AWS_ENDPOINT_URL", r.proxy.url())
@@ -739,28 +647,22 @@ async fn start_detector(r: &Rig, event: &Value) -> Detector {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    Detector {
-        child,
-        outcome: rx,
-        api,
-    }
+    Detector { child, api }
 }
 
 impl Detector {
     /// SIGKILL, as Lambda does on a timeout or a crash: no cleanup runs.
     async fn kill(mut self) {
         self.child.kill().await.unwrap();
-        self.api.abort();
     }
 
     async fn response(mut self) -> Value {
-        let got = tokio::time::timeout(Duration::from_secs(60), self.outcome.recv()).await;
+        let got = self.api.next_outcome(Duration::from_secs(60)).await;
         self.child.kill().await.unwrap();
-        self.api.abort();
         match got {
-            Ok(Some(runtime::Outcome::Response(v))) => v,
-            Ok(Some(runtime::Outcome::Error(e))) => panic!("the detector reported an error: {e}"),
-            other => panic!("the detector did not answer: {other:?}"),
+            Some(runtime_api::Outcome::Response(v)) => v,
+            Some(runtime_api::Outcome::Error(e)) => panic!("the detector reported an error: {e}"),
+            None => panic!("the detector did not answer within 60 s"),
         }
     }
 }
