@@ -399,6 +399,27 @@ async fn sink_bodies(sink: &str, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// `logwarden notify slack` of the alert lines in `input`, posting to the
+/// stand-in under `path`; what the stand-in received there.
+async fn notify_slack(sink: &str, path: &str, input: &std::path::Path) -> Vec<String> {
+    let out = logwarden(
+        &[
+            "notify",
+            "slack",
+            "--webhook-url",
+            &format!("{sink}{path}"),
+            input.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sink_bodies(sink, path).await
+}
+
 #[tokio::test]
 async fn slack_body_never_shows_a_planted_secret() {
     let Some(sink) = webhook_sink("slack_body_never_shows_a_planted_secret") else {
@@ -420,22 +441,7 @@ async fn slack_body_never_shows_a_planted_secret() {
     let input = dir.path().join("alerts.ndjson");
     std::fs::write(&input, format!("{alerts}{raw}\n")).unwrap();
     let path = format!("/slack/{}", unique("attack"));
-    let out = logwarden(
-        &[
-            "notify",
-            "slack",
-            "--webhook-url",
-            &format!("{sink}{path}"),
-            input.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bodies = sink_bodies(&sink, &path).await;
+    let bodies = notify_slack(&sink, &path, &input).await;
     assert_eq!(bodies.len(), SECRETS.len() + 1);
     for b in &bodies {
         assert_no_secret(b, "the Slack webhook body");
@@ -551,22 +557,7 @@ async fn slack_shows_control_sequences_and_escapes_mentions_and_links() {
     )
     .unwrap();
     let path = format!("/slack/{}", unique("attack-ctl"));
-    let out = logwarden(
-        &[
-            "notify",
-            "slack",
-            "--webhook-url",
-            &format!("{sink}{path}"),
-            input.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bodies = sink_bodies(&sink, &path).await;
+    let bodies = notify_slack(&sink, &path, &input).await;
     assert_eq!(bodies.len(), 1);
     let v: Value = serde_json::from_str(&bodies[0]).unwrap();
     let mut texts = Vec::new();
