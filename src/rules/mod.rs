@@ -433,7 +433,7 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     let raw: RawRule = serde_yaml_ng::from_str(text).map_err(|e| {
         vec![RuleError {
             path: path.to_string(),
-            line: e.location().map_or(1, |l| l.line()),
+            line: yaml_line(text, &e),
             message: yaml_message(&e),
         }]
     })?;
@@ -500,6 +500,18 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
         }),
         _ => Err(cx.errors),
     }
+}
+
+/// 1-based line of a YAML error, counted in `\n` as editors and [`line_of`]
+/// count. libyaml's own line number also counts a lone `\r`, NEL and the
+/// Unicode line and paragraph separators as line breaks, so a file with them
+/// got a line past its end (found by the `rules` fuzz target). Its index is
+/// in bytes.
+fn yaml_line(text: &str, e: &serde_yaml_ng::Error) -> usize {
+    e.location().map_or(1, |l| {
+        let before = text.as_bytes().get(..l.index()).unwrap_or(text.as_bytes());
+        memchr::memchr_iter(b'\n', before).count() + 1
+    })
 }
 
 fn yaml_message(e: &serde_yaml_ng::Error) -> String {
@@ -847,6 +859,30 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("x/bad.yaml:"), "{e:?}");
         assert!(!e[0].starts_with("x/bad.yaml:1:"), "{e:?}");
+    }
+
+    /// Regression (fuzz): a description with bare `\r` put the line of a
+    /// later YAML error past the end of the file.
+    #[test]
+    fn yaml_error_line_counts_newlines_only() {
+        for sep in ["\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let text = format!(
+                "id: bad\ndescription: \"a{sep}b{sep}c{sep}d\"\ntitle: é€😀\nseverity: [oops\n"
+            );
+            let e = RuleSet::from_sources(vec![("x/bad.yaml".into(), text.clone())]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            // `severity` is on line 4 (libyaml alone says 7).
+            assert_eq!(e.0[0].line, 4, "{sep:?}: {e}");
+        }
+        // The index is in bytes: multi-byte text before the error
+        // (a tab cannot indent YAML), and many lines after it.
+        let text = format!(
+            "id: bad\ntitle: {}\nseverity: high\n\tkind: pattern\n{}",
+            "😀".repeat(40),
+            "x: y\n".repeat(60)
+        );
+        let e = RuleSet::from_sources(vec![("x/bad.yaml".into(), text)]).unwrap_err();
+        assert_eq!(e.0[0].line, 4, "{e}");
     }
 
     #[test]
