@@ -414,12 +414,27 @@ impl Ctx<'_> {
     fn duration(&mut self, key: &str, value: Option<&str>, default: Millis) -> Millis {
         match value {
             None => default,
-            Some(v) => parse_duration(v).unwrap_or_else(|e| {
+            Some(v) => bounded_duration(v).unwrap_or_else(|e| {
                 self.err(&format!("{key}:"), format!("{key}: {e}"));
                 default
             }),
         }
     }
+}
+
+/// Longest duration a rule may give (a window, grace, timeout, realert, or
+/// an inline test's `+offset`): 366 days.
+pub const MAX_RULE_DURATION_MS: Millis = 366 * 86_400_000;
+
+/// [`parse_duration`], at most [`MAX_RULE_DURATION_MS`]. Event time plus a
+/// duration of nearly `i64::MAX` ms overflowed in the engine (found by the
+/// `rules` fuzz target: `max_duration` of 64 digits).
+fn bounded_duration(text: &str) -> Result<Millis, String> {
+    let ms = parse_duration(text)?;
+    if ms > MAX_RULE_DURATION_MS {
+        return Err(format!("`{text}` is longer than 366d"));
+    }
+    Ok(ms)
 }
 
 /// 1-based line of the first line containing `needle` (1 if none).
@@ -775,7 +790,7 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
         }
         for e in t.events.iter().flatten() {
             let ts = if let Some(rel) = e.t.strip_prefix('+') {
-                parse_duration(rel).map(|d| TEST_EPOCH_MS + d)
+                bounded_duration(rel).map(|d| TEST_EPOCH_MS + d)
             } else {
                 parse_rfc3339(&e.t)
             };
@@ -883,6 +898,35 @@ mod tests {
         );
         let e = RuleSet::from_sources(vec![("x/bad.yaml".into(), text)]).unwrap_err();
         assert_eq!(e.0[0].line, 4, "{e}");
+    }
+
+    /// Regression (fuzz): `max_duration` of 64 digits overflowed event time
+    /// plus the deadline in the engine; every rule duration is now bounded.
+    #[test]
+    fn durations_longer_than_a_year_are_errors() {
+        let base = "id: r\ntitle: t\nseverity: high\nkind: lifecycle\n";
+        let huge = format!("{}s", "8".repeat(64));
+        for (field, value) in [
+            ("max_duration", huge.as_str()),
+            ("grace", "367d"),
+            ("realert", "9999999999h"),
+        ] {
+            let text = format!("{base}{field}: {value}\n");
+            let e = errs("d/r.yaml", &text).join("\n");
+            assert!(
+                e.contains(&format!(
+                    "d/r.yaml:5: {field}: `{value}` is longer than 366d"
+                )),
+                "{e}"
+            );
+        }
+        let ok = format!("{base}max_duration: 366d\n");
+        assert!(RuleSet::from_sources(vec![("d/r.yaml".into(), ok)]).is_ok());
+        let test = format!(
+            "{base}tests:\n  - name: far\n    events:\n      - {{t: '+{huge}', message: x}}\n    expect_alerts: 0\n"
+        );
+        let e = errs("d/r.yaml", &test).join("\n");
+        assert!(e.contains("is longer than 366d"), "{e}");
     }
 
     #[test]
