@@ -2,7 +2,8 @@
 # Run the logwarden fuzz targets one after the other, single job, and print
 # executions, wall time and executions per second for each.
 #
-#   fuzz/run.sh [RUNS]          every target for RUNS executions (default 10000)
+#   fuzz/run.sh [RUNS]          every target for RUNS new inputs (default 10000) after
+#                               replaying its corpus; the figures count both
 #   FUZZ_SECONDS=600 fuzz/run.sh   every target for 600 s instead
 #   FUZZ_TARGETS="platform rules" fuzz/run.sh 1000000
 #
