@@ -428,7 +428,12 @@ fn parse_f64(token: &str) -> Option<f64> {
     // (bit-identical to `str::parse`) and far cheaper.
     match POW10.get(fraction.unwrap_or(0)) {
         Some(&pow) if (1..=15).contains(&digits) => Some(mantissa as f64 / pow),
-        _ => token.get(..end)?.parse().ok(),
+        // Over 308 digits parse as infinity, which would poison a baseline.
+        _ => token
+            .get(..end)?
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite()),
     }
 }
 
@@ -774,6 +779,12 @@ struct JsonMetrics {
     billed_restore_duration_ms: Option<f64>,
 }
 
+/// A JSON duration, unless negative (serde_json never yields NaN or
+/// infinity): a negative duration would drag a learned baseline down.
+fn to_ms(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite() && *v >= 0.0)
+}
+
 fn to_u64(v: Option<f64>) -> Option<u64> {
     // `as` saturates, which is what we want for absurd values.
     v.filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64)
@@ -851,16 +862,16 @@ fn from_json(envelope: JsonEnvelope<'_>) -> Option<Record<'_>> {
             request_id,
             status,
             error_type,
-            duration_ms: metrics.duration_ms,
+            duration_ms: to_ms(metrics.duration_ms),
         },
         (JsonType::Report, Some(request_id)) => Record::Report(Report {
             request_id,
-            duration_ms: metrics.duration_ms.unwrap_or(0.0),
+            duration_ms: to_ms(metrics.duration_ms).unwrap_or(0.0),
             billed_duration_ms: to_u64(metrics.billed_duration_ms),
             memory_size_mb: to_u32(metrics.memory_size_mb),
             max_memory_used_mb: to_u32(metrics.max_memory_used_mb),
-            init_duration_ms: metrics.init_duration_ms,
-            restore_duration_ms: metrics.restore_duration_ms,
+            init_duration_ms: to_ms(metrics.init_duration_ms),
+            restore_duration_ms: to_ms(metrics.restore_duration_ms),
             billed_restore_duration_ms: to_u64(metrics.billed_restore_duration_ms),
             status,
             error_type,
@@ -870,13 +881,13 @@ fn from_json(envelope: JsonEnvelope<'_>) -> Option<Record<'_>> {
             runtime_version: record.runtime_version.map(|s| s.0),
         },
         (JsonType::InitReport, _) => Record::InitReport {
-            duration_ms: metrics.duration_ms,
+            duration_ms: to_ms(metrics.duration_ms),
             phase: record.phase.map(|s| s.0),
             status,
             error_type,
         },
         (JsonType::RestoreReport, _) => Record::RestoreReport {
-            duration_ms: metrics.duration_ms,
+            duration_ms: to_ms(metrics.duration_ms),
             status,
             error_type,
         },
@@ -2045,6 +2056,41 @@ mod tests {
         assert_eq!(r.status, Status::Success);
     }
 
+    /// Found while writing the fuzz checks: a text duration of more than 308
+    /// digits parsed as infinity, and JSON took negative durations.
+    #[test]
+    fn durations_are_finite_and_not_negative() {
+        let huge = format!("1{}", "0".repeat(400));
+        let line = format!("REPORT RequestId: r\tDuration: {huge} ms\tInit Duration: {huge}.5 ms");
+        let r = report(&line);
+        assert_eq!(r.duration_ms, 0.0);
+        assert_eq!(r.init_duration_ms, None);
+        assert!(matches!(
+            parse(&format!(
+                "2026-11-22T10:00:00.000Z r Task timed out after {huge} seconds"
+            )),
+            Record::App(_)
+        ));
+        let r = report(
+            r#"{"type":"platform.report","record":{"requestId":"r","metrics":{"durationMs":-5.5,"initDurationMs":-1,"restoreDurationMs":-0.1}}}"#,
+        );
+        assert_eq!(r.duration_ms, 0.0);
+        assert_eq!((r.init_duration_ms, r.restore_duration_ms), (None, None));
+        for kind in ["runtimeDone", "initReport", "restoreReport"] {
+            let msg = format!(
+                r#"{{"type":"platform.{kind}","record":{{"requestId":"r","metrics":{{"durationMs":-3}}}}}}"#
+            );
+            match parse(&msg) {
+                Record::RuntimeDone { duration_ms, .. }
+                | Record::InitReport { duration_ms, .. }
+                | Record::RestoreReport { duration_ms, .. } => {
+                    assert_eq!(duration_ms, None, "{kind}")
+                }
+                other => panic!("{kind}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn json_report_odd_values() {
         let r = report(
@@ -2407,7 +2453,8 @@ mod tests {
         let msg =
             format!("REPORT RequestId: a\tDuration: {digits} ms\tBilled Duration: {digits} ms");
         let r = report(&msg);
-        assert!(r.duration_ms.is_infinite());
+        // Infinity would become a function's learned baseline: no duration.
+        assert_eq!(r.duration_ms, 0.0);
         assert_eq!(r.billed_duration_ms, None);
         let json = format!(
             r#"{{"time":"t","type":"platform.report","record":{{"requestId":"a","pad":"{filler}","metrics":{{"durationMs":5}}}}}}"#

@@ -414,12 +414,27 @@ impl Ctx<'_> {
     fn duration(&mut self, key: &str, value: Option<&str>, default: Millis) -> Millis {
         match value {
             None => default,
-            Some(v) => parse_duration(v).unwrap_or_else(|e| {
+            Some(v) => bounded_duration(v).unwrap_or_else(|e| {
                 self.err(&format!("{key}:"), format!("{key}: {e}"));
                 default
             }),
         }
     }
+}
+
+/// Longest duration a rule may give (a window, grace, timeout, realert, or
+/// an inline test's `+offset`): 366 days.
+pub const MAX_RULE_DURATION_MS: Millis = 366 * 86_400_000;
+
+/// [`parse_duration`], at most [`MAX_RULE_DURATION_MS`]. Event time plus a
+/// duration of nearly `i64::MAX` ms overflowed in the engine (found by the
+/// `rules` fuzz target: `max_duration` of 64 digits).
+fn bounded_duration(text: &str) -> Result<Millis, String> {
+    let ms = parse_duration(text)?;
+    if ms > MAX_RULE_DURATION_MS {
+        return Err(format!("`{text}` is longer than 366d"));
+    }
+    Ok(ms)
 }
 
 /// 1-based line of the first line containing `needle` (1 if none).
@@ -433,7 +448,7 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     let raw: RawRule = serde_yaml_ng::from_str(text).map_err(|e| {
         vec![RuleError {
             path: path.to_string(),
-            line: e.location().map_or(1, |l| l.line()),
+            line: yaml_line(text, &e),
             message: yaml_message(&e),
         }]
     })?;
@@ -500,6 +515,18 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
         }),
         _ => Err(cx.errors),
     }
+}
+
+/// 1-based line of a YAML error, counted in `\n` as editors and [`line_of`]
+/// count. libyaml's own line number also counts a lone `\r`, NEL and the
+/// Unicode line and paragraph separators as line breaks, so a file with them
+/// got a line past its end (found by the `rules` fuzz target). Its index is
+/// in bytes.
+fn yaml_line(text: &str, e: &serde_yaml_ng::Error) -> usize {
+    e.location().map_or(1, |l| {
+        let before = text.as_bytes().get(..l.index()).unwrap_or(text.as_bytes());
+        memchr::memchr_iter(b'\n', before).count() + 1
+    })
 }
 
 fn yaml_message(e: &serde_yaml_ng::Error) -> String {
@@ -763,7 +790,7 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
         }
         for e in t.events.iter().flatten() {
             let ts = if let Some(rel) = e.t.strip_prefix('+') {
-                parse_duration(rel).map(|d| TEST_EPOCH_MS + d)
+                bounded_duration(rel).map(|d| TEST_EPOCH_MS + d)
             } else {
                 parse_rfc3339(&e.t)
             };
@@ -847,6 +874,59 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("x/bad.yaml:"), "{e:?}");
         assert!(!e[0].starts_with("x/bad.yaml:1:"), "{e:?}");
+    }
+
+    /// Regression (fuzz): a description with bare `\r` put the line of a
+    /// later YAML error past the end of the file.
+    #[test]
+    fn yaml_error_line_counts_newlines_only() {
+        for sep in ["\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let text = format!(
+                "id: bad\ndescription: \"a{sep}b{sep}c{sep}d\"\ntitle: é€😀\nseverity: [oops\n"
+            );
+            let e = RuleSet::from_sources(vec![("x/bad.yaml".into(), text.clone())]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            // `severity` is on line 4 (libyaml alone says 7).
+            assert_eq!(e.0[0].line, 4, "{sep:?}: {e}");
+        }
+        // The index is in bytes: multi-byte text before the error
+        // (a tab cannot indent YAML), and many lines after it.
+        let text = format!(
+            "id: bad\ntitle: {}\nseverity: high\n\tkind: pattern\n{}",
+            "😀".repeat(40),
+            "x: y\n".repeat(60)
+        );
+        let e = RuleSet::from_sources(vec![("x/bad.yaml".into(), text)]).unwrap_err();
+        assert_eq!(e.0[0].line, 4, "{e}");
+    }
+
+    /// Regression (fuzz): `max_duration` of 64 digits overflowed event time
+    /// plus the deadline in the engine; every rule duration is now bounded.
+    #[test]
+    fn durations_longer_than_a_year_are_errors() {
+        let base = "id: r\ntitle: t\nseverity: high\nkind: lifecycle\n";
+        let huge = format!("{}s", "8".repeat(64));
+        for (field, value) in [
+            ("max_duration", huge.as_str()),
+            ("grace", "367d"),
+            ("realert", "9999999999h"),
+        ] {
+            let text = format!("{base}{field}: {value}\n");
+            let e = errs("d/r.yaml", &text).join("\n");
+            assert!(
+                e.contains(&format!(
+                    "d/r.yaml:5: {field}: `{value}` is longer than 366d"
+                )),
+                "{e}"
+            );
+        }
+        let ok = format!("{base}max_duration: 366d\n");
+        assert!(RuleSet::from_sources(vec![("d/r.yaml".into(), ok)]).is_ok());
+        let test = format!(
+            "{base}tests:\n  - name: far\n    events:\n      - {{t: '+{huge}', message: x}}\n    expect_alerts: 0\n"
+        );
+        let e = errs("d/r.yaml", &test).join("\n");
+        assert!(e.contains("is longer than 366d"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Rule-file loading: any YAML compiled into a rule, inline tests run.
+//! The checks are in `../oracles.rs`, shared with `tests/properties.rs`.
+#![no_main]
+
+#[allow(dead_code)] // each target uses one of the checks
+#[path = "../oracles.rs"]
+mod oracles;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oracles::rules(data));
