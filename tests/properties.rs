@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use base64::Engine as _;
-use logwarden::ingest::{InputForm, LogEvent, MessageType, Payload};
+use logwarden::ingest::{
+    InputForm, LogEvent, MAX_ABS_TIMESTAMP_MS as MAX_TS, MessageType, Payload,
+};
 use logwarden::platform::{self, Record, Report, Status};
 use logwarden::rules::{BUILTIN, RuleSet};
 use proptest::prelude::*;
@@ -39,7 +41,7 @@ fn text() -> impl Strategy<Value = String> {
 
 fn payload() -> impl Strategy<Value = Payload<'static>> {
     let event =
-        ("[0-9]{1,56}", any::<i64>(), text()).prop_map(|(id, timestamp, message)| LogEvent {
+        ("[0-9]{1,56}", -MAX_TS..=MAX_TS, text()).prop_map(|(id, timestamp, message)| LogEvent {
             id: Cow::Owned(id),
             timestamp,
             message: Cow::Owned(message),

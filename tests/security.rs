@@ -160,3 +160,40 @@ fn a_platform_line_smuggled_inside_an_application_message_is_not_believed() {
     assert_eq!(run(&genuine_end, "genuine.json"), 0, "a real END closes R1");
     assert_eq!(run(&forged, "forged.json"), 1, "the smuggled END must not");
 }
+
+#[test]
+fn event_times_that_would_overflow_the_detectors_are_input_errors() {
+    // Regression: a timestamp near i64::MAX made `event time + max duration`
+    // overflow in the engine (a panic in a debug build, a wrapped deadline in
+    // release). Such a payload is now an error naming the event; the good
+    // payload beside it is still detected.
+    let dir = tempfile::tempdir().unwrap();
+    const R: &str = "3604209a-e9a3-11e6-939a-754dd98c7be3";
+    let start = format!("START RequestId: {R} Version: $LATEST\n");
+    for (name, ts) in [("max.json", i64::MAX - 1), ("min.json", i64::MIN + 1)] {
+        std::fs::write(dir.path().join(name), payload(&[(ts, &start)])).unwrap();
+    }
+    let timeout = "Task timed out after 3.00 seconds\n";
+    std::fs::write(
+        dir.path().join("good.json"),
+        payload(&[(1_795_341_600_000, timeout)]),
+    )
+    .unwrap();
+    let out = logwarden(&["replay", "--output", "json", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for name in ["max.json", "min.json"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default();
+        assert!(line.contains("logEvents[0]: invalid value"), "{stderr}");
+        assert!(line.contains("end of year 9999"), "{stderr}");
+    }
+    let rules: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].to_string())
+        .collect();
+    assert_eq!(rules, ["\"invocation-timeout\""]);
+}

@@ -160,7 +160,12 @@ impl<'a> Scanner<'a> {
         self.object(|s, key| {
             match key {
                 "id" if id.is_none() => id = Some(s.string()?),
-                "timestamp" if timestamp.is_none() => timestamp = Some(s.integer()?),
+                // Out of range: declined, so the reference parser names it.
+                "timestamp" if timestamp.is_none() => {
+                    timestamp = Some(s.integer().filter(|t| {
+                        t.unsigned_abs() <= super::MAX_ABS_TIMESTAMP_MS.unsigned_abs()
+                    })?);
+                }
                 "message" if message.is_none() => message = Some(s.string()?),
                 _ => return None,
             }

@@ -38,6 +38,11 @@ pub use plain::PLAIN_CHUNK_EVENTS;
 /// Default cap on the decoded size of one payload (8 MiB).
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 << 20;
 
+/// Largest event time accepted either side of the epoch, in milliseconds: the
+/// end of year 9999. The detectors add windows and durations to event times;
+/// a timestamp near `i64::MAX` from a hostile file would overflow them.
+pub const MAX_ABS_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
 /// `messageType` of a subscription payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {

@@ -214,20 +214,31 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventId<'a> {
     }
 }
 
-/// `timestamp`: an integer number of milliseconds. A string or a float is an
-/// error rather than a guess: the detectors run on event time.
+/// `timestamp`: an integer number of milliseconds, at most
+/// [`super::MAX_ABS_TIMESTAMP_MS`] either side of the epoch. A string or a
+/// float is an error rather than a guess: the detectors run on event time.
 fn timestamp_ms<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = i64;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an integer timestamp (milliseconds since the epoch)")
+            f.write_str(
+                "an integer timestamp: milliseconds since the epoch, \
+                 no further from it than the end of year 9999",
+            )
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
+            if v.unsigned_abs() <= super::MAX_ABS_TIMESTAMP_MS.unsigned_abs() {
+                Ok(v)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            match i64::try_from(v) {
+                Ok(v) => self.visit_i64(v),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+            }
         }
     }
     d.deserialize_i64(V)
@@ -317,7 +328,13 @@ mod tests {
 
     #[test]
     fn float_and_out_of_range_timestamps_are_errors() {
-        for ts in ["1.5", "18446744073709551615", "null"] {
+        for ts in [
+            "1.5",
+            "18446744073709551615",
+            "null",
+            "9223372036854775806",
+            "-253402300800000",
+        ] {
             let json = format!(
                 r#"{{"messageType":"DATA_MESSAGE","logEvents":[{{"id":"1","timestamp":{ts},"message":"a"}}]}}"#
             );
