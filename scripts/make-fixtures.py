@@ -122,6 +122,52 @@ def baselines():
     b.write("baselines/thumbnailer-memory.json")
 
 
+def spike():
+    # image-api: about 10 invocations a minute (±20 %) for half an hour in one warm
+    # environment, then 400 more in minute 30 from eight new environments (a denial of
+    # wallet), then back to normal. Batches are in time order, as CloudWatch delivers them.
+    # It ends before the other fixtures' last event, so it does not move the watermark.
+    group = "/aws/lambda/image-api"
+    steady = "2026/11/22/[$LATEST]5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    n = 0
+
+    def minute(b, m, count, used):
+        nonlocal n
+        for k in range(count):
+            ms = MS0 - 40 * 60_000 + m * 60_000 + (k * 60_000) // count
+            invocation(b, ms, rid("1ea9e000", n), jitter(n, 240.0), mem=512, used=used + n % 3)
+            n += 1
+
+    b = Batch(group, steady)
+    for m in range(30):
+        minute(b, m, round(jitter(m, 10.0)), 96)
+    b.write("spike/01-image-api-steady.json")
+    for e in range(8):
+        b = Batch(group, f"2026/11/22/[$LATEST]b0057{e:027x}")
+        minute(b, 30, 50, 96)
+        b.write(f"spike/02-image-api-burst-{e}.json")
+    b = Batch(group, steady)
+    for m in range(30, 34):
+        minute(b, m, round(jitter(m, 10.0)), 96)
+    b.write("spike/03-image-api-steady.json")
+
+
+def leak():
+    # report-cache: one environment collecting garbage (a sawtooth, the control), then
+    # another whose Max Memory Used rises ~7 MB per warm invocation (a leak).
+    group = "/aws/lambda/report-cache"
+    b = Batch(group, "2026/11/22/[$LATEST]9c9c9c9c9c9c9c9c9c9c9c9c9c9c9c9c")
+    for i in range(30):
+        invocation(b, MS0 + i * 20_000, rid("cace0000", i), jitter(i, 150.0), mem=512,
+                   used=170 + 22 * (i % 5))
+    b.write("leak/01-report-cache-gc.json")
+    b = Batch(group, "2026/11/22/[$LATEST]1eac1eac1eac1eac1eac1eac1eac1eac")
+    for i in range(17):
+        invocation(b, MS0 + 5_000 + i * 20_000, rid("1eac0000", i), jitter(i, 150.0), mem=512,
+                   used=180 + 7 * i - (2 if i % 4 == 3 else 0))
+    b.write("leak/02-report-cache-leak.json")
+
+
 def failures():
     b = Batch("/aws/lambda/report-builder", "2026/11/22/[$LATEST]5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b")
     t = MS0 + 120_000
@@ -262,6 +308,8 @@ if __name__ == "__main__":
     envelope_sources()
     auth()
     baselines()
+    spike()
+    leak()
     failures()
     lifecycle()
     plain()
