@@ -37,6 +37,11 @@ class Batch:
         eid = f"{37000000000000000000000000000000000000000000000000000000 + ms * 1000 + self.n}"
         self.events.append({"id": eid, "timestamp": ms, "message": message})
 
+    def payload(self):
+        return {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": self.group,
+                "logStream": self.stream, "subscriptionFilters": ["logwarden"],
+                "logEvents": self.events}
+
     def write(self, path):
         head = {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": self.group,
                 "logStream": self.stream, "subscriptionFilters": ["logwarden"]}
@@ -125,31 +130,35 @@ def baselines():
 def spike():
     # image-api: about 10 invocations a minute (±20 %) for half an hour in one warm
     # environment, then 400 more in minute 30 from eight new environments (a denial of
-    # wallet), then back to normal. Batches are in time order, as CloudWatch delivers them.
-    # It ends before the other fixtures' last event, so it does not move the watermark.
+    # wallet), then back to normal. One NDJSON file of one-minute batches per stream in time
+    # order, as CloudWatch delivers them: whole files replayed concurrently would deliver
+    # minutes out of order, which a per-minute rate cannot judge. It ends before the other
+    # fixtures' last event, so it does not move the watermark.
     group = "/aws/lambda/image-api"
     steady = "2026/11/22/[$LATEST]5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
     n = 0
+    batches = []
 
-    def minute(b, m, count, used):
+    def minute(stream, m, count, used):
         nonlocal n
+        b = Batch(group, stream)
         for k in range(count):
             ms = MS0 - 40 * 60_000 + m * 60_000 + (k * 60_000) // count
             invocation(b, ms, rid("1ea9e000", n), jitter(n, 240.0), mem=512, used=used + n % 3)
             n += 1
+        batches.append(b)
 
-    b = Batch(group, steady)
     for m in range(30):
-        minute(b, m, round(jitter(m, 10.0)), 96)
-    b.write("spike/01-image-api-steady.json")
+        minute(steady, m, round(jitter(m, 10.0)), 96)
     for e in range(8):
-        b = Batch(group, f"2026/11/22/[$LATEST]b0057{e:027x}")
-        minute(b, 30, 50, 96)
-        b.write(f"spike/02-image-api-burst-{e}.json")
-    b = Batch(group, steady)
+        minute(f"2026/11/22/[$LATEST]b0057{e:027x}", 30, 50, 96)
     for m in range(30, 34):
-        minute(b, m, round(jitter(m, 10.0)), 96)
-    b.write("spike/03-image-api-steady.json")
+        minute(steady, m, round(jitter(m, 10.0)), 96)
+    full = os.path.join(ROOT, "spike/image-api-denial-of-wallet.ndjson")
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as f:
+        for b in batches:
+            f.write(json.dumps(b.payload()) + "\n")
 
 
 def leak():

@@ -227,6 +227,10 @@ struct BatchKeys {
     stream: Vec<String>,
     /// Per rule: its baseline key for the batch's log group.
     baseline: Vec<String>,
+    /// Per rule: its rate key for the batch's log group.
+    rate: Vec<String>,
+    /// Per rule: its memory-trend key for the batch's stream.
+    leak: Vec<String>,
 }
 
 impl BatchKeys {
@@ -238,6 +242,8 @@ impl BatchKeys {
             incident: per_rule(&|r| state::incident_key(&r.id, &p.log_group, &empty)),
             stream: per_rule(&|r| state::stream_key(&r.id, &p.log_group, &p.log_stream)),
             baseline: per_rule(&|r| state::baseline_key(&r.id, &p.log_group)),
+            rate: per_rule(&|r| state::rate_key(&r.id, &p.log_group)),
+            leak: per_rule(&|r| state::leak_key(&r.id, &p.log_group, &p.log_stream)),
         }
     }
 }
@@ -697,10 +703,9 @@ impl<S: StateStore> Engine<S> {
                         if std::mem::replace(&mut seen[*r], true) {
                             continue;
                         }
-                        let id = &rules.rules[*r].id;
                         keys.push(match &o.obs {
-                            Obs::Leak { .. } => state::leak_key(id, &p.log_group, &p.log_stream),
-                            _ => state::rate_key(id, &p.log_group),
+                            Obs::Leak { .. } => bk.leak[*r].clone(),
+                            _ => bk.rate[*r].clone(),
                         });
                         keys.push(bk.incident[*r].clone());
                     }
@@ -953,13 +958,13 @@ impl<S: StateStore> Engine<S> {
                 let Detector::Rate(rt) = &r.detector else {
                     return;
                 };
-                let key = state::rate_key(&r.id, group);
-                let st = work.rate(&key, ts + 30 * DAY_MS);
+                let key = &bk.rate[*rule];
+                let st = work.rate(key, ts + 30 * DAY_MS);
                 rt.start(st, ts, stable_hash(&["req", request_id]), || RateSample {
                     log_stream: stream.to_string(),
                     line: ev.message.to_string(),
                 });
-                self.close_rate(work, *rule, group, &key, None);
+                self.close_rate(work, *rule, group, key, None);
             }
             Obs::RateReport {
                 rule,
@@ -970,14 +975,9 @@ impl<S: StateStore> Engine<S> {
                 let Detector::Rate(rt) = &r.detector else {
                     return;
                 };
-                let key = state::rate_key(&r.id, group);
-                rt.report(
-                    work.rate(&key, ts + 30 * DAY_MS),
-                    ts,
-                    *billed_ms,
-                    *memory_mb,
-                );
-                self.close_rate(work, *rule, group, &key, None);
+                let key = &bk.rate[*rule];
+                rt.report(work.rate(key, ts + 30 * DAY_MS), ts, *billed_ms, *memory_mb);
+                self.close_rate(work, *rule, group, key, None);
             }
             Obs::Leak {
                 rule,
@@ -989,7 +989,7 @@ impl<S: StateStore> Engine<S> {
                     return;
                 };
                 // An execution environment lives hours at most.
-                let st = work.leak(&state::leak_key(&r.id, group, stream), ts + DAY_MS / 4);
+                let st = work.leak(&bk.leak[*rule], ts + DAY_MS / 4);
                 let rh = stable_hash(&["req", request_id]);
                 if let Some(metrics) = l.apply(st, rh, point) {
                     let f = finding(1, vec![request_id.to_string()], metrics);
@@ -1106,8 +1106,8 @@ impl<S: StateStore> Engine<S> {
 
     /// Judge the complete buckets of one function's rate: by the function's
     /// own latest event time during a batch (so minutes are judged as the
-    /// data passes them, whatever other log groups' clocks say), by the
-    /// watermark in a sweep.
+    /// data passes them, whatever other log groups' clocks say); in a sweep,
+    /// those of a function quiet by the watermark (see [`crate::detect::rate::Rate::sweep`]).
     fn close_rate(&self, work: &mut Work, rule: usize, group: &str, key: &str, sweep: Option<i64>) {
         let Detector::Rate(rt) = &self.rules.rules[rule].detector else {
             return;
@@ -1119,9 +1119,11 @@ impl<S: StateStore> Engine<S> {
             let Some(StateValue::Rate(st)) = &mut slot.value else {
                 return;
             };
-            let clock = sweep.map_or(st.clock, |c| c.max(st.clock));
             let before = st.closed_until;
-            let spikes = rt.close(st, function_name(group), clock);
+            let spikes = match sweep {
+                None => rt.close(st, function_name(group), st.clock),
+                Some(watermark) => rt.sweep(st, function_name(group), watermark),
+            };
             if st.closed_until != before {
                 slot.dirty = true;
             }
@@ -1830,7 +1832,7 @@ mod tests {
         );
         // The same batch again (a retried delivery) counts nothing twice.
         engine.process(&payload).await.unwrap();
-        let o = engine.sweep(t + 27 * 60_000).await.unwrap();
+        let o = engine.sweep(t + 28 * 60_000).await.unwrap();
         let spikes: Vec<&Alert> = o
             .alerts
             .iter()

@@ -258,4 +258,18 @@ mod tests {
         r.apply(&mut st, 60, &bigger);
         assert_eq!(st.used_mb, vec![100]);
     }
+
+    #[test]
+    fn state_round_trips_as_stored_json() {
+        let r = rule();
+        let mut st = LeakState::default();
+        feed(&r, &mut st, &[100, 104, 108]);
+        let v = crate::state::StateValue::Leak(st);
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(text.starts_with(r#"{"type":"leak""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<crate::state::StateValue>(&text).unwrap(),
+            v
+        );
+    }
 }

@@ -2,10 +2,10 @@
 //!
 //! Every START (text or `platform.start`) of a function counts once in the
 //! bucket (default one minute) of its event time. A bucket is judged only when
-//! it is complete: when the function's own latest event time (or a sweep's
-//! clock) has passed its end by one more bucket, so STARTs of several log
-//! streams arriving a little out of order still count where they belong.
-//! STARTs that arrive later than that are not counted.
+//! it is complete: when the function's own latest event time has passed its
+//! end by one more bucket, so STARTs of several log streams arriving a little
+//! out of order still count where they belong. STARTs that arrive later than
+//! that are not counted. The sweep judges quiet functions ([`Rate::sweep`]).
 //!
 //! The typical count per bucket and its spread are exponentially weighted
 //! (alpha = 1/n during warm-up, then 0.05) and learned only from buckets that
@@ -72,6 +72,7 @@ pub struct Rate {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RateState {
     /// Bucket start → invocations counted, for buckets not yet complete.
+    #[serde(with = "pairs")]
     pub open: BTreeMap<i64, u64>,
     /// Buckets before this start are complete (judged or learned).
     pub closed_until: Option<i64>,
@@ -90,10 +91,10 @@ pub struct RateState {
     /// Latest memory size in MB.
     pub memory_mb: Option<u32>,
     /// Per open bucket, hashes of the request ids counted in it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
     pub seen: BTreeMap<i64, Vec<u64>>,
     /// Per open bucket, its first START line and log stream, for evidence.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
     pub samples: BTreeMap<i64, Sample>,
 }
 
@@ -175,20 +176,49 @@ impl Rate {
         st.clock = st.clock.max(ts);
     }
 
-    /// Judge every bucket complete at `clock` (the function's own clock for
-    /// a batch, the sweep's watermark for a sweep) and learn from the quiet ones.
+    /// Judge every bucket complete at `clock` (the function's own latest
+    /// event time) and learn from the quiet ones.
     pub fn close(&self, st: &mut RateState, function: Option<&str>, clock: i64) -> Vec<Spike> {
-        let mut spikes = Vec::new();
         // A bucket is complete one bucket after its end.
         let complete_before = clock
             .saturating_sub(self.bucket_ms)
             .div_euclid(self.bucket_ms)
             * self.bucket_ms;
+        self.close_before(st, function, complete_before)
+    }
+
+    /// The sweep's view at `watermark`: a function quiet for two buckets has
+    /// its buckets up to its last event judged, so a spike followed by
+    /// silence is still reported. The state changes only when that finds a
+    /// spike; otherwise the next batch closes the same buckets the same way.
+    /// A sweep thus rarely writes, and never closes minutes after the
+    /// function's last event, whose data may still be on its way.
+    pub fn sweep(&self, st: &mut RateState, function: Option<&str>, watermark: i64) -> Vec<Spike> {
+        if watermark.saturating_sub(st.clock) < 2 * self.bucket_ms {
+            return Vec::new();
+        }
+        let mut probe = st.clone();
+        let last_end = (st.clock.div_euclid(self.bucket_ms) + 1) * self.bucket_ms;
+        let spikes = self.close_before(&mut probe, function, last_end);
+        if !spikes.is_empty() {
+            *st = probe;
+        }
+        spikes
+    }
+
+    fn close_before(
+        &self,
+        st: &mut RateState,
+        function: Option<&str>,
+        complete_before: i64,
+    ) -> Vec<Spike> {
+        let mut spikes = Vec::new();
         let mut next = match (st.closed_until, st.open.keys().next()) {
             (Some(c), _) => c,
             (None, Some(first)) => *first,
             (None, None) => return spikes,
         };
+        let from = next;
         while next < complete_before {
             let count = st.open.remove(&next).unwrap_or(0);
             let sample = st.samples.remove(&next);
@@ -215,7 +245,9 @@ impl Rate {
                 next = next.max(gap_end);
             }
         }
-        if st.closed_until.is_none_or(|c| c < next) {
+        // Only buckets actually judged are closed: a first batch from a
+        // later minute must not turn away earlier minutes still to come.
+        if next > from {
             st.closed_until = Some(next);
         }
         // Nothing is kept for a bucket that is no longer open.
@@ -289,6 +321,28 @@ impl Rate {
         function
             .and_then(|f| self.function_architectures.get(f))
             .unwrap_or(&self.architecture)
+    }
+}
+
+/// Maps keyed by bucket start as `[[start, value], …]`: JSON object keys are
+/// strings, which the tagged [`crate::state::StateValue`] cannot read back
+/// as integers.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        m: &BTreeMap<i64, T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<i64, T>, D::Error> {
+        Ok(Vec::<(i64, T)>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -446,5 +500,62 @@ mod tests {
             !r.start(&mut st, 20, 2, Sample::default),
             "too late for a complete bucket"
         );
+    }
+
+    #[test]
+    fn integer_bucket_keys_round_trip_as_stored_json() {
+        // Regression: maps keyed by bucket start became JSON string keys,
+        // which the tagged StateValue could not read back.
+        let r = rule();
+        let mut st = RateState::default();
+        feed(&r, &mut st, None, &[10, 12, 9]);
+        let v = crate::state::StateValue::Rate(st);
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(text.starts_with(r#"{"type":"rate""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<crate::state::StateValue>(&text).unwrap(),
+            v
+        );
+    }
+
+    #[test]
+    fn a_later_minute_first_does_not_turn_away_earlier_ones() {
+        let r = rule();
+        let mut st = RateState::default();
+        assert!(r.start(&mut st, 30 * MIN, 1, Sample::default));
+        let clock = st.clock;
+        r.close(&mut st, None, clock);
+        assert_eq!(st.closed_until, None);
+        assert!(r.start(&mut st, 29 * MIN + 30_000, 2, Sample::default));
+        assert_eq!(st.open.len(), 2);
+    }
+
+    #[test]
+    fn the_sweep_judges_a_quiet_function_and_writes_only_a_spike() {
+        let r = rule();
+        let mut st = RateState::default();
+        let mut counts = vec![10; 25];
+        counts.push(300);
+        feed(&r, &mut st, None, &counts);
+        let before = st.clone();
+        let clock = st.clock;
+        assert!(
+            r.sweep(&mut st, None, clock + MIN).is_empty(),
+            "not quiet yet"
+        );
+        let spikes = r.sweep(&mut st, None, clock + 10 * MIN);
+        assert_eq!(spikes.len(), 1);
+        assert_eq!(spikes[0].count, 300);
+        assert_eq!(
+            st.closed_until,
+            Some(26 * MIN),
+            "up to the last event's minute only"
+        );
+        // Without a spike, the state is left to the batches.
+        let mut quiet = before.clone();
+        quiet.open.insert(25 * MIN, 10);
+        let copy = quiet.clone();
+        assert!(r.sweep(&mut quiet, None, clock + 10 * MIN).is_empty());
+        assert_eq!(quiet, copy);
     }
 }
