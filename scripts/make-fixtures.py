@@ -37,6 +37,11 @@ class Batch:
         eid = f"{37000000000000000000000000000000000000000000000000000000 + ms * 1000 + self.n}"
         self.events.append({"id": eid, "timestamp": ms, "message": message})
 
+    def payload(self):
+        return {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": self.group,
+                "logStream": self.stream, "subscriptionFilters": ["logwarden"],
+                "logEvents": self.events}
+
     def write(self, path):
         head = {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": self.group,
                 "logStream": self.stream, "subscriptionFilters": ["logwarden"]}
@@ -120,6 +125,56 @@ def baselines():
         used = 90 + (i % 4) if i < 22 else [231, 240][i - 22]
         invocation(b, t + i * 15_000, rid("7e7e7e7e", i), jitter(i, 800.0), mem=256, used=used)
     b.write("baselines/thumbnailer-memory.json")
+
+
+def spike():
+    # image-api: about 10 invocations a minute (±20 %) for half an hour in one warm
+    # environment, then 400 more in minute 30 from eight new environments (a denial of
+    # wallet), then back to normal. One NDJSON file of one-minute batches per stream in time
+    # order, as CloudWatch delivers them: whole files replayed concurrently would deliver
+    # minutes out of order, which a per-minute rate cannot judge. It ends before the other
+    # fixtures' last event, so it does not move the watermark.
+    group = "/aws/lambda/image-api"
+    steady = "2026/11/22/[$LATEST]5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    n = 0
+    batches = []
+
+    def minute(stream, m, count, used):
+        nonlocal n
+        b = Batch(group, stream)
+        for k in range(count):
+            ms = MS0 - 40 * 60_000 + m * 60_000 + (k * 60_000) // count
+            invocation(b, ms, rid("1ea9e000", n), jitter(n, 240.0), mem=512, used=used + n % 3)
+            n += 1
+        batches.append(b)
+
+    for m in range(30):
+        minute(steady, m, round(jitter(m, 10.0)), 96)
+    for e in range(8):
+        minute(f"2026/11/22/[$LATEST]b0057{e:027x}", 30, 50, 96)
+    for m in range(30, 34):
+        minute(steady, m, round(jitter(m, 10.0)), 96)
+    full = os.path.join(ROOT, "spike/image-api-denial-of-wallet.ndjson")
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as f:
+        for b in batches:
+            f.write(json.dumps(b.payload()) + "\n")
+
+
+def leak():
+    # report-cache: one environment collecting garbage (a sawtooth, the control), then
+    # another whose Max Memory Used rises ~7 MB per warm invocation (a leak).
+    group = "/aws/lambda/report-cache"
+    b = Batch(group, "2026/11/22/[$LATEST]9c9c9c9c9c9c9c9c9c9c9c9c9c9c9c9c")
+    for i in range(30):
+        invocation(b, MS0 + i * 20_000, rid("cace0000", i), jitter(i, 150.0), mem=512,
+                   used=170 + 22 * (i % 5))
+    b.write("leak/01-report-cache-gc.json")
+    b = Batch(group, "2026/11/22/[$LATEST]1eac1eac1eac1eac1eac1eac1eac1eac")
+    for i in range(17):
+        invocation(b, MS0 + 5_000 + i * 20_000, rid("1eac0000", i), jitter(i, 150.0), mem=512,
+                   used=180 + 7 * i - (2 if i % 4 == 3 else 0))
+    b.write("leak/02-report-cache-leak.json")
 
 
 def failures():
@@ -262,6 +317,8 @@ if __name__ == "__main__":
     envelope_sources()
     auth()
     baselines()
+    spike()
+    leak()
     failures()
     lifecycle()
     plain()

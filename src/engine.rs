@@ -20,11 +20,13 @@ use crate::alert::redact::RedactOptions;
 use crate::alert::{self, Alert, Links};
 use crate::detect::baseline::{BaselineState, Sample};
 use crate::detect::failure::classify;
+use crate::detect::leak::{LeakState, MemoryPoint};
 use crate::detect::lifecycle::StreamState;
+use crate::detect::rate::{RateState, Sample as RateSample};
 use crate::detect::threshold::WindowState;
 use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
 use crate::ingest::{LogEvent, MessageType, Payload};
-use crate::platform::{self, Record, Status};
+use crate::platform::{self, Record, Report, Status};
 use crate::rules::{Kind, Rule, RuleSet, TestEvent};
 use crate::state::{
     self, FunctionState, IncidentState, StateError, StateStore, StateValue, Versioned, Write,
@@ -194,6 +196,20 @@ enum Obs<'a> {
     LearnTimeout {
         ms: i64,
     },
+    RateStart {
+        rule: usize,
+        request_id: Cow<'a, str>,
+    },
+    RateReport {
+        rule: usize,
+        billed_ms: Option<u64>,
+        memory_mb: Option<u32>,
+    },
+    Leak {
+        rule: usize,
+        request_id: Cow<'a, str>,
+        point: MemoryPoint,
+    },
 }
 
 struct Observed<'a> {
@@ -211,6 +227,10 @@ struct BatchKeys {
     stream: Vec<String>,
     /// Per rule: its baseline key for the batch's log group.
     baseline: Vec<String>,
+    /// Per rule: its rate key for the batch's log group.
+    rate: Vec<String>,
+    /// Per rule: its memory-trend key for the batch's stream.
+    leak: Vec<String>,
 }
 
 impl BatchKeys {
@@ -222,6 +242,8 @@ impl BatchKeys {
             incident: per_rule(&|r| state::incident_key(&r.id, &p.log_group, &empty)),
             stream: per_rule(&|r| state::stream_key(&r.id, &p.log_group, &p.log_stream)),
             baseline: per_rule(&|r| state::baseline_key(&r.id, &p.log_group)),
+            rate: per_rule(&|r| state::rate_key(&r.id, &p.log_group)),
+            leak: per_rule(&|r| state::leak_key(&r.id, &p.log_group, &p.log_stream)),
         }
     }
 }
@@ -294,6 +316,8 @@ impl Work {
     slot_as!(stream, Stream, StreamState);
     slot_as!(baseline, Baseline, BaselineState);
     slot_as!(function, Function, FunctionState);
+    slot_as!(rate, Rate, RateState);
+    slot_as!(leak, Leak, LeakState);
 
     fn peek(&self, key: &str) -> Option<&StateValue> {
         self.slots.get(key).and_then(|s| s.value.as_ref())
@@ -583,6 +607,39 @@ impl<S: StateStore> Engine<S> {
                         },
                         _ => continue,
                     },
+                    Detector::Rate(_) => match &rec {
+                        Record::Start { request_id, .. } => Obs::RateStart {
+                            rule: ri,
+                            request_id: request_id.clone(),
+                        },
+                        Record::Report(r) => Obs::RateReport {
+                            rule: ri,
+                            billed_ms: r.billed_duration_ms,
+                            memory_mb: r.memory_size_mb,
+                        },
+                        _ => continue,
+                    },
+                    Detector::Leak(_) => match &rec {
+                        Record::Report(Report {
+                            request_id,
+                            status: Status::Success,
+                            max_memory_used_mb: Some(used),
+                            memory_size_mb: Some(size),
+                            init_duration_ms,
+                            restore_duration_ms,
+                            ..
+                        }) => Obs::Leak {
+                            rule: ri,
+                            request_id: request_id.clone(),
+                            point: MemoryPoint {
+                                ts: ev.timestamp,
+                                used_mb: *used,
+                                memory_size_mb: *size,
+                                cold: init_duration_ms.is_some() || restore_duration_ms.is_some(),
+                            },
+                        },
+                        _ => continue,
+                    },
                 };
                 out.push(Observed { event: i, obs });
             }
@@ -640,7 +697,32 @@ impl<S: StateStore> Engine<S> {
                             _ => keys.push(bk.stream[*r].clone()),
                         }
                     }
+                    Obs::RateStart { rule: r, .. }
+                    | Obs::RateReport { rule: r, .. }
+                    | Obs::Leak { rule: r, .. } => {
+                        if std::mem::replace(&mut seen[*r], true) {
+                            continue;
+                        }
+                        keys.push(match &o.obs {
+                            Obs::Leak { .. } => bk.leak[*r].clone(),
+                            _ => bk.rate[*r].clone(),
+                        });
+                        keys.push(bk.incident[*r].clone());
+                    }
                     Obs::LearnTimeout { .. } => {}
+                }
+            }
+        }
+        // Rates: the sweep lists every function's open buckets, so a minute
+        // is judged even when the function went quiet after it.
+        if batch.is_none() {
+            for rule in rules.rules.iter().filter(|r| r.kind == Kind::Rate) {
+                let prefix = state::rate_prefix(&rule.id);
+                for k in self.store.keys_with_prefix(&prefix, read_time).await? {
+                    if let Some(group) = k.strip_prefix(&prefix) {
+                        keys.push(state::incident_key(&rule.id, group, &Key::new()));
+                    }
+                    keys.push(k);
                 }
             }
         }
@@ -704,6 +786,9 @@ impl<S: StateStore> Engine<S> {
             }
         }
         self.deadlines(&mut work, watermark);
+        if batch.is_none() {
+            self.sweep_rates(&mut work, watermark);
+        }
 
         // Outbox: each new alert is stored with its incident until a sink
         // confirms delivery; alerts still pending from an earlier attempt at
@@ -868,6 +953,49 @@ impl<S: StateStore> Engine<S> {
                     self.record(work, *rule, group, f, rh);
                 }
             }
+            Obs::RateStart { rule, request_id } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Rate(rt) = &r.detector else {
+                    return;
+                };
+                let key = &bk.rate[*rule];
+                let st = work.rate(key, ts + 30 * DAY_MS);
+                rt.start(st, ts, stable_hash(&["req", request_id]), || RateSample {
+                    log_stream: stream.to_string(),
+                    line: ev.message.to_string(),
+                });
+                self.close_rate(work, *rule, group, key, None);
+            }
+            Obs::RateReport {
+                rule,
+                billed_ms,
+                memory_mb,
+            } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Rate(rt) = &r.detector else {
+                    return;
+                };
+                let key = &bk.rate[*rule];
+                rt.report(work.rate(key, ts + 30 * DAY_MS), ts, *billed_ms, *memory_mb);
+                self.close_rate(work, *rule, group, key, None);
+            }
+            Obs::Leak {
+                rule,
+                request_id,
+                point,
+            } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Leak(l) = &r.detector else {
+                    return;
+                };
+                // An execution environment lives hours at most.
+                let st = work.leak(&bk.leak[*rule], ts + DAY_MS / 4);
+                let rh = stable_hash(&["req", request_id]);
+                if let Some(metrics) = l.apply(st, rh, point) {
+                    let f = finding(1, vec![request_id.to_string()], metrics);
+                    self.record(work, *rule, group, f, rh);
+                }
+            }
             Obs::Start { rule, request_id } => {
                 let r = &self.rules.rules[*rule];
                 let Detector::Lifecycle(l) = &r.detector else {
@@ -947,6 +1075,78 @@ impl<S: StateStore> Engine<S> {
                     self.record(work, ri, &group, f, stable_hash(&["req", &o.request_id]));
                 }
             }
+        }
+    }
+
+    /// Judge the complete buckets of every function's rate with the sweep's
+    /// watermark, so a function that went quiet is still judged.
+    fn sweep_rates(&self, work: &mut Work, watermark: i64) {
+        for (ri, r) in self.rules.rules.iter().enumerate() {
+            if !matches!(r.detector, Detector::Rate(_)) {
+                continue;
+            }
+            let prefix = state::rate_prefix(&r.id);
+            let mut keys: Vec<String> = work
+                .slots
+                .iter()
+                .filter(|(k, s)| {
+                    k.starts_with(&prefix) && matches!(&s.value, Some(StateValue::Rate(_)))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.sort();
+            for key in keys {
+                if let Some(group) = key.strip_prefix(&prefix) {
+                    let group = group.to_string();
+                    self.close_rate(work, ri, &group, &key, Some(watermark));
+                }
+            }
+        }
+    }
+
+    /// Judge the complete buckets of one function's rate: by the function's
+    /// own latest event time during a batch (so minutes are judged as the
+    /// data passes them, whatever other log groups' clocks say); in a sweep,
+    /// those of a function quiet by the watermark (see [`crate::detect::rate::Rate::sweep`]).
+    fn close_rate(&self, work: &mut Work, rule: usize, group: &str, key: &str, sweep: Option<i64>) {
+        let Detector::Rate(rt) = &self.rules.rules[rule].detector else {
+            return;
+        };
+        let spikes = {
+            let Some(slot) = work.slots.get_mut(key) else {
+                return;
+            };
+            let Some(StateValue::Rate(st)) = &mut slot.value else {
+                return;
+            };
+            let before = st.closed_until;
+            let spikes = match sweep {
+                None => rt.close(st, function_name(group), st.clock),
+                Some(watermark) => rt.sweep(st, function_name(group), watermark),
+            };
+            if st.closed_until != before {
+                slot.dirty = true;
+            }
+            spikes
+        };
+        for s in spikes {
+            let (log_stream, evidence) = match s.sample {
+                Some(x) => (x.log_stream, vec![x.line]),
+                None => (String::new(), Vec::new()),
+            };
+            let f = Finding {
+                key: Key::new(),
+                first_seen: s.bucket,
+                last_seen: s.bucket + rt.bucket_ms - 1,
+                count: s.count,
+                log_stream,
+                request_ids: Vec::new(),
+                evidence,
+                metrics: s.metrics,
+            };
+            let mut buf = itoa::Buffer::new();
+            let dedupe = stable_hash(&["bucket", buf.format(s.bucket)]);
+            self.record(work, rule, group, f, dedupe);
         }
     }
 
@@ -1404,6 +1604,31 @@ fn summary(r: &Rule, d: &Draft, place: &str) -> String {
                 _ => format!("{} anomalous invocation(s) of {place} {span}.", d.count),
             }
         }
+        Detector::Rate(_) => {
+            let m = &d.metrics;
+            let rate = m.get("rate_per_min").copied().unwrap_or(0.0);
+            let base = m.get("baseline_per_min").copied().unwrap_or(0.0);
+            let cost = m
+                .get("projected_extra_cost_per_hour_usd")
+                .copied()
+                .unwrap_or(0.0);
+            format!(
+                "{place} was invoked {rate:.0} times a minute against a typical {base:.1} ({} invocation(s) {span}); at this rate it costs about ${cost:.2} more per hour.",
+                d.count
+            )
+        }
+        Detector::Leak(_) => {
+            let m = &d.metrics;
+            let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+            format!(
+                "Memory of one {place} execution environment rose {:.1} MB per invocation to {:.0} MB of {:.0} MB; at this pace it runs out of memory in about {:.0} invocation(s) ({} report(s) {span}).",
+                get("slope_mb_per_invocation"),
+                get("current_mb"),
+                get("memory_size_mb"),
+                get("invocations_to_limit"),
+                d.count
+            )
+        }
     };
     let advice: String = r
         .description
@@ -1567,5 +1792,58 @@ mod tests {
         let o = engine.sweep(t + 86_400_000).await.unwrap();
         let rules: Vec<&str> = o.alerts.iter().map(|a| a.rule.as_str()).collect();
         assert_eq!(rules, ["missing-end"]);
+    }
+
+    #[tokio::test]
+    async fn a_spike_in_the_last_minute_before_silence_is_judged_by_the_sweep() {
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+        let t = 1_795_341_600_000;
+        let mut messages = Vec::new();
+        for m in 0..26_i64 {
+            let n = if m == 25 { 300 } else { 10 };
+            for k in 0..n {
+                messages.push((
+                    t + m * 60_000 + k * (60_000 / n),
+                    format!("START RequestId: r-{m}-{k} Version: $LATEST\n"),
+                ));
+            }
+        }
+        let payload = Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: "/aws/lambda/image-api".into(),
+            log_stream: "s".into(),
+            subscription_filters: vec![],
+            log_events: messages
+                .iter()
+                .enumerate()
+                .map(|(i, (ts, m))| LogEvent {
+                    id: i.to_string().into(),
+                    timestamp: *ts,
+                    message: m.as_str().into(),
+                })
+                .collect(),
+        };
+        let o = engine.process(&payload).await.unwrap();
+        assert!(
+            o.alerts.iter().all(|a| a.rule != "invocation-spike"),
+            "minute 25 is not complete yet"
+        );
+        // The same batch again (a retried delivery) counts nothing twice.
+        engine.process(&payload).await.unwrap();
+        let o = engine.sweep(t + 28 * 60_000).await.unwrap();
+        let spikes: Vec<&Alert> = o
+            .alerts
+            .iter()
+            .filter(|a| a.rule == "invocation-spike")
+            .collect();
+        assert_eq!(spikes.len(), 1, "{:?}", o.alerts);
+        assert_eq!(spikes[0].count, 300);
+        assert_eq!(spikes[0].metrics["baseline_per_min"], 10.0);
+        let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+        engine.confirm(&ids).await.unwrap();
+        let later = engine.sweep(t + 40 * 60_000).await.unwrap();
+        assert!(later.alerts.iter().all(|a| a.rule != "invocation-spike"));
     }
 }

@@ -324,3 +324,56 @@ fn a_delivery_failure_stops_a_parallel_replay() {
     assert!(err.to_string().contains("stdout closed"), "{err}");
     assert_eq!(after_failure, 0, "replay went on after the failure");
 }
+
+#[test]
+fn spike_and_leak_fire_once_and_their_controls_stay_silent() {
+    let (alerts, _) = run(&[root().join("fixtures")]);
+    // image-api: ~10 a minute for half an hour (±20 % jitter) is silent; the
+    // 400 extra invocations of minute 30 are one alert, priced.
+    let spikes: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.rule == "invocation-spike")
+        .collect();
+    assert_eq!(spikes.len(), 1);
+    let s = spikes[0];
+    assert_eq!(s.log_group, "/aws/lambda/image-api");
+    assert_eq!(s.metrics["rate_per_min"], s.count as f64);
+    assert!(s.count >= 400, "{}", s.count);
+    let base = s.metrics["baseline_per_min"];
+    assert!((8.0..=12.0).contains(&base), "{base}");
+    // 512 MB × ~240 ms billed at the x86_64 price, plus the request price.
+    let per_invocation = 0.5 * s.metrics["avg_billed_ms"] / 1000.0 * 0.0000166667 + 0.0000002;
+    let want = (s.metrics["rate_per_min"] - base) * 60.0 * per_invocation;
+    assert!(
+        (s.metrics["projected_extra_cost_per_hour_usd"] - want).abs() < 0.0001,
+        "{:?}",
+        s.metrics
+    );
+    assert!(s.summary.contains("more per hour"), "{}", s.summary);
+    // report-cache: the garbage-collected environment is silent, the leaking one alerts once.
+    let leaks: Vec<&Alert> = alerts.iter().filter(|a| a.rule == "memory-leak").collect();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!(
+        leaks[0].log_stream.as_deref(),
+        Some("2026/11/22/[$LATEST]1eac1eac1eac1eac1eac1eac1eac1eac")
+    );
+    for m in [
+        "slope_mb_per_invocation",
+        "current_mb",
+        "memory_size_mb",
+        "invocations_to_limit",
+    ] {
+        assert!(
+            leaks[0].metrics.contains_key(m),
+            "{m}: {:?}",
+            leaks[0].metrics
+        );
+    }
+    assert!(
+        alerts
+            .iter()
+            .filter(|a| a.log_group == "/aws/lambda/report-cache")
+            .all(|a| a.rule == "memory-leak"),
+        "only the leak alerts for report-cache"
+    );
+}

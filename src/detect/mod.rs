@@ -7,7 +7,9 @@
 
 pub mod baseline;
 pub mod failure;
+pub mod leak;
 pub mod lifecycle;
+pub mod rate;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,11 @@ pub enum Detector {
     Failure(failure::Failure),
     /// Duration or memory against a learned per-function baseline.
     Baseline(baseline::Baseline),
+    /// Invocations per function per bucket against a learned rate.
+    Rate(rate::Rate),
+    /// Memory rising steadily within one log stream (kind `baseline`,
+    /// `metric: memory_trend`).
+    Leak(leak::Leak),
 }
 
 /// Something a detector found: the start or the continuation of an incident.

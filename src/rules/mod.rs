@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::detect::Detector;
 use crate::detect::baseline::{Baseline, Metric};
 use crate::detect::failure::{Failure, FailureClass};
+use crate::detect::leak::{self, Leak};
 use crate::detect::lifecycle::Lifecycle;
+use crate::detect::rate::{Pricing, Rate};
 use crate::detect::threshold::Threshold;
 use crate::time::{Millis, parse_duration, parse_rfc3339};
 pub use matcher::{Fields, Matcher};
@@ -57,6 +59,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "memory-anomaly.yaml",
         include_str!("../../detectors/memory-anomaly.yaml"),
+    ),
+    (
+        "invocation-spike.yaml",
+        include_str!("../../detectors/invocation-spike.yaml"),
+    ),
+    (
+        "memory-leak.yaml",
+        include_str!("../../detectors/memory-leak.yaml"),
     ),
 ];
 
@@ -324,14 +334,41 @@ struct RawRule {
     grace: Option<String>,
     max_duration: Option<String>,
     function_timeouts: Option<BTreeMap<String, String>>,
-    metric: Option<Metric>,
+    metric: Option<RawMetric>,
     warmup: Option<u64>,
     factor: Option<f64>,
     sigmas: Option<f64>,
     timeout_fraction: Option<f64>,
     memory_fraction: Option<f64>,
+    // kind rate
+    min_rate: Option<u64>,
+    architecture: Option<String>,
+    function_architectures: Option<BTreeMap<String, String>>,
+    pricing: Option<RawPricing>,
+    // kind baseline, metric memory_trend
+    points: Option<usize>,
+    min_points: Option<usize>,
+    monotonicity: Option<f64>,
+    horizon: Option<f64>,
     #[serde(default)]
     tests: Vec<RawTest>,
+}
+
+/// `metric:` of a baseline rule: the learned per-function baselines, or the
+/// per-stream memory trend (a leak), which compiles to its own detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawMetric {
+    Duration,
+    Memory,
+    MemoryTrend,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    request_usd: Option<f64>,
+    gb_second_usd: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,7 +426,14 @@ struct RawTestEvent {
     t: String,
     message: String,
     stream: Option<String>,
+    /// This event `repeat` times, `every` apart from `t` on (rate tests need
+    /// hundreds of invocations); `{n}` in the message becomes 0, 1, 2, …
+    repeat: Option<usize>,
+    every: Option<String>,
 }
+
+/// Events one inline test may generate with `repeat:`.
+const TEST_EVENTS_MAX: usize = 100_000;
 
 /// Start of inline-test time: events in `lines:` are one second apart from here.
 pub const TEST_EPOCH_MS: Millis = 1_795_341_600_000; // 2026-11-22T10:00:00Z
@@ -586,7 +630,11 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
             raw.factor.is_some(),
             &[Kind::Baseline, Kind::Rate],
         ),
-        ("sigmas", raw.sigmas.is_some(), &[Kind::Baseline]),
+        (
+            "sigmas",
+            raw.sigmas.is_some(),
+            &[Kind::Baseline, Kind::Rate],
+        ),
         (
             "timeout_fraction",
             raw.timeout_fraction.is_some(),
@@ -607,6 +655,164 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
             format!("`memory_fraction` does not apply to kind {}", kind.as_str()),
         );
     }
+    reject_foreign_rate_and_trend(cx, kind, raw);
+}
+
+/// The fields of kind `rate` and of `metric: memory_trend` elsewhere.
+fn reject_foreign_rate_and_trend(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
+    let trend = kind == Kind::Baseline && raw.metric == Some(RawMetric::MemoryTrend);
+    let fields = [
+        ("min_rate", raw.min_rate.is_some(), kind == Kind::Rate),
+        (
+            "architecture",
+            raw.architecture.is_some(),
+            kind == Kind::Rate,
+        ),
+        (
+            "function_architectures",
+            raw.function_architectures.is_some(),
+            kind == Kind::Rate,
+        ),
+        ("pricing", raw.pricing.is_some(), kind == Kind::Rate),
+        ("points", raw.points.is_some(), trend),
+        ("min_points", raw.min_points.is_some(), trend),
+        ("monotonicity", raw.monotonicity.is_some(), trend),
+        ("horizon", raw.horizon.is_some(), trend),
+        // The learned baseline's fields mean nothing to a trend.
+        ("warmup", trend && raw.warmup.is_some(), false),
+        ("factor", trend && raw.factor.is_some(), false),
+        ("sigmas", trend && raw.sigmas.is_some(), false),
+        (
+            "timeout_fraction",
+            trend && raw.timeout_fraction.is_some(),
+            false,
+        ),
+        (
+            "memory_fraction",
+            trend && raw.memory_fraction.is_some(),
+            false,
+        ),
+        (
+            "function_timeouts",
+            trend && raw.function_timeouts.is_some(),
+            false,
+        ),
+    ];
+    for (name, is_set, applies) in fields {
+        if is_set && !applies {
+            let what = if trend {
+                "kind baseline with metric memory_trend".to_string()
+            } else {
+                format!("kind {}", kind.as_str())
+            };
+            cx.err(
+                &format!("{name}:"),
+                format!("`{name}` does not apply to {what}"),
+            );
+        }
+    }
+}
+
+fn compile_rate(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let bucket_ms = cx.duration("window", raw.window.as_deref(), 60_000);
+    if !(1_000..=3_600_000).contains(&bucket_ms) {
+        cx.err(
+            "window:",
+            "a rate rule's `window` (bucket) must be between 1s and 1h",
+        );
+    }
+    let factor = raw.factor.unwrap_or(5.0);
+    if !(factor > 1.0 && factor.is_finite()) {
+        cx.err("factor:", "`factor` must be greater than 1");
+    }
+    let sigmas = raw.sigmas.unwrap_or(6.0);
+    if !(sigmas >= 0.0 && sigmas.is_finite()) {
+        cx.err("sigmas:", "`sigmas` must be ≥ 0");
+    }
+    let Some(p) = &raw.pricing else {
+        cx.err(
+            "kind:",
+            "a rate rule needs `pricing:` (request_usd and gb_second_usd per architecture)",
+        );
+        return None;
+    };
+    let request_usd = p.request_usd.unwrap_or(-1.0);
+    if !(request_usd >= 0.0 && request_usd.is_finite()) {
+        cx.err(
+            "pricing:",
+            "pricing.request_usd must be a price ≥ 0 in USD per request",
+        );
+    }
+    let gb_second_usd = p.gb_second_usd.clone().unwrap_or_default();
+    if gb_second_usd.is_empty() {
+        cx.err(
+            "pricing:",
+            "pricing.gb_second_usd must give a USD price per GB-second for each architecture (x86_64, arm64)",
+        );
+    }
+    for (arch, price) in &gb_second_usd {
+        if !(*price >= 0.0 && price.is_finite()) {
+            cx.err(
+                &format!("{arch}:"),
+                format!("pricing.gb_second_usd.{arch} must be ≥ 0"),
+            );
+        }
+    }
+    let architecture = raw.architecture.clone().unwrap_or_else(|| "x86_64".into());
+    let function_architectures = raw.function_architectures.clone().unwrap_or_default();
+    for (at, arch) in std::iter::once(("architecture:", &architecture)).chain(
+        function_architectures
+            .values()
+            .map(|a| ("function_architectures:", a)),
+    ) {
+        if !gb_second_usd.is_empty() && !gb_second_usd.contains_key(arch) {
+            cx.err(
+                at,
+                format!("architecture `{arch}` has no price in pricing.gb_second_usd"),
+            );
+        }
+    }
+    Some(Detector::Rate(Rate {
+        bucket_ms,
+        warmup: raw.warmup.unwrap_or(20),
+        factor,
+        sigmas,
+        min_rate: raw.min_rate.unwrap_or(60),
+        architecture,
+        function_architectures,
+        pricing: Pricing {
+            request_usd,
+            gb_second_usd,
+        },
+    }))
+}
+
+fn compile_leak(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let points = raw.points.unwrap_or(20);
+    if !(2..=leak::MAX_POINTS).contains(&points) {
+        cx.err(
+            "points:",
+            format!("`points` must be between 2 and {}", leak::MAX_POINTS),
+        );
+    }
+    let min_points = raw.min_points.unwrap_or(10);
+    if !(2..=points).contains(&min_points) {
+        cx.err("min_points:", "`min_points` must be between 2 and `points`");
+    }
+    let monotonicity = raw.monotonicity.unwrap_or(0.8);
+    if !(monotonicity > 0.0 && monotonicity <= 1.0) {
+        cx.err("monotonicity:", "`monotonicity` must be in (0, 1]");
+    }
+    let horizon = raw.horizon.unwrap_or(1_000.0);
+    if !(horizon > 0.0 && horizon.is_finite()) {
+        cx.err("horizon:", "`horizon` must be a number of invocations > 0");
+    }
+    Some(Detector::Leak(Leak {
+        points,
+        min_points,
+        monotonicity,
+        horizon,
+    }))
 }
 
 fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detector> {
@@ -663,12 +869,17 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
             Some(Detector::Failure(Failure { on }))
         }
         Kind::Baseline => {
-            let Some(metric) = raw.metric else {
+            let Some(raw_metric) = raw.metric else {
                 cx.err(
                     "kind:",
-                    "a baseline rule needs `metric:` (duration or memory)",
+                    "a baseline rule needs `metric:` (duration, memory or memory_trend)",
                 );
                 return None;
+            };
+            let metric = match raw_metric {
+                RawMetric::Duration => Metric::Duration,
+                RawMetric::Memory => Metric::Memory,
+                RawMetric::MemoryTrend => return compile_leak(cx, raw),
             };
             let fraction = |cx: &mut Ctx<'_>, name: &str, v: Option<f64>, d: f64| {
                 let v = v.unwrap_or(d);
@@ -700,11 +911,12 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
                 function_timeouts: function_timeouts(cx, raw),
             }))
         }
-        Kind::Distinct | Kind::Rate | Kind::Pattern => {
+        Kind::Rate => compile_rate(cx, raw),
+        Kind::Distinct | Kind::Pattern => {
             cx.err(
                 "kind:",
                 format!(
-                    "kind `{}` is reserved but not available in this version (use threshold, lifecycle, failure or baseline)",
+                    "kind `{}` is reserved but not available in this version (use threshold, lifecycle, failure, baseline or rate)",
                     kind.as_str()
                 ),
             );
@@ -781,6 +993,7 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
     for t in raws {
         let line = line_of(cx.text, &t.name);
         let mut events = Vec::new();
+        let mut generated = 0usize;
         for (i, l) in t.lines.iter().flatten().enumerate() {
             events.push(TestEvent {
                 timestamp: TEST_EPOCH_MS + i as Millis * 1_000,
@@ -794,13 +1007,37 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
             } else {
                 parse_rfc3339(&e.t)
             };
-            match ts {
-                Ok(ts) => events.push(TestEvent {
-                    timestamp: ts,
-                    log_stream: e.stream.clone().unwrap_or_else(|| "test-stream".into()),
-                    message: e.message.clone(),
-                }),
-                Err(msg) => cx.err(&e.t, format!("test `{}`: t: {msg}", t.name)),
+            let every = match e.every.as_deref().map(parse_duration) {
+                None => Ok(0),
+                Some(Ok(ms)) => Ok(ms),
+                Some(Err(msg)) => Err(format!("every: {msg}")),
+            };
+            let repeat = e.repeat.unwrap_or(1);
+            if events.len() + repeat > TEST_EVENTS_MAX {
+                cx.err(
+                    &e.t,
+                    format!("test `{}`: more than {TEST_EVENTS_MAX} events", t.name),
+                );
+                continue;
+            }
+            match (ts, every) {
+                (Ok(ts), Ok(every)) => {
+                    for k in 0..repeat {
+                        let message = if e.repeat.is_some() {
+                            e.message.replace("{n}", &generated.to_string())
+                        } else {
+                            e.message.clone()
+                        };
+                        generated += 1;
+                        events.push(TestEvent {
+                            timestamp: ts + k as Millis * every,
+                            log_stream: e.stream.clone().unwrap_or_else(|| "test-stream".into()),
+                            message,
+                        });
+                    }
+                }
+                (Err(msg), _) => cx.err(&e.t, format!("test `{}`: t: {msg}", t.name)),
+                (_, Err(msg)) => cx.err(&e.t, format!("test `{}`: {msg}", t.name)),
             }
         }
         if events.is_empty() {
@@ -856,8 +1093,10 @@ mod tests {
                 "duration-anomaly",
                 "failed-auth-burst",
                 "init-failure",
+                "invocation-spike",
                 "invocation-timeout",
                 "memory-anomaly",
+                "memory-leak",
                 "missing-end",
                 "out-of-memory",
                 "runtime-exit"
@@ -975,7 +1214,10 @@ mod tests {
         .unwrap_err();
         let text = r.to_string();
         assert!(text.contains("a.yaml:1: missing `title`"), "{text}");
-        assert!(text.contains("b.yaml:4: kind `rate` is reserved"), "{text}");
+        assert!(
+            text.contains("b.yaml:4: a rate rule needs `pricing:`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -987,5 +1229,89 @@ mod tests {
         assert_eq!(t.events[1].timestamp, TEST_EPOCH_MS + 300_000);
         assert_eq!(t.events[1].log_stream, "s2");
         assert_eq!(t.line, 7);
+    }
+
+    #[test]
+    fn repeated_test_events_are_spaced_and_numbered() {
+        let text = "id: r\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\ntests:\n  - name: one\n    events:\n      - {t: '+60s', message: 'START RequestId: a{n}', repeat: 3, every: 500ms}\n      - {t: '+2m', message: 'x{n}'}\n    expect_alerts: 0\n";
+        let set = RuleSet::from_sources(vec![("r.yaml".into(), text.into())]).unwrap();
+        let ev = &set.rules[0].tests[0].events;
+        assert_eq!(ev.len(), 4);
+        assert_eq!(ev[2].timestamp, TEST_EPOCH_MS + 61_000);
+        assert_eq!(ev[2].message, "START RequestId: a2");
+        assert_eq!(ev[3].message, "x{n}", "only repeated events are numbered");
+        let e = errs(
+            "r.yaml",
+            &text
+                .replace("every: 500ms", "every: soon")
+                .replace("x{n}", "y"),
+        );
+        assert!(e[0].contains("every: `soon`"), "{e:?}");
+    }
+
+    #[test]
+    fn rate_rules_need_prices_for_their_architectures() {
+        let base = "id: r\ntitle: t\nseverity: low\nkind: rate\n";
+        let e = errs("r.yaml", &format!("{base}window: 2h\nmin_rate: 5\n"));
+        let joined = e.join("\n");
+        assert!(
+            joined.contains("r.yaml:5: a rate rule's `window`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("r.yaml:4: a rate rule needs `pricing:`"),
+            "{joined}"
+        );
+        let e = errs(
+            "r.yaml",
+            &format!(
+                "{base}architecture: arm64\npricing:\n  request_usd: 0.0000002\n  gb_second_usd: {{x86_64: 0.0000166667}}\n"
+            ),
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("r.yaml:5: architecture `arm64` has no price"),
+            "{e:?}"
+        );
+        let e = errs(
+            "r.yaml",
+            "id: r\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\nmin_rate: 3\npoints: 5\n",
+        );
+        assert!(
+            e[0].contains("r.yaml:6: `min_rate` does not apply to kind failure"),
+            "{e:?}"
+        );
+        assert!(e[1].contains("r.yaml:7: `points` does not apply"), "{e:?}");
+    }
+
+    #[test]
+    fn memory_trend_compiles_to_the_leak_detector_and_rejects_baseline_fields() {
+        let text =
+            "id: r\ntitle: t\nseverity: low\nkind: baseline\nmetric: memory_trend\npoints: 30\n";
+        let set = RuleSet::from_sources(vec![("r.yaml".into(), text.into())]).unwrap();
+        match &set.rules[0].detector {
+            Detector::Leak(l) => assert_eq!((l.points, l.min_points), (30, 10)),
+            other => panic!("{other:?}"),
+        }
+        let e = errs("r.yaml", &format!("{text}factor: 2\nmin_points: 40\n"));
+        let joined = e.join("\n");
+        assert!(
+            joined.contains(
+                "r.yaml:7: `factor` does not apply to kind baseline with metric memory_trend"
+            ),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("r.yaml:8: `min_points` must be between 2 and `points`"),
+            "{joined}"
+        );
+        let e = errs(
+            "r.yaml",
+            "id: r\ntitle: t\nseverity: low\nkind: baseline\nmetric: memory\nhorizon: 5\n",
+        );
+        assert!(
+            e[0].contains("r.yaml:6: `horizon` does not apply to kind baseline"),
+            "{e:?}"
+        );
     }
 }

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Key;
 use crate::detect::baseline::BaselineState;
+use crate::detect::leak::LeakState;
 use crate::detect::lifecycle::StreamState;
+use crate::detect::rate::RateState;
 use crate::detect::threshold::WindowState;
 
 pub use memory::MemoryStore;
@@ -91,6 +93,10 @@ pub enum StateValue {
     Incident(IncidentState),
     /// Facts about a function.
     Function(FunctionState),
+    /// A learned invocation rate and its open buckets.
+    Rate(RateState),
+    /// Recent memory use of one log stream.
+    Leak(LeakState),
 }
 
 /// A value as read, with the version a write must expect.
@@ -169,6 +175,21 @@ pub fn split_stream_key(key: &str) -> Option<(&str, &str)> {
 /// State key of a baseline.
 pub fn baseline_key(rule: &str, log_group: &str) -> String {
     format!("b|{rule}|{log_group}")
+}
+
+/// Prefix of the rate states of a rate rule.
+pub fn rate_prefix(rule: &str) -> String {
+    format!("r|{rule}|")
+}
+
+/// State key of a function's invocation rate for a rate rule.
+pub fn rate_key(rule: &str, log_group: &str) -> String {
+    format!("r|{rule}|{log_group}")
+}
+
+/// State key of a log stream's memory points for a memory-trend rule.
+pub fn leak_key(rule: &str, log_group: &str, log_stream: &str) -> String {
+    format!("l|{rule}|{log_group}|{log_stream}")
 }
 
 /// State key of a function's facts.
