@@ -26,12 +26,12 @@ fn replay_fixtures_exits_zero_and_json_prints_only_alerts() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 14, "{stdout}");
+    assert_eq!(lines.len(), 20, "{stdout}");
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["id"].is_string() && v["rule"].is_string(), "{l}");
     }
-    assert!(text(&out.stderr).contains("14 alert(s)"));
+    assert!(text(&out.stderr).contains("20 alert(s)"));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn usage_and_rule_errors_exit_two() {
 fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
     let out = logwarden(&["rules", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("8 rules,"));
+    assert!(text(&out.stdout).contains("11 rules,"));
     let out = logwarden(&["rules", "check", "detectors"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = logwarden(&["rules", "list"]);
@@ -159,6 +159,9 @@ fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
         "init-failure",
         "duration-anomaly",
         "memory-anomaly",
+        "password-spraying",
+        "unauthorized-access",
+        "secret-in-logs",
     ] {
         assert!(s.contains(id), "{id}");
     }
@@ -318,7 +321,7 @@ fn thread_count_changes_nothing_in_the_output() {
         (text(&out.stdout), text(&out.stderr))
     };
     let one = run("1");
-    assert_eq!(one.0.lines().count(), 14, "{}", one.0);
+    assert_eq!(one.0.lines().count(), 20, "{}", one.0);
     for threads in ["2", "4", "0"] {
         assert_eq!(run(threads), one, "--threads {threads}");
     }

@@ -6,8 +6,10 @@
 //! ([`crate::state::StateValue`]) so any [`crate::state::StateStore`] can hold it.
 
 pub mod baseline;
+pub mod distinct;
 pub mod failure;
 pub mod lifecycle;
+pub mod pattern;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,22 @@ pub enum Detector {
     Failure(failure::Failure),
     /// Duration or memory against a learned per-function baseline.
     Baseline(baseline::Baseline),
+    /// Distinct values of a field per key in a sliding window.
+    Distinct(distinct::Distinct),
+    /// Every matching event (or secret) is a finding.
+    Pattern(pattern::Pattern),
+}
+
+impl Detector {
+    /// The line matchers of the rule (empty for kinds that read platform records).
+    pub fn matchers(&self) -> &[crate::rules::Matcher] {
+        match self {
+            Detector::Threshold(t) => &t.matchers,
+            Detector::Distinct(d) => &d.matchers,
+            Detector::Pattern(p) => &p.matchers,
+            Detector::Lifecycle(_) | Detector::Failure(_) | Detector::Baseline(_) => &[],
+        }
+    }
 }
 
 /// Something a detector found: the start or the continuation of an incident.

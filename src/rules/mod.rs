@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Detector;
 use crate::detect::baseline::{Baseline, Metric};
+use crate::detect::distinct::Distinct;
 use crate::detect::failure::{Failure, FailureClass};
 use crate::detect::lifecycle::Lifecycle;
+use crate::detect::pattern::Pattern;
 use crate::detect::threshold::Threshold;
 use crate::time::{Millis, parse_duration, parse_rfc3339};
 pub use matcher::{Fields, Matcher};
@@ -57,6 +59,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "memory-anomaly.yaml",
         include_str!("../../detectors/memory-anomaly.yaml"),
+    ),
+    (
+        "password-spraying.yaml",
+        include_str!("../../detectors/password-spraying.yaml"),
+    ),
+    (
+        "unauthorized-access.yaml",
+        include_str!("../../detectors/unauthorized-access.yaml"),
+    ),
+    (
+        "secret-in-logs.yaml",
+        include_str!("../../detectors/secret-in-logs.yaml"),
     ),
 ];
 
@@ -330,6 +344,8 @@ struct RawRule {
     sigmas: Option<f64>,
     timeout_fraction: Option<f64>,
     memory_fraction: Option<f64>,
+    distinct: Option<String>,
+    secrets: Option<Vec<String>>,
     #[serde(default)]
     tests: Vec<RawTest>,
 }
@@ -478,7 +494,7 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     let Some(kind) = raw.kind else {
         cx.err(
             "",
-            "missing `kind` (threshold, lifecycle, failure or baseline)",
+            "missing `kind` (threshold, distinct, pattern, lifecycle, failure or baseline)",
         );
         return Err(cx.errors);
     };
@@ -523,7 +539,7 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
         (
             "group_by",
             raw.group_by.is_some(),
-            &[Kind::Threshold, Kind::Distinct],
+            &[Kind::Threshold, Kind::Distinct, Kind::Pattern],
         ),
         (
             "threshold",
@@ -579,6 +595,17 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
             "memory_fraction:",
             format!("`memory_fraction` does not apply to kind {}", kind.as_str()),
         );
+    }
+    for (name, is_set, only) in [
+        ("distinct", raw.distinct.is_some(), Kind::Distinct),
+        ("secrets", raw.secrets.is_some(), Kind::Pattern),
+    ] {
+        if is_set && kind != only {
+            cx.err(
+                &format!("{name}:"),
+                format!("`{name}` does not apply to kind {}", kind.as_str()),
+            );
+        }
     }
 }
 
@@ -673,17 +700,92 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
                 function_timeouts: function_timeouts(cx, raw),
             }))
         }
-        Kind::Distinct | Kind::Rate | Kind::Pattern => {
+        Kind::Distinct => compile_distinct(cx, raw),
+        Kind::Pattern => compile_pattern(cx, raw),
+        Kind::Rate => {
             cx.err(
                 "kind:",
                 format!(
-                    "kind `{}` is reserved but not available in this version (use threshold, lifecycle, failure or baseline)",
+                    "kind `{}` is reserved but not available in this version (use threshold, distinct, pattern, lifecycle, failure or baseline)",
                     kind.as_str()
                 ),
             );
             None
         }
     }
+}
+
+fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) {
+        cx.err("kind:", "a distinct rule needs a non-empty `match:` list");
+    }
+    let field = raw.distinct.clone().unwrap_or_default();
+    if field.is_empty() {
+        let at = if raw.distinct.is_some() {
+            "distinct:"
+        } else {
+            "kind:"
+        };
+        cx.err(
+            at,
+            "a distinct rule needs `distinct:`, the field whose values are counted (e.g. user)",
+        );
+    }
+    let threshold = raw.threshold.unwrap_or(0);
+    if threshold < 2 {
+        let at = if raw.threshold.is_some() {
+            "threshold:"
+        } else {
+            "kind:"
+        };
+        cx.err(
+            at,
+            "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
+        );
+    }
+    if threshold > 10_000 {
+        cx.err("threshold:", "`threshold` above 10000 is not supported");
+    }
+    let window_ms = match raw.window.as_deref() {
+        None => {
+            cx.err("kind:", "a distinct rule needs `window:` (e.g. 5m)");
+            0
+        }
+        Some(w) => cx.duration("window", Some(w), 0),
+    };
+    Some(Detector::Distinct(Distinct {
+        matchers,
+        group_by: raw.group_by.clone().unwrap_or_default(),
+        field,
+        threshold: threshold as usize,
+        window_ms,
+    }))
+}
+
+fn compile_pattern(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
+    let secrets = raw.secrets.clone().unwrap_or_default();
+    let known: Vec<&str> = crate::alert::redact::secret_kinds().collect();
+    for s in &secrets {
+        if !known.contains(&s.as_str()) {
+            cx.err(
+                "secrets:",
+                format!("unknown secret kind `{s}` (one of {})", known.join(", ")),
+            );
+        }
+    }
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) && secrets.is_empty() {
+        cx.err(
+            "kind:",
+            "a pattern rule needs a non-empty `match:` list or `secrets:` kinds",
+        );
+    }
+    Some(Detector::Pattern(Pattern {
+        matchers,
+        group_by: raw.group_by.clone().unwrap_or_default(),
+        secrets,
+    }))
 }
 
 fn function_timeouts(cx: &mut Ctx<'_>, raw: &RawRule) -> BTreeMap<String, Millis> {
@@ -833,7 +935,10 @@ mod tests {
                 "memory-anomaly",
                 "missing-end",
                 "out-of-memory",
-                "runtime-exit"
+                "password-spraying",
+                "runtime-exit",
+                "secret-in-logs",
+                "unauthorized-access"
             ]
         );
         for r in &set.rules {
@@ -896,6 +1001,51 @@ mod tests {
         let text = r.to_string();
         assert!(text.contains("a.yaml:1: missing `title`"), "{text}");
         assert!(text.contains("b.yaml:4: kind `rate` is reserved"), "{text}");
+    }
+
+    #[test]
+    fn distinct_and_pattern_rules_say_what_they_lack() {
+        let e = errs(
+            "d.yaml",
+            "id: d\ntitle: t\nseverity: low\nkind: distinct\nmatch:\n  - regex: 'x(?P<ip>\\S+)'\nthreshold: 1\nsecrets: [jwt]\n",
+        )
+        .join("\n");
+        assert!(
+            e.contains("d.yaml:4: a distinct rule needs `distinct:`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:7: a distinct rule needs `threshold:` ≥ 2"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:4: a distinct rule needs `window:`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:8: `secrets` does not apply to kind distinct"),
+            "{e}"
+        );
+        let e = errs(
+            "p.yaml",
+            "id: p\ntitle: t\nseverity: low\nkind: pattern\nsecrets: [aws-access-key-id, passwords]\ndistinct: user\n",
+        )
+        .join("\n");
+        assert!(
+            e.contains(
+                "p.yaml:5: unknown secret kind `passwords` (one of private-key, aws-access-key-id,"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.yaml:6: `distinct` does not apply to kind pattern"),
+            "{e}"
+        );
+        let e = errs("q.yaml", "id: q\ntitle: t\nseverity: low\nkind: pattern\n").join("\n");
+        assert!(
+            e.contains("q.yaml:4: a pattern rule needs a non-empty `match:` list or `secrets:`"),
+            "{e}"
+        );
     }
 
     #[test]

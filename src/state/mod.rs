@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Key;
 use crate::detect::baseline::BaselineState;
+use crate::detect::distinct::DistinctState;
 use crate::detect::lifecycle::StreamState;
 use crate::detect::threshold::WindowState;
 
@@ -91,6 +92,8 @@ pub enum StateValue {
     Incident(IncidentState),
     /// Facts about a function.
     Function(FunctionState),
+    /// Recent distinct values of a distinct key.
+    Distinct(DistinctState),
 }
 
 /// A value as read, with the version a write must expect.
