@@ -302,7 +302,7 @@ def access():
     invocation(b, ms, req, 230.5, app=["[ERROR] ClientError: An error occurred (AccessDenied) when calling "
                                        "the GetObject operation: Access Denied"])
     invocation(b, ms + 5_000, rid("0dd0d0d0", 0x41), 35.0, app=["order 4107 saved"])
-    b.write("access/orders-access-denied.json")
+    b.write("security/orders-access-denied.json")
 
 
 def secrets():
@@ -318,7 +318,7 @@ def secrets():
                app=["connecting to postgres://billing:Tr0ub4dor-3@billing-db.internal:5432/billing",
                     "syncing 3 invoices"])
     invocation(b, t + 120_000, rid("5ec5ec00", 3), 598.0, app=["syncing 5 invoices"])
-    b.write("access/billing-sync-secrets.json")
+    b.write("security/billing-sync-secrets.json")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ fn secrets_in_the_fixtures_never_reach_an_alert() {
         "Tr0ub4dor-3",
     ] {
         assert!(
-            std::fs::read_to_string(root().join("fixtures/access/billing-sync-secrets.json"))
+            std::fs::read_to_string(root().join("fixtures/security/billing-sync-secrets.json"))
                 .unwrap()
                 .contains(planted),
             "the fixture plants {planted}"
