@@ -1164,7 +1164,7 @@ impl<S: StateStore> Engine<S> {
         let region = &self.config.region;
         // A redacted value finds nothing in Logs Insights, nor does the kind
         // of a secret: filter on the request id instead.
-        let secret_kind = matches!(&r.detector, Detector::Pattern(p) if !p.secrets.is_empty());
+        let secret_kind = matches!(&r.detector, Detector::Pattern(p) if p.secrets.is_some());
         let needle = d
             .key
             .values()

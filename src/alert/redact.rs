@@ -257,16 +257,67 @@ pub fn secret_kinds() -> impl Iterator<Item = &'static str> {
 /// `[REDACTED:…]`, an empty one or a number failing the Luhn check is not
 /// a secret).
 pub fn secrets_in(line: &str) -> Vec<&'static str> {
-    let opts = RedactOptions::default();
-    if !may_hold_secret(line, &opts) {
+    match COMPILED.as_ref() {
+        Some(c) => kinds_found(&c.set, &c.each, line),
+        None => Vec::new(),
+    }
+}
+
+/// The patterns of some kinds of secret, compiled together once: what a rule
+/// that looks for those kinds runs on every line. Fewer patterns than
+/// [`secrets_in`] runs, same answers for the kinds chosen.
+#[derive(Debug, Clone)]
+pub struct SecretFinder {
+    set: RegexSet,
+    each: Vec<(&'static str, Regex)>,
+}
+
+impl SecretFinder {
+    /// A finder of these kinds ([`secret_kinds`]); an unknown kind is an
+    /// error naming it and the known ones.
+    pub fn new(kinds: &[String]) -> Result<SecretFinder, String> {
+        let mut chosen = Vec::new();
+        for k in kinds {
+            match PATTERNS
+                .iter()
+                .find(|p| p.0 == k.as_str() && p.0 != "email")
+            {
+                Some(p) => chosen.push(p),
+                None => {
+                    let known: Vec<&str> = secret_kinds().collect();
+                    return Err(format!(
+                        "unknown secret kind `{k}` (one of {})",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        // Keep redaction's order, whatever the rule's.
+        chosen.sort_by_key(|p| PATTERNS.iter().position(|q| q.0 == p.0));
+        chosen.dedup_by_key(|p| p.0);
+        let set = RegexSet::new(chosen.iter().map(|p| p.1.as_str()))
+            .map_err(|e| format!("secret patterns: {e}"))?;
+        let each = chosen
+            .iter()
+            .map(|(k, p)| Regex::new(p).map(|r| (*k, r)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("secret patterns: {e}"))?;
+        Ok(SecretFinder { set, each })
+    }
+
+    /// The chosen kinds of secret in `line`, each once, as [`secrets_in`].
+    pub fn find(&self, line: &str) -> Vec<&'static str> {
+        kinds_found(&self.set, &self.each, line)
+    }
+}
+
+fn kinds_found(set: &RegexSet, each: &[(&'static str, Regex)], line: &str) -> Vec<&'static str> {
+    if !may_hold_secret(line, &RedactOptions::default()) {
         return Vec::new();
     }
-    let Some(c) = COMPILED.as_ref() else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for i in c.set.matches(line).iter() {
-        let (kind, re) = &c.each[i];
+    for i in set.matches(line).iter() {
+        let (kind, re) = &each[i];
         if *kind == "email" {
             continue;
         }
@@ -702,6 +753,20 @@ mod tests {
                 );
             }
         }
+        let finder = SecretFinder::new(&["url-password".into(), "bearer-token".into()]).unwrap();
+        for (line, want) in cases {
+            let only: Vec<&str> = secrets_in(line)
+                .into_iter()
+                .filter(|k| ["url-password", "bearer-token"].contains(k))
+                .collect();
+            assert_eq!(finder.find(line), only, "{line}");
+            assert_eq!(only.len(), want.iter().filter(|k| only.contains(k)).count());
+        }
+        let e = SecretFinder::new(&["jwt".into(), "email".into()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown secret kind `email` (one of private-key,"),
+            "{e}"
+        );
         assert!(secret_kinds().any(|k| k == "private-key"));
         assert!(!secret_kinds().any(|k| k == "email"));
     }

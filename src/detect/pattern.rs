@@ -19,8 +19,8 @@ pub struct Pattern {
     pub group_by: Vec<String>,
     /// Kinds of secret ([`redact::secret_kinds`]) that make a line a finding,
     /// keyed `{kind: <kind>}`: the redaction patterns, so the alert's own
-    /// redaction always removes what was found.
-    pub secrets: Vec<String>,
+    /// redaction always removes what was found. `None` when the rule has none.
+    pub secrets: Option<redact::SecretFinder>,
 }
 
 /// Name of the key field of a secret finding.
@@ -39,11 +39,9 @@ impl Pattern {
         if let Some(fields) = self.matchers.iter().find_map(|m| m.matches(body, json)) {
             out.push(self.key(&fields));
         }
-        if !self.secrets.is_empty() {
-            for kind in redact::secrets_in(body) {
-                if self.secrets.iter().any(|s| s == kind) {
-                    out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
-                }
+        if let Some(finder) = &self.secrets {
+            for kind in finder.find(body) {
+                out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
             }
         }
         out
@@ -77,7 +75,10 @@ mod tests {
         Pattern {
             matchers: vec![],
             group_by: vec![],
-            secrets: kinds.iter().map(|k| k.to_string()).collect(),
+            secrets: Some(
+                redact::SecretFinder::new(&kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+                    .unwrap(),
+            ),
         }
     }
 
@@ -111,7 +112,7 @@ mod tests {
                 Default::default(),
             )],
             group_by: vec!["principal".into(), "action".into()],
-            secrets: vec![],
+            secrets: None,
         };
         let keys = p.observe(
             "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied",

@@ -765,17 +765,15 @@ fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
 
 fn compile_pattern(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
     let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
-    let secrets = raw.secrets.clone().unwrap_or_default();
-    let known: Vec<&str> = crate::alert::redact::secret_kinds().collect();
-    for s in &secrets {
-        if !known.contains(&s.as_str()) {
-            cx.err(
-                "secrets:",
-                format!("unknown secret kind `{s}` (one of {})", known.join(", ")),
-            );
-        }
-    }
-    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) && secrets.is_empty() {
+    let kinds = raw.secrets.clone().unwrap_or_default();
+    let secrets = if kinds.is_empty() {
+        None
+    } else {
+        crate::alert::redact::SecretFinder::new(&kinds)
+            .map_err(|e| cx.err("secrets:", e))
+            .ok()
+    };
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) && kinds.is_empty() {
         cx.err(
             "kind:",
             "a pattern rule needs a non-empty `match:` list or `secrets:` kinds",
