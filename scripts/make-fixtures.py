@@ -313,6 +313,69 @@ def envelope_sources():
     b.write("envelopes/raw-apigateway-401.payload")
 
 
+def spraying():
+    # customer-portal: one source tries 18 users once each, 10 s apart: spraying, never
+    # 10 failures within 60 s, so not a burst. Control: another source failing for one
+    # user eight times (a forgotten password), and successful logins.
+    b = Batch("/aws/lambda/customer-portal", "2026/11/22/[$LATEST]c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0")
+    t = MS0 + 600_000
+    users = ["admin", "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan",
+             "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter", "zoe"]
+    for i, u in enumerate(users):
+        ms = t + i * 10_000
+        body = {"event": "login_failed", "source_ip": "203.0.113.150", "user": f"{u}@example.com",
+                "reason": "bad_password"}
+        invocation(b, ms, rid("5b5b5b5b", i), 11.2, mem=128, used=58, app=[json.dumps(body)])
+        if i % 2 == 0:
+            other = {"event": "login_failed", "source_ip": "198.51.100.60", "user": "bob@example.com",
+                     "reason": "bad_password"} if i < 16 else \
+                    {"event": "login_succeeded", "source_ip": "198.51.100.60", "user": "bob@example.com"}
+            invocation(b, ms + 5_000, rid("6b6b6b6b", i), 10.4, mem=128, used=58, app=[json.dumps(other)])
+    b.write("auth/customer-portal-password-spraying.json")
+
+
+def access():
+    # orders: a deploy lost dynamodb:PutItem; every order retries the call (one incident),
+    # and a report job is denied an S3 object (another key).
+    b = Batch("/aws/lambda/orders", "2026/11/22/[$LATEST]0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d")
+    t = MS0 + 900_000
+    denied = ("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/orders-role/orders "
+              "is not authorized to perform: dynamodb:PutItem on resource: "
+              "arn:aws:dynamodb:eu-west-1:123456789012:table/orders because no identity-based policy "
+              "allows the dynamodb:PutItem action")
+    for i in range(6):
+        ms = t + i * 7_000
+        req = rid("0dd0d0d0", i)
+        b.add(ms, f"START RequestId: {req} Version: $LATEST\n")
+        b.add(ms + 2, f"{iso(ms + 2)}\t{req}\tINFO\tsaving order {4100 + i}\n")
+        b.add(ms + 41, f"{iso(ms + 41)}\t{req}\tERROR\t{denied}\n")
+        b.add(ms + 45, f"END RequestId: {req}\n")
+        b.add(ms + 45, f"REPORT RequestId: {req}\tDuration: 44.80 ms\tBilled Duration: 45 ms\t"
+                       f"Memory Size: 256 MB\tMax Memory Used: 91 MB\t\n")
+    req = rid("0dd0d0d0", 0x40)
+    ms = t + 60_000
+    invocation(b, ms, req, 230.5, app=["[ERROR] ClientError: An error occurred (AccessDenied) when calling "
+                                       "the GetObject operation: Access Denied"])
+    invocation(b, ms + 5_000, rid("0dd0d0d0", 0x41), 35.0, app=["order 4107 saved"])
+    b.write("security/orders-access-denied.json")
+
+
+def secrets():
+    # billing-sync: a debug line dumps its configuration with AWS's documented example
+    # keys, and a connection string carries its password. Alerts name the kind and the
+    # place; the golden expectations show the secrets never reach an alert.
+    b = Batch("/aws/lambda/billing-sync", "2026/11/22/[$LATEST]5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e")
+    t = MS0 + 1_200_000
+    cfg = ("DEBUG config loaded: {'region': 'eu-west-1', 'aws_access_key_id': 'AKIAIOSFODNN7EXAMPLE', "
+           "'aws_secret_access_key': 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'}")
+    invocation(b, t, rid("5ec5ec00", 1), 812.0, app=[cfg, "syncing 212 invoices"])
+    invocation(b, t + 60_000, rid("5ec5ec00", 2), 640.0,
+               app=["connecting to postgres://billing:Tr0ub4dor-3@billing-db.internal:5432/billing",
+                    "syncing 3 invoices"])
+    invocation(b, t + 120_000, rid("5ec5ec00", 3), 598.0, app=["syncing 5 invoices"])
+    b.write("security/billing-sync-secrets.json")
+
+
 if __name__ == "__main__":
     envelope_sources()
     auth()
@@ -322,3 +385,6 @@ if __name__ == "__main__":
     failures()
     lifecycle()
     plain()
+    spraying()
+    access()
+    secrets()

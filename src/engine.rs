@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::alert::redact::RedactOptions;
 use crate::alert::{self, Alert, Links};
 use crate::detect::baseline::{BaselineState, Sample};
+use crate::detect::distinct::DistinctState;
 use crate::detect::failure::classify;
 use crate::detect::leak::{LeakState, MemoryPoint};
 use crate::detect::lifecycle::StreamState;
@@ -210,6 +211,17 @@ enum Obs<'a> {
         request_id: Cow<'a, str>,
         point: MemoryPoint,
     },
+    Distinct {
+        rule: usize,
+        key: Key,
+        value: u64,
+        request_id: Option<Cow<'a, str>>,
+    },
+    Pattern {
+        rule: usize,
+        key: Key,
+        request_id: Option<Cow<'a, str>>,
+    },
 }
 
 struct Observed<'a> {
@@ -318,6 +330,7 @@ impl Work {
     slot_as!(function, Function, FunctionState);
     slot_as!(rate, Rate, RateState);
     slot_as!(leak, Leak, LeakState);
+    slot_as!(distinct, Distinct, DistinctState);
 
     fn peek(&self, key: &str) -> Option<&StateValue> {
         self.slots.get(key).and_then(|s| s.value.as_ref())
@@ -342,15 +355,13 @@ impl<S: StateStore> Engine<S> {
         let mut always = false;
         let mut wants_json = false;
         for r in &rules.rules {
-            if let Detector::Threshold(t) = &r.detector {
-                for m in t.matchers.iter().filter(|m| m.needs_json()) {
-                    wants_json = true;
-                    let n = m.json_needles();
-                    if n.is_empty() {
-                        always = true;
-                    }
-                    needles.extend(n);
+            for m in r.detector.matchers().iter().filter(|m| m.needs_json()) {
+                wants_json = true;
+                let n = m.json_needles();
+                if n.is_empty() {
+                    always = true;
                 }
+                needles.extend(n);
             }
         }
         Engine {
@@ -555,6 +566,37 @@ impl<S: StateStore> Engine<S> {
                             request_id: line.request_id.clone(),
                         }
                     }
+                    Detector::Distinct(d) => {
+                        let Record::App(line) = &rec else { continue };
+                        let parsed = self.json_of(&mut json, line);
+                        let Some(fields) = d.observe(line.body, parsed) else {
+                            continue;
+                        };
+                        let Some((key, value)) = d.key_and_value(&fields) else {
+                            continue;
+                        };
+                        Obs::Distinct {
+                            rule: ri,
+                            key,
+                            value,
+                            request_id: line.request_id.clone(),
+                        }
+                    }
+                    Detector::Pattern(pat) => {
+                        let Record::App(line) = &rec else { continue };
+                        let parsed = self.json_of(&mut json, line);
+                        for key in pat.observe(line.body, parsed) {
+                            out.push(Observed {
+                                event: i,
+                                obs: Obs::Pattern {
+                                    rule: ri,
+                                    key,
+                                    request_id: line.request_id.clone(),
+                                },
+                            });
+                        }
+                        continue;
+                    }
                     Detector::Failure(f) => {
                         let Some(fail) = failed.as_ref().filter(|x| f.on.contains(&x.class)) else {
                             continue;
@@ -647,6 +689,20 @@ impl<S: StateStore> Engine<S> {
         out
     }
 
+    /// The body of an application line as JSON, parsed at most once per event.
+    fn json_of<'j>(
+        &self,
+        json: &'j mut Option<Option<Value>>,
+        line: &platform::AppLine<'_>,
+    ) -> Option<&'j Value> {
+        if self.wants_json && line.body_is_json {
+            json.get_or_insert_with(|| self.parse_json(line.body))
+                .as_ref()
+        } else {
+            None
+        }
+    }
+
     fn parse_json(&self, body: &str) -> Option<Value> {
         if let Some(needles) = &self.json_needles
             && !needles.iter().any(|n| n.find(body.as_bytes()).is_some())
@@ -674,7 +730,7 @@ impl<S: StateStore> Engine<S> {
             let mut seen_keys: HashSet<(usize, &Key)> = HashSet::new();
             for o in observed {
                 match &o.obs {
-                    Obs::Threshold { rule: r, key, .. } => {
+                    Obs::Threshold { rule: r, key, .. } | Obs::Distinct { rule: r, key, .. } => {
                         if seen_keys.insert((*r, key)) {
                             let id = &rules.rules[*r].id;
                             keys.push(state::window_key(id, &p.log_group, key));
@@ -708,6 +764,12 @@ impl<S: StateStore> Engine<S> {
                             _ => bk.rate[*r].clone(),
                         });
                         keys.push(bk.incident[*r].clone());
+                    }
+                    Obs::Pattern { rule: r, key, .. } => {
+                        if seen_keys.insert((*r, key)) {
+                            let id = &rules.rules[*r].id;
+                            keys.push(state::incident_key(id, &p.log_group, key));
+                        }
                     }
                     Obs::LearnTimeout { .. } => {}
                 }
@@ -921,6 +983,54 @@ impl<S: StateStore> Engine<S> {
                     };
                     self.record(work, *rule, group, f, event_hash());
                 }
+            }
+            Obs::Distinct {
+                rule,
+                key,
+                value,
+                request_id,
+            } => {
+                let r = &self.rules.rules[*rule];
+                let Detector::Distinct(d) = &r.detector else {
+                    return;
+                };
+                // While an incident is open, every further event folds into it.
+                let ikey = state::incident_key(&r.id, group, key);
+                if work.open_incident(&ikey, ts) {
+                    let ids = request_id.iter().map(|r| r.to_string()).collect();
+                    let mut f = finding(1, ids, BTreeMap::new());
+                    f.key = key.clone();
+                    self.record(work, *rule, group, f, event_hash());
+                    return;
+                }
+                let wkey = state::window_key(&r.id, group, key);
+                let st = work.distinct(&wkey, ts + d.window_ms);
+                if let Some(spread) = d.apply(st, ts, *value, &ev.message, request_id.as_deref()) {
+                    let f = Finding {
+                        key: key.clone(),
+                        first_seen: spread.first_seen,
+                        last_seen: ts,
+                        count: spread.distinct,
+                        log_stream: stream.to_string(),
+                        request_ids: std::mem::take(&mut st.request_ids),
+                        evidence: std::mem::take(&mut st.samples),
+                        metrics: BTreeMap::from([
+                            (format!("distinct_{}", d.field), spread.distinct as f64),
+                            ("threshold".to_string(), d.threshold as f64),
+                        ]),
+                    };
+                    self.record(work, *rule, group, f, event_hash());
+                }
+            }
+            Obs::Pattern {
+                rule,
+                key,
+                request_id,
+            } => {
+                let ids = request_id.iter().map(|r| r.to_string()).collect();
+                let mut f = finding(1, ids, BTreeMap::new());
+                f.key = key.clone();
+                self.record(work, *rule, group, f, event_hash());
             }
             Obs::Failure {
                 rule,
@@ -1252,13 +1362,14 @@ impl<S: StateStore> Engine<S> {
             format!("{} ({}) in {place}", r.title, who.join(", "))
         };
         let region = &self.config.region;
-        // A redacted value finds nothing in Logs Insights: filter on the
-        // request id instead.
+        // A redacted value finds nothing in Logs Insights, nor does the kind
+        // of a secret: filter on the request id instead.
+        let secret_kind = matches!(&r.detector, Detector::Pattern(p) if p.secrets.is_some());
         let needle = d
             .key
             .values()
             .next()
-            .filter(|v| !v.contains("[REDACTED:"))
+            .filter(|v| !v.contains("[REDACTED:") && !secret_kind)
             .cloned()
             .or_else(|| d.request_ids.first().cloned());
         let links = Links {
@@ -1574,6 +1685,28 @@ fn summary(r: &Rule, d: &Draft, place: &str) -> String {
             d.log_group,
             t.threshold,
             t.window_ms / 1_000
+        ),
+        Detector::Distinct(x) => format!(
+            "{} distinct {} values in {} matching events from {} in {} {span} (threshold {} within {} s).",
+            d.metrics
+                .get(&format!("distinct_{}", x.field))
+                .copied()
+                .unwrap_or(0.0),
+            x.field,
+            d.count,
+            key.join(", "),
+            d.log_group,
+            x.threshold,
+            x.window_ms / 1_000
+        ),
+        Detector::Pattern(_) if key.is_empty() => {
+            format!("{} matching event(s) in {} {span}.", d.count, d.log_group)
+        }
+        Detector::Pattern(_) => format!(
+            "{} matching event(s) with {} in {} {span}.",
+            d.count,
+            key.join(", "),
+            d.log_group
         ),
         Detector::Failure(_) => format!("{} failed invocation(s) of {place} {span}.", d.count),
         Detector::Lifecycle(_) => format!(

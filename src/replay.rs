@@ -263,7 +263,7 @@ pub fn replay_with<S: StateStore>(
         match input {
             Input::Decoded(decoded) if !decoded.overflowed => {
                 for (origin, unit) in decoded.units {
-                    d.unit(engine, rt, &mut summary, &origin, unit);
+                    d.unit(engine, rt, &mut summary, &origin, unit, &mut *publish);
                 }
                 d.error = decoded.error;
             }
@@ -271,11 +271,11 @@ pub fn replay_with<S: StateStore>(
             // however many payloads the input holds.
             _ => {
                 d.error = decode_each(input.path(), opts, &mut |origin, unit| {
-                    d.unit(engine, rt, &mut summary, origin, unit);
+                    d.unit(engine, rt, &mut summary, origin, unit, &mut *publish);
                 });
             }
         }
-        d.finish(engine, rt, &mut summary, publish)?;
+        d.finish(&mut summary)?;
         if let Some(bar) = &progress {
             bar.inc(1);
         }
@@ -405,14 +405,17 @@ impl Input<'_> {
     }
 }
 
-/// Detection over one input: every payload in order, then its alerts
-/// published and confirmed by [`Detection::finish`].
+/// Detection over one input: every payload in order, each payload's alerts
+/// published and confirmed before the next payload is detected (so a later
+/// payload that repeats an earlier one's event ids cannot make the engine
+/// re-send alerts still pending), errors reported by [`Detection::finish`].
 struct Detection {
     shown: String,
     batch_errors: Vec<InputError>,
     /// The store failed: the rest of the input is skipped.
     fatal: Option<EngineError>,
-    pending: Vec<Alert>,
+    /// Delivery failed: the rest of the input is skipped.
+    output: Option<std::io::Error>,
     /// The input as a whole could not be read or recognised.
     error: Option<String>,
 }
@@ -423,7 +426,7 @@ impl Detection {
             shown: path.display().to_string(),
             batch_errors: Vec::new(),
             fatal: None,
-            pending: Vec::new(),
+            output: None,
             error: None,
         }
     }
@@ -436,8 +439,9 @@ impl Detection {
         summary: &mut ReplaySummary,
         origin: &str,
         unit: Result<ingest::OwnedPayload, ingest::DecodeError>,
+        publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
     ) {
-        if self.fatal.is_some() {
+        if self.fatal.is_some() || self.output.is_some() {
             return;
         }
         match unit {
@@ -453,27 +457,30 @@ impl Detection {
                     }
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
-                    self.pending.extend(o.alerts);
+                    if o.alerts.is_empty() {
+                        return;
+                    }
+                    summary.alerts += o.alerts.len();
+                    if let Err(e) = publish(&o.alerts) {
+                        self.output = Some(e);
+                        return;
+                    }
+                    let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+                    if let Err(e) = rt.block_on(engine.confirm(&ids)) {
+                        self.fatal = Some(e);
+                    }
                 }
                 Err(e) => self.fatal = Some(e),
             },
         }
     }
 
-    /// Publishes and confirms the input's alerts and records its errors.
-    fn finish<S: StateStore>(
-        self,
-        engine: &mut Engine<S>,
-        rt: &tokio::runtime::Runtime,
-        summary: &mut ReplaySummary,
-        publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
-    ) -> Result<(), ReplayError> {
+    /// Records the input's errors; a delivery or store failure stops the replay.
+    fn finish(self, summary: &mut ReplaySummary) -> Result<(), ReplayError> {
         summary.inputs += 1;
-        summary.alerts += self.pending.len();
-        publish(&self.pending).map_err(ReplayError::Output)?;
-        let ids: Vec<String> = self.pending.iter().map(|a| a.id.clone()).collect();
-        rt.block_on(engine.confirm(&ids))
-            .map_err(ReplayError::Engine)?;
+        if let Some(e) = self.output {
+            return Err(ReplayError::Output(e));
+        }
         if let Some(e) = self.fatal {
             return Err(ReplayError::Engine(e));
         }

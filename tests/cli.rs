@@ -26,12 +26,12 @@ fn replay_fixtures_exits_zero_and_json_prints_only_alerts() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 16, "{stdout}");
+    assert_eq!(lines.len(), 22, "{stdout}");
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["id"].is_string() && v["rule"].is_string(), "{l}");
     }
-    assert!(text(&out.stderr).contains("16 alert(s)"));
+    assert!(text(&out.stderr).contains("22 alert(s)"));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn usage_and_rule_errors_exit_two() {
 fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
     let out = logwarden(&["rules", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("10 rules,"));
+    assert!(text(&out.stdout).contains("13 rules,"));
     let out = logwarden(&["rules", "check", "detectors"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = logwarden(&["rules", "list"]);
@@ -161,6 +161,9 @@ fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
         "memory-anomaly",
         "invocation-spike",
         "memory-leak",
+        "password-spraying",
+        "unauthorized-access",
+        "secret-in-logs",
     ] {
         assert!(s.contains(id), "{id}");
     }
@@ -320,7 +323,7 @@ fn thread_count_changes_nothing_in_the_output() {
         (text(&out.stdout), text(&out.stderr))
     };
     let one = run("1");
-    assert_eq!(one.0.lines().count(), 16, "{}", one.0);
+    assert_eq!(one.0.lines().count(), 22, "{}", one.0);
     for threads in ["2", "4", "0"] {
         assert_eq!(run(threads), one, "--threads {threads}");
     }

@@ -126,6 +126,38 @@ fn controls_stay_silent() {
 }
 
 #[test]
+fn secrets_in_the_fixtures_never_reach_an_alert() {
+    let (alerts, _) = run(&[root().join("fixtures")]);
+    let secret: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.rule == "secret-in-logs")
+        .collect();
+    let kinds: Vec<&str> = secret.iter().map(|a| a.key["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["aws-access-key-id", "aws-secret-key", "url-password"]
+    );
+    let json = serde_json::to_string(&alerts).unwrap();
+    for planted in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "Tr0ub4dor-3",
+    ] {
+        assert!(
+            std::fs::read_to_string(root().join("fixtures/security/billing-sync-secrets.json"))
+                .unwrap()
+                .contains(planted),
+            "the fixture plants {planted}"
+        );
+        assert!(!json.contains(planted), "{planted} reached an alert");
+    }
+    for a in secret {
+        assert_eq!(a.function.as_deref(), Some("billing-sync"));
+        assert!(a.log_stream.is_some() && !a.request_ids.is_empty());
+    }
+}
+
+#[test]
 fn alert_json_holds_the_contract_fields() {
     let (alerts, _) = run(&[root().join("fixtures")]);
     for a in &alerts {

@@ -95,7 +95,7 @@ async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
     let conf = aws(&ep).await;
     let t = topic_with_queue(&conf, &unique("lw-many"), None).await;
     let mut alerts = golden_alerts();
-    assert_eq!(alerts.len(), 16);
+    assert_eq!(alerts.len(), 22);
     alerts.truncate(12);
     let ids = sink(&conf, &t.topic_arn).publish(&alerts).await.unwrap();
     assert_eq!(ids.len(), 12);

@@ -161,15 +161,34 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
     Some(Compiled { set, each })
 });
 
+/// The cheap pre-check, in one pass each: any trigger in any ASCII case
+/// (the same test as lower-casing the line and searching every trigger, at a
+/// fraction of the cost: secret-in-logs runs it on every line), or a run of
+/// 13 digits with single spaces or dashes between them, which every card
+/// number the card pattern takes holds.
+static PRECHECK: LazyLock<Option<(regex::bytes::Regex, regex::bytes::Regex)>> =
+    LazyLock::new(|| {
+        let any: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        let triggers = regex::bytes::RegexBuilder::new(&any.join("|"))
+            .case_insensitive(true)
+            .unicode(false)
+            .build()
+            .ok()?;
+        let digits = regex::bytes::Regex::new(r"(?-u:\d)(?:[ -]?(?-u:\d)){12}").ok()?;
+        Some((triggers, digits))
+    });
+
 fn may_hold_secret(line: &str, opts: &RedactOptions) -> bool {
     if opts.emails && line.contains('@') {
         return true;
     }
-    if line.bytes().filter(u8::is_ascii_digit).count() >= 13 {
-        return true;
+    match PRECHECK.as_ref() {
+        Some((triggers, digits)) => {
+            triggers.is_match(line.as_bytes()) || digits.is_match(line.as_bytes())
+        }
+        // Constant patterns covered by tests; without them, run the full ones.
+        None => true,
     }
-    let lower = line.to_ascii_lowercase();
-    TRIGGERS.iter().any(|t| lower.contains(t))
 }
 
 /// Replace every secret in `line` by `[REDACTED:<kind>]` (emails left alone).
@@ -224,6 +243,104 @@ pub fn redact_with<'a>(line: &'a str, opts: &RedactOptions) -> Cow<'a, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The kinds of secret [`redact`] knows, in the order it tries them (the
+/// names of `[REDACTED:<kind>]`), emails excluded: an address is not a secret.
+pub fn secret_kinds() -> impl Iterator<Item = &'static str> {
+    PATTERNS.iter().map(|p| p.0).filter(|k| *k != "email")
+}
+
+/// The kinds of secret in `line`, each once, in [`secret_kinds`] order:
+/// exactly what [`redact`] would replace, from the same patterns, so a line
+/// reported here never leaves redaction with its secret (a value already
+/// `[REDACTED:…]`, an empty one or a number failing the Luhn check is not
+/// a secret).
+pub fn secrets_in(line: &str) -> Vec<&'static str> {
+    match COMPILED.as_ref() {
+        Some(c) => kinds_found(&c.set, &c.each, line),
+        None => Vec::new(),
+    }
+}
+
+/// The patterns of some kinds of secret, compiled together once: what a rule
+/// that looks for those kinds runs on every line. Fewer patterns than
+/// [`secrets_in`] runs, same answers for the kinds chosen.
+#[derive(Debug, Clone)]
+pub struct SecretFinder {
+    set: RegexSet,
+    each: Vec<(&'static str, Regex)>,
+}
+
+impl SecretFinder {
+    /// A finder of these kinds ([`secret_kinds`]); an unknown kind is an
+    /// error naming it and the known ones.
+    pub fn new(kinds: &[String]) -> Result<SecretFinder, String> {
+        let mut chosen = Vec::new();
+        for k in kinds {
+            match PATTERNS
+                .iter()
+                .find(|p| p.0 == k.as_str() && p.0 != "email")
+            {
+                Some(p) => chosen.push(p),
+                None => {
+                    let known: Vec<&str> = secret_kinds().collect();
+                    return Err(format!(
+                        "unknown secret kind `{k}` (one of {})",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        // Keep redaction's order, whatever the rule's.
+        chosen.sort_by_key(|p| PATTERNS.iter().position(|q| q.0 == p.0));
+        chosen.dedup_by_key(|p| p.0);
+        let set = RegexSet::new(chosen.iter().map(|p| p.1.as_str()))
+            .map_err(|e| format!("secret patterns: {e}"))?;
+        let each = chosen
+            .iter()
+            .map(|(k, p)| Regex::new(p).map(|r| (*k, r)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("secret patterns: {e}"))?;
+        Ok(SecretFinder { set, each })
+    }
+
+    /// The chosen kinds of secret in `line`, each once, as [`secrets_in`].
+    pub fn find(&self, line: &str) -> Vec<&'static str> {
+        kinds_found(&self.set, &self.each, line)
+    }
+}
+
+fn kinds_found(set: &RegexSet, each: &[(&'static str, Regex)], line: &str) -> Vec<&'static str> {
+    if !may_hold_secret(line, &RedactOptions::default()) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for i in set.matches(line).iter() {
+        let (kind, re) = &each[i];
+        if *kind == "email" {
+            continue;
+        }
+        let real = re.captures_iter(line).any(|caps| {
+            let Some(whole) = caps.get(0) else {
+                return false;
+            };
+            if *kind == "card-number" {
+                return luhn(whole.as_str());
+            }
+            match (1..caps.len()).find_map(|i| caps.get(i)) {
+                None => true,
+                Some(g) => {
+                    let secret = g.as_str().trim_end_matches('\\');
+                    !secret.is_empty() && !secret.starts_with("[REDACTED:")
+                }
+            }
+        });
+        if real {
+            out.push(*kind);
+        }
+    }
+    out
 }
 
 fn redact_in_place(s: &mut String, opts: &RedactOptions) {
@@ -305,6 +422,23 @@ mod tests {
     #[test]
     fn patterns_compile() {
         assert!(COMPILED.is_some());
+        assert!(PRECHECK.is_some());
+    }
+
+    #[test]
+    fn the_precheck_finds_every_trigger_in_any_case_and_card_runs() {
+        let o = RedactOptions::default();
+        for t in TRIGGERS {
+            assert!(may_hold_secret(&format!("a {t} b"), &o), "{t}");
+            assert!(may_hold_secret(&t.to_ascii_uppercase(), &o), "{t}");
+        }
+        assert!(may_hold_secret("pay 4111-1111-1111-1 now", &o));
+        assert!(!may_hold_secret("ids 4111 1111 1111 and 2026-11-22", &o));
+        assert!(!may_hold_secret("INFO all good", &o));
+        assert!(may_hold_secret(
+            "mail a@b.example",
+            &RedactOptions { emails: true }
+        ));
     }
 
     #[test]
@@ -592,6 +726,49 @@ mod tests {
         assert!(!json.contains("hunter22"), "{json}");
         assert_eq!(a.id, "0123");
         assert_eq!(a.key["user"], "password=[REDACTED:password]");
+    }
+
+    #[test]
+    fn secrets_in_names_exactly_what_redaction_replaces() {
+        let cases: [(&str, &[&str]); 7] = [
+            ("key=AKIAIOSFODNN7EXAMPLE used", &["aws-access-key-id"]),
+            (
+                "GET https://bob:hunter22@example.com/ with Bearer abcdefghijklmnop",
+                &["bearer-token", "url-password"],
+            ),
+            ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE", &["private-key"]),
+            ("Authorization: Bearer [REDACTED:bearer-token]", &[]),
+            ("mailto alice@example.com", &[]),
+            ("order 4111 1111 1111 1112 shipped", &[]),
+            ("card 4111 1111 1111 1111", &["card-number"]),
+        ];
+        for (line, want) in cases {
+            let got = secrets_in(line);
+            assert_eq!(got, want, "{line}");
+            for kind in got {
+                let red = redact(line);
+                assert!(
+                    red.contains(&format!("[REDACTED:{kind}]")),
+                    "{line} → {red}"
+                );
+            }
+        }
+        let finder = SecretFinder::new(&["url-password".into(), "bearer-token".into()]).unwrap();
+        for (line, want) in cases {
+            let only: Vec<&str> = secrets_in(line)
+                .into_iter()
+                .filter(|k| ["url-password", "bearer-token"].contains(k))
+                .collect();
+            assert_eq!(finder.find(line), only, "{line}");
+            assert_eq!(only.len(), want.iter().filter(|k| only.contains(k)).count());
+        }
+        let e = SecretFinder::new(&["jwt".into(), "email".into()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown secret kind `email` (one of private-key,"),
+            "{e}"
+        );
+        assert!(secret_kinds().any(|k| k == "private-key"));
+        assert!(!secret_kinds().any(|k| k == "email"));
     }
 
     #[test]

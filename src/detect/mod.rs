@@ -6,9 +6,11 @@
 //! ([`crate::state::StateValue`]) so any [`crate::state::StateStore`] can hold it.
 
 pub mod baseline;
+pub mod distinct;
 pub mod failure;
 pub mod leak;
 pub mod lifecycle;
+pub mod pattern;
 pub mod rate;
 pub mod threshold;
 
@@ -35,6 +37,26 @@ pub enum Detector {
     /// Memory rising steadily within one log stream (kind `baseline`,
     /// `metric: memory_trend`).
     Leak(leak::Leak),
+    /// Distinct values of a field per key in a sliding window.
+    Distinct(distinct::Distinct),
+    /// Every matching event (or secret) is a finding.
+    Pattern(pattern::Pattern),
+}
+
+impl Detector {
+    /// The line matchers of the rule (empty for kinds that read platform records).
+    pub fn matchers(&self) -> &[crate::rules::Matcher] {
+        match self {
+            Detector::Threshold(t) => &t.matchers,
+            Detector::Distinct(d) => &d.matchers,
+            Detector::Pattern(p) => &p.matchers,
+            Detector::Lifecycle(_)
+            | Detector::Failure(_)
+            | Detector::Baseline(_)
+            | Detector::Rate(_)
+            | Detector::Leak(_) => &[],
+        }
+    }
 }
 
 /// Something a detector found: the start or the continuation of an incident.

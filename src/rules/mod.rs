@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Detector;
 use crate::detect::baseline::{Baseline, Metric};
+use crate::detect::distinct::Distinct;
 use crate::detect::failure::{Failure, FailureClass};
 use crate::detect::leak::{self, Leak};
 use crate::detect::lifecycle::Lifecycle;
+use crate::detect::pattern::Pattern;
 use crate::detect::rate::{Pricing, Rate};
 use crate::detect::threshold::Threshold;
 use crate::time::{Millis, parse_duration, parse_rfc3339};
@@ -67,6 +69,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "memory-leak.yaml",
         include_str!("../../detectors/memory-leak.yaml"),
+    ),
+    (
+        "password-spraying.yaml",
+        include_str!("../../detectors/password-spraying.yaml"),
+    ),
+    (
+        "unauthorized-access.yaml",
+        include_str!("../../detectors/unauthorized-access.yaml"),
+    ),
+    (
+        "secret-in-logs.yaml",
+        include_str!("../../detectors/secret-in-logs.yaml"),
     ),
 ];
 
@@ -350,6 +364,8 @@ struct RawRule {
     min_points: Option<usize>,
     monotonicity: Option<f64>,
     horizon: Option<f64>,
+    distinct: Option<String>,
+    secrets: Option<Vec<String>>,
     #[serde(default)]
     tests: Vec<RawTest>,
 }
@@ -537,7 +553,7 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     let Some(kind) = raw.kind else {
         cx.err(
             "",
-            "missing `kind` (threshold, lifecycle, failure or baseline)",
+            "missing `kind` (threshold, distinct, pattern, lifecycle, failure or baseline)",
         );
         return Err(cx.errors);
     };
@@ -594,7 +610,7 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
         (
             "group_by",
             raw.group_by.is_some(),
-            &[Kind::Threshold, Kind::Distinct],
+            &[Kind::Threshold, Kind::Distinct, Kind::Pattern],
         ),
         (
             "threshold",
@@ -654,6 +670,17 @@ fn reject_foreign(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) {
             "memory_fraction:",
             format!("`memory_fraction` does not apply to kind {}", kind.as_str()),
         );
+    }
+    for (name, is_set, only) in [
+        ("distinct", raw.distinct.is_some(), Kind::Distinct),
+        ("secrets", raw.secrets.is_some(), Kind::Pattern),
+    ] {
+        if is_set && kind != only {
+            cx.err(
+                &format!("{name}:"),
+                format!("`{name}` does not apply to kind {}", kind.as_str()),
+            );
+        }
     }
     reject_foreign_rate_and_trend(cx, kind, raw);
 }
@@ -912,17 +939,80 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
             }))
         }
         Kind::Rate => compile_rate(cx, raw),
-        Kind::Distinct | Kind::Pattern => {
-            cx.err(
-                "kind:",
-                format!(
-                    "kind `{}` is reserved but not available in this version (use threshold, lifecycle, failure, baseline or rate)",
-                    kind.as_str()
-                ),
-            );
-            None
-        }
+        Kind::Distinct => compile_distinct(cx, raw),
+        Kind::Pattern => compile_pattern(cx, raw),
     }
+}
+
+fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) {
+        cx.err("kind:", "a distinct rule needs a non-empty `match:` list");
+    }
+    let field = raw.distinct.clone().unwrap_or_default();
+    if field.is_empty() {
+        let at = if raw.distinct.is_some() {
+            "distinct:"
+        } else {
+            "kind:"
+        };
+        cx.err(
+            at,
+            "a distinct rule needs `distinct:`, the field whose values are counted (e.g. user)",
+        );
+    }
+    let threshold = raw.threshold.unwrap_or(0);
+    if threshold < 2 {
+        let at = if raw.threshold.is_some() {
+            "threshold:"
+        } else {
+            "kind:"
+        };
+        cx.err(
+            at,
+            "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
+        );
+    }
+    if threshold > 10_000 {
+        cx.err("threshold:", "`threshold` above 10000 is not supported");
+    }
+    let window_ms = match raw.window.as_deref() {
+        None => {
+            cx.err("kind:", "a distinct rule needs `window:` (e.g. 5m)");
+            0
+        }
+        Some(w) => cx.duration("window", Some(w), 0),
+    };
+    Some(Detector::Distinct(Distinct {
+        matchers,
+        group_by: raw.group_by.clone().unwrap_or_default(),
+        field,
+        threshold: threshold as usize,
+        window_ms,
+    }))
+}
+
+fn compile_pattern(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
+    let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
+    let kinds = raw.secrets.clone().unwrap_or_default();
+    let secrets = if kinds.is_empty() {
+        None
+    } else {
+        crate::alert::redact::SecretFinder::new(&kinds)
+            .map_err(|e| cx.err("secrets:", e))
+            .ok()
+    };
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) && kinds.is_empty() {
+        cx.err(
+            "kind:",
+            "a pattern rule needs a non-empty `match:` list or `secrets:` kinds",
+        );
+    }
+    Some(Detector::Pattern(Pattern {
+        matchers,
+        group_by: raw.group_by.clone().unwrap_or_default(),
+        secrets,
+    }))
 }
 
 fn function_timeouts(cx: &mut Ctx<'_>, raw: &RawRule) -> BTreeMap<String, Millis> {
@@ -1099,7 +1189,10 @@ mod tests {
                 "memory-leak",
                 "missing-end",
                 "out-of-memory",
-                "runtime-exit"
+                "password-spraying",
+                "runtime-exit",
+                "secret-in-logs",
+                "unauthorized-access"
             ]
         );
         for r in &set.rules {
@@ -1217,6 +1310,51 @@ mod tests {
         assert!(
             text.contains("b.yaml:4: a rate rule needs `pricing:`"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn distinct_and_pattern_rules_say_what_they_lack() {
+        let e = errs(
+            "d.yaml",
+            "id: d\ntitle: t\nseverity: low\nkind: distinct\nmatch:\n  - regex: 'x(?P<ip>\\S+)'\nthreshold: 1\nsecrets: [jwt]\n",
+        )
+        .join("\n");
+        assert!(
+            e.contains("d.yaml:4: a distinct rule needs `distinct:`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:7: a distinct rule needs `threshold:` ≥ 2"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:4: a distinct rule needs `window:`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("d.yaml:8: `secrets` does not apply to kind distinct"),
+            "{e}"
+        );
+        let e = errs(
+            "p.yaml",
+            "id: p\ntitle: t\nseverity: low\nkind: pattern\nsecrets: [aws-access-key-id, passwords]\ndistinct: user\n",
+        )
+        .join("\n");
+        assert!(
+            e.contains(
+                "p.yaml:5: unknown secret kind `passwords` (one of private-key, aws-access-key-id,"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.yaml:6: `distinct` does not apply to kind pattern"),
+            "{e}"
+        );
+        let e = errs("q.yaml", "id: q\ntitle: t\nseverity: low\nkind: pattern\n").join("\n");
+        assert!(
+            e.contains("q.yaml:4: a pattern rule needs a non-empty `match:` list or `secrets:`"),
+            "{e}"
         );
     }
 

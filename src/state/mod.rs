@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Key;
 use crate::detect::baseline::BaselineState;
+use crate::detect::distinct::DistinctState;
 use crate::detect::leak::LeakState;
 use crate::detect::lifecycle::StreamState;
 use crate::detect::rate::RateState;
@@ -97,6 +98,8 @@ pub enum StateValue {
     Rate(RateState),
     /// Recent memory use of one log stream.
     Leak(LeakState),
+    /// Recent distinct values of a distinct key.
+    Distinct(DistinctState),
 }
 
 /// A value as read, with the version a write must expect.

@@ -1,0 +1,298 @@
+//! `distinct`: at least N distinct values of one field per key within a
+//! sliding window of event time (password spraying: one source failing for
+//! many users; many failures for one user is a burst, which `threshold` sees).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Key;
+use crate::rules::matcher::{Fields, Matcher, field};
+
+/// Configuration of a distinct rule.
+#[derive(Debug, Clone)]
+pub struct Distinct {
+    /// Matchers; the first that matches wins.
+    pub matchers: Vec<Matcher>,
+    /// Fields forming the key; an event lacking one is not counted.
+    pub group_by: Vec<String>,
+    /// The field whose distinct values are counted; an event lacking it is
+    /// not counted.
+    pub field: String,
+    /// Distinct values needed within the window.
+    pub threshold: usize,
+    /// Window length in milliseconds.
+    pub window_ms: i64,
+}
+
+/// Recent distinct values of one key. Values are kept as hashes (no user
+/// names in the state store), each with the last time it was seen, and at
+/// most `threshold` of them: the newest ones are all the sliding-window test
+/// needs, so the state stays bounded whatever an attacker sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DistinctState {
+    /// `(last seen, value hash)`, sorted by time.
+    pub values: Vec<(i64, u64)>,
+    /// Up to five lines, one per new value, for evidence.
+    pub samples: Vec<String>,
+    /// Request ids of those lines.
+    pub request_ids: Vec<String>,
+}
+
+/// Distinct values of one key that reached the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spread {
+    /// Earliest last-seen time of the values counted.
+    pub first_seen: i64,
+    /// Distinct values counted.
+    pub distinct: u64,
+}
+
+impl Distinct {
+    /// Fields of the first matcher that matches the line, if any.
+    pub fn observe(&self, body: &str, json: Option<&Value>) -> Option<Fields> {
+        self.matchers.iter().find_map(|m| m.matches(body, json))
+    }
+
+    /// Whether any matcher needs the body as JSON.
+    pub fn needs_json(&self) -> bool {
+        self.matchers.iter().any(Matcher::needs_json)
+    }
+
+    /// The key and the hash of the counted value of a matching event; `None`
+    /// when a `group_by` field or the counted field is missing or empty.
+    pub fn key_and_value(&self, fields: &Fields) -> Option<(Key, u64)> {
+        let value = field(fields, &self.field).filter(|v| !v.is_empty())?;
+        let key = self
+            .group_by
+            .iter()
+            .map(|g| field(fields, g).map(|v| (g.clone(), v.to_string())))
+            .collect::<Option<Key>>()?;
+        Some((key, super::stable_hash(&["distinct", value])))
+    }
+
+    /// Count one event's value; `Some` when the window now holds `threshold`
+    /// distinct values. A value seen again only moves its time forward, so a
+    /// redelivered batch or a repeated user never counts twice.
+    pub fn apply(
+        &self,
+        st: &mut DistinctState,
+        ts: i64,
+        value: u64,
+        sample: &str,
+        request_id: Option<&str>,
+    ) -> Option<Spread> {
+        let newest = st.values.last().map_or(ts, |v| v.0.max(ts));
+        let floor = newest - self.window_ms;
+        st.values.retain(|v| v.0 >= floor);
+        if ts < floor {
+            // Older than the window of what is already known: too late to count.
+            return None;
+        }
+        match st.values.iter().position(|v| v.1 == value) {
+            Some(i) => {
+                let seen = st.values.remove(i).0.max(ts);
+                let at = st.values.partition_point(|v| v.0 <= seen);
+                st.values.insert(at, (seen, value));
+                return None;
+            }
+            None => {
+                let at = st.values.partition_point(|v| v.0 <= ts);
+                st.values.insert(at, (ts, value));
+            }
+        }
+        while st.values.len() > self.threshold {
+            st.values.remove(0);
+        }
+        push_capped(&mut st.samples, sample.to_string(), 5);
+        if let Some(r) = request_id {
+            push_capped(&mut st.request_ids, r.to_string(), 5);
+        }
+        if st.values.len() >= self.threshold {
+            let spread = Spread {
+                first_seen: st.values.first().map_or(ts, |v| v.0),
+                distinct: st.values.len() as u64,
+            };
+            st.values.clear();
+            return Some(spread);
+        }
+        None
+    }
+}
+
+fn push_capped(v: &mut Vec<String>, s: String, cap: usize) {
+    if v.len() >= cap {
+        v.remove(0);
+    }
+    v.push(s);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alert::Alert;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::ingest::{LogEvent, MessageType, Payload};
+    use crate::rules::RuleSet;
+    use crate::state::MemoryStore;
+
+    fn rule(threshold: usize, window_ms: i64) -> Distinct {
+        Distinct {
+            matchers: vec![],
+            group_by: vec!["source_ip".into()],
+            field: "user".into(),
+            threshold,
+            window_ms,
+        }
+    }
+
+    #[test]
+    fn fires_when_enough_distinct_values_fall_in_the_window() {
+        let r = rule(3, 10_000);
+        let mut st = DistinctState::default();
+        assert!(r.apply(&mut st, 0, 1, "a", None).is_none());
+        assert!(r.apply(&mut st, 1_000, 1, "a again", None).is_none());
+        assert!(r.apply(&mut st, 2_000, 2, "b", None).is_none());
+        let s = r.apply(&mut st, 9_000, 3, "c", Some("r")).unwrap();
+        assert_eq!(
+            s,
+            Spread {
+                first_seen: 1_000,
+                distinct: 3
+            }
+        );
+        assert_eq!(st.samples, ["a", "b", "c"]);
+        assert!(st.values.is_empty(), "the incident starts over");
+    }
+
+    #[test]
+    fn one_value_repeated_never_fires() {
+        let r = rule(3, 10_000);
+        let mut st = DistinctState::default();
+        for i in 0..100 {
+            assert!(r.apply(&mut st, i, 7, "x", None).is_none());
+        }
+        assert_eq!(st.values.len(), 1);
+    }
+
+    #[test]
+    fn values_outside_the_window_slide_out() {
+        let r = rule(3, 10_000);
+        let mut st = DistinctState::default();
+        for i in 0..20 {
+            assert!(r.apply(&mut st, i * 6_000, i as u64, "x", None).is_none());
+        }
+        assert!(st.values.len() <= 2, "{:?}", st.values);
+    }
+
+    #[test]
+    fn a_late_event_older_than_the_window_is_not_counted() {
+        let r = rule(2, 10_000);
+        let mut st = DistinctState::default();
+        assert!(r.apply(&mut st, 100_000, 1, "a", None).is_none());
+        assert!(r.apply(&mut st, 50_000, 2, "late", None).is_none());
+        assert_eq!(st.values, [(100_000, 1)]);
+    }
+
+    #[test]
+    fn state_is_bounded_by_the_threshold() {
+        let r = rule(15, 300_000);
+        let mut st = DistinctState::default();
+        let mut fired = 0;
+        for i in 0..10_000u64 {
+            if r.apply(&mut st, i as i64, i, "x", None).is_some() {
+                fired += 1;
+            }
+            assert!(st.values.len() < 15);
+            assert!(st.samples.len() <= 5);
+        }
+        assert_eq!(fired, 10_000 / 15);
+    }
+
+    fn payload<'a>(ip_user: &'a [(String, String)]) -> Payload<'a> {
+        Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: "/aws/ec2/bastion".into(),
+            log_stream: "i-0abc".into(),
+            subscription_filters: vec![],
+            log_events: ip_user
+                .iter()
+                .enumerate()
+                .map(|(i, (ip, user))| LogEvent {
+                    id: i.to_string().into(),
+                    timestamp: 1_795_341_600_000 + i as i64 * 1_000,
+                    message: format!(
+                        "sshd[{i}]: Failed password for {user} from {ip} port {} ssh2",
+                        40_000 + i
+                    )
+                    .into(),
+                })
+                .collect(),
+        }
+    }
+
+    async fn builtin_alerts(events: &[(String, String)]) -> Vec<Alert> {
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, MemoryStore::new(), EngineConfig::default());
+        engine.process(&payload(events)).await.unwrap().alerts
+    }
+
+    fn rules(alerts: &[Alert]) -> Vec<&str> {
+        alerts.iter().map(|a| a.rule.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn thirty_failures_for_one_user_are_a_burst_not_spraying() {
+        let events: Vec<(String, String)> = (0..30)
+            .map(|_| ("203.0.113.7".to_string(), "root".to_string()))
+            .collect();
+        let alerts = builtin_alerts(&events).await;
+        assert_eq!(rules(&alerts), ["failed-auth-burst"]);
+    }
+
+    #[tokio::test]
+    async fn fifteen_users_once_each_from_one_ip_is_spraying() {
+        let events: Vec<(String, String)> = (0..15)
+            .map(|i| ("198.51.100.9".to_string(), format!("user{i:02}")))
+            .collect();
+        let alerts = builtin_alerts(&events).await;
+        let spray: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "password-spraying")
+            .collect();
+        assert_eq!(spray.len(), 1, "{:?}", rules(&alerts));
+        assert_eq!(spray[0].key["source_ip"], "198.51.100.9");
+        assert_eq!(spray[0].count, 15);
+        assert_eq!(spray[0].metrics["distinct_user"], 15.0);
+        assert_eq!(spray[0].kind, "distinct");
+    }
+
+    #[tokio::test]
+    async fn fourteen_users_or_fifteen_spread_over_sources_stay_silent() {
+        let fourteen: Vec<(String, String)> = (0..14)
+            .map(|i| ("198.51.100.9".to_string(), format!("user{i:02}")))
+            .collect();
+        assert!(!rules(&builtin_alerts(&fourteen).await).contains(&"password-spraying"));
+        let spread: Vec<(String, String)> = (0..30)
+            .map(|i| (format!("198.51.100.{}", i % 3), format!("user{i:02}")))
+            .collect();
+        assert!(!rules(&builtin_alerts(&spread).await).contains(&"password-spraying"));
+    }
+
+    #[tokio::test]
+    async fn a_long_spray_is_one_alert_per_realert() {
+        let events: Vec<(String, String)> = (0..120)
+            .map(|i| ("192.0.2.50".to_string(), format!("u{i}")))
+            .collect();
+        let alerts = builtin_alerts(&events).await;
+        let spray: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "password-spraying")
+            .collect();
+        assert_eq!(spray.len(), 1);
+        assert_eq!(spray[0].count, 120);
+    }
+}

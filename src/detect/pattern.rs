@@ -1,0 +1,295 @@
+//! `pattern`: every matching event is a finding of its own (an AccessDenied,
+//! a secret in a log line). There is no window: the engine folds the findings
+//! of one key into one incident per `realert`, so a loop of denied calls is
+//! one alert, not one per line.
+
+use serde_json::Value;
+
+use super::Key;
+use crate::alert::redact;
+use crate::rules::matcher::{Fields, Matcher};
+
+/// Configuration of a pattern rule: `match:` entries, `secrets:` kinds, or both.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// Matchers; the first that matches wins.
+    pub matchers: Vec<Matcher>,
+    /// Fields forming the key of a matcher's finding; the ones a line lacks
+    /// are left out of its key (an S3 `AccessDenied` names no principal).
+    pub group_by: Vec<String>,
+    /// Kinds of secret ([`redact::secret_kinds`]) that make a line a finding,
+    /// keyed `{kind: <kind>}`: the redaction patterns, so the alert's own
+    /// redaction always removes what was found. `None` when the rule has none.
+    pub secrets: Option<redact::SecretFinder>,
+}
+
+/// Name of the key field of a secret finding.
+pub const SECRET_KEY: &str = "kind";
+
+impl Pattern {
+    /// Whether any matcher needs the body as JSON.
+    pub fn needs_json(&self) -> bool {
+        self.matchers.iter().any(Matcher::needs_json)
+    }
+
+    /// The keys this line is a finding for: the key of the first matcher that
+    /// matches, then one key per configured kind of secret found in it.
+    pub fn observe(&self, body: &str, json: Option<&Value>) -> Vec<Key> {
+        let mut out = Vec::new();
+        if let Some(fields) = self.matchers.iter().find_map(|m| m.matches(body, json)) {
+            out.push(self.key(&fields));
+        }
+        if let Some(finder) = &self.secrets {
+            for kind in finder.find(body) {
+                out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
+            }
+        }
+        out
+    }
+
+    /// The `group_by` fields the line has.
+    pub fn key(&self, fields: &Fields) -> Key {
+        self.group_by
+            .iter()
+            .filter_map(|g| {
+                crate::rules::matcher::field(fields, g)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (g.clone(), v.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::ingest::{LogEvent, MessageType, Payload};
+    use crate::rules::RuleSet;
+    use crate::state::MemoryStore;
+
+    fn secrets_rule(kinds: &[&str]) -> Pattern {
+        Pattern {
+            matchers: vec![],
+            group_by: vec![],
+            secrets: Some(
+                redact::SecretFinder::new(&kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+                    .unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_line_with_two_kinds_of_secret_is_two_findings() {
+        let p = secrets_rule(&["aws-access-key-id", "url-password"]);
+        let keys = p.observe(
+            "connecting to postgres://app:hunter22@db:5432/x with AKIAIOSFODNN7EXAMPLE",
+            None,
+        );
+        let kinds: Vec<&str> = keys.iter().map(|k| k[SECRET_KEY].as_str()).collect();
+        assert_eq!(kinds, ["aws-access-key-id", "url-password"]);
+    }
+
+    #[test]
+    fn only_the_configured_kinds_count() {
+        let p = secrets_rule(&["private-key"]);
+        assert!(p.observe("key=AKIAIOSFODNN7EXAMPLE", None).is_empty());
+        assert!(p.observe("nothing to see here", None).is_empty());
+    }
+
+    #[test]
+    fn missing_group_by_fields_are_left_out_of_the_key() {
+        let re = regex::Regex::new(r"\((?P<code>AccessDenied)\) when calling the (?P<action>\w+)")
+            .unwrap();
+        let p = Pattern {
+            matchers: vec![Matcher::new(
+                Some(re),
+                Default::default(),
+                Default::default(),
+                Default::default(),
+            )],
+            group_by: vec!["principal".into(), "action".into()],
+            secrets: None,
+        };
+        let keys = p.observe(
+            "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied",
+            None,
+        );
+        assert_eq!(
+            keys,
+            [Key::from([("action".to_string(), "GetObject".to_string())])]
+        );
+    }
+
+    fn payload<'a>(group: &'a str, lines: &'a [String]) -> Payload<'a> {
+        Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: group.into(),
+            log_stream: "2026/11/22/[$LATEST]0123456789abcdef".into(),
+            subscription_filters: vec![],
+            log_events: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LogEvent {
+                    id: i.to_string().into(),
+                    timestamp: 1_795_341_600_000 + i as i64 * 1_000,
+                    message: l.as_str().into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn secret_alerts_name_kind_and_place_and_never_hold_the_secret() {
+        let planted = [
+            "AKIAZZQWERTY12345678",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzPLANTED1",
+            "MIIEowIBAAKCAQEAplantedkeymaterial",
+            "s3cr3t-Pl4nted",
+            "eyJzdWIiOiJwbGFudGVkLXVzZXIifQ",
+        ];
+        let lines = vec![
+            format!(
+                "2026-11-22T10:00:00.000Z\tc0ffee00-0000-4000-8000-000000000001\tINFO\tusing credentials {} / aws_secret_access_key={}",
+                planted[0], planted[1]
+            ),
+            format!(
+                "2026-11-22T10:00:01.000Z\tc0ffee00-0000-4000-8000-000000000002\tINFO\tloaded -----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
+                planted[2]
+            ),
+            format!(
+                "2026-11-22T10:00:02.000Z\tc0ffee00-0000-4000-8000-000000000003\tINFO\tGET https://admin:{}@internal.example.com/health",
+                planted[3]
+            ),
+            format!(
+                "{{\"level\":\"INFO\",\"requestId\":\"c0ffee00-0000-4000-8000-000000000004\",\"message\":\"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.{}.c2lnbmF0dXJlLXBsYW50ZWQ\"}}",
+                planted[4]
+            ),
+        ];
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, MemoryStore::new(), EngineConfig::default());
+        let out = engine
+            .process(&payload("/aws/lambda/billing", &lines))
+            .await
+            .unwrap();
+        let mine: Vec<_> = out
+            .alerts
+            .iter()
+            .filter(|a| a.rule == "secret-in-logs")
+            .collect();
+        let mut kinds: Vec<&str> = mine.iter().map(|a| a.key[SECRET_KEY].as_str()).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "aws-access-key-id",
+                "aws-secret-key",
+                "bearer-token",
+                "jwt",
+                "private-key",
+                "url-password"
+            ]
+        );
+        for a in &mine {
+            assert!(a.title.contains(&a.key[SECRET_KEY]), "{}", a.title);
+            assert_eq!(a.function.as_deref(), Some("billing"));
+            assert_eq!(
+                a.log_stream.as_deref(),
+                Some("2026/11/22/[$LATEST]0123456789abcdef")
+            );
+            assert_eq!(a.request_ids.len(), 1, "{a:?}");
+            assert!(a.request_ids[0].starts_with("c0ffee00-"), "{a:?}");
+            assert!(a.evidence[0].contains("[REDACTED:"), "{a:?}");
+        }
+        let json = serde_json::to_string(&out.alerts).unwrap();
+        for s in planted {
+            assert!(!json.contains(s), "{s} leaked: {json}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leaking_loop_is_one_alert_per_kind() {
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!("retry {i} with key AKIAIOSFODNN7EXAMPLE"))
+            .collect();
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, MemoryStore::new(), EngineConfig::default());
+        let out = engine
+            .process(&payload("/aws/lambda/loop", &lines))
+            .await
+            .unwrap();
+        let mine: Vec<_> = out
+            .alerts
+            .iter()
+            .filter(|a| a.rule == "secret-in-logs")
+            .collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].count, 50);
+    }
+
+    #[tokio::test]
+    async fn access_denied_shapes_extract_principal_action_resource() {
+        let lines = vec![
+            // AWS SDK for JavaScript v3 / Java, in the Lambda text format.
+            "2026-11-22T10:00:00.000Z\t5e1a0000-0000-4000-8000-000000000001\tERROR\tAccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/orders-role/orders is not authorized to perform: dynamodb:PutItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/orders because no identity-based policy allows the dynamodb:PutItem action".to_string(),
+            // boto3, S3 without details.
+            "[ERROR] ClientError: An error occurred (AccessDenied) when calling the GetObject operation: Access Denied".to_string(),
+            // Lambda JSON error.
+            r#"{"errorType":"AccessDeniedException","errorMessage":"User: arn:aws:sts::123456789012:assumed-role/r/f is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:123456789012:key/1234abcd because no resource-based policy allows the kms:Decrypt action"}"#.to_string(),
+            // CloudTrail-shaped JSON.
+            r#"{"eventSource":"s3.amazonaws.com","eventName":"PutObject","errorCode":"AccessDenied","userIdentity":{"arn":"arn:aws:iam::123456789012:user/ci"},"resources":[{"ARN":"arn:aws:s3:::builds/x"}]}"#.to_string(),
+            "INFO all good, access granted".to_string(),
+        ];
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, MemoryStore::new(), EngineConfig::default());
+        let out = engine
+            .process(&payload("/aws/lambda/orders", &lines))
+            .await
+            .unwrap();
+        let keys: Vec<&Key> = out
+            .alerts
+            .iter()
+            .filter(|a| a.rule == "unauthorized-access")
+            .map(|a| &a.key)
+            .collect();
+        let k = |pairs: &[(&str, &str)]| -> Key {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            keys,
+            [
+                &k(&[
+                    ("action", "dynamodb:PutItem"),
+                    (
+                        "principal",
+                        "arn:aws:sts::123456789012:assumed-role/orders-role/orders"
+                    ),
+                    (
+                        "resource",
+                        "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+                    ),
+                ]),
+                &k(&[("action", "GetObject")]),
+                &k(&[
+                    ("action", "kms:Decrypt"),
+                    ("principal", "arn:aws:sts::123456789012:assumed-role/r/f"),
+                    (
+                        "resource",
+                        "arn:aws:kms:us-east-1:123456789012:key/1234abcd"
+                    ),
+                ]),
+                &k(&[
+                    ("action", "PutObject"),
+                    ("principal", "arn:aws:iam::123456789012:user/ci"),
+                ]),
+            ]
+        );
+    }
+}
