@@ -938,6 +938,19 @@ impl<S: StateStore> Engine<S> {
             evidence: vec![ev.message.to_string()],
             metrics,
         };
+        // While an incident of the rule for `key` is open, every further event
+        // folds into it instead of feeding the window (threshold, distinct).
+        let fold_into_open = |work: &mut Work, rule: usize, key: &Key, request_id: Option<&str>| {
+            let ikey = state::incident_key(&self.rules.rules[rule].id, group, key);
+            if !work.open_incident(&ikey, ts) {
+                return false;
+            }
+            let ids = request_id.iter().map(|r| r.to_string()).collect();
+            let mut f = finding(1, ids, BTreeMap::new());
+            f.key = key.clone();
+            self.record(work, rule, group, f, event_hash());
+            true
+        };
         match &o.obs {
             Obs::LearnTimeout { ms } => {
                 let f = work.function(&bk.function, ts + 30 * DAY_MS);
@@ -953,12 +966,7 @@ impl<S: StateStore> Engine<S> {
                 let Detector::Threshold(t) = &r.detector else {
                     return;
                 };
-                let ikey = state::incident_key(&r.id, group, key);
-                if work.open_incident(&ikey, ts) {
-                    let ids = request_id.iter().map(|r| r.to_string()).collect();
-                    let mut f = finding(1, ids, BTreeMap::new());
-                    f.key = key.clone();
-                    self.record(work, *rule, group, f, event_hash());
+                if fold_into_open(work, *rule, key, request_id.as_deref()) {
                     return;
                 }
                 let wkey = state::window_key(&r.id, group, key);
@@ -994,13 +1002,7 @@ impl<S: StateStore> Engine<S> {
                 let Detector::Distinct(d) = &r.detector else {
                     return;
                 };
-                // While an incident is open, every further event folds into it.
-                let ikey = state::incident_key(&r.id, group, key);
-                if work.open_incident(&ikey, ts) {
-                    let ids = request_id.iter().map(|r| r.to_string()).collect();
-                    let mut f = finding(1, ids, BTreeMap::new());
-                    f.key = key.clone();
-                    self.record(work, *rule, group, f, event_hash());
+                if fold_into_open(work, *rule, key, request_id.as_deref()) {
                     return;
                 }
                 let wkey = state::window_key(&r.id, group, key);
