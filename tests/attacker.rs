@@ -414,18 +414,6 @@ async fn sns_message_subject_and_attributes_never_show_a_planted_secret() {
     }
 }
 
-fn webhook_sink(test: &str) -> Option<String> {
-    match std::env::var("WEBHOOK_SINK") {
-        Ok(s) if !s.is_empty() => Some(s.trim_end_matches('/').to_string()),
-        _ => {
-            eprintln!(
-                "skipped {test}: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-            );
-            None
-        }
-    }
-}
-
 async fn sink_bodies(sink: &str, path: &str) -> Vec<String> {
     let recs: Value = reqwest::get(format!("{sink}/requests?path={path}"))
         .await

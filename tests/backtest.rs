@@ -405,23 +405,6 @@ fn bad_times_are_usage_errors_naming_the_option() {
     }
 }
 
-fn chromium() -> Option<PathBuf> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| {
-            std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |d| d.join(name))
-        })
-        .find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("skipped: no chromium on PATH (.ci/run installs Debian's chromium)");
-    }
-    found
-}
-
 /// The page as the browser has it after its scripts ran.
 fn rendered_dom(browser: &Path, page: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
@@ -460,7 +443,9 @@ fn report_renders_charts_in_a_real_browser() {
     let Some(endpoint) = support::moto("report_renders_charts_in_a_real_browser") else {
         return;
     };
-    let Some(browser) = chromium() else { return };
+    let Some(browser) = support::chromium("report_renders_charts_in_a_real_browser") else {
+        return;
+    };
     let suffix = support::unique("report");
     // The checkout fixture (duration anomalies) and the auth fixture's lines
     // in one group, plus a failed login carrying markup: log text is

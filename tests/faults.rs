@@ -448,18 +448,6 @@ async fn assert_pending_cleared(r: &Rig) {
 
 // ---------------------------------------------------------------- Slack ----
 
-fn sink(test: &str) -> Option<String> {
-    match std::env::var("WEBHOOK_SINK") {
-        Ok(s) if !s.is_empty() => Some(s),
-        _ => {
-            eprintln!(
-                "skipped {test}: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-            );
-            None
-        }
-    }
-}
-
 /// An SNS event carrying these alerts, as the notifier receives it.
 fn sns_event(alerts: &[logwarden::alert::Alert]) -> Value {
     json!({"Records": alerts.iter().enumerate().map(|(i, a)| json!({
@@ -502,7 +490,8 @@ async fn notify(service: &NotifierService, event: &Value) -> Result<Value, Notif
 
 #[tokio::test]
 async fn slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once() {
-    let Some(sink) = sink("slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once")
+    let Some(sink) =
+        webhook_sink("slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once")
     else {
         return;
     };
@@ -536,7 +525,7 @@ async fn slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once() 
 
 #[tokio::test]
 async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_only_the_rest() {
-    let Some(sink) = sink("slack_faults_past_the_budget_fail_the_invocation") else {
+    let Some(sink) = webhook_sink("slack_faults_past_the_budget_fail_the_invocation") else {
         return;
     };
     let proxy = FaultProxy::start(&sink).await;
@@ -602,7 +591,7 @@ async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_on
 
 #[tokio::test]
 async fn a_lost_slack_response_is_posted_again() {
-    let Some(sink) = sink("a_lost_slack_response_is_posted_again") else {
+    let Some(sink) = webhook_sink("a_lost_slack_response_is_posted_again") else {
         return;
     };
     let proxy = FaultProxy::start(&sink).await;

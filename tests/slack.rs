@@ -8,6 +8,8 @@
 //! them: `MOTO_ENDPOINT` (Secrets Manager in moto) and `WEBHOOK_SINK`
 //! (tests/support/http_sink.py).
 
+mod support;
+
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -785,10 +787,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn webhook_url_is_read_once_from_secrets_manager() {
-    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
-        eprintln!(
-            "skipped webhook_url_is_read_once_from_secrets_manager: MOTO_ENDPOINT is not set (.ci/run starts moto)"
-        );
+    let Some(endpoint) = support::moto("webhook_url_is_read_once_from_secrets_manager") else {
         return;
     };
     // Explicit region and dummy credentials: never fall through to IMDS.
@@ -855,13 +854,10 @@ async fn webhook_url_is_read_once_from_secrets_manager() {
 
 #[tokio::test]
 async fn alert_posted_to_the_ci_http_sink_is_recorded_there() {
-    let Ok(sink) = std::env::var("WEBHOOK_SINK") else {
-        eprintln!(
-            "skipped alert_posted_to_the_ci_http_sink_is_recorded_there: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-        );
+    let Some(sink) = support::webhook_sink("alert_posted_to_the_ci_http_sink_is_recorded_there")
+    else {
         return;
     };
-    let sink = sink.trim_end_matches('/').to_string();
     // Our own path, so tests sharing the sink do not see each other's posts.
     let path = format!("/slack/{}", unique("notify"));
     let client = SlackClient::new(&format!("{sink}{path}")).unwrap();
