@@ -94,6 +94,43 @@ pub fn bless() -> bool {
     flag("LOGWARDEN_BLESS")
 }
 
+/// A [`logwarden::sinks::slack::Timer`] that does not wait: its clock
+/// advances by each requested sleep, which it records. Retry loops under a
+/// deadline then behave the same on a loaded machine as on an idle one.
+pub struct FakeTimer {
+    start: std::time::Instant,
+    slept: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+impl FakeTimer {
+    pub fn new() -> std::sync::Arc<FakeTimer> {
+        std::sync::Arc::new(FakeTimer {
+            start: std::time::Instant::now(),
+            slept: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every sleep asked for, in order.
+    pub fn sleeps(&self) -> Vec<std::time::Duration> {
+        self.slept.lock().unwrap().clone()
+    }
+
+    /// The time the clock has advanced: the sleeps added up.
+    pub fn slept(&self) -> std::time::Duration {
+        self.sleeps().iter().sum()
+    }
+}
+
+impl logwarden::sinks::slack::Timer for FakeTimer {
+    fn now(&self) -> std::time::Instant {
+        self.start + self.slept()
+    }
+    fn sleep(&self, d: std::time::Duration) -> logwarden::sinks::slack::SleepFuture<'_> {
+        self.slept.lock().unwrap().push(d);
+        Box::pin(async {})
+    }
+}
+
 /// SDK configuration for the emulator, with dummy credentials.
 pub async fn aws(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
