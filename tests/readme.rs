@@ -177,10 +177,11 @@ fn needs_aws(command: &str) -> Option<String> {
     None
 }
 
-/// A `$NAME` the reader is to supply (not one the command sets itself).
+/// A `$NAME` the reader is to supply; text in single quotes is literal.
 fn reader_variable(command: &str) -> Option<String> {
+    let unquoted: String = command.split('\'').step_by(2).collect::<Vec<_>>().join(" ");
     let re = regex::Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)").unwrap();
-    re.captures(command).map(|c| c[1].to_string())
+    re.captures(&unquoted).map(|c| c[1].to_string())
 }
 
 fn plan(shown: &Shown) -> Plan {
@@ -289,6 +290,8 @@ logwarden replay --output json fixtures/ | \\
 logwarden state init --table t
 logwarden replay --sink sns --sns-topic-arn arn fixtures/
 cargo run --bin logwarden-detector
+logwarden replay --log-stream '[$LATEST]x' fixtures/failures
+logwarden replay --log-group \"$GROUP\" x.log
 ```
 ```
 $ cargo run --quiet --release -- rules list
@@ -324,8 +327,16 @@ $ logwarden not a command
                 10,
                 skip("runs another binary (Some(\"logwarden-detector\"))")
             ),
-            (13, run("logwarden rules list", 0)),
-            (18, skip("--state dynamodb needs DynamoDB")),
+            (
+                11,
+                run(
+                    "logwarden replay --log-stream '[$LATEST]x' fixtures/failures",
+                    0
+                )
+            ),
+            (12, skip("uses $GROUP, which the reader supplies")),
+            (15, run("logwarden rules list", 0)),
+            (20, skip("--state dynamodb needs DynamoDB")),
         ]
     );
 }
