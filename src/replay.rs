@@ -69,6 +69,8 @@ pub struct ReplaySummary {
     pub alerts: usize,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
+    /// Events whose JSON a strict parser rejected, read tolerantly.
+    pub lenient_json: u64,
     /// Inputs or parts of inputs that failed.
     pub errors: Vec<InputError>,
 }
@@ -457,6 +459,7 @@ impl Detection {
                     }
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
+                    summary.lenient_json += o.lenient_json;
                     if o.alerts.is_empty() {
                         return;
                     }

@@ -662,8 +662,15 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             for e in &s.errors {
                 eprintln!("logwarden: {e}");
             }
+            // The tolerant-JSON count only when there is one: the line stays
+            // as it was for every replay of well-formed logs.
+            let lenient = if s.lenient_json > 0 {
+                format!(", {} lenient JSON event(s)", s.lenient_json)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s)",
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}",
                 s.inputs,
                 s.batches,
                 s.events,
