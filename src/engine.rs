@@ -1628,7 +1628,7 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
         let end = crate::time::parse_rfc3339(&last_seen).ok()?;
         alert::links::group_insights(region, g, (start, end), &no_emails)
     });
-    let mut digest = Alert {
+    let mut out = Alert {
         id,
         rule: DIGEST_RULE.to_string(),
         kind: "digest".to_string(),
@@ -1661,8 +1661,8 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             insights,
         },
     };
-    alert::redact::links(&mut digest, &no_emails);
-    digest
+    alert::redact::links(&mut out, &no_emails);
+    out
 }
 
 /// Identity of a batch, the same when Lambda or Kinesis delivers it again:

@@ -922,6 +922,11 @@ fn ip(i: usize) -> String {
 /// `n` sources, ten failures each, source after source: `n` alerts, the
 /// i-th starting at `t0 + i` seconds.
 fn login_storm(n: usize, t0: i64) -> Value {
+    login_storm_in("/aws/lambda/auth-api", n, t0)
+}
+
+/// [`login_storm`] in `group`.
+fn login_storm_in(group: &str, n: usize, t0: i64) -> Value {
     let lines: Vec<(i64, String)> = (0..n)
         .flat_map(|i| {
             (0..10).map(move |j| {
@@ -937,7 +942,7 @@ fn login_storm(n: usize, t0: i64) -> Value {
         })
         .collect();
     let events: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
-    payload("/aws/lambda/auth-api", "s1", &events)
+    payload(group, "s1", &events)
 }
 
 async fn process(engine: &mut Engine<MemoryStore>, p: &Value) -> logwarden::engine::BatchOutcome {
@@ -1032,6 +1037,30 @@ async fn an_alert_storm_is_folded_into_one_digest_that_names_the_rest() {
     assert_eq!(o3.alerts[20].count, 80);
     assert_eq!(named_sources(&o3.alerts[20]), named_sources(digest));
     assert_ne!(o3.alerts[20].id, digest.id, "a new storm is a new digest");
+}
+
+#[tokio::test]
+async fn a_digest_never_links_to_a_log_group_that_held_a_secret() {
+    for (kind, planted, _) in SECRETS {
+        let mut e = engine();
+        let o = process(
+            &mut e,
+            &login_storm_in(&format!("/aws/lambda/{planted}"), 30, T),
+        )
+        .await;
+        assert_eq!(o.alerts.len(), 21, "{kind}");
+        let digest = &o.alerts[20];
+        assert_eq!(digest.rule, DIGEST_RULE);
+        assert!(
+            digest.log_group.contains(&format!("[REDACTED:{kind}]")),
+            "{kind}"
+        );
+        assert_eq!(digest.links, Default::default(), "{kind}");
+        assert_no_secret_decoded(&serde_json::to_string(&o.alerts).unwrap(), "a storm");
+    }
+    // A group without a secret keeps the digest's link.
+    let o = process(&mut engine(), &login_storm(30, T)).await;
+    assert!(o.alerts[20].links.insights.is_some());
 }
 
 #[tokio::test]
