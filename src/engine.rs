@@ -1362,9 +1362,18 @@ impl<S: StateStore> Engine<S> {
     /// finished, so every sink (and the outbox in the state store) gets the
     /// redacted alert. The id was computed from the raw key when the
     /// incident opened, so it stays stable whatever redaction does.
+    ///
+    /// The names and ids are redacted first, so that everything derived from
+    /// them is too: the console links encode the characters around a secret
+    /// (`/`, `=`, spaces), and redacting a finished link would miss it.
     fn finish(&self, mut d: Draft, account: Option<&str>) -> Alert {
         let opts = &self.safeguards.redact;
-        for v in d.key.values_mut() {
+        for v in d
+            .key
+            .values_mut()
+            .chain([&mut d.log_group, &mut d.log_stream])
+            .chain(d.request_ids.iter_mut())
+        {
             if let Cow::Owned(red) = alert::redact::redact_with(v, opts) {
                 *v = red;
             }
@@ -1380,31 +1389,24 @@ impl<S: StateStore> Engine<S> {
         };
         let region = &self.config.region;
         // A redacted value finds nothing in Logs Insights, nor does the kind
-        // of a secret: filter on the request id instead.
+        // of a secret: filter on a request id instead.
         let secret_kind = matches!(&r.detector, Detector::Pattern(p) if p.secrets.is_some());
+        let unredacted = |v: &&String| !v.contains("[REDACTED:");
         let needle = d
             .key
             .values()
             .next()
-            .filter(|v| !v.contains("[REDACTED:") && !secret_kind)
-            .cloned()
-            .or_else(|| d.request_ids.first().cloned());
-        let links = Links {
-            log_stream: Some(alert::links::log_stream_link(
-                region,
-                &d.log_group,
-                &d.log_stream,
-                d.first_seen,
-                d.last_seen,
-            )),
-            insights: Some(alert::links::insights_link(
-                region,
-                &d.log_group,
-                needle.as_deref(),
-                d.first_seen,
-                d.last_seen,
-            )),
-        };
+            .filter(|v| unredacted(v) && !secret_kind)
+            .or_else(|| d.request_ids.iter().find(unredacted))
+            .cloned();
+        let links = alert::links::incident(
+            region,
+            &d.log_group,
+            &d.log_stream,
+            needle.as_deref(),
+            (d.first_seen, d.last_seen),
+            opts,
+        );
         let mut out = Alert {
             summary: summary(r, &d, &place),
             id: d.id,
@@ -1633,12 +1635,15 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             request_ids.push(r.clone());
         }
     }
+    // The folded alerts' log group is redacted already; the link is checked
+    // all the same, as every link is.
+    let no_emails = RedactOptions::default();
     let insights = log_group.as_deref().and_then(|g| {
         let start = crate::time::parse_rfc3339(&first_seen).ok()?;
         let end = crate::time::parse_rfc3339(&last_seen).ok()?;
-        Some(alert::links::insights_link(region, g, None, start, end))
+        alert::links::group_insights(region, g, (start, end), &no_emails)
     });
-    Alert {
+    let mut out = Alert {
         id,
         rule: DIGEST_RULE.to_string(),
         kind: "digest".to_string(),
@@ -1670,7 +1675,9 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             log_stream: None,
             insights,
         },
-    }
+    };
+    alert::redact::links(&mut out, &no_emails);
+    out
 }
 
 /// Identity of a batch, the same when Lambda or Kinesis delivers it again:
