@@ -30,7 +30,10 @@ mod tests;
 mod testutil;
 
 pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
-pub use envelope::{for_each_owned_payload, for_each_payload};
+pub use envelope::{
+    Event, EventRecord, decode_payload, decode_record, for_each_owned_payload, for_each_payload,
+    read_event,
+};
 pub use error::{Base64Problem, DecodeError, GzipPart};
 pub use payload::{parse_payload, parse_payload_owned, parse_payload_reference};
 pub use plain::PLAIN_CHUNK_EVENTS;
