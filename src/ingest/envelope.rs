@@ -743,3 +743,76 @@ fn binary_check(input: &[u8]) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_error(r: &EventRecord<'_>) -> String {
+        match &r.data {
+            Ok(d) => panic!("expected an error, got data {d}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_data_key_is_a_bad_record_named_with_its_position() {
+        let Ok(Event::AwsLogs(r)) = read_event(r#"{"awslogs":{"data":"QQ==","data":"Qg=="}}"#)
+        else {
+            panic!("not an awslogs event");
+        };
+        assert_eq!(
+            data_error(&r),
+            "input JSON: duplicate field `data` at line 1 column 32"
+        );
+    }
+
+    #[test]
+    fn records_keep_their_ids_when_their_data_is_bad() {
+        let ev = r#"{"Records":[
+            {"kinesis":{"data":"QQ==","sequenceNumber":"1"},"eventID":"e1"},
+            {"kinesis":{"data":5,"sequenceNumber":"2"}},
+            {"kinesis":{"data":"QQ==","data":"QQ=="},"eventID":"e3"},
+            {"kinesis":{"data":"QQ==","sequenceNumber":4}}]}"#;
+        let Ok(Event::Kinesis(rs)) = read_event(ev) else {
+            panic!("not a Kinesis event");
+        };
+        let ids: Vec<_> = rs.iter().map(|r| r.id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("2"), Some("e3"), None]);
+        assert!(data_error(&rs[1]).contains("expected a string"));
+        assert!(data_error(&rs[2]).contains("duplicate field `data`"));
+
+        let ev = r#"{"records":[{"recordId":"a","data":null},{"data":"QQ=="}]}"#;
+        let Ok(Event::Firehose(rs)) = read_event(ev) else {
+            panic!("not a Firehose event");
+        };
+        assert_eq!(rs[0].id.as_deref(), Some("a"));
+        assert!(data_error(&rs[0]).contains("missing field `data`"));
+        assert_eq!((rs[1].id.as_deref(), rs[1].index), (None, 1));
+    }
+
+    #[test]
+    fn an_event_that_is_none_of_ours_is_an_error_of_the_whole_event() {
+        for (ev, want) in [
+            (r#"[{"awslogs":{}}]"#, "a JSON array"),
+            (r#""awslogs""#, "a JSON string"),
+            (
+                r#"{"awslogs":{},"awslogs":{}}"#,
+                "duplicate field `awslogs`",
+            ),
+            (r#"{"Records":[{"s3":{}}]}"#, "without kinesis data"),
+            (r#"{"hello":1}"#, "a JSON object with keys hello"),
+        ] {
+            let e = read_event(ev).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want), "{ev}: {e}");
+        }
+        assert!(matches!(
+            read_event(r#"{"detail-type":"Scheduled Event","source":"aws.events"}"#),
+            Ok(Event::Scheduled)
+        ));
+        assert!(matches!(
+            read_event(r#"{"logEvents":[]}"#),
+            Ok(Event::Payload)
+        ));
+    }
+}
