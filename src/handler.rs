@@ -357,15 +357,17 @@ impl EventJson for Value {
     }
 }
 
-/// Handle one Lambda event, given as its JSON text.
-pub async fn handle<S: StateStore>(
+/// Handle one Lambda event (its raw JSON text, or a [`Value`] in tests).
+pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     engine: &mut Engine<S>,
-    text: &str,
+    event: &E,
     limits: &Limits,
     clock: &dyn Clock,
     delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
+    let text = event.json_text();
+    let text: &str = &text;
     let event = ingest::read_event(text).map_err(|e| {
         HandlerError::Unrecognised(match e {
             DecodeError::NotRecognised { found } => format!(
@@ -636,7 +638,7 @@ impl<S: StateStore> DetectorService<S> {
         let mut engine = self.engine.lock().await;
         let handled = handle(
             &mut engine,
-            &event.payload.json_text(),
+            &event.payload,
             &self.limits,
             self.clock.as_ref(),
             &self.delivery,

@@ -355,6 +355,10 @@ fn ndjson(
     Ok(InputForm::Ndjson)
 }
 
+/// One record of a document to decode: its origin and its `data` (or why it
+/// has none).
+type Unit<'a> = (String, Result<Cow<'a, str>, DecodeError>);
+
 /// Delivers the units of one JSON document. `prefix` is the NDJSON origin
 /// (`line L`) or empty for a whole-input document.
 fn one_document<'i>(
@@ -374,9 +378,7 @@ fn one_document<'i>(
             format!("{prefix} {unit}")
         }
     };
-    let (form, units): (_, Vec<(String, Result<Cow<'_, str>, DecodeError>)>) = match split_event(
-        doc, probe,
-    )? {
+    let (form, units): (_, Vec<Unit<'_>>) = match split_event(doc, probe)? {
         Event::AwsLogs(r) => (
             InputForm::AwsLogs,
             vec![(
