@@ -7,18 +7,21 @@
 //! `ProcessingFailed`), and the EventBridge scheduled event, which sweeps the
 //! deadline detectors with the clock as watermark.
 //!
-//! The envelopes are small serde structs of our own: `aws_lambda_events`'
-//! `LogsEvent` rejects integer event ids (the emulator sends them) and decodes
-//! without a size cap, and the hot decode path is [`crate::ingest`]'s.
+//! The event is read by [`crate::ingest::read_event`], from the raw JSON text
+//! Lambda delivered, the same reading the CLI gives the same bytes: a record
+//! of the wrong shape (no `data`, `data` not a string, two `data` keys) is
+//! counted and skipped by both, and the handler never re-parses an envelope.
+//! (Not `aws_lambda_events`' `LogsEvent`: it rejects integer event ids, the
+//! emulator sends them, and decodes without a size cap.)
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::alert::Alert;
 use crate::engine::{Engine, EngineError};
-use crate::ingest::{self, DecodeError, Limits, MessageType};
+use crate::ingest::{self, DecodeError, Event, Limits, MessageType, OwnedPayload};
 use crate::sinks::sns::{SnsError, SnsSink};
 use crate::state::StateStore;
 use crate::time::Clock;
@@ -35,6 +38,28 @@ pub enum HandlerError {
     /// Alerts could not be delivered; a retry re-sends exactly those.
     #[error(transparent)]
     Delivery(#[from] SnsError),
+}
+
+impl HandlerError {
+    /// A short, stable name for the Lambda error type: what the invocation
+    /// record, metric filters and a dead-letter queue show instead of a Rust
+    /// type name.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Unrecognised(_) => "Logwarden.UnknownEvent",
+            HandlerError::Engine(_) => "Logwarden.StateFailed",
+            HandlerError::Delivery(_) => "Logwarden.PublishFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Where the detector's alerts go.
@@ -183,199 +208,207 @@ pub struct Handled {
     pub counters: Counters,
 }
 
-// The envelope structs borrow from the event, and each record is read on its
-// own: one record of the wrong shape (no `data`, `data` not a string) is a bad
-// record like any other, counted and skipped, never a failed invocation that
-// Lambda would retry (or, for Kinesis, a poison pill that blocks the shard).
-// `Cow` (borrowed from the event) so a wrong type reads "expected a string",
-// as the CLI says for the same record.
-
-/// `awslogs` of a CloudWatch Logs event.
-#[derive(Deserialize)]
-struct AwsLogs<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-}
-
-/// One element of a Kinesis event's `Records`.
-#[derive(Deserialize)]
-struct KinesisRecord<'a> {
-    #[serde(borrow)]
-    kinesis: KinesisData<'a>,
-}
-
-/// `Records[].kinesis`.
-#[derive(Deserialize)]
-struct KinesisData<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-}
-
-/// One element of a Firehose event's `records`.
-#[derive(Deserialize)]
-struct FirehoseRecord<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-}
-
-/// Reads one record of an event as `T`; the error says what is wrong with it.
-fn record<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, DecodeError> {
-    T::deserialize(value).map_err(|e| DecodeError::EventRecord {
-        message: e.to_string(),
-    })
-}
-
-/// The string at `pointer` in `value`, if there is one.
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
-}
-
 #[derive(Serialize)]
 struct FirehoseResult<'a> {
     #[serde(rename = "recordId")]
-    record_id: &'a str,
+    record_id: Cow<'a, str>,
     result: &'static str,
-    data: &'a str,
+    data: String,
+}
+
+/// Environment variable holding the tracing filter of all three binaries.
+pub const LOG_FILTER_VAR: &str = "LOGWARDEN_LOG";
+
+/// The tracing filter `value` of [`LOG_FILTER_VAR`] says, `default` when it
+/// is unset or blank.
+///
+/// # Errors
+/// A value that is not a filter. It is a configuration error naming the
+/// variable and the value, not a silent fallback to the default that would
+/// hide the logs someone asked for.
+pub fn log_filter(
+    value: Option<&std::ffi::OsStr>,
+    default: &str,
+) -> Result<tracing_subscriber::EnvFilter, String> {
+    let Some(value) = value else {
+        return Ok(tracing_subscriber::EnvFilter::new(default));
+    };
+    let Some(v) = value.to_str() else {
+        return Err(format!(
+            "{LOG_FILTER_VAR}: `{}` is not UTF-8",
+            value.to_string_lossy().escape_debug()
+        ));
+    };
+    if v.trim().is_empty() {
+        return Ok(tracing_subscriber::EnvFilter::new(default));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(v)
+        .map_err(|e| {
+            format!(
+                "{LOG_FILTER_VAR}: `{}` is not a log filter ({e}); give a level (error, warn, info, debug, trace) and/or target=level pairs, e.g. `info,logwarden=debug`",
+                v.escape_debug()
+            )
+        })
+}
+
+/// Whether log lines get ANSI colours: only when they go to a terminal
+/// (never into a file or a pipe someone reads later), and never when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+pub fn log_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 /// Tracing for a Lambda binary: JSON when the function's log format is JSON
-/// (`AWS_LAMBDA_LOG_FORMAT`), plain otherwise; no timestamps (CloudWatch adds
-/// them); filter from `LOGWARDEN_LOG`, default `info`.
-pub fn init_lambda_tracing() {
+/// (`AWS_LAMBDA_LOG_FORMAT`), plain otherwise (coloured only on a terminal,
+/// see [`log_colour`]); no timestamps (CloudWatch adds them); filter from
+/// [`LOG_FILTER_VAR`], default `info`.
+///
+/// The runtime's `lambda_runtime::layers::panic` target is off: it logs every
+/// error a handler returns there, as a Rust `Debug` dump, though nothing
+/// panicked. The binaries log their own line with the error's name instead,
+/// and a real panic still reaches stderr through the standard panic hook.
+///
+/// # Errors
+/// A bad [`LOG_FILTER_VAR`] (see [`log_filter`]), or a subscriber already set.
+pub fn init_lambda_tracing() -> Result<(), String> {
+    use std::io::IsTerminal as _;
+    let quiet_runtime = "lambda_runtime::layers::panic=off"
+        .parse()
+        .map_err(|e| format!("built-in log filter: {e}"))?;
+    let filter = log_filter(std::env::var_os(LOG_FILTER_VAR).as_deref(), "info")?
+        .add_directive(quiet_runtime);
     let json_logs =
         std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if json_logs {
+    // The fmt subscriber writes to stdout, as Lambda's own log lines go.
+    let colour = log_colour(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let installed = if json_logs {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .without_time()
-            .init();
+            .try_init()
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .without_time()
-            .with_ansi(false)
-            .init();
+            .with_ansi(colour)
+            .try_init()
+    };
+    installed.map_err(|e| format!("tracing: {e}"))
+}
+
+/// The variables the Lambda runtime reads at start (it panics on a missing
+/// one, exit 101): checked first, so a binary started outside Lambda says so
+/// in one line.
+pub const LAMBDA_VARS: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// Checks [`LAMBDA_VARS`] through `var`.
+///
+/// # Errors
+/// One line naming every missing variable, or a memory size that is not a
+/// number (the runtime parses it as `i32`).
+pub fn check_lambda_environment(var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    let missing: Vec<&str> = LAMBDA_VARS
+        .iter()
+        .copied()
+        .filter(|n| var(n).is_none_or(|v| v.trim().is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "not running in AWS Lambda: {} not set (Lambda sets them; to run the rules locally use `logwarden replay`, to post alerts `logwarden notify`)",
+            match missing.as_slice() {
+                [one] => format!("{one} is"),
+                more => format!("{} are", more.join(", ")),
+            }
+        ));
+    }
+    let memory = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").unwrap_or_default();
+    if memory.parse::<i32>().is_err() {
+        return Err(format!(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE: `{}` is not a whole number of MB",
+            memory.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// The JSON text of an event body as the detector receives it: the raw text
+/// in Lambda (`Box<RawValue>`, so the handler reads exactly the bytes the CLI
+/// would), or a [`Value`] in tests.
+pub trait EventJson {
+    /// The event as JSON text.
+    fn json_text(&self) -> Cow<'_, str>;
+}
+
+impl EventJson for Box<serde_json::value::RawValue> {
+    fn json_text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.get())
     }
 }
 
-/// Handle one Lambda event.
-pub async fn handle<S: StateStore>(
+impl EventJson for Value {
+    fn json_text(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+/// Handle one Lambda event (its raw JSON text, or a [`Value`] in tests).
+pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     engine: &mut Engine<S>,
-    event: &Value,
+    event: &E,
     limits: &Limits,
     clock: &dyn Clock,
     delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
-    if let Some(awslogs) = event.get("awslogs") {
-        let result = match record::<AwsLogs<'_>>(awslogs) {
-            Ok(a) => process_data(engine, &a.data, limits, delivery, &mut out).await,
-            Err(e) => Err(Failure::Decode(e)),
-        };
-        match result {
-            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
-            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
-            Err(e) => count_failure(&mut out, "awslogs", &e),
-            Ok(()) => {}
+    let text = event.json_text();
+    let text: &str = &text;
+    let event = ingest::read_event(text).map_err(|e| {
+        HandlerError::Unrecognised(match e {
+            DecodeError::NotRecognised { found } => format!(
+                "expected a CloudWatch Logs (awslogs), Kinesis (Records), Firehose (records), subscription payload (logEvents) or scheduled event; found {found}"
+            ),
+            other => other.to_string(),
+        })
+    })?;
+    match event {
+        Event::AwsLogs(r) => {
+            let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
+            single(engine, payload, "awslogs", delivery, &mut out).await?;
+            out.response = Value::Null;
         }
-        out.response = Value::Null;
-    } else if let Some(records) = event.get("Records") {
-        let records = records
-            .as_array()
-            .ok_or_else(|| HandlerError::Unrecognised("Records is not an array".into()))?;
-        if !records.is_empty() && records.iter().all(|r| r.get("kinesis").is_none()) {
-            return Err(HandlerError::Unrecognised(
-                "a Records event without kinesis data (S3, SNS, SQS…?)".into(),
-            ));
+        Event::Payload => {
+            let payload = ingest::decode_payload(text, limits);
+            single(engine, payload, "payload", delivery, &mut out).await?;
+            out.response = Value::Null;
         }
-        let mut failures = Vec::new();
-        let mut engine_failed = None;
-        for (i, r) in records.iter().enumerate() {
-            let id = str_at(r, "/kinesis/sequenceNumber")
-                .or_else(|| str_at(r, "/eventID"))
-                .map_or_else(|| i.to_string(), str::to_owned);
-            if engine_failed.is_some() {
-                // Records after a store failure are retried with it, in order.
-                failures.push(serde_json::json!({ "itemIdentifier": id }));
-                continue;
-            }
-            let result = match record::<KinesisRecord<'_>>(r) {
-                Ok(k) => process_data(engine, &k.kinesis.data, limits, delivery, &mut out).await,
-                Err(e) => Err(Failure::Decode(e)),
-            };
-            match result {
-                Ok(()) | Err(Failure::Control) => {}
-                Err(Failure::Decode(e)) => {
-                    out.counters.decode_failures += 1;
-                    tracing::warn!(record = %id, error = %e, "Dropped malformed Kinesis record.");
-                    failures.push(serde_json::json!({ "itemIdentifier": id }));
-                }
-                Err(Failure::Engine(e)) => {
-                    tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
-                    failures.push(serde_json::json!({ "itemIdentifier": id }));
-                    engine_failed = Some(e.to_string());
-                }
-                Err(Failure::Delivery(e)) => {
-                    tracing::error!(record = %id, error = %e, "Alerts not delivered; the record will be retried.");
-                    failures.push(serde_json::json!({ "itemIdentifier": id }));
-                    engine_failed = Some(e.to_string());
-                }
-            }
+        Event::Kinesis(records) => {
+            out.response = kinesis(engine, records, limits, delivery, &mut out).await;
         }
-        out.response = serde_json::json!({ "batchItemFailures": failures });
-    } else if let Some(records) = event.get("records") {
-        let records = records
-            .as_array()
-            .ok_or_else(|| HandlerError::Unrecognised("records is not an array".into()))?;
-        let mut results = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            // Without its recordId a record cannot be answered for; Firehose
-            // never sends one, so it is only counted.
-            let Some(record_id) = str_at(r, "/recordId") else {
-                out.counters.decode_failures += 1;
-                tracing::warn!(record = i, "Firehose record without a recordId skipped.");
-                continue;
-            };
-            let result = match record::<FirehoseRecord<'_>>(r) {
-                Ok(f) => process_data(engine, &f.data, limits, delivery, &mut out).await,
-                Err(e) => Err(Failure::Decode(e)),
-            };
-            let result = match result {
-                Ok(()) => "Ok",
-                Err(Failure::Control) => "Dropped",
-                Err(Failure::Decode(e)) => {
-                    out.counters.decode_failures += 1;
-                    tracing::warn!(record = %record_id, error = %e, "Malformed Firehose record.");
-                    "ProcessingFailed"
-                }
-                Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+        Event::Firehose(records) => {
+            out.response = firehose(engine, records, limits, delivery, &mut out).await?;
+        }
+        Event::Scheduled => {
+            let o = engine.sweep(clock.now_ms()).await?;
+            match deliver_and_confirm(engine, delivery, &o.alerts).await {
                 Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
-            };
-            results.push(FirehoseResult {
-                record_id,
-                result,
-                data: str_at(r, "/data").unwrap_or_default(),
-            });
+                Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+                _ => {}
+            }
+            out.counters.alerts_raised += o.alerts.len() as u64;
+            out.counters.alerts_folded += o.folded as u64;
+            out.alerts.extend(o.alerts);
+            out.response = serde_json::json!({ "swept": true });
         }
-        out.response = serde_json::json!({ "records": results });
-    } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        let o = engine.sweep(clock.now_ms()).await?;
-        match deliver_and_confirm(engine, delivery, &o.alerts).await {
-            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
-            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
-            _ => {}
-        }
-        out.counters.alerts_raised += o.alerts.len() as u64;
-        out.counters.alerts_folded += o.folded as u64;
-        out.alerts.extend(o.alerts);
-        out.response = serde_json::json!({ "swept": true });
-    } else {
-        return Err(HandlerError::Unrecognised(
-            "expected a CloudWatch Logs (awslogs), Kinesis (Records), Firehose (records) or scheduled event".into(),
-        ));
     }
     Ok(out)
 }
@@ -388,23 +421,119 @@ enum Failure {
     Delivery(SnsError),
 }
 
-fn count_failure(out: &mut Handled, what: &str, f: &Failure) {
-    if let Failure::Decode(e) = f {
-        out.counters.decode_failures += 1;
-        tracing::warn!(envelope = what, error = %e, "Dropped malformed record.");
+/// An event of one payload (`awslogs`, a decoded payload): a bad payload is
+/// counted and skipped, never retried.
+async fn single<S: StateStore>(
+    engine: &mut Engine<S>,
+    payload: Result<OwnedPayload, DecodeError>,
+    envelope: &str,
+    delivery: &Delivery,
+    out: &mut Handled,
+) -> Result<(), HandlerError> {
+    match process(engine, payload, delivery, out).await {
+        Ok(()) | Err(Failure::Control) => Ok(()),
+        Err(Failure::Decode(e)) => {
+            out.counters.decode_failures += 1;
+            tracing::warn!(envelope, error = %e, "Dropped malformed record.");
+            Ok(())
+        }
+        Err(Failure::Engine(e)) => Err(HandlerError::Engine(e)),
+        Err(Failure::Delivery(e)) => Err(HandlerError::Delivery(e)),
     }
 }
 
-async fn process_data<S: StateStore>(
+/// A Kinesis event: the `batchItemFailures` response. A record is named by
+/// its sequence number (else `eventID`, else its index).
+async fn kinesis<S: StateStore>(
     engine: &mut Engine<S>,
-    b64: &str,
+    records: Vec<ingest::EventRecord<'_>>,
     limits: &Limits,
     delivery: &Delivery,
     out: &mut Handled,
+) -> Value {
+    let mut failures = Vec::new();
+    let mut engine_failed = false;
+    for r in records {
+        let id = r.id.map_or_else(|| r.index.to_string(), Cow::into_owned);
+        if engine_failed {
+            // Records after a store failure are retried with it, in order.
+            failures.push(serde_json::json!({ "itemIdentifier": id }));
+            continue;
+        }
+        let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
+        match process(engine, payload, delivery, out).await {
+            Ok(()) | Err(Failure::Control) => {}
+            Err(Failure::Decode(e)) => {
+                out.counters.decode_failures += 1;
+                tracing::warn!(record = %id, error = %e, "Dropped malformed Kinesis record.");
+                failures.push(serde_json::json!({ "itemIdentifier": id }));
+            }
+            Err(Failure::Engine(e)) => {
+                tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
+                failures.push(serde_json::json!({ "itemIdentifier": id }));
+                engine_failed = true;
+            }
+            Err(Failure::Delivery(e)) => {
+                tracing::error!(record = %id, error = %e, "Alerts not delivered; the record will be retried.");
+                failures.push(serde_json::json!({ "itemIdentifier": id }));
+                engine_failed = true;
+            }
+        }
+    }
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
+/// A Firehose transformation event: every `recordId` echoed with its result.
+async fn firehose<S: StateStore>(
+    engine: &mut Engine<S>,
+    records: Vec<ingest::EventRecord<'_>>,
+    limits: &Limits,
+    delivery: &Delivery,
+    out: &mut Handled,
+) -> Result<Value, HandlerError> {
+    let mut results = Vec::with_capacity(records.len());
+    for r in records {
+        // Without its recordId a record cannot be answered for; Firehose
+        // never sends one, so it is only counted.
+        let Some(record_id) = r.id else {
+            out.counters.decode_failures += 1;
+            tracing::warn!(
+                record = r.index,
+                "Firehose record without a recordId skipped."
+            );
+            continue;
+        };
+        let data = r.data.as_deref().unwrap_or_default().to_owned();
+        let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
+        let result = match process(engine, payload, delivery, out).await {
+            Ok(()) => "Ok",
+            Err(Failure::Control) => "Dropped",
+            Err(Failure::Decode(e)) => {
+                out.counters.decode_failures += 1;
+                tracing::warn!(record = %record_id, error = %e, "Malformed Firehose record.");
+                "ProcessingFailed"
+            }
+            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
+            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
+        };
+        results.push(FirehoseResult {
+            record_id,
+            result,
+            data,
+        });
+    }
+    Ok(serde_json::json!({ "records": results }))
+}
+
+/// Detects one decoded payload (or counts why there is none) and delivers
+/// its alerts.
+async fn process<S: StateStore>(
+    engine: &mut Engine<S>,
+    payload: Result<OwnedPayload, DecodeError>,
+    delivery: &Delivery,
+    out: &mut Handled,
 ) -> Result<(), Failure> {
-    let json = ingest::decode_data(b64, limits).map_err(Failure::Decode)?;
-    let owned = ingest::parse_payload_owned(&json).map_err(Failure::Decode)?;
-    drop(json);
+    let owned = payload.map_err(Failure::Decode)?;
     let payload = owned.view();
     if payload.message_type == MessageType::Control {
         out.counters.control_messages += 1;
@@ -507,9 +636,9 @@ impl<S: StateStore> DetectorService<S> {
     /// Handle one invocation, writing alert and metric lines to `out`.
     /// An error means Lambda should retry (store failure) or that the event is
     /// not one this function handles.
-    pub async fn call(
+    pub async fn call<E: EventJson>(
         &self,
-        event: lambda_runtime::LambdaEvent<Value>,
+        event: lambda_runtime::LambdaEvent<E>,
         out: &mut dyn std::io::Write,
     ) -> Result<Value, HandlerError> {
         let mut engine = self.engine.lock().await;
@@ -534,5 +663,74 @@ impl<S: StateStore> DetectorService<S> {
             emf_line(&handled.counters, &self.function, self.clock.now_ms())
         );
         Ok(handled.response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn log_colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
+    }
+
+    #[test]
+    fn a_bad_log_filter_names_the_variable_and_the_value() {
+        assert!(log_filter(None, "info").is_ok());
+        assert!(log_filter(Some(OsStr::new(" ")), "info").is_ok());
+        assert!(log_filter(Some(OsStr::new("info,logwarden=debug")), "info").is_ok());
+        let e = log_filter(Some(OsStr::new("debug=\nloud")), "info").unwrap_err();
+        assert!(
+            e.starts_with("LOGWARDEN_LOG: `debug=\\nloud` is not a log filter ("),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn outside_lambda_every_missing_variable_is_named_in_one_line() {
+        let e = check_lambda_environment(|_| None).unwrap_err();
+        for v in LAMBDA_VARS {
+            assert!(e.contains(v), "{e}");
+        }
+        let only_memory = |n: &str| {
+            (n == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .then(|| "lots".to_string())
+                .or_else(|| Some("x".to_string()))
+        };
+        let e = check_lambda_environment(only_memory).unwrap_err();
+        assert_eq!(
+            e,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE: `lots` is not a whole number of MB"
+        );
+        assert!(
+            check_lambda_environment(|n| Some(
+                if n.ends_with("SIZE") { "128" } else { "x" }.into()
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_handler_error_has_a_stable_name() {
+        let d = lambda_runtime::Diagnostic::from(HandlerError::Unrecognised("x".into()));
+        assert_eq!(d.error_type, "Logwarden.UnknownEvent");
+        assert_eq!(d.error_message, "unrecognised event: x");
+        let e = HandlerError::Engine(EngineError::State(crate::state::StateError::Unavailable(
+            "x".into(),
+        )));
+        assert_eq!(e.error_type(), "Logwarden.StateFailed");
+        let e = HandlerError::Delivery(SnsError {
+            topic: "t".into(),
+            failed: vec!["a".into()],
+            reason: "throttled".into(),
+        });
+        assert_eq!(e.error_type(), "Logwarden.PublishFailed");
     }
 }

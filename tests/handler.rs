@@ -186,5 +186,330 @@ async fn scheduled_event_sweeps_with_the_clock() {
 async fn an_unknown_event_is_an_error_that_says_what_was_expected() {
     let svc = service(T);
     let (r, _) = call(&svc, json!({"hello": "world"})).await;
-    assert!(r.unwrap_err().contains("expected a CloudWatch Logs (awslogs), Kinesis (Records), Firehose (records) or scheduled event"));
+    assert!(r.unwrap_err().contains("expected a CloudWatch Logs (awslogs), Kinesis (Records), Firehose (records), subscription payload (logEvents) or scheduled event; found a JSON object with keys hello"));
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_the_named_diagnostic_logwarden_unknown_event() {
+    let svc = service(T);
+    let mut out = Vec::new();
+    let e = svc
+        .call(
+            LambdaEvent::new(json!({"hello": "world"}), Context::default()),
+            &mut out,
+        )
+        .await
+        .unwrap_err();
+    let d = lambda_runtime::Diagnostic::from(e);
+    assert_eq!(d.error_type, "Logwarden.UnknownEvent");
+    assert!(d.error_message.starts_with("unrecognised event: "), "{d:?}");
+}
+
+// ------------------------------------------------------------------
+// One envelope parser: the CLI and the handler answer the same bytes alike
+// ------------------------------------------------------------------
+
+/// What one side made of an event: alerts (rule, log group), and the
+/// messages of the units it rejected, in order.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    alerts: std::collections::BTreeSet<(String, String)>,
+    rejected: Vec<String>,
+}
+
+/// The CLI's answer: `logwarden replay --output json` over the bytes saved
+/// as a file. A whole-input error is one rejected unit.
+fn cli_answer(bytes: &str) -> Answer {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("event.json");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["replay", "--output", "json"])
+        .arg(&path)
+        .env_clear()
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let prefix = format!("logwarden: {}: ", path.display());
+    let rejected: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        // `origin: message`, or the message alone for the whole input.
+        .map(|l| {
+            ["awslogs: ", "payload: "]
+                .iter()
+                .find_map(|o| l.strip_prefix(o))
+                .or_else(|| {
+                    l.strip_prefix("record")
+                        .and_then(|r| r.split_once(": "))
+                        .map(|(_, m)| m)
+                })
+                .map_or_else(|| found(l), found)
+        })
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(if rejected.is_empty() { 0 } else { 1 }),
+        "{stderr}"
+    );
+    Answer {
+        alerts: stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|a| {
+                (
+                    a["rule"].as_str().unwrap().into(),
+                    a["log_group"].as_str().unwrap().into(),
+                )
+            })
+            .collect(),
+        rejected,
+    }
+}
+
+/// For an event neither side recognises, what each says it found: the CLI
+/// lists every input form it reads (`… or a plain log (FOUND)`), the handler
+/// the events it handles (`…; found FOUND`).
+fn found(message: &str) -> String {
+    if let Some(i) = message.find("a plain log (") {
+        let rest = &message[i + "a plain log (".len()..];
+        return rest.strip_suffix(')').unwrap_or(rest).to_string();
+    }
+    match message.split_once("; found ") {
+        Some((_, f)) => f.to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The handler's answer for the same bytes, as Lambda delivers them (raw
+/// text), with the response it gave. A failed invocation is one rejected
+/// unit (its message after `unrecognised event: `).
+async fn handler_answer(bytes: &str) -> (Answer, Result<Value, String>) {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let svc = service(T);
+    let raw = serde_json::value::RawValue::from_string(bytes.to_owned()).unwrap();
+    let mut out = Vec::new();
+    let r = svc
+        .call(LambdaEvent::new(raw, Context::default()), &mut out)
+        .await
+        .map_err(|e| e.to_string());
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let mut rejected: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once(" error=").map(|(_, m)| m))
+        // The message is the last field of the line.
+        .map(|m| m.split(" record=").next().unwrap_or(m).to_string())
+        .collect();
+    if let Err(e) = &r {
+        rejected.push(found(e.strip_prefix("unrecognised event: ").unwrap_or(e)));
+    }
+    if let Some(emf) = lines.last().filter(|l| l.get("_aws").is_some()) {
+        let failures = emf["DecodeFailures"].as_u64().unwrap();
+        assert_eq!(failures as usize, rejected.len(), "{text}");
+    }
+    let alerts = alerts(&lines)
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().into(),
+                a["log_group"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    (Answer { alerts, rejected }, r)
+}
+
+/// A good record's `data`: an out-of-memory REPORT in log group `group`.
+fn good(group: &str) -> String {
+    b64gz(&payload(
+        group,
+        "s1",
+        &[(
+            T,
+            "REPORT RequestId: r1\tDuration: 9.00 ms\tBilled Duration: 9 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n",
+        )],
+    ))
+}
+
+/// The rule the good records raise.
+fn oom(group: &str) -> (String, String) {
+    ("out-of-memory".to_string(), group.to_string())
+}
+
+#[tokio::test]
+async fn duplicate_data_keys_are_rejected_alike_by_the_cli_and_the_handler() {
+    // Two `data` keys: ambiguous (serde_json's `Value` would keep the last,
+    // the CLI's reading rejects it), so both reject the record, name it and
+    // keep the others.
+    let (a, b) = (good("/aws/lambda/first"), good("/aws/lambda/second"));
+    let k = |seq: &str, data: &str| {
+        format!(
+            r#"{{"kinesis":{{"data":"{data}","sequenceNumber":"{seq}","partitionKey":"p"}},"eventID":"shardId-0:{seq}"}}"#
+        )
+    };
+    let k_dup = format!(
+        r#"{{"kinesis":{{"data":"{a}","data":"{b}","sequenceNumber":"2","partitionKey":"p"}},"eventID":"shardId-0:2"}}"#
+    );
+    let awslogs = format!(r#"{{"awslogs":{{"data":"{a}","data":"{b}"}}}}"#);
+    let kinesis = format!(
+        r#"{{"Records":[{},{k_dup},{}]}}"#,
+        k("1", &good("/aws/lambda/k1")),
+        k("3", &good("/aws/lambda/k3"))
+    );
+    let firehose = format!(
+        r#"{{"invocationId":"i","records":[{{"recordId":"a","data":"{}"}},{{"recordId":"b","data":"{a}","data":"{b}"}},{{"recordId":"c","data":"{}"}}]}}"#,
+        good("/aws/lambda/f1"),
+        good("/aws/lambda/f3")
+    );
+
+    let (got, r) = handler_answer(&awslogs).await;
+    assert_eq!(r.unwrap(), Value::Null);
+    assert!(got.alerts.is_empty(), "{got:?}");
+    assert_eq!(got.rejected.len(), 1, "{got:?}");
+    assert!(
+        got.rejected[0].contains("duplicate field `data`"),
+        "{got:?}"
+    );
+    assert_eq!(got, cli_answer(&awslogs));
+
+    let (got, r) = handler_answer(&kinesis).await;
+    assert_eq!(
+        r.unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "2"}]})
+    );
+    assert_eq!(
+        got.alerts,
+        [oom("/aws/lambda/k1"), oom("/aws/lambda/k3")].into()
+    );
+    assert!(
+        got.rejected[0].contains("duplicate field `data`"),
+        "{got:?}"
+    );
+    assert_eq!(got, cli_answer(&kinesis));
+
+    let (got, r) = handler_answer(&firehose).await;
+    let results: Vec<(String, String)> = r.unwrap()["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["recordId"].as_str().unwrap().into(),
+                x["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [("a", "Ok"), ("b", "ProcessingFailed"), ("c", "Ok")]
+            .map(|(i, r)| (i.to_string(), r.to_string()))
+    );
+    assert_eq!(
+        got.alerts,
+        [oom("/aws/lambda/f1"), oom("/aws/lambda/f3")].into()
+    );
+    assert!(
+        got.rejected[0].contains("duplicate field `data`"),
+        "{got:?}"
+    );
+    assert_eq!(got, cli_answer(&firehose));
+}
+
+#[tokio::test]
+async fn other_envelope_shapes_get_the_same_answer_from_the_cli_and_the_handler() {
+    let g = good("/aws/lambda/g");
+    // (event, units rejected, alerts raised)
+    let cases = [
+        // Good events of every form, a decoded payload included.
+        (format!(r#"{{"awslogs":{{"data":"{g}"}}}}"#), 0, 1),
+        (
+            format!(r#"{{"Records":[{{"kinesis":{{"data":"{g}","sequenceNumber":"1"}}}}]}}"#),
+            0,
+            1,
+        ),
+        (
+            format!(r#"{{"records":[{{"recordId":"a","data":"{g}"}}]}}"#),
+            0,
+            1,
+        ),
+        (
+            payload(
+                "/aws/lambda/p",
+                "s",
+                &[(
+                    T,
+                    "2026-11-22T10:00:00.000Z r1 Task timed out after 3.00 seconds\n",
+                )],
+            )
+            .to_string(),
+            0,
+            1,
+        ),
+        // Records of the wrong shape.
+        (r#"{"awslogs":{"data":12345}}"#.to_string(), 1, 0),
+        (r#"{"awslogs":{}}"#.to_string(), 1, 0),
+        (
+            format!(
+                r#"{{"Records":[{{"kinesis":{{"data":"{g}","sequenceNumber":"1"}}}},{{"eventID":"x"}}]}}"#
+            ),
+            1,
+            1,
+        ),
+        (
+            format!(
+                r#"{{"records":[{{"recordId":"a","data":"{g}"}},{{"recordId":"b","data":null}}]}}"#
+            ),
+            1,
+            1,
+        ),
+        // Data that does not decode.
+        (r#"{"awslogs":{"data":"not base64!"}}"#.to_string(), 1, 0),
+        // Events that are not one of ours, as a whole.
+        (
+            format!(r#"{{"awslogs":{{"data":"{g}"}},"awslogs":{{"data":"{g}"}}}}"#),
+            1,
+            0,
+        ),
+        (
+            r#"{"Records":[{"eventSource":"aws:s3","s3":{}}]}"#.to_string(),
+            1,
+            0,
+        ),
+        (r#"{"Records":{"kinesis":{}}}"#.to_string(), 1, 0),
+    ];
+    for (bytes, rejected, alerts) in &cases {
+        let (got, _) = handler_answer(bytes).await;
+        assert_eq!(
+            (got.rejected.len(), got.alerts.len()),
+            (*rejected, *alerts),
+            "{bytes}: {got:?}"
+        );
+        assert_eq!(got, cli_answer(bytes), "{bytes}");
+    }
 }

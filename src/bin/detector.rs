@@ -7,16 +7,16 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use logwarden::engine::{Engine, EngineConfig, Safeguards};
-use logwarden::handler::{Delivery, DetectorService};
+use logwarden::handler::{Delivery, DetectorService, HandlerError};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
 use logwarden::sinks::sns::SnsSink;
 use logwarden::state::dynamodb::DynamoStore;
 use logwarden::state::{MemoryStore, StateStore};
 use logwarden::time::{LaggedClock, SystemClock};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 struct Config {
     topic_arn: Option<String>,
@@ -60,8 +60,9 @@ fn config() -> Result<Config, String> {
         }
         Err(_) => 60_000,
     };
-    let function =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "logwarden-detector".into());
+    // Checked last: a wrong setting of ours is the more useful line.
+    logwarden::handler::check_lambda_environment(|n| std::env::var(n).ok())?;
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     // The recursion guard (the function's own log group, and the configured
     // ones, e.g. the notifier's), the alert-storm limit and email redaction.
     let safeguards = Safeguards::for_lambda(&function, |n| std::env::var(n).ok())?;
@@ -84,8 +85,7 @@ fn config() -> Result<Config, String> {
 async fn main() -> Result<(), Error> {
     // One batch per invocation, one after another: reuse their buffers.
     logwarden::alloc::keep_freed_memory(32 << 20);
-    logwarden::handler::init_lambda_tracing();
-    let cfg = match config() {
+    let cfg = match logwarden::handler::init_lambda_tracing().and_then(|()| config()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("logwarden-detector: configuration: {e}");
@@ -142,13 +142,31 @@ async fn main() -> Result<(), Error> {
 
 async fn serve<S: StateStore + 'static>(service: DetectorService<S>) -> Result<(), Error> {
     let service = Arc::new(service);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    // The raw event text: the handler reads the bytes Lambda sent, as the CLI
+    // reads a saved event, not a `Value` that has already merged duplicate keys.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let service = Arc::clone(&service);
         async move {
             let mut lines = Vec::new();
             let result = service.call(event, &mut lines).await;
-            std::io::Write::write_all(&mut std::io::stdout(), &lines)?;
-            Ok::<Value, Error>(result?)
+            if let Err(e) = std::io::Write::write_all(&mut std::io::stdout(), &lines) {
+                tracing::error!(error = %e, "Alert and metric lines not written to the log.");
+                return Err(Diagnostic {
+                    error_type: "Logwarden.LogWriteFailed".into(),
+                    error_message: format!("writing alert and metric lines: {e}"),
+                });
+            }
+            result.map_err(|e| {
+                // The runtime's own line for this is silenced (see
+                // init_lambda_tracing): this one names the error. An event
+                // of another kind loses no data: WARN, not ERROR.
+                if matches!(e, HandlerError::Unrecognised(_)) {
+                    tracing::warn!(error_type = e.error_type(), error = %e, "Invocation failed.");
+                } else {
+                    tracing::error!(error_type = e.error_type(), error = %e, "Invocation failed.");
+                }
+                Diagnostic::from(e)
+            })
         }
     }))
     .await

@@ -376,16 +376,33 @@ fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
     })
 }
 
+/// Log lines to stderr, filtered by `LOGWARDEN_LOG` (default `warn`), in
+/// colour only on a terminal and without `NO_COLOR`: stderr redirected to a
+/// file gets no escape codes.
+fn init_tracing() -> Result<(), String> {
+    let filter = logwarden::handler::log_filter(
+        std::env::var_os(logwarden::handler::LOG_FILTER_VAR).as_deref(),
+        "warn",
+    )?;
+    let colour = logwarden::handler::log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| format!("tracing: {e}"))
+}
+
 fn main() -> ExitCode {
     // Batches come one after another: keep their freed buffers for the next.
     logwarden::alloc::keep_freed_memory(64 << 20);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    if let Err(e) = init_tracing() {
+        eprintln!("logwarden: configuration: {e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),

@@ -173,12 +173,10 @@ struct KinesisData<'a> {
     data: Cow<'a, str>,
 }
 
-/// One element of a Firehose transformation event's `records`.
+/// One element of a Firehose transformation event's `records` (its
+/// `recordId` is read apart, by [`firehose_id`]).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct FirehoseRecord<'a> {
-    #[serde(borrow)]
-    record_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     data: Option<Cow<'a, str>>,
 }
@@ -357,6 +355,10 @@ fn ndjson(
     Ok(InputForm::Ndjson)
 }
 
+/// One record of a document to decode: its origin and its `data` (or why it
+/// has none).
+type Unit<'a> = (String, Result<Cow<'a, str>, DecodeError>);
+
 /// Delivers the units of one JSON document. `prefix` is the NDJSON origin
 /// (`line L`) or empty for a whole-input document.
 fn one_document<'i>(
@@ -376,15 +378,199 @@ fn one_document<'i>(
             format!("{prefix} {unit}")
         }
     };
+    let (form, units): (_, Vec<Unit<'_>>) = match split_event(doc, probe)? {
+        Event::AwsLogs(r) => (
+            InputForm::AwsLogs,
+            vec![(
+                origin(if prefix.is_empty() { "awslogs" } else { "" }),
+                r.data,
+            )],
+        ),
+        Event::Kinesis(rs) => (
+            InputForm::Kinesis,
+            rs.into_iter()
+                .map(|r| (origin(&format!("record {}", r.index)), r.data))
+                .collect(),
+        ),
+        Event::Firehose(rs) => (
+            InputForm::Firehose,
+            rs.into_iter()
+                .map(|r| {
+                    let unit = match &r.id {
+                        Some(id) => origin(&format!("recordId {id}")),
+                        None => origin(&format!("record {}", r.index)),
+                    };
+                    (unit, r.data)
+                })
+                .collect(),
+        ),
+        Event::Payload => {
+            let unit = origin(if prefix.is_empty() { "payload" } else { "" });
+            match parse_payload_owned_with(doc.text.as_bytes(), limits.reference_parser) {
+                Ok(p) => f(&unit, Ok(p)),
+                Err(e) => f(&unit, Err(doc.relocate(e))),
+            }
+            return Ok(InputForm::Payload);
+        }
+        Event::Scheduled => {
+            return Err(not_recognised(
+                "an EventBridge scheduled event: the detector sweeps on it; `logwarden sweep` does the same here",
+            ));
+        }
+    };
+    for (unit, data) in units {
+        match data {
+            Ok(data) => decode_and_deliver(&data, &unit, limits, bufs, f),
+            Err(e) => f(&unit, Err(e)),
+        }
+    }
+    Ok(form)
+}
 
+/// What one Lambda event (one JSON document) is, read without decoding any
+/// record: the one reading of envelope shapes, shared by the CLI
+/// ([`for_each_payload`]) and the Lambda handler, so the same bytes get the
+/// same answer from both.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// `{"awslogs":{"data":…}}`: one record.
+    AwsLogs(EventRecord<'a>),
+    /// `{"Records":[{"kinesis":{"data":…}}]}`: one record per element.
+    Kinesis(Vec<EventRecord<'a>>),
+    /// `{"records":[{"recordId":…,"data":…}]}`: one record per element.
+    Firehose(Vec<EventRecord<'a>>),
+    /// A decoded subscription payload: the document itself
+    /// ([`decode_payload`] reads it).
+    Payload,
+    /// An EventBridge scheduled event (`detail-type` `Scheduled Event`): the
+    /// detector's sweep, not log data.
+    Scheduled,
+}
+
+/// One record of an [`Event`], its `data` not decoded yet ([`decode_record`]).
+#[derive(Debug)]
+pub struct EventRecord<'a> {
+    /// 0-based position in the event's records (0 for `awslogs`).
+    pub index: usize,
+    /// What the event source calls the record: Kinesis `kinesis.sequenceNumber`
+    /// (else `eventID`), Firehose `recordId`; `None` for `awslogs`, or when the
+    /// record has none that is a string.
+    pub id: Option<Cow<'a, str>>,
+    /// The record's `data` (base64 text), or why the record has none: a
+    /// missing field, a wrong type, a duplicate key (ambiguous, so rejected
+    /// rather than taking the first or the last), with its position.
+    pub data: Result<Cow<'a, str>, DecodeError>,
+}
+
+/// Reads one Lambda event, as the detector receives it: a JSON object with
+/// `awslogs`, `Records` (Kinesis), `records` (Firehose) or `logEvents` (a
+/// decoded payload), taken in that order, or a scheduled event.
+///
+/// A record of the wrong shape is not an error of the event: it comes back
+/// as an [`EventRecord`] whose `data` is the error, as the CLI reports it.
+///
+/// # Errors
+/// The event as a whole is not one of those: not a JSON object, a duplicate
+/// top-level key, `Records`/`records` not an array, a `Records` array of
+/// another service (S3, SNS, SQS), or an object with none of the keys.
+pub fn read_event(text: &str) -> Result<Event<'_>, DecodeError> {
+    let doc = Doc {
+        whole: text.as_bytes(),
+        text,
+        base: 0,
+    };
+    if !text.trim_start().starts_with('{') {
+        let what = match text.trim_start().bytes().next() {
+            Some(b'[') => "a JSON array",
+            Some(b'"') => "a JSON string",
+            None => "nothing",
+            _ => "a JSON value that is not an object",
+        };
+        return Err(not_recognised(what));
+    }
+    let probe = serde_json::from_str::<Probe<'_>>(text).map_err(|e| doc.json_error(&e))?;
+    split_event(doc, &probe)
+}
+
+/// Decodes one record's `data` (base64 → capped gunzip → payload), exactly
+/// as the CLI does for the same record.
+///
+/// # Errors
+/// As [`super::decode_data`] and [`super::parse_payload`].
+pub fn decode_record(data: &str, limits: &Limits) -> Result<OwnedPayload, DecodeError> {
+    let mut bufs = Buffers::default();
+    decode_data_into(data, limits, &mut bufs.gz, &mut bufs.out)?;
+    parse_payload_owned_with(&bufs.out, limits.reference_parser)
+}
+
+/// Reads an [`Event::Payload`] document (the whole event text).
+///
+/// # Errors
+/// As [`super::parse_payload`].
+pub fn decode_payload(text: &str, limits: &Limits) -> Result<OwnedPayload, DecodeError> {
+    parse_payload_owned_with(text.as_bytes(), limits.reference_parser)
+}
+
+/// The ids of an envelope record, read apart from its `data` and leniently
+/// (raw values, checked one by one), so that a record whose `data` is bad
+/// can still be answered for by its id.
+#[derive(Deserialize)]
+struct RecordIds<'a> {
+    #[serde(rename = "recordId", borrow)]
+    record_id: Option<&'a RawValue>,
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    kinesis: Option<&'a RawValue>,
+}
+
+/// `Records[].kinesis`, for its sequence number only.
+#[derive(Deserialize)]
+struct KinesisIds<'a> {
+    #[serde(rename = "sequenceNumber", borrow)]
+    sequence_number: Option<&'a RawValue>,
+}
+
+/// The string a raw JSON value holds, if it is a string.
+fn string_of(raw: Option<&RawValue>) -> Option<Cow<'static, str>> {
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .map(Cow::Owned)
+}
+
+/// Kinesis: `kinesis.sequenceNumber`, else `eventID`.
+fn kinesis_id(raw: &RawValue) -> Option<Cow<'static, str>> {
+    let ids = serde_json::from_str::<RecordIds<'_>>(raw.get()).ok()?;
+    ids.kinesis
+        .and_then(|k| serde_json::from_str::<KinesisIds<'_>>(k.get()).ok())
+        .and_then(|k| string_of(k.sequence_number))
+        .or_else(|| string_of(ids.event_id))
+}
+
+/// Firehose: `recordId`.
+fn firehose_id(raw: &RawValue) -> Option<Cow<'static, str>> {
+    let ids = serde_json::from_str::<RecordIds<'_>>(raw.get()).ok()?;
+    string_of(ids.record_id)
+}
+
+/// `detail-type` of an EventBridge event.
+#[derive(Deserialize)]
+struct EventBridge<'a> {
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Option<Cow<'a, str>>,
+}
+
+/// The [`Event`] a probed document is (see [`read_event`]).
+fn split_event<'i>(doc: Doc<'i>, probe: &Probe<'i>) -> Result<Event<'i>, DecodeError> {
     if let Some(raw) = probe.awslogs {
         let here = doc.sub(raw.get());
-        let unit = origin(if prefix.is_empty() { "awslogs" } else { "" });
-        match serde_json::from_str::<AwsLogs<'_>>(raw.get()) {
-            Ok(a) => decode_and_deliver(&a.data, &unit, limits, bufs, f),
-            Err(e) => f(&unit, Err(here.json_error(&e))),
-        }
-        return Ok(InputForm::AwsLogs);
+        let data = serde_json::from_str::<AwsLogs<'_>>(raw.get())
+            .map(|a| a.data)
+            .map_err(|e| here.json_error(&e));
+        return Ok(Event::AwsLogs(EventRecord {
+            index: 0,
+            id: None,
+            data,
+        }));
     }
 
     if let Some(raw) = probe.kinesis {
@@ -401,20 +587,27 @@ fn one_document<'i>(
                 "a Records event without kinesis data (S3, SNS, SQS…?)",
             ));
         }
-        for (i, (raw, rec)) in records.iter().zip(parsed).enumerate() {
-            let unit = origin(&format!("record {i}"));
-            let here = doc.sub(raw.get());
-            match rec {
-                Ok(KinesisRecord {
-                    kinesis: Some(k), ..
-                }) => decode_and_deliver(&k.data, &unit, limits, bufs, f),
-                Ok(KinesisRecord { kinesis: None }) => {
-                    f(&unit, Err(here.error_here("missing field `kinesis`")));
+        let records = records
+            .iter()
+            .zip(parsed)
+            .enumerate()
+            .map(|(index, (raw, rec))| {
+                let here = doc.sub(raw.get());
+                let data = match rec {
+                    Ok(KinesisRecord { kinesis: Some(k) }) => Ok(k.data),
+                    Ok(KinesisRecord { kinesis: None }) => {
+                        Err(here.error_here("missing field `kinesis`"))
+                    }
+                    Err(e) => Err(here.json_error(&e)),
+                };
+                EventRecord {
+                    index,
+                    id: kinesis_id(raw),
+                    data,
                 }
-                Err(e) => f(&unit, Err(here.json_error(&e))),
-            }
-        }
-        return Ok(InputForm::Kinesis);
+            })
+            .collect();
+        return Ok(Event::Kinesis(records));
     }
 
     if let Some(raw) = probe.records {
@@ -425,39 +618,43 @@ fn one_document<'i>(
             .collect();
         let any_data = parsed
             .iter()
-            .any(|r| !matches!(r, Ok(FirehoseRecord { data: None, .. })));
+            .any(|r| !matches!(r, Ok(FirehoseRecord { data: None })));
         if !records.is_empty() && !any_data {
             return Err(not_recognised("a records array without data"));
         }
-        for (i, (raw, rec)) in records.iter().zip(parsed).enumerate() {
-            let here = doc.sub(raw.get());
-            match rec {
-                Ok(FirehoseRecord { record_id, data }) => {
-                    let unit = match &record_id {
-                        Some(id) => origin(&format!("recordId {id}")),
-                        None => origin(&format!("record {i}")),
-                    };
-                    match data {
-                        Some(data) => decode_and_deliver(&data, &unit, limits, bufs, f),
-                        None => f(&unit, Err(here.error_here("missing field `data`"))),
+        let records = records
+            .iter()
+            .zip(parsed)
+            .enumerate()
+            .map(|(index, (raw, rec))| {
+                let here = doc.sub(raw.get());
+                let data = match rec {
+                    Ok(FirehoseRecord { data: Some(data) }) => Ok(data),
+                    Ok(FirehoseRecord { data: None }) => {
+                        Err(here.error_here("missing field `data`"))
                     }
+                    Err(e) => Err(here.json_error(&e)),
+                };
+                EventRecord {
+                    index,
+                    id: firehose_id(raw),
+                    data,
                 }
-                Err(e) => f(&origin(&format!("record {i}")), Err(here.json_error(&e))),
-            }
-        }
-        return Ok(InputForm::Firehose);
+            })
+            .collect();
+        return Ok(Event::Firehose(records));
     }
 
     if probe.log_events.is_some() {
-        let unit = origin(if prefix.is_empty() { "payload" } else { "" });
-        match parse_payload_owned_with(doc.text.as_bytes(), limits.reference_parser) {
-            Ok(p) => f(&unit, Ok(p)),
-            Err(e) => f(&unit, Err(doc.relocate(e))),
-        }
-        return Ok(InputForm::Payload);
+        return Ok(Event::Payload);
     }
 
-    Err(not_recognised(&describe_object(doc.text)))
+    match serde_json::from_str::<EventBridge<'_>>(doc.text) {
+        Ok(EventBridge {
+            detail_type: Some(t),
+        }) if t == "Scheduled Event" => Ok(Event::Scheduled),
+        _ => Err(not_recognised(&describe_object(doc.text))),
+    }
 }
 
 /// The elements of a `Records`/`records` array, or an error for the whole
@@ -547,4 +744,77 @@ fn binary_check(input: &[u8]) -> Result<(), DecodeError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_error(r: &EventRecord<'_>) -> String {
+        match &r.data {
+            Ok(d) => panic!("expected an error, got data {d}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_data_key_is_a_bad_record_named_with_its_position() {
+        let Ok(Event::AwsLogs(r)) = read_event(r#"{"awslogs":{"data":"QQ==","data":"Qg=="}}"#)
+        else {
+            panic!("not an awslogs event");
+        };
+        assert_eq!(
+            data_error(&r),
+            "input JSON: duplicate field `data` at line 1 column 32"
+        );
+    }
+
+    #[test]
+    fn records_keep_their_ids_when_their_data_is_bad() {
+        let ev = r#"{"Records":[
+            {"kinesis":{"data":"QQ==","sequenceNumber":"1"},"eventID":"e1"},
+            {"kinesis":{"data":5,"sequenceNumber":"2"}},
+            {"kinesis":{"data":"QQ==","data":"QQ=="},"eventID":"e3"},
+            {"kinesis":{"data":"QQ==","sequenceNumber":4}}]}"#;
+        let Ok(Event::Kinesis(rs)) = read_event(ev) else {
+            panic!("not a Kinesis event");
+        };
+        let ids: Vec<_> = rs.iter().map(|r| r.id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("2"), Some("e3"), None]);
+        assert!(data_error(&rs[1]).contains("expected a string"));
+        assert!(data_error(&rs[2]).contains("duplicate field `data`"));
+
+        let ev = r#"{"records":[{"recordId":"a","data":null},{"data":"QQ=="}]}"#;
+        let Ok(Event::Firehose(rs)) = read_event(ev) else {
+            panic!("not a Firehose event");
+        };
+        assert_eq!(rs[0].id.as_deref(), Some("a"));
+        assert!(data_error(&rs[0]).contains("missing field `data`"));
+        assert_eq!((rs[1].id.as_deref(), rs[1].index), (None, 1));
+    }
+
+    #[test]
+    fn an_event_that_is_none_of_ours_is_an_error_of_the_whole_event() {
+        for (ev, want) in [
+            (r#"[{"awslogs":{}}]"#, "a JSON array"),
+            (r#""awslogs""#, "a JSON string"),
+            (
+                r#"{"awslogs":{},"awslogs":{}}"#,
+                "duplicate field `awslogs`",
+            ),
+            (r#"{"Records":[{"s3":{}}]}"#, "without kinesis data"),
+            (r#"{"hello":1}"#, "a JSON object with keys hello"),
+        ] {
+            let e = read_event(ev).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want), "{ev}: {e}");
+        }
+        assert!(matches!(
+            read_event(r#"{"detail-type":"Scheduled Event","source":"aws.events"}"#),
+            Ok(Event::Scheduled)
+        ));
+        assert!(matches!(
+            read_event(r#"{"logEvents":[]}"#),
+            Ok(Event::Payload)
+        ));
+    }
 }

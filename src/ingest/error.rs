@@ -124,15 +124,6 @@ pub enum DecodeError {
         column: usize,
     },
 
-    /// A record of an already parsed Lambda event does not have its
-    /// envelope's shape (no `data`, or `data` not a string). Parsed events
-    /// carry no positions, so the message is serde's alone.
-    #[error("input JSON: {message}")]
-    EventRecord {
-        /// What serde says, e.g. ``missing field `data` ``.
-        message: String,
-    },
-
     /// The input as a whole matches none of the forms.
     #[error(
         "not a recognised input: expected an awslogs/Kinesis/Firehose event, \

@@ -11,6 +11,9 @@
 //!   [`gunzip_capped`] is the one gunzip of the crate (the decoded size is
 //!   capped so a gzip bomb is an error, not an OOM).
 //! - [`parse_payload`] reads a decoded payload, borrowing its strings.
+//! - [`read_event`] reads the shape of one Lambda event (the same reading
+//!   [`for_each_payload`] gives a saved one), so the Lambda handler asks here
+//!   and never re-parses an envelope; [`decode_record`] decodes each record.
 //!
 //! Layout: `decode.rs` (base64, gzip), `payload.rs` (payload JSON),
 //! `envelope.rs` (form detection, envelopes, NDJSON), `plain.rs` (plain logs),
@@ -30,7 +33,10 @@ mod tests;
 mod testutil;
 
 pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
-pub use envelope::{for_each_owned_payload, for_each_payload};
+pub use envelope::{
+    Event, EventRecord, decode_payload, decode_record, for_each_owned_payload, for_each_payload,
+    read_event,
+};
 pub use error::{Base64Problem, DecodeError, GzipPart};
 pub use payload::{parse_payload, parse_payload_owned, parse_payload_reference};
 pub use plain::PLAIN_CHUNK_EVENTS;

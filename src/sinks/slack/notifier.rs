@@ -53,8 +53,9 @@ const MAX_LOGGED_MESSAGE: usize = 64 * 1024;
 /// Errors of the notifier.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
-    /// The environment does not say where the webhook is.
-    #[error("configuration: {0}")]
+    /// The environment does not say where the webhook is. (The message
+    /// names the variable; the binary prefixes `configuration:` once.)
+    #[error("{0}")]
     Config(String),
     /// The event is not an SNS event (nor a bare alert); a retry cannot help.
     #[error("unrecognised event: {0}")]
@@ -79,10 +80,10 @@ impl NotifierError {
     /// record, metrics filters and the DLQ show instead of a Rust type name).
     pub fn error_type(&self) -> &'static str {
         match self {
-            NotifierError::Config(_) => "logwarden.Config",
-            NotifierError::Unrecognised(_) => "logwarden.UnrecognisedEvent",
-            NotifierError::Webhook(_) => "logwarden.WebhookUnavailable",
-            NotifierError::Undelivered { .. } => "logwarden.Undelivered",
+            NotifierError::Config(_) => "Logwarden.Config",
+            NotifierError::Unrecognised(_) => "Logwarden.UnknownEvent",
+            NotifierError::Webhook(_) => "Logwarden.WebhookUnavailable",
+            NotifierError::Undelivered { .. } => "Logwarden.Undelivered",
         }
     }
 }
@@ -698,7 +699,7 @@ mod tests {
     #[test]
     fn lambda_sees_a_named_error_type_and_the_message() {
         let d = lambda_runtime::Diagnostic::from(NotifierError::Unrecognised("x".into()));
-        assert_eq!(d.error_type, "logwarden.UnrecognisedEvent");
+        assert_eq!(d.error_type, "Logwarden.UnknownEvent");
         assert_eq!(d.error_message, "unrecognised event: x");
     }
 
