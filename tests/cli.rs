@@ -335,3 +335,19 @@ fn thread_count_changes_nothing_in_the_output() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn replay_help_states_the_per_file_caps_and_what_the_walk_skips() {
+    let out = logwarden(&["replay", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for want in [
+        "--max-file-bytes <BYTES>",
+        "[default: 134217728]",
+        "--max-file-lines <N>",
+        "[default: 1000000]",
+        "not a regular file",
+    ] {
+        assert!(help.contains(want), "{want:?} not in {help}");
+    }
+}
