@@ -738,12 +738,16 @@ fn read_input(file: &InputFile, limits: &Limits) -> std::io::Result<(Vec<u8>, Op
         return Ok((buf, None));
     }
     buf.truncate(cap);
-    if let Some(end) = memchr::memrchr(b'\n', &buf) {
-        buf.truncate(end + 1);
-    }
+    let whole_lines = match memchr::memrchr(b'\n', &buf) {
+        Some(end) => {
+            buf.truncate(end + 1);
+            ", up to its last line break before the cap"
+        }
+        None => "",
+    };
     let note = format!(
-        "stopped at the {cap}-byte cap (--max-file-bytes): the {} bytes before it (up to a line \
-         break) were read, the rest was not",
+        "stopped at the {cap}-byte cap (--max-file-bytes): read its first {} bytes{whole_lines}, \
+         not the rest",
         buf.len()
     );
     Ok((buf, Some(note)))
@@ -755,4 +759,91 @@ fn mtime_ms(path: &Path) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    #[test]
+    fn shown_path_escapes_controls_and_bytes_that_are_not_utf8() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"logs/app.log", "logs/app.log"),
+            (b"a\nlogwarden: 0 input(s)", "a\\nlogwarden: 0 input(s)"),
+            (b"esc\x1b[2J\x07.log", "esc\\x1b[2J\\x07.log"),
+            (b"caf\xe9/\xff\xfe.json", "caf\\xe9/\\xff\\xfe.json"),
+        ];
+        for (raw, want) in cases {
+            let path = Path::new(std::ffi::OsStr::from_bytes(raw));
+            assert_eq!(shown_path(path), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn input_errors_are_one_line_whatever_the_input_put_in_them() {
+        let e = InputError {
+            input: shown_path(Path::new("a\nb.json")),
+            origin: Some("recordId x\ny".to_string()),
+            message: "a JSON object with keys \u{1b}[31mred, \u{202e}txt".to_string(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "a\\nb.json: recordId x\\ny: a JSON object with keys \\x1b[31mred, \\u202etxt"
+        );
+    }
+
+    #[test]
+    fn the_walk_takes_each_directory_and_file_once_and_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/a.log"), "x\n").unwrap();
+        std::fs::write(d.join("b.txt"), "x\n").unwrap();
+        std::fs::write(d.join("notes.md"), "not an input\n").unwrap();
+        std::fs::write(d.join(".hidden.log"), "x\n").unwrap();
+        std::os::unix::fs::symlink(".", d.join("loop")).unwrap();
+        std::os::unix::fs::symlink("sub", d.join("sub-again")).unwrap();
+        std::os::unix::fs::symlink("sub/a.log", d.join("current.log")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.log")).unwrap();
+        std::os::unix::fs::symlink("missing", d.join("dangling.log")).unwrap();
+        let inputs = walk_inputs(&[d.to_path_buf(), PathBuf::from("-"), d.join("sub/a.log")]);
+        let files: Vec<(PathBuf, InputKind)> =
+            inputs.files.into_iter().map(|f| (f.path, f.kind)).collect();
+        assert_eq!(
+            files,
+            [
+                (d.join("b.txt"), InputKind::Walked),
+                (d.join("current.log"), InputKind::Walked),
+                (PathBuf::from("-"), InputKind::Stream),
+            ]
+        );
+        let warned: Vec<String> = inputs
+            .warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: {}",
+                    w.input.strip_prefix(&shown_path(d)).unwrap(),
+                    w.message
+                )
+            })
+            .collect();
+        let top = shown_path(d);
+        assert_eq!(
+            warned,
+            [
+                format!("/loop: skipped: the same directory as {top}, already read"),
+                "/null.log: skipped: a character device, not a regular file".to_string(),
+                // Walked, then named.
+                format!("/sub/a.log: skipped: the same file as {top}/current.log, already read"),
+                format!("/sub-again: skipped: the same directory as {top}/sub, already read"),
+                format!("/sub/a.log: skipped: the same file as {top}/current.log, already read"),
+            ]
+        );
+        assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
+        assert!(inputs.errors[0].input.ends_with("/dangling.log"));
+        assert!(inputs.errors[0].message.starts_with("cannot read: "));
+    }
 }

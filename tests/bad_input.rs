@@ -533,8 +533,7 @@ impl Spawned {
         assert_eq!(
             fields[2], "finished",
             "{} did not finish within {:?}",
-            self.what,
-            self.limit
+            self.what, self.limit
         );
         Run {
             code: fields[0].parse().ok(),
@@ -1319,14 +1318,22 @@ fn a_symlink_loop_pair_finishes_and_reads_each_file_once() {
     std::os::unix::fs::symlink(".", logs.join("x")).unwrap();
     std::os::unix::fs::symlink(".", logs.join("y")).unwrap();
     let run = walk_replay(&[], &[&logs]);
-    eprintln!("symlink loop pair: {:?}, peak RSS {} MiB", run.elapsed, run.max_rss >> 20);
+    eprintln!(
+        "symlink loop pair: {:?}, peak RSS {} MiB",
+        run.elapsed,
+        run.max_rss >> 20
+    );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_read_once(&run);
     for link in ["x", "y"] {
         let warning = format!("logwarden: warning: {}: skipped", logs.join(link).display());
         assert!(run.stderr.contains(&warning), "{link}: {}", run.stderr);
     }
-    assert!(run.max_rss <= MAX_RSS_BYTES, "peak RSS {} MiB", run.max_rss >> 20);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
 }
 
 #[test]
@@ -1389,7 +1396,11 @@ fn a_device_link_in_a_walked_directory_is_skipped_with_a_warning() {
         logs.join("zero.log").display()
     );
     assert!(run.stderr.contains(&warning), "{}", run.stderr);
-    assert!(run.max_rss <= MAX_RSS_BYTES, "peak RSS {} MiB", run.max_rss >> 20);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
 }
 
 #[test]
@@ -1419,11 +1430,16 @@ fn a_device_named_on_the_command_line_stops_at_the_byte_cap() {
         assert!(run.stderr.contains(&stopped), "{}", run.stderr);
         assert_eq!(alert_rules(&run.stdout), ["failed-auth-burst"]);
         assert!(
-            run.stderr.contains(&format!("{} event(s)", bastion_events())),
+            run.stderr
+                .contains(&format!("{} event(s)", bastion_events())),
             "{}",
             run.stderr
         );
-        assert!(run.max_rss <= MAX_RSS_BYTES, "peak RSS {} MiB", run.max_rss >> 20);
+        assert!(
+            run.max_rss <= MAX_RSS_BYTES,
+            "peak RSS {} MiB",
+            run.max_rss >> 20
+        );
     }
 }
 
@@ -1444,7 +1460,10 @@ fn a_fifo_named_on_the_command_line_is_read() {
     writer.wait().unwrap();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let rules = alert_rules(&run.stdout);
-    assert!(rules.contains(&"failed-auth-burst".to_string()), "{rules:?}");
+    assert!(
+        rules.contains(&"failed-auth-burst".to_string()),
+        "{rules:?}"
+    );
     assert!(rules.contains(&"runtime-exit".to_string()), "{rules:?}");
     assert!(run.stderr.contains("2 input(s)"), "{}", run.stderr);
 }
@@ -1512,7 +1531,10 @@ fn a_mostly_binary_file_is_still_reported_as_binary() {
     let random = logs.join("random.log");
     std::fs::write(&random, &noise).unwrap();
     let mut headed = bastion_log().repeat(8);
-    assert!(headed.len() > 8 << 10, "the text alone fills the first 8 KiB");
+    assert!(
+        headed.len() > 8 << 10,
+        "the text alone fills the first 8 KiB"
+    );
     headed.extend_from_slice(&noise);
     let behind_text = logs.join("behind-text.log");
     std::fs::write(&behind_text, &headed).unwrap();
@@ -1554,7 +1576,11 @@ fn file_names_with_control_characters_are_escaped_on_every_stderr_line() {
         format!("logwarden: {shown}/caf\\xe9\\x1b[2J.json: "),
         "keys \\x1b[31mred".to_string(),
     ] {
-        assert!(run.stderr.contains(&want), "{want:?} not in {:?}", run.stderr);
+        assert!(
+            run.stderr.contains(&want),
+            "{want:?} not in {:?}",
+            run.stderr
+        );
     }
     for c in ['\x1b', '\x07', '\u{fffd}'] {
         assert!(!run.stderr.contains(c), "{c:?} on stderr: {:?}", run.stderr);
@@ -1567,5 +1593,9 @@ fn file_names_with_control_characters_are_escaped_on_every_stderr_line() {
         "a forged summary line: {}",
         run.stderr
     );
-    assert!(run.stderr.contains("logwarden: 4 input(s)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("logwarden: 4 input(s)"),
+        "{}",
+        run.stderr
+    );
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use logwarden::alert::redact::RedactOptions;
+use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
 use logwarden::engine::{DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, run_rule_tests};
-use logwarden::alert::visible::visible;
 use logwarden::ingest::{
     DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_LINES, Limits,
 };
@@ -492,8 +492,9 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
             ExitCode::FAILURE
         }
         Ok(s) => {
+            // A problem quotes its line, which came from the input.
             for p in &s.problems {
-                eprintln!("logwarden: {p}");
+                eprintln!("logwarden: {}", visible(&p.to_string(), false));
             }
             eprintln!(
                 "logwarden: {} posted, {} not posted, {} not alerts",

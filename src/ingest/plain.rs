@@ -9,10 +9,11 @@
 //! lossily, that line only. A NUL or other control byte is a character of its
 //! line like any other (a logger that wrote one garbled byte must not hide the
 //! lines around it); only a file that is mostly such bytes is binary data
-//! ([`binary_check`]). Empty and blank lines are skipped. An event's id is
-//! its 1-based line number. Lines past [`super::Limits::max_file_lines`] are
-//! not read: the unit after the last chunk is
-//! [`DecodeError::TooManyLines`], at origin `line N` (the first line not read).
+//! (more than 30 % of its first 8 KiB or of its whole). Empty and blank lines
+//! are skipped. An event's id is its 1-based line number. Lines past
+//! [`super::Limits::max_file_lines`] are not read: the unit after the last
+//! chunk is [`DecodeError::TooManyLines`], at origin `line N` (the first line
+//! not read).
 //!
 //! Timestamps, in order of preference:
 //! 1. an ISO-8601/RFC 3339 prefix, optionally after `[`:
@@ -525,7 +526,10 @@ mod tests {
 
     #[test]
     fn a_nul_is_a_character_of_its_line() {
-        let got = collect(b"Nov 22 10:00:01 host a\0b\nnext\n", &FileOptions::default());
+        let got = collect(
+            b"Nov 22 10:00:01 host a\0b\nnext\n",
+            &FileOptions::default(),
+        );
         let messages: Vec<&str> = got[0].1.iter().map(|e| e.2.as_str()).collect();
         assert_eq!(messages, ["Nov 22 10:00:01 host a\0b", "next"]);
     }
