@@ -1235,9 +1235,11 @@ fn classes_cover_the_issue() {
 
 // ------------------------------- directory walk, plain-file caps and names
 
-/// Time a walk test may take. Each of them ran in under WALK_MEASURED in a
-/// debug build; this is five times that, so a regression (a loop that never
-/// ends, a FIFO that blocks) fails the test instead of wedging CI.
+/// Time one run of a walk test may take. In a debug build each ran in at
+/// most 0.9 s alone and 1.7 s with the other walk tests in parallel (the
+/// slowest: reading 128 MiB of `/dev/zero`); this is about five times that,
+/// so a regression (a loop that never ends, a FIFO that blocks) fails the
+/// test instead of wedging CI.
 const WALK_LIMIT: Duration = Duration::from_secs(10);
 
 /// Address space of a walk test's run: far above what a replay needs, far
