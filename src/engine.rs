@@ -27,6 +27,7 @@ use crate::detect::rate::{RateState, Sample as RateSample};
 use crate::detect::threshold::WindowState;
 use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
 use crate::ingest::{LogEvent, MessageType, Payload};
+use crate::lenient_json;
 use crate::platform::{self, Record, Report, Status};
 use crate::rules::{Kind, Rule, RuleSet, TestEvent};
 use crate::state::{
@@ -147,6 +148,10 @@ pub struct BatchOutcome {
     /// Alerts folded into the digest (the last alert of `alerts`) by the
     /// alert-storm limit.
     pub folded: usize,
+    /// Events whose JSON a strict parser rejected (a lone surrogate, `NaN`,
+    /// `1e400`, deep nesting, a cut-off line) and that were read tolerantly
+    /// ([`crate::lenient_json`]) so that their fields still match.
+    pub lenient_json: u64,
 }
 
 /// The detection engine over one state store.
@@ -427,7 +432,7 @@ impl<S: StateStore> Engine<S> {
                 ..BatchOutcome::default()
             });
         }
-        let observed = self.observe(p);
+        let (observed, lenient_json) = self.observe(p);
         if let Some(max) = p.log_events.iter().map(|e| e.timestamp).max() {
             self.watermark = self.watermark.max(max);
         }
@@ -451,6 +456,7 @@ impl<S: StateStore> Engine<S> {
                 }
                 Ok(mut out) => {
                     out.events = p.log_events.len();
+                    out.lenient_json = lenient_json;
                     return Ok(out);
                 }
                 Err(e) => return Err(e),
@@ -530,10 +536,16 @@ impl<S: StateStore> Engine<S> {
         }
     }
 
-    /// Pass 1: what each event means for each rule. Pure.
-    fn observe<'p>(&self, p: &'p Payload<'_>) -> Vec<Observed<'p>> {
+    /// Pass 1: what each event means for each rule, and how many events
+    /// needed the tolerant JSON reading. Pure but for reading the per-thread
+    /// tally of tolerant reads ([`lenient_json::tolerant_reads`]).
+    fn observe<'p>(&self, p: &'p Payload<'_>) -> (Vec<Observed<'p>>, u64) {
         let mut out = Vec::new();
+        let mut lenient = 0;
         for (i, ev) in p.log_events.iter().enumerate() {
+            // The platform parser and the matchers (a double-encoded
+            // `message`) read JSON too: the per-thread tally sees them all.
+            let tolerant_before = lenient_json::tolerant_reads();
             let rec = platform::parse(&ev.message);
             let mut json: Option<Option<Value>> = None;
             if let Record::Timeout { seconds, .. } = &rec {
@@ -685,8 +697,11 @@ impl<S: StateStore> Engine<S> {
                 };
                 out.push(Observed { event: i, obs });
             }
+            if lenient_json::tolerant_reads() != tolerant_before {
+                lenient += 1;
+            }
         }
-        out
+        (out, lenient)
     }
 
     /// The body of an application line as JSON, parsed at most once per event.
@@ -709,7 +724,7 @@ impl<S: StateStore> Engine<S> {
         {
             return None;
         }
-        serde_json::from_str(body).ok()
+        lenient_json::from_str(body)
     }
 
     /// Steps 2–4 for a batch (or a sweep when `batch` is `None`).
@@ -1347,9 +1362,18 @@ impl<S: StateStore> Engine<S> {
     /// finished, so every sink (and the outbox in the state store) gets the
     /// redacted alert. The id was computed from the raw key when the
     /// incident opened, so it stays stable whatever redaction does.
+    ///
+    /// The names and ids are redacted first, so that everything derived from
+    /// them is too: the console links encode the characters around a secret
+    /// (`/`, `=`, spaces), and redacting a finished link would miss it.
     fn finish(&self, mut d: Draft, account: Option<&str>) -> Alert {
         let opts = &self.safeguards.redact;
-        for v in d.key.values_mut() {
+        for v in d
+            .key
+            .values_mut()
+            .chain([&mut d.log_group, &mut d.log_stream])
+            .chain(d.request_ids.iter_mut())
+        {
             if let Cow::Owned(red) = alert::redact::redact_with(v, opts) {
                 *v = red;
             }
@@ -1365,31 +1389,24 @@ impl<S: StateStore> Engine<S> {
         };
         let region = &self.config.region;
         // A redacted value finds nothing in Logs Insights, nor does the kind
-        // of a secret: filter on the request id instead.
+        // of a secret: filter on a request id instead.
         let secret_kind = matches!(&r.detector, Detector::Pattern(p) if p.secrets.is_some());
+        let unredacted = |v: &&String| !v.contains("[REDACTED:");
         let needle = d
             .key
             .values()
             .next()
-            .filter(|v| !v.contains("[REDACTED:") && !secret_kind)
-            .cloned()
-            .or_else(|| d.request_ids.first().cloned());
-        let links = Links {
-            log_stream: Some(alert::links::log_stream_link(
-                region,
-                &d.log_group,
-                &d.log_stream,
-                d.first_seen,
-                d.last_seen,
-            )),
-            insights: Some(alert::links::insights_link(
-                region,
-                &d.log_group,
-                needle.as_deref(),
-                d.first_seen,
-                d.last_seen,
-            )),
-        };
+            .filter(|v| unredacted(v) && !secret_kind)
+            .or_else(|| d.request_ids.iter().find(unredacted))
+            .cloned();
+        let links = alert::links::incident(
+            region,
+            &d.log_group,
+            &d.log_stream,
+            needle.as_deref(),
+            (d.first_seen, d.last_seen),
+            opts,
+        );
         let mut out = Alert {
             summary: summary(r, &d, &place),
             id: d.id,
@@ -1618,12 +1635,15 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             request_ids.push(r.clone());
         }
     }
+    // The folded alerts' log group is redacted already; the link is checked
+    // all the same, as every link is.
+    let no_emails = RedactOptions::default();
     let insights = log_group.as_deref().and_then(|g| {
         let start = crate::time::parse_rfc3339(&first_seen).ok()?;
         let end = crate::time::parse_rfc3339(&last_seen).ok()?;
-        Some(alert::links::insights_link(region, g, None, start, end))
+        alert::links::group_insights(region, g, (start, end), &no_emails)
     });
-    Alert {
+    let mut out = Alert {
         id,
         rule: DIGEST_RULE.to_string(),
         kind: "digest".to_string(),
@@ -1655,7 +1675,9 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             log_stream: None,
             insights,
         },
-    }
+    };
+    alert::redact::links(&mut out, &no_emails);
+    out
 }
 
 /// Identity of a batch, the same when Lambda or Kinesis delivers it again:
@@ -1980,5 +2002,117 @@ mod tests {
         engine.confirm(&ids).await.unwrap();
         let later = engine.sweep(t + 40 * 60_000).await.unwrap();
         assert!(later.alerts.iter().all(|a| a.rule != "invocation-spike"));
+    }
+
+    /// Ten login failures from `ip` whose JSON a strict parser rejects, one
+    /// crafted form per call, each line in one of the three places a JSON body
+    /// is found: the whole message, after the Lambda text prefix, inside a
+    /// Lambda JSON-format log's `message` (as an object, then double-encoded).
+    pub(crate) fn crafted_login_failures(form: &str, ip: &str) -> Vec<String> {
+        (0..10)
+            .map(|i| {
+                let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+                let body = match form {
+                    "lone surrogate" => format!(
+                        r#"{{"event":"login_failed","source_ip":"{ip}","user":"\ud800admin{i}"}}"#
+                    ),
+                    "NaN" => format!(
+                        r#"{{"event":"login_failed","risk":NaN,"source_ip":"{ip}","user":"u{i}"}}"#
+                    ),
+                    "1e400" => format!(
+                        r#"{{"event":"login_failed","attempt":1e400,"source_ip":"{ip}","user":"u{i}"}}"#
+                    ),
+                    _ => format!(
+                        r#"{{"event":"login_failed","ctx":{deep},"source_ip":"{ip}","user":"u{i}"}}"#
+                    ),
+                };
+                match i % 4 {
+                    0 => body,
+                    1 => format!(
+                        "2026-11-22T10:00:0{i}.000Z\t11111111-0000-4000-8000-00000000000{i}\tWARN\t{body}"
+                    ),
+                    2 => format!(
+                        r#"{{"timestamp":"2026-11-22T10:00:0{i}Z","level":"WARN","requestId":"r{i}","message":{body}}}"#
+                    ),
+                    _ => format!(
+                        r#"{{"timestamp":"2026-11-22T10:00:0{i}Z","level":"WARN","requestId":"r{i}","message":{}}}"#,
+                        serde_json::to_string(&body).unwrap()
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn crafted_json_in_login_failures_does_not_blind_failed_auth_burst() {
+        let t = 1_795_341_600_000;
+        for (n, form) in ["lone surrogate", "NaN", "1e400", "deep nesting"]
+            .into_iter()
+            .enumerate()
+        {
+            let ip = format!("203.0.113.{}", 10 + n);
+            let lines = crafted_login_failures(form, &ip);
+            for line in &lines {
+                let body = line.rsplit('\t').next().unwrap();
+                if !body.contains(r#"\"event"#) {
+                    assert!(
+                        serde_json::from_str::<Value>(body).is_err(),
+                        "{form}: the strict parser must reject {line}"
+                    );
+                }
+            }
+            let set = Arc::new(RuleSet::builtin().unwrap());
+            let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+            let payload = Payload {
+                message_type: MessageType::Data,
+                owner: "123456789012".into(),
+                log_group: "/aws/lambda/auth".into(),
+                log_stream: "s".into(),
+                subscription_filters: vec![],
+                log_events: lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| LogEvent {
+                        id: i.to_string().into(),
+                        timestamp: t + i as i64 * 1_000,
+                        message: m.as_str().into(),
+                    })
+                    .collect(),
+            };
+            let o = engine.process(&payload).await.unwrap();
+            let bursts: Vec<&Alert> = o
+                .alerts
+                .iter()
+                .filter(|a| a.rule == "failed-auth-burst")
+                .collect();
+            assert_eq!(bursts.len(), 1, "{form}: {:?}", o.alerts);
+            assert_eq!(bursts[0].key.get("source_ip"), Some(&ip), "{form}");
+            assert_eq!(bursts[0].count, 10, "{form}");
+            assert_eq!(
+                o.lenient_json, 10,
+                "{form}: every line needed the tolerant read"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn valid_json_lines_are_not_counted_as_lenient() {
+        let set = Arc::new(RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+        let payload = Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: "/aws/lambda/auth".into(),
+            log_stream: "s".into(),
+            subscription_filters: vec![],
+            log_events: vec![LogEvent {
+                id: "1".into(),
+                timestamp: 1_795_341_600_000,
+                message:
+                    r#"{"event":"login_failed","source_ip":"192.0.2.1","user":"\ud83d\ude00"}"#
+                        .into(),
+            }],
+        };
+        assert_eq!(engine.process(&payload).await.unwrap().lenient_json, 0);
     }
 }

@@ -166,6 +166,10 @@ pub struct Counters {
     /// Batches from an ignored log group (logwarden's own: the recursion
     /// guard), skipped.
     pub ignored_batches: u64,
+    /// Events whose JSON a strict parser rejected (a lone surrogate, `NaN`,
+    /// `1e400`, deep nesting, a cut-off line), read tolerantly so that their
+    /// fields still match.
+    pub lenient_json_events: u64,
 }
 
 /// What one invocation produced.
@@ -434,6 +438,7 @@ async fn process_data<S: StateStore>(
     out.counters.alerts_raised += o.alerts.len() as u64;
     out.counters.alerts_suppressed += o.suppressed;
     out.counters.alerts_folded += o.folded as u64;
+    out.counters.lenient_json_events += o.lenient_json;
     out.alerts.extend(o.alerts);
     Ok(())
 }
@@ -449,6 +454,7 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
         ("AlertsSuppressed", c.alerts_suppressed),
         ("AlertsFolded", c.alerts_folded),
         ("IgnoredBatches", c.ignored_batches),
+        ("LenientJsonEvents", c.lenient_json_events),
     ];
     let mut doc = serde_json::json!({
         "_aws": {

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`ingest`]: envelopes → decoded subscription payloads (base64, capped gunzip, borrowed JSON).
 //! - [`platform`]: one message → one typed Lambda record (text and JSON log formats).
+//! - [`lenient_json`]: the tolerant JSON reading used when a strict parse fails, so crafted JSON cannot blind a rule.
 //! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
 //! - [`detect`]: one file per detector kind; pure and synchronous, state passed in.
 //! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
@@ -30,6 +31,7 @@ pub mod detect;
 pub mod engine;
 pub mod handler;
 pub mod ingest;
+pub mod lenient_json;
 pub mod platform;
 pub mod replay;
 pub mod rules;

@@ -815,12 +815,33 @@ fn parse_json(msg: &str) -> Option<Record<'_>> {
     }
     match serde_json::from_str::<JsonEnvelope<'_>>(msg) {
         Ok(envelope) => from_json(envelope),
-        Err(_) => {
+        // Valid JSON, unexpected shape.
+        Err(e) if e.is_data() => {
             let kind = serde_json::from_str::<JsonKind<'_>>(msg).ok()?.kind.0;
             kind.starts_with("platform.")
                 .then_some(Record::OtherPlatform { kind })
         }
+        Err(_) => tolerant_json(msg),
     }
+}
+
+/// A platform event that is whole but that a strict parser rejects: a lone
+/// surrogate escape, `NaN`, `1e400` or deep nesting in some field must not
+/// turn a genuine record into an application line (a `platform.report` the
+/// lifecycle and timeout rules never see). Read tolerantly
+/// ([`crate::lenient_json`]); a cut-off line or one with text after the
+/// object stays an application line, as a fragment proves nothing. A record
+/// whose typed fields do not fit (`"durationMs":NaN`) is
+/// [`Record::OtherPlatform`], as with valid JSON.
+fn tolerant_json(msg: &str) -> Option<Record<'static>> {
+    let v = crate::lenient_json::from_str_whole(msg)?;
+    // Owned strings ('static): the value is dropped here, the record kept.
+    if let Ok(envelope) = JsonEnvelope::deserialize(v.clone()) {
+        return from_json(envelope);
+    }
+    let kind = JsonKind::deserialize(v).ok()?.kind.0;
+    kind.starts_with("platform.")
+        .then_some(Record::OtherPlatform { kind })
 }
 
 #[derive(Clone, Copy)]
@@ -2235,6 +2256,40 @@ mod tests {
         ] {
             assert_eq!(parse(msg), Record::OtherPlatform { kind: b(kind) }, "{msg}");
         }
+    }
+
+    #[test]
+    fn json_platform_records_a_strict_parser_rejects_are_still_read() {
+        // Regression: one lone surrogate, NaN or 1e400 anywhere made the whole
+        // record an application line.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            parse(&format!(
+                r#"{{"time":"t","type":"platform.start","record":{{"requestId":"r1","version":"\ud800v"}},"x":NaN,"y":{deep}}}"#
+            )),
+            Record::Start {
+                request_id: b("r1"),
+                version: Some(b("\u{FFFD}v")),
+            }
+        );
+        let Record::Report(r) = parse(
+            r#"{"time":"t","type":"platform.report","record":{"requestId":"r2","status":"timeout","errorType":"\udc00","metrics":{"durationMs":3000.5,"other":1e400}}}"#,
+        ) else {
+            unreachable!("not a report")
+        };
+        assert_eq!(r.request_id, "r2");
+        assert_eq!(r.status, Status::Timeout);
+        assert_eq!(r.duration_ms, 3000.5);
+        assert_eq!(r.error_type.as_deref(), Some("\u{FFFD}"));
+        // Typed fields that do not fit: still a platform event.
+        assert_eq!(
+            parse(
+                r#"{"type":"platform.report","record":{"requestId":"r3","metrics":{"durationMs":NaN}}}"#
+            ),
+            Record::OtherPlatform {
+                kind: b("platform.report")
+            }
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct ReplaySummary {
     pub alerts: usize,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
+    /// Events whose JSON a strict parser rejected, read tolerantly.
+    pub lenient_json: u64,
     /// Inputs or parts of inputs that failed.
     pub errors: Vec<InputError>,
     /// Inputs the walk skipped, and why (not errors: the exit code stays).
@@ -653,6 +655,7 @@ impl Detection {
                     }
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
+                    summary.lenient_json += o.lenient_json;
                     if o.alerts.is_empty() {
                         return;
                     }

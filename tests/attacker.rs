@@ -307,6 +307,285 @@ fn ordinary_log_lines_are_not_redacted() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Console links
+// ---------------------------------------------------------------------------
+
+/// Where a planted secret goes in [`links_file`]: the log group name, the
+/// log stream name, or the request id (with the key, so that the request id
+/// is what the Insights link would filter on).
+const PLACES: [&str; 3] = ["log group", "log stream", "request id"];
+
+/// One payload per planted secret and place: ten failed logins (one alert
+/// each, from a source of its own) with the secret in the log group (`/aws/lambda/<secret>`), the log
+/// stream (`2026/11/22/[$LATEST]<secret>`) or the request id (and the source
+/// the rule keys on, so that the link falls back to the request id).
+fn links_file(dir: &Path) -> std::path::PathBuf {
+    let mut ndjson = String::new();
+    let mut n = 0;
+    for (i, (_, planted, _)) in SECRETS.iter().enumerate() {
+        // A source per secret: one incident each, whatever the realert period.
+        let source_ip = format!("198.51.100.{i}");
+        for place in PLACES {
+            let (group, stream, source) = match place {
+                "log group" => (
+                    format!("/aws/lambda/{planted}"),
+                    "2026/11/22/[$LATEST]0123abcd".to_string(),
+                    source_ip.as_str(),
+                ),
+                "log stream" => (
+                    "/aws/lambda/auth-api".to_string(),
+                    format!("2026/11/22/[$LATEST]{planted}"),
+                    source_ip.as_str(),
+                ),
+                _ => (
+                    "/aws/lambda/auth-api".to_string(),
+                    "2026/11/22/[$LATEST]0123abcd".to_string(),
+                    *planted,
+                ),
+            };
+            let request_id = if place == "request id" {
+                planted.to_string()
+            } else {
+                "c0ffee00-0000-4a6e-9c1d-000000000001".to_string()
+            };
+            let t0 = T + n * 60_000;
+            n += 1;
+            let lines: Vec<(i64, String)> = (0..10)
+                .map(|i| {
+                    (
+                        t0 + i * 1_000,
+                        json!({"event": "login_failed", "source_ip": source,
+                               "requestId": request_id, "user": "alice"})
+                        .to_string(),
+                    )
+                })
+                .collect();
+            let events: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            ndjson.push_str(&payload(&group, &stream, &events).to_string());
+            ndjson.push('\n');
+        }
+    }
+    let path = dir.join("links.ndjson");
+    std::fs::write(&path, ndjson).unwrap();
+    path
+}
+
+/// One round of undoing what a console link encodes: the fragment's `$XX`
+/// and Insights' `*XX` are `%XX`, then percent-decoding. Written here, apart
+/// from the library's own decoder, so that the test does not trust it.
+fn undo_console_encoding(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if matches!(b[i], b'$' | b'*' | b'%')
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`assert_no_secret`] on `what` and on every round of undoing the
+/// console's encodings until nothing changes.
+fn assert_no_secret_decoded(what: &str, where_: &str) {
+    let mut s = what.to_string();
+    for round in 0.. {
+        assert_no_secret(&s, &format!("{where_} (decoded {round} times)"));
+        let next = undo_console_encoding(&s);
+        if next == s {
+            break;
+        }
+        s = next;
+    }
+}
+
+#[test]
+fn the_decoder_of_this_test_undoes_every_console_encoding() {
+    let mut s = "x$252Fpassword$253DSup3r-S3cret-99$255D*20c0rrect*20horse".to_string();
+    loop {
+        let next = undo_console_encoding(&s);
+        if next == s {
+            break;
+        }
+        s = next;
+    }
+    assert_eq!(s, "x/password=Sup3r-S3cret-99] c0rrect horse");
+}
+
+#[test]
+fn console_links_never_carry_a_secret_from_a_name_or_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = links_file(dir.path());
+    let file = file.to_str().unwrap();
+    let json_out = stdout(&logwarden(&["replay", "--output", "json", file], &[]));
+    let all = parse_lines(&json_out);
+    let alerts: Vec<&Alert> = all
+        .iter()
+        .filter(|a| a.rule == "failed-auth-burst")
+        .collect();
+    assert_eq!(alerts.len(), SECRETS.len() * PLACES.len(), "{json_out}");
+    for a in &all {
+        for l in [&a.links.log_stream, &a.links.insights]
+            .into_iter()
+            .flatten()
+        {
+            assert_no_secret_decoded(l, &format!("a link of {}", a.rule));
+        }
+    }
+    assert_no_secret_decoded(&json_out, "replay --output json");
+    // Links that would name a redacted value lead nowhere and are left out;
+    // the others stay.
+    for (i, a) in alerts.iter().enumerate() {
+        let (kind, place) = (SECRETS[i / PLACES.len()].0, PLACES[i % PLACES.len()]);
+        let marker = format!("[REDACTED:{kind}]");
+        match place {
+            "log group" => {
+                assert!(a.log_group.contains(&marker), "{kind}: {}", a.log_group);
+                assert_eq!(a.links, Default::default(), "{kind} in the group");
+            }
+            "log stream" => {
+                let s = a.log_stream.as_deref().unwrap();
+                assert!(s.contains(&marker), "{kind}: {s}");
+                assert_eq!(a.links.log_stream, None, "{kind} in the stream");
+                let q = a.links.insights.as_deref().unwrap();
+                let needle = format!("*22198.51.100.{}*22", i / PLACES.len());
+                assert!(q.contains(&needle), "{kind}: {q}");
+            }
+            _ => {
+                assert!(a.request_ids[0].contains(&marker), "{kind}: {a:?}");
+                assert!(a.links.log_stream.is_some(), "{kind} in the request id");
+                let q = a.links.insights.as_deref().unwrap();
+                assert!(!q.contains("filter"), "no needle is left: {q}");
+            }
+        }
+    }
+    let text_out = stdout(&logwarden(&["replay", file], &[]));
+    assert_no_secret_decoded(&text_out, "replay text");
+    assert_eq!(
+        text_out.matches("[HIGH] failed-auth-burst").count(),
+        SECRETS.len() * PLACES.len()
+    );
+}
+
+#[tokio::test]
+async fn sns_never_carries_a_secret_from_a_name_or_request_id() {
+    let Some(ep) = moto("sns_never_carries_a_secret_from_a_name_or_request_id") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = topic_with_queue(&conf, &unique("lw-links"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = links_file(dir.path());
+    let out = logwarden(
+        &[
+            "replay",
+            "--output",
+            "json",
+            "--sink",
+            "sns",
+            "--sns-topic-arn",
+            &t.topic_arn,
+            file.to_str().unwrap(),
+        ],
+        &[
+            ("AWS_ENDPOINT_URL", &ep),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let printed = stdout(&out);
+    assert_no_secret_decoded(&printed, "replay --sink sns stdout");
+    let published = parse_lines(&printed).len();
+    assert!(published >= SECRETS.len() * PLACES.len(), "{printed}");
+    let got = t.drain().await;
+    assert_eq!(got.len(), published);
+    for n in &got {
+        assert_no_secret_decoded(&n.to_string(), "the SNS notification");
+    }
+    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let topic = data["sns"]["Topic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tp| tp.to_string().contains(&t.topic_arn))
+        .unwrap();
+    let sent = topic["sent_notifications"].as_array().unwrap();
+    assert_eq!(sent.len(), published);
+    let mut links_seen = 0;
+    for s in sent {
+        let structure: Value = serde_json::from_str(s[1].as_str().unwrap()).unwrap();
+        let email = structure["email"].as_str().unwrap();
+        links_seen += email.matches(".console.aws.amazon.com/").count();
+        assert_no_secret_decoded(email, "the SNS email body");
+        assert_no_secret_decoded(&s.to_string(), "the published SNS request");
+    }
+    assert!(
+        links_seen > SECRETS.len(),
+        "the emails carry the safe links"
+    );
+}
+
+#[tokio::test]
+async fn slack_buttons_never_carry_a_secret_from_a_name_or_request_id() {
+    let Some(sink) = webhook_sink("slack_buttons_never_carry_a_secret_from_a_name_or_request_id")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = links_file(dir.path());
+    let alerts = stdout(&logwarden(
+        &["replay", "--output", "json", file.to_str().unwrap()],
+        &[],
+    ));
+    // ... and alert JSON from elsewhere whose links carry every secret,
+    // console-encoded: the notifier checks links too.
+    let mut raw = alert_full_of_secrets();
+    raw.links.log_stream = Some(logwarden::alert::links::log_stream_link(
+        "us-east-1",
+        &format!("/aws/lambda/{}", SECRETS[2].1),
+        &format!("2026/11/22/[$LATEST]{}", SECRETS[7].1),
+        T,
+        T,
+    ));
+    raw.links.insights = Some(logwarden::alert::links::insights_link(
+        "us-east-1",
+        &format!("/aws/lambda/{}", SECRETS[0].1),
+        Some(SECRETS[8].1),
+        T,
+        T,
+    ));
+    let raw = serde_json::to_string(&raw).unwrap();
+    let input = dir.path().join("alerts.ndjson");
+    std::fs::write(&input, format!("{alerts}{raw}\n")).unwrap();
+    let path = format!("/slack/{}", unique("attack-links"));
+    let bodies = notify_slack(&sink, &path, &input).await;
+    assert_eq!(bodies.len(), parse_lines(&alerts).len() + 1);
+    let mut buttons = 0;
+    for b in &bodies {
+        assert_no_secret_decoded(b, "the Slack webhook body");
+        buttons += b.matches(".console.aws.amazon.com/").count();
+    }
+    assert!(buttons > SECRETS.len(), "the safe links stay as buttons");
+}
+
 /// An alert whose every text field carries every planted secret (as a
 /// notifier could receive it from anything publishing to the topic).
 fn alert_full_of_secrets() -> Alert {
@@ -411,18 +690,6 @@ async fn sns_message_subject_and_attributes_never_show_a_planted_secret() {
         assert_no_secret(email, "the SNS email body");
         assert!(email.contains("[REDACTED:"), "{email}");
         assert_no_secret(&s.to_string(), "the published SNS request");
-    }
-}
-
-fn webhook_sink(test: &str) -> Option<String> {
-    match std::env::var("WEBHOOK_SINK") {
-        Ok(s) if !s.is_empty() => Some(s.trim_end_matches('/').to_string()),
-        _ => {
-            eprintln!(
-                "skipped {test}: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-            );
-            None
-        }
     }
 }
 
@@ -643,6 +910,11 @@ fn ip(i: usize) -> String {
 /// `n` sources, ten failures each, source after source: `n` alerts, the
 /// i-th starting at `t0 + i` seconds.
 fn login_storm(n: usize, t0: i64) -> Value {
+    login_storm_in("/aws/lambda/auth-api", n, t0)
+}
+
+/// [`login_storm`] in `group`.
+fn login_storm_in(group: &str, n: usize, t0: i64) -> Value {
     let lines: Vec<(i64, String)> = (0..n)
         .flat_map(|i| {
             (0..10).map(move |j| {
@@ -658,7 +930,7 @@ fn login_storm(n: usize, t0: i64) -> Value {
         })
         .collect();
     let events: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
-    payload("/aws/lambda/auth-api", "s1", &events)
+    payload(group, "s1", &events)
 }
 
 async fn process(engine: &mut Engine<MemoryStore>, p: &Value) -> logwarden::engine::BatchOutcome {
@@ -753,6 +1025,30 @@ async fn an_alert_storm_is_folded_into_one_digest_that_names_the_rest() {
     assert_eq!(o3.alerts[20].count, 80);
     assert_eq!(named_sources(&o3.alerts[20]), named_sources(digest));
     assert_ne!(o3.alerts[20].id, digest.id, "a new storm is a new digest");
+}
+
+#[tokio::test]
+async fn a_digest_never_links_to_a_log_group_that_held_a_secret() {
+    for (kind, planted, _) in SECRETS {
+        let mut e = engine();
+        let o = process(
+            &mut e,
+            &login_storm_in(&format!("/aws/lambda/{planted}"), 30, T),
+        )
+        .await;
+        assert_eq!(o.alerts.len(), 21, "{kind}");
+        let digest = &o.alerts[20];
+        assert_eq!(digest.rule, DIGEST_RULE);
+        assert!(
+            digest.log_group.contains(&format!("[REDACTED:{kind}]")),
+            "{kind}"
+        );
+        assert_eq!(digest.links, Default::default(), "{kind}");
+        assert_no_secret_decoded(&serde_json::to_string(&o.alerts).unwrap(), "a storm");
+    }
+    // A group without a secret keeps the digest's link.
+    let o = process(&mut engine(), &login_storm(30, T)).await;
+    assert!(o.alerts[20].links.insights.is_some());
 }
 
 #[tokio::test]

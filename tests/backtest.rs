@@ -405,23 +405,6 @@ fn bad_times_are_usage_errors_naming_the_option() {
     }
 }
 
-fn chromium() -> Option<PathBuf> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| {
-            std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |d| d.join(name))
-        })
-        .find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("skipped: no chromium on PATH (.ci/run installs Debian's chromium)");
-    }
-    found
-}
-
 /// The page as the browser has it after its scripts ran.
 fn rendered_dom(browser: &Path, page: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
@@ -460,7 +443,9 @@ fn report_renders_charts_in_a_real_browser() {
     let Some(endpoint) = support::moto("report_renders_charts_in_a_real_browser") else {
         return;
     };
-    let Some(browser) = chromium() else { return };
+    let Some(browser) = support::chromium("report_renders_charts_in_a_real_browser") else {
+        return;
+    };
     let suffix = support::unique("report");
     // The checkout fixture (duration anomalies) and the auth fixture's lines
     // in one group, plus a failed login carrying markup: log text is
@@ -704,6 +689,17 @@ fn throttling_proxy(rt: &tokio::runtime::Runtime, moto: &str, budget: usize) -> 
     format!("http://{addr}")
 }
 
+/// The SDK's sleeper, recording every wait it is asked for (then waiting).
+#[derive(Debug, Clone, Default)]
+struct RecordedSleeps(std::sync::Arc<std::sync::Mutex<Vec<std::time::Duration>>>);
+
+impl aws_sdk_cloudwatchlogs::config::AsyncSleep for RecordedSleeps {
+    fn sleep(&self, d: std::time::Duration) -> aws_sdk_cloudwatchlogs::config::Sleep {
+        self.0.lock().unwrap().push(d);
+        aws_sdk_cloudwatchlogs::config::Sleep::new(tokio::time::sleep(d))
+    }
+}
+
 #[test]
 fn throttled_requests_are_retried_with_backoff_and_counted() {
     let Some(endpoint) = support::moto("throttled_requests_are_retried_with_backoff_and_counted")
@@ -756,6 +752,63 @@ fn throttled_requests_are_retried_with_backoff_and_counted() {
     assert_eq!(summary_figure(&stderr, "throttled"), 3, "{stderr}");
     assert_eq!(summary_figure(&stderr, "page(s)"), 3, "{stderr}");
     assert_eq!(alerts(&out), want);
+
+    // The backoff: the client the binary builds (`backtest::client`), whose
+    // SDK sleeper is replaced by one that records each wait (and still
+    // waits), behind a proxy that throttles the first three requests. The
+    // waits are checked as asked for, not as measured, so load cannot flake it.
+    let waits = RecordedSleeps::default();
+    let conf = rt
+        .block_on(support::aws(&throttling_proxy(&rt, &endpoint, 3)))
+        .to_builder()
+        .sleep_impl(aws_sdk_cloudwatchlogs::config::SharedAsyncSleep::new(
+            waits.clone(),
+        ))
+        // Neither may add sleeps of its own to the record.
+        .timeout_config(aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig::disabled())
+        .stalled_stream_protection(
+            aws_sdk_cloudwatchlogs::config::StalledStreamProtectionConfig::disabled(),
+        )
+        .build();
+    let throttles = logwarden::backtest::ThrottleCounter::default();
+    let client = logwarden::backtest::client(&conf, 10, &throttles);
+    let opts = logwarden::backtest::FetchOptions {
+        log_group: group.clone(),
+        start: now_ms() - 86_400_000,
+        end: now_ms(),
+        page_size: Some(30),
+    };
+    let history = rt
+        .block_on(logwarden::backtest::fetch(&client, &opts, &mut |_, _| {}))
+        .unwrap();
+    assert_eq!(history.pages, 3);
+    assert_eq!(throttles.get(), 3);
+    // The HTTP client asks the same sleeper for its connection-pool timers
+    // (minutes long); the retry waits are those under the 20 s backoff ceiling.
+    let ceiling = logwarden::backtest::retry_config(10).max_backoff();
+    let waits: Vec<std::time::Duration> = waits
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|w| *w <= ceiling)
+        .collect();
+    assert_eq!(waits.len(), 3, "one wait before each retry: {waits:?}");
+    // Full jitter: each wait is a random part of its cap, which starts at
+    // 200 ms and doubles per retry of the same request.
+    for (i, (w, cap_ms)) in waits.iter().zip([200, 400, 800]).enumerate() {
+        assert!(
+            *w <= std::time::Duration::from_millis(cap_ms),
+            "wait {i}: {w:?} over its {cap_ms} ms cap: {waits:?}"
+        );
+    }
+    // All three under 1 ms has a chance of about 1 in 10^8; all zero means no backoff.
+    let total: std::time::Duration = waits.iter().sum();
+    assert!(
+        total >= std::time::Duration::from_millis(1),
+        "no backoff between retries: {waits:?}"
+    );
 
     // Throttled past the attempts: one clear line, exit 1, nothing printed.
     let proxy = throttling_proxy(&rt, &endpoint, 1_000);

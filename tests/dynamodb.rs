@@ -1,6 +1,8 @@
-//! Shared state in DynamoDB (moto): separate engine instances — as separate
-//! Lambda containers would be — sharing one table. Skipped when
-//! `MOTO_ENDPOINT` is not set.
+//! Shared state in DynamoDB (moto): separate engine instances, each with its
+//! own client, sharing only the table — as separate Lambda containers would.
+//! They run in this one test process, so the tests say "engines", not
+//! "processes"; tests/faults.rs kills real detector processes. Skipped when
+//! `MOTO_ENDPOINT` is not set (a failure under `LOGWARDEN_REQUIRE_SERVICES=1`).
 
 mod support;
 
@@ -64,8 +66,8 @@ fn p(group: &str, stream: &str, events: &[(i64, String)]) -> Value {
 }
 
 #[tokio::test]
-async fn failures_split_across_two_processes_alert_exactly_once() {
-    let Some(ep) = moto("failures_split_across_two_processes_alert_exactly_once") else {
+async fn failures_split_across_two_engines_alert_exactly_once() {
+    let Some(ep) = moto("failures_split_across_two_engines_alert_exactly_once") else {
         return;
     };
     let conf = aws(&ep).await;
@@ -89,8 +91,8 @@ async fn failures_split_across_two_processes_alert_exactly_once() {
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0].rule, "failed-auth-burst");
     // Threshold reached at the 10th failure; the 2 after it in the batch fold in.
-    assert_eq!(second[0].count, 12, "the burst is counted across processes");
-    // More failures in process 1 fold into the same incident.
+    assert_eq!(second[0].count, 12, "the burst is counted across engines");
+    // More failures in engine 1 fold into the same incident.
     let more = process(
         &mut a,
         &p(
@@ -104,8 +106,8 @@ async fn failures_split_across_two_processes_alert_exactly_once() {
 }
 
 #[tokio::test]
-async fn start_in_one_process_and_report_in_another_is_silent() {
-    let Some(ep) = moto("start_in_one_process_and_report_in_another_is_silent") else {
+async fn start_in_one_engine_and_report_in_another_is_silent() {
+    let Some(ep) = moto("start_in_one_engine_and_report_in_another_is_silent") else {
         return;
     };
     let conf = aws(&ep).await;
@@ -126,13 +128,13 @@ async fn start_in_one_process_and_report_in_another_is_silent() {
             .await
             .is_empty()
     );
-    // An hour later, a sweep from either process finds nothing open.
+    // An hour later, a sweep from either engine finds nothing open.
     assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
 }
 
 #[tokio::test]
-async fn an_orphan_seen_by_two_processes_alerts_once() {
-    let Some(ep) = moto("an_orphan_seen_by_two_processes_alerts_once") else {
+async fn an_orphan_seen_by_two_engines_alerts_once() {
+    let Some(ep) = moto("an_orphan_seen_by_two_engines_alerts_once") else {
         return;
     };
     let conf = aws(&ep).await;
@@ -162,13 +164,13 @@ async fn an_orphan_seen_by_two_processes_alerts_once() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].rule, "missing-end");
     assert_eq!(got[0].request_ids, ["Y"]);
-    // Process 1's sweep later does not report it again.
+    // Engine 1's sweep later does not report it again.
     assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
 }
 
 #[tokio::test]
-async fn a_quiet_stream_is_found_by_the_sweep_of_another_process() {
-    let Some(ep) = moto("a_quiet_stream_is_found_by_the_sweep_of_another_process") else {
+async fn a_quiet_stream_is_found_by_the_sweep_of_another_engine() {
+    let Some(ep) = moto("a_quiet_stream_is_found_by_the_sweep_of_another_engine") else {
         return;
     };
     let conf = aws(&ep).await;

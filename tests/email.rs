@@ -1,6 +1,7 @@
 //! Snapshot tests of the email body (the SNS `email` protocol) for each
 //! built-in rule, rendered from the golden fixture alerts.
-//! `LOGWARDEN_BLESS=1 cargo test --test email` rewrites the snapshots; review the diff.
+//! `LOGWARDEN_BLESS=1 cargo test --test email` rewrites the snapshots (only
+//! `1` does; `0` or unset compares); review the diff.
 
 mod support;
 
@@ -11,7 +12,9 @@ use logwarden::rules::RuleSet;
 fn email_bodies_match_their_snapshots_for_every_builtin_rule() {
     let alerts = support::golden_alerts();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/email");
-    for rule in &RuleSet::builtin().unwrap().rules {
+    let rules = RuleSet::builtin().unwrap().rules;
+    assert!(!rules.is_empty(), "no built-in rules to compare");
+    for rule in &rules {
         let a = alerts
             .iter()
             .find(|a| a.rule == rule.id)
@@ -22,7 +25,7 @@ fn email_bodies_match_their_snapshots_for_every_builtin_rule() {
             email::body(a, "eu-west-1")
         );
         let path = dir.join(format!("{}.txt", rule.id));
-        if std::env::var_os("LOGWARDEN_BLESS").is_some() {
+        if support::bless() {
             std::fs::write(&path, &got).unwrap();
         }
         let want =

@@ -250,7 +250,19 @@ async fn sns_faults_past_the_retry_budget_fail_the_invocation_and_the_redelivery
     assert_eq!(d.failed.len(), 2, "{d}");
     // Bounded: one call, then the SDK's attempts for the second; no retries on top.
     assert_eq!(r.proxy.count("PublishBatch"), 1 + attempts);
-    assert!(spent < Duration::from_secs(10), "{spent:?}");
+    // The SDK waits at most its backoff caps between the attempts (3.75 s);
+    // the proxy answers the failing ones at once. The bound is about real
+    // requests to moto, so 5x headroom for a loaded 2-core machine.
+    let waits: Duration = (0..AWS_MAX_ATTEMPTS - 1)
+        .map(|k| {
+            (logwarden::handler::AWS_INITIAL_BACKOFF * 2u32.pow(k))
+                .min(logwarden::handler::AWS_MAX_BACKOFF)
+        })
+        .sum();
+    assert!(
+        spent < waits * 5,
+        "{spent:?}, the waits are at most {waits:?}"
+    );
     eprintln!(
         "SNS retry budget: {attempts} PublishBatch attempts for the failing chunk, invocation failed after {spent:?}"
     );
@@ -448,18 +460,6 @@ async fn assert_pending_cleared(r: &Rig) {
 
 // ---------------------------------------------------------------- Slack ----
 
-fn sink(test: &str) -> Option<String> {
-    match std::env::var("WEBHOOK_SINK") {
-        Ok(s) if !s.is_empty() => Some(s),
-        _ => {
-            eprintln!(
-                "skipped {test}: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-            );
-            None
-        }
-    }
-}
-
 /// An SNS event carrying these alerts, as the notifier receives it.
 fn sns_event(alerts: &[logwarden::alert::Alert]) -> Value {
     json!({"Records": alerts.iter().enumerate().map(|(i, a)| json!({
@@ -502,7 +502,8 @@ async fn notify(service: &NotifierService, event: &Value) -> Result<Value, Notif
 
 #[tokio::test]
 async fn slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once() {
-    let Some(sink) = sink("slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once")
+    let Some(sink) =
+        webhook_sink("slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once")
     else {
         return;
     };
@@ -536,7 +537,7 @@ async fn slack_429_honours_retry_after_then_5xx_and_each_alert_is_posted_once() 
 
 #[tokio::test]
 async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_only_the_rest() {
-    let Some(sink) = sink("slack_faults_past_the_budget_fail_the_invocation") else {
+    let Some(sink) = webhook_sink("slack_faults_past_the_budget_fail_the_invocation") else {
         return;
     };
     let proxy = FaultProxy::start(&sink).await;
@@ -558,17 +559,21 @@ async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_on
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
     };
+    // The injected clock: the 2 s deadline is counted in the client's own
+    // time, so how many retries fit does not depend on the machine's speed.
+    let timer = FakeTimer::new();
     let client = SlackClient::new(&format!("{}{path}", proxy.url()))
         .unwrap()
-        .with_policy(policy);
+        .with_policy(policy)
+        .with_timer(timer.clone());
     let service = NotifierService::new(Webhook::ready(client));
     let event = sns_event(&alerts);
     let started = Instant::now();
     let err = notify(&service, &event).await.unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
+        timer.slept() < policy.deadline,
+        "waited {:?} past the deadline",
+        timer.sleeps()
     );
     match &err {
         NotifierError::Undelivered { failed, total, .. } => assert_eq!((*failed, *total), (1, 3)),
@@ -579,10 +584,14 @@ async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_on
         .iter()
         .filter(|s| s.outcome == Outcome::Rejected(503))
         .count();
+    // Waits of 50-100, 100-200, then 200-400 ms each, stopping before one
+    // would pass the 2 s deadline: 7 tries if every wait is the longest, 12
+    // if every wait is the shortest.
     assert!(
-        (2..=20).contains(&tries),
+        (7..=12).contains(&tries),
         "retries bounded by the deadline: {tries}"
     );
+    assert_eq!(timer.sleeps().len() + 1, tries, "each retry waited once");
     eprintln!(
         "Slack budget (2 s deadline): {tries} attempts for the failing alert, invocation failed after {:?}",
         started.elapsed()
@@ -602,7 +611,7 @@ async fn slack_faults_past_the_budget_fail_the_invocation_and_the_retry_posts_on
 
 #[tokio::test]
 async fn a_lost_slack_response_is_posted_again() {
-    let Some(sink) = sink("a_lost_slack_response_is_posted_again") else {
+    let Some(sink) = webhook_sink("a_lost_slack_response_is_posted_again") else {
         return;
     };
     let proxy = FaultProxy::start(&sink).await;

@@ -1,7 +1,9 @@
 //! Golden tests: fixtures in, expected alerts out, compared as data.
 //!
-//! `LOGWARDEN_BLESS=1 cargo test --test golden` rewrites the expectations;
-//! review the diff before committing it.
+//! `LOGWARDEN_BLESS=1 cargo test --test golden` rewrites the expectations
+//! (only `1` does; `0` or unset compares); review the diff before committing it.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,11 +58,23 @@ fn run_with(
 
 fn check_golden(name: &str, alerts: &[Alert]) {
     let path = root().join("tests/golden").join(name);
+    // Two empty lists compare equal: a run that raised nothing (rules not
+    // loaded, fixtures not found) must fail here, not match an empty file.
+    assert!(
+        !alerts.is_empty(),
+        "no alerts to compare with {}",
+        path.display()
+    );
     let got: Value = serde_json::to_value(alerts).unwrap();
-    if std::env::var_os("LOGWARDEN_BLESS").is_some() {
+    if support::bless() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        want.as_array().is_some_and(|w| !w.is_empty()),
+        "{} holds no alerts",
+        path.display()
+    );
     if got != want {
         let got_rules: Vec<&Value> = got.as_array().unwrap().iter().map(|a| &a["rule"]).collect();
         let want_rules: Vec<&Value> = want
@@ -74,6 +88,22 @@ fn check_golden(name: &str, alerts: &[Alert]) {
             path.display(),
             serde_json::to_string_pretty(&got).unwrap()
         );
+    }
+}
+
+/// `LOGWARDEN_BLESS=0` used to bless too (any value did), and a blessed run
+/// compares the file with itself: only `1` may rewrite the goldens.
+#[test]
+fn only_bless_1_rewrites_the_goldens() {
+    use std::ffi::OsStr;
+    let on = |v: Option<&str>| support::flag_value("LOGWARDEN_BLESS", v.map(OsStr::new));
+    assert!(on(Some("1")));
+    for off in [None, Some(""), Some("0")] {
+        assert!(!on(off), "{off:?} blesses");
+    }
+    for typo in ["true", "yes", "2", " 1"] {
+        let r = std::panic::catch_unwind(|| on(Some(typo)));
+        assert!(r.is_err(), "{typo:?} was taken as on or off");
     }
 }
 

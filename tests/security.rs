@@ -197,3 +197,191 @@ fn event_times_that_would_overflow_the_detectors_are_input_errors() {
         .collect();
     assert_eq!(rules, ["\"invocation-timeout\""]);
 }
+
+/// Ten login failures from `ip` whose JSON a strict parser rejects, in one
+/// crafted form, spread over the places a JSON body is found: the whole line,
+/// after the Lambda text prefix, a Lambda JSON-format log's `message` object,
+/// and that `message` double-encoded as a string.
+fn crafted_login_failures(form: &str, ip: &str) -> Vec<String> {
+    (0..10)
+        .map(|i| {
+            let body = match form {
+                // The user name carries an escaped lone surrogate (Python's
+                // `json.dumps` writes one for a str holding it).
+                "lone surrogate" => format!(
+                    r#"{{"event":"login_failed","source_ip":"{ip}","user":"\ud800admin{i}"}}"#
+                ),
+                "NaN" => format!(
+                    r#"{{"event":"login_failed","risk":NaN,"source_ip":"{ip}","user":"u{i}"}}"#
+                ),
+                "1e400" => format!(
+                    r#"{{"event":"login_failed","attempt":1e400,"source_ip":"{ip}","user":"u{i}"}}"#
+                ),
+                // Past serde_json's recursion limit of 128, in another field,
+                // before the fields the rule reads.
+                _ => format!(
+                    r#"{{"event":"login_failed","ctx":{}{},"source_ip":"{ip}","user":"u{i}"}}"#,
+                    "[".repeat(200),
+                    "]".repeat(200)
+                ),
+            };
+            match i % 4 {
+                0 => body,
+                1 => format!(
+                    "2026-11-22T10:00:0{i}.000Z\t11111111-0000-4000-8000-00000000000{i}\tWARN\t{body}"
+                ),
+                2 => format!(
+                    r#"{{"timestamp":"2026-11-22T10:00:0{i}Z","level":"WARN","requestId":"r{i}","message":{body}}}"#
+                ),
+                _ => format!(
+                    r#"{{"timestamp":"2026-11-22T10:00:0{i}Z","level":"WARN","requestId":"r{i}","message":{}}}"#,
+                    serde_json::to_string(&body).unwrap()
+                ),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn crafted_json_in_login_failures_still_fires_failed_auth_burst_through_replay() {
+    // Regression: a JSON body the strict parser rejected matched nothing, so
+    // whoever controlled one field (the user name) turned failed-auth-burst
+    // off for their own attempts. Such lines are now read tolerantly.
+    let dir = tempfile::tempdir().unwrap();
+    let forms = ["lone surrogate", "NaN", "1e400", "deep nesting"];
+    // A first line that is not JSON: the file is a plain log (a file of
+    // JSON objects only is recognised by its first line, strictly).
+    let mut lines = vec!["2026-11-22T09:59:59.000Z auth service started".to_string()];
+    for (n, form) in forms.iter().enumerate() {
+        lines.extend(crafted_login_failures(
+            form,
+            &format!("203.0.113.{}", 10 + n),
+        ));
+    }
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let started = Instant::now();
+    let out = logwarden(&[
+        "replay",
+        "--output",
+        "json",
+        "--log-group",
+        "/aws/lambda/auth",
+        log.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let mut keys: Vec<(String, u64)> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["rule"] == "failed-auth-burst")
+        .map(|a| {
+            (
+                a["key"]["source_ip"].as_str().unwrap().to_string(),
+                a["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    keys.sort();
+    let want: Vec<(String, u64)> = (10..14).map(|n| (format!("203.0.113.{n}"), 10)).collect();
+    assert_eq!(keys, want, "one burst per crafted form: {stderr}");
+    assert!(
+        stderr.contains("0 input error(s), 40 lenient JSON event(s)\n"),
+        "every crafted line is counted: {stderr}"
+    );
+}
+
+#[test]
+fn the_replay_summary_line_is_unchanged_when_no_json_needed_the_tolerant_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ok.log");
+    std::fs::write(
+        &log,
+        "2026-11-22T09:59:59.000Z auth service started\n\
+         {\"event\":\"login_failed\",\"source_ip\":\"192.0.2.1\",\"user\":\"\\ud83d\\ude00\"}\n",
+    )
+    .unwrap();
+    let out = logwarden(&["replay", "--output", "json", log.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "1 input(s), 1 batch(es), 2 event(s), 0 alert(s), 0 suppressed, 0 input error(s)\n"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_detector_lambda_counts_lenient_json_events_and_still_alerts() {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+
+    let mut events = Vec::new();
+    for (n, form) in ["lone surrogate", "NaN", "1e400", "deep nesting"]
+        .iter()
+        .enumerate()
+    {
+        for (i, m) in crafted_login_failures(form, &format!("203.0.113.{}", 10 + n))
+            .into_iter()
+            .enumerate()
+        {
+            events.push(serde_json::json!({
+                "id": format!("{n}-{i}"),
+                "timestamp": 1_795_341_600_000_i64 + i as i64 * 1_000,
+                "message": m,
+            }));
+        }
+    }
+    let payload = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/auth",
+        "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events,
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(payload.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let engine = logwarden::engine::Engine::new(
+        std::sync::Arc::new(logwarden::rules::RuleSet::builtin().unwrap()),
+        logwarden::state::MemoryStore::new(),
+        logwarden::engine::EngineConfig::default(),
+    );
+    let svc = logwarden::handler::DetectorService::new(
+        engine,
+        logwarden::ingest::Limits::default(),
+        "logwarden-detector".into(),
+        Box::new(logwarden::time::FixedClock(1_795_341_700_000)),
+        logwarden::handler::Delivery::Log,
+    );
+    let mut out = Vec::new();
+    let event = serde_json::json!({"awslogs": {"data": data}});
+    svc.call(
+        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let lines: Vec<serde_json::Value> = text(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ips: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["rule"] == "failed-auth-burst")
+        .map(|a| a["key"]["source_ip"].as_str().unwrap())
+        .collect();
+    ips.sort_unstable();
+    assert_eq!(
+        ips,
+        [
+            "203.0.113.10",
+            "203.0.113.11",
+            "203.0.113.12",
+            "203.0.113.13"
+        ]
+    );
+    let emf = lines.last().unwrap();
+    assert_eq!(emf["LenientJsonEvents"], 40, "{emf}");
+    assert_eq!(emf["Events"], 40);
+}

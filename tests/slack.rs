@@ -8,6 +8,8 @@
 //! them: `MOTO_ENDPOINT` (Secrets Manager in moto) and `WEBHOOK_SINK`
 //! (tests/support/http_sink.py).
 
+mod support;
+
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +19,10 @@ use lambda_runtime::{Context, LambdaEvent};
 use logwarden::alert::Alert;
 use logwarden::sinks::slack::notifier::{NotifierError, NotifierService, Webhook};
 use logwarden::sinks::slack::{
-    LineProblemKind, RetryPolicy, SlackClient, SlackError, SleepFuture, Timer, post_alert_lines,
+    LineProblemKind, RetryPolicy, SlackClient, SlackError, post_alert_lines,
 };
 use serde_json::{Value, json};
+use support::FakeTimer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -155,38 +158,6 @@ async fn serve(
             let _ = stream.write_all(resp.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A timer that does not wait
-// ---------------------------------------------------------------------------
-
-/// Advances its own clock by each requested sleep and records it.
-struct FakeTimer {
-    start: Instant,
-    slept: Mutex<Vec<Duration>>,
-}
-
-impl FakeTimer {
-    fn new() -> Arc<FakeTimer> {
-        Arc::new(FakeTimer {
-            start: Instant::now(),
-            slept: Mutex::new(Vec::new()),
-        })
-    }
-    fn sleeps(&self) -> Vec<Duration> {
-        self.slept.lock().unwrap().clone()
-    }
-}
-
-impl Timer for FakeTimer {
-    fn now(&self) -> Instant {
-        self.start + self.slept.lock().unwrap().iter().sum::<Duration>()
-    }
-    fn sleep(&self, d: Duration) -> SleepFuture<'_> {
-        self.slept.lock().unwrap().push(d);
-        Box::pin(async {})
     }
 }
 
@@ -357,25 +328,42 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
         reqs[0].body, reqs[1].body,
         "the retry sends the same message"
     );
+    // A lower bound on a real sleep cannot flake: the wait is at least 1 s.
     let gap = reqs[1].at - reqs[0].at;
     assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
-    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    // The real wait is 1 s; 5x headroom for a loaded 2-core machine. Longer
+    // would mean Retry-After was misread (a minute, say), not a slow machine.
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 }
 
 #[tokio::test]
 async fn server_errors_forever_fail_cleanly_within_the_deadline() {
     let srv = server(vec![Reply::Status(500, vec![], "oops")]).await;
+    // The injected clock: the deadline is counted in the client's own time,
+    // so the number of attempts does not depend on the machine's speed.
+    let timer = FakeTimer::new();
     let client = SlackClient::new(&srv.url())
         .unwrap()
-        .with_policy(fast_policy(1_500));
-    let t0 = Instant::now();
+        .with_policy(fast_policy(1_500))
+        .with_timer(timer.clone());
     let err = client.post_alert(&alert("a1")).await.unwrap_err();
-    let elapsed = t0.elapsed();
-    assert!(elapsed < Duration::from_millis(2_500), "took {elapsed:?}");
-    let SlackError::GaveUp { attempts, last, .. } = &err else {
+    let SlackError::GaveUp {
+        attempts,
+        last,
+        elapsed_ms,
+    } = &err
+    else {
         panic!("expected GaveUp, got {err}");
     };
-    assert!(*attempts >= 3, "{attempts} attempts");
+    assert!(
+        timer.slept() < Duration::from_millis(1_500),
+        "{:?}",
+        timer.sleeps()
+    );
+    assert!(*elapsed_ms < 1_500, "gave up after {elapsed_ms} ms");
+    // Waits of at most 100, 200, 400, 400 ms (1.1 s) always fit in 1.5 s.
+    assert_eq!(timer.sleeps().len() + 1, *attempts as usize);
+    assert!(*attempts >= 5, "{attempts} attempts");
     assert_eq!(srv.requests().len(), *attempts as usize);
     assert!(last.contains("HTTP 500: oops"), "{last}");
     assert!(err.is_transient());
@@ -407,14 +395,17 @@ async fn backoff_grows_with_jitter_and_stops_before_the_deadline() {
         .with_timer(timer.clone());
     let t0 = Instant::now();
     let err = client.post_alert(&alert("a1")).await.unwrap_err();
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "the fake timer must not wait"
-    );
+    let elapsed = t0.elapsed();
     let SlackError::GaveUp { attempts, .. } = err else {
         panic!("expected GaveUp, got {err}");
     };
     let sleeps = timer.sleeps();
+    // Every wait went through the injected timer: a client that slept for
+    // real would take at least the waits it asked for (over 3.8 s, see below).
+    assert!(
+        elapsed < timer.slept(),
+        "took {elapsed:?}: the waits were real"
+    );
     assert_eq!(sleeps.len() + 1, attempts as usize);
     assert_eq!(srv.requests().len(), attempts as usize);
     let p = RetryPolicy::default();
@@ -473,41 +464,45 @@ async fn connection_refused_is_retried_until_the_deadline_without_leaking_the_ur
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
+    // The injected clock: attempts under the 600 ms deadline do not depend
+    // on how fast a refused connection comes back on a loaded machine.
+    let timer = FakeTimer::new();
     let client = SlackClient::new(&format!("http://{addr}/services/T/B/SECRETTOKEN"))
         .unwrap()
-        .with_policy(fast_policy(600));
-    let t0 = Instant::now();
+        .with_policy(fast_policy(600))
+        .with_timer(timer.clone());
     let err = client.post_alert(&alert("a1")).await.unwrap_err();
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        t0.elapsed()
-    );
     let SlackError::GaveUp { attempts, .. } = &err else {
         panic!("expected GaveUp, got {err}");
     };
+    // The first wait is at most 100 ms, so a second attempt always fits.
     assert!(*attempts >= 2, "{attempts}");
+    assert_eq!(timer.sleeps().len() + 1, *attempts as usize);
+    assert!(
+        timer.slept() < Duration::from_millis(600),
+        "{:?}",
+        timer.sleeps()
+    );
     assert!(!err.to_string().contains("SECRETTOKEN"), "{err}");
 }
 
 #[tokio::test]
 async fn a_hanging_server_times_out_and_is_retried() {
     let srv = server(vec![Reply::Hang]).await;
+    // The real clock: the request timeout is the HTTP client's own. A second
+    // attempt needs the first 200 ms timeout plus a wait of at most 50 ms to
+    // end inside the 2 s deadline, 8x headroom for a loaded machine. Without
+    // the request timeout the first request would hold the whole deadline
+    // and there would be one attempt, so no wall-clock bound is needed.
     let client = SlackClient::new(&srv.url())
         .unwrap()
         .with_policy(RetryPolicy {
-            deadline: Duration::from_millis(900),
+            deadline: Duration::from_secs(2),
             request_timeout: Duration::from_millis(200),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(100),
         });
-    let t0 = Instant::now();
     let err = client.post_alert(&alert("a1")).await.unwrap_err();
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        t0.elapsed()
-    );
     assert!(
         matches!(err, SlackError::GaveUp { attempts, .. } if attempts >= 2),
         "{err}"
@@ -623,24 +618,33 @@ async fn a_failed_post_fails_the_invocation_after_trying_the_others_and_the_retr
 #[tokio::test]
 async fn the_invocation_deadline_bounds_retries() {
     let srv = server(vec![Reply::Status(500, vec![], "oops")]).await;
-    // The client alone would keep trying for 20 s.
-    let svc = service(&srv, RetryPolicy::default());
+    // The client alone would keep trying for 20 s; its waits go through the
+    // injected clock, so the test does not wait and no speed matters.
+    let timer = FakeTimer::new();
+    let svc = NotifierService::new(Webhook::ready(
+        SlackClient::new(&srv.url())
+            .unwrap()
+            .with_policy(RetryPolicy::default())
+            .with_timer(timer.clone()),
+    ));
     let mut ctx = Context::default();
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    // 1.6 s left, 1 s of which is kept back for returning the error.
-    ctx.deadline = now_ms + 1_600;
+    // 6 s left, 1 s of which is kept back for returning the error: 5 s to post.
+    ctx.deadline = now_ms + 6_000;
     let ev = sns_event(vec![sns_record("m1", "s", &json!(alert("a1")).to_string())]);
-    let t0 = Instant::now();
     let err = svc.call(LambdaEvent::new(ev, ctx)).await.unwrap_err();
-    // Done before Lambda would end the invocation.
+    // Done within the invocation's 5 s; the client's own 20 s deadline would
+    // have let it wait over 16 s (it stops only when the next wait, at most
+    // 4 s, would pass 20 s).
     assert!(
-        t0.elapsed() < Duration::from_millis(1_600),
-        "took {:?}",
-        t0.elapsed()
+        timer.slept() < Duration::from_secs(5),
+        "{:?}",
+        timer.sleeps()
     );
+    assert!(timer.sleeps().len() >= 2, "{:?}", timer.sleeps());
     assert!(
         matches!(err, NotifierError::Undelivered { failed: 1, .. }),
         "{err}"
@@ -785,10 +789,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn webhook_url_is_read_once_from_secrets_manager() {
-    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
-        eprintln!(
-            "skipped webhook_url_is_read_once_from_secrets_manager: MOTO_ENDPOINT is not set (.ci/run starts moto)"
-        );
+    let Some(endpoint) = support::moto("webhook_url_is_read_once_from_secrets_manager") else {
         return;
     };
     // Explicit region and dummy credentials: never fall through to IMDS.
@@ -855,13 +856,10 @@ async fn webhook_url_is_read_once_from_secrets_manager() {
 
 #[tokio::test]
 async fn alert_posted_to_the_ci_http_sink_is_recorded_there() {
-    let Ok(sink) = std::env::var("WEBHOOK_SINK") else {
-        eprintln!(
-            "skipped alert_posted_to_the_ci_http_sink_is_recorded_there: WEBHOOK_SINK is not set (.ci/run starts tests/support/http_sink.py)"
-        );
+    let Some(sink) = support::webhook_sink("alert_posted_to_the_ci_http_sink_is_recorded_there")
+    else {
         return;
     };
-    let sink = sink.trim_end_matches('/').to_string();
     // Our own path, so tests sharing the sink do not see each other's posts.
     let path = format!("/slack/{}", unique("notify"));
     let client = SlackClient::new(&format!("{sink}{path}")).unwrap();

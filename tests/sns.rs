@@ -87,6 +87,32 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
     assert!(body.contains("WHO    source_ip 203.0.113.7"));
 }
 
+/// Records the number of entries of each `PublishBatch` call the client makes
+/// (once per call, not per retry attempt).
+#[derive(Debug, Clone, Default)]
+struct BatchSizes(Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl aws_sdk_sns::config::Intercept for BatchSizes {
+    fn name(&self) -> &'static str {
+        "BatchSizes"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_sns::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_sns::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sns::error::BoxError> {
+        if let Some(batch) = context
+            .input()
+            .downcast_ref::<aws_sdk_sns::operation::publish_batch::PublishBatchInput>()
+        {
+            let entries = batch.publish_batch_request_entries().len();
+            self.0.lock().unwrap().push(entries);
+        }
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
     let Some(ep) = moto("many_alerts_go_out_in_batches_of_ten_exactly_once") else {
@@ -97,8 +123,23 @@ async fn many_alerts_go_out_in_batches_of_ten_exactly_once() {
     let mut alerts = golden_alerts();
     assert_eq!(alerts.len(), 22);
     alerts.truncate(12);
-    let ids = sink(&conf, &t.topic_arn).publish(&alerts).await.unwrap();
+    let sizes = BatchSizes::default();
+    let client = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&conf)
+            .interceptor(sizes.clone())
+            .build(),
+    );
+    let ids = SnsSink::new(client, t.topic_arn.clone(), "us-east-1".into())
+        .publish(&alerts)
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 12);
+    // SNS takes at most 10 entries per PublishBatch: 12 alerts are two calls.
+    assert_eq!(
+        *sizes.0.lock().unwrap(),
+        [10, 2],
+        "PublishBatch entries per call"
+    );
     let got = t.drain().await;
     let mut got_ids: Vec<String> = got
         .iter()

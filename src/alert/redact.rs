@@ -350,9 +350,10 @@ fn redact_in_place(s: &mut String, opts: &RedactOptions) {
 }
 
 /// Redact every field of `a` that can carry log content: title, summary,
-/// key values, log stream, function, request ids, metric names, evidence
-/// and the links (whose queries may quote a key value). A replacement can be
-/// longer than the secret: the caller caps what must stay capped.
+/// key values, account, log group, log stream, function, request ids, metric
+/// names and evidence; and leave out every link that holds a secret (see
+/// [`links`]). A replacement can be longer than the secret: the caller caps
+/// what must stay capped.
 ///
 /// The id is left alone: it is a hash, computed from the raw key so that it
 /// stays stable, and a hash does not reveal the secret.
@@ -381,12 +382,81 @@ pub fn alert(a: &mut Alert, opts: &RedactOptions) {
     for e in &mut a.evidence {
         redact_in_place(e, opts);
     }
-    for l in [&mut a.links.log_stream, &mut a.links.insights]
-        .into_iter()
-        .flatten()
-    {
-        redact_in_place(l, opts);
+    links(a, opts);
+}
+
+/// Leave out every link of `a` that holds a secret in any of its decodings
+/// ([`super::links::decodings`]): the console encodes the characters around
+/// a secret in a name (`/`, `=`, `:`, spaces), so redaction of the link as
+/// written misses it, and a link cannot be mended in place (its redacted
+/// form would lead nowhere). The engine builds links from redacted values
+/// only; this is the check that holds for any link, including those of an
+/// alert that comes from elsewhere (the notifier's input).
+pub fn links(a: &mut Alert, opts: &RedactOptions) {
+    // The stream link's own time range, decoded, is a run of 13 digits that
+    // the Luhn check takes for a card number one time in ten.
+    let own: Vec<String> = match (
+        crate::time::parse_rfc3339(&a.first_seen),
+        crate::time::parse_rfc3339(&a.last_seen),
+    ) {
+        (Ok(first), Ok(last)) => super::links::time_range(first, last)
+            .iter()
+            .map(i64::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    for l in [&mut a.links.log_stream, &mut a.links.insights] {
+        if l.as_deref()
+            .is_some_and(|l| link_holds_secret(l, &own, opts))
+        {
+            *l = None;
+        }
     }
+}
+
+/// Whether redaction with `opts` would change any decoding of `link` (with
+/// the numbers in `own` left out), or `link` does not decode in the rounds
+/// allowed.
+fn link_holds_secret(link: &str, own: &[String], opts: &RedactOptions) -> bool {
+    let Some(texts) = super::links::decodings(link) else {
+        return true;
+    };
+    texts.iter().any(|t| {
+        let t = without_numbers(t, own);
+        redact_with(&t, opts) != t.as_ref()
+    })
+}
+
+/// `text` with each whole run of digits that equals one of `numbers`
+/// replaced by `#` (a run inside a longer one, or joined to another by a
+/// space or dash as in a card number, stays).
+fn without_numbers<'a>(text: &'a str, numbers: &[String]) -> Cow<'a, str> {
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+    let mut out = Cow::Borrowed(text);
+    for n in numbers.iter().filter(|n| !n.is_empty()) {
+        let replaced = {
+            let src: &str = &out;
+            let mut next = String::new();
+            let mut done = 0;
+            for (i, _) in src.match_indices(n.as_str()) {
+                let end = i + n.len();
+                if i < done
+                    || joins(src[..i].chars().next_back())
+                    || joins(src[end..].chars().next())
+                {
+                    continue;
+                }
+                next.push_str(&src[done..i]);
+                next.push('#');
+                done = end;
+            }
+            (done > 0).then(|| next + &src[done..])
+        };
+        if let Some(r) = replaced {
+            out = Cow::Owned(r);
+        }
+    }
+    out
 }
 
 fn luhn(s: &str) -> bool {
@@ -693,9 +763,39 @@ mod tests {
         );
     }
 
+    /// `s` and every round of undoing the console's encodings (`$XX` and
+    /// Insights' `*XX` are `%XX`; percent-decoding) until nothing changes.
+    /// Written apart from [`super::super::links::decodings`], so as not to
+    /// trust it.
+    fn all_decodings(s: &str) -> Vec<String> {
+        let mut out = vec![s.to_string()];
+        loop {
+            let cur = out.last().unwrap().as_bytes().to_vec();
+            let mut next = Vec::new();
+            let mut i = 0;
+            while i < cur.len() {
+                let hex = |j: usize| cur.get(j).and_then(|&c| (c as char).to_digit(16));
+                if matches!(cur[i], b'$' | b'*' | b'%')
+                    && let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2))
+                {
+                    next.push((h * 16 + l) as u8);
+                    i += 3;
+                } else {
+                    next.push(cur[i]);
+                    i += 1;
+                }
+            }
+            let next = String::from_utf8_lossy(&next).into_owned();
+            if &next == out.last().unwrap() {
+                return out;
+            }
+            out.push(next);
+        }
+    }
+
     #[test]
     fn alert_redacts_every_field_but_the_id() {
-        use crate::alert::Links;
+        use crate::alert::{Links, links};
         use crate::detect::Key;
         let s = "password=hunter22";
         let mut a = Alert {
@@ -703,11 +803,11 @@ mod tests {
             rule: "r".into(),
             kind: "threshold".into(),
             severity: "high".into(),
-            title: format!("t ({s})"),
+            title: format!("t: {s}"),
             summary: format!("from {s}"),
             account: Some(s.into()),
-            log_group: "g".into(),
-            log_stream: Some(s.into()),
+            log_group: format!("/aws/lambda/{s}"),
+            log_stream: Some(format!("2026/11/22/[$LATEST]{s}")),
             function: Some(s.into()),
             key: Key::from([("user".to_string(), s.to_string())]),
             request_ids: vec![s.into()],
@@ -716,16 +816,110 @@ mod tests {
             last_seen: "2026-11-22T10:00:00.000Z".into(),
             metrics: [(s.to_string(), 1.0)].into(),
             evidence: vec![s.into()],
+            // As the console encodes them: `/`, `[`, `=` and spaces around the
+            // secret become `$252F`, `$255B`, `$253D`, `*20`.
             links: Links {
-                log_stream: Some(format!("https://x/{s}")),
-                insights: Some(format!("https://x/{s}")),
+                log_stream: Some(links::log_stream_link(
+                    "eu-west-1",
+                    &format!("/aws/lambda/{s}"),
+                    &format!("2026/11/22/[$LATEST]{s}"),
+                    0,
+                    0,
+                )),
+                insights: Some(links::insights_link(
+                    "eu-west-1",
+                    &format!("/aws/lambda/{s}"),
+                    Some(&format!("user {s}")),
+                    0,
+                    0,
+                )),
             },
         };
+        let before = serde_json::to_string(&a).unwrap();
+        assert!(
+            all_decodings(&before)
+                .iter()
+                .any(|d| d.contains("$LATEST]password=hunter22")),
+            "the links do carry the secret, encoded: {before}"
+        );
         alert(&mut a, &RedactOptions::default());
-        let json = serde_json::to_string(&a).unwrap_or_default();
-        assert!(!json.contains("hunter22"), "{json}");
+        let json = serde_json::to_string(&a).unwrap();
+        for d in all_decodings(&json) {
+            assert!(!d.contains("hunter22"), "{d}");
+        }
+        let red = "password=[REDACTED:password]";
         assert_eq!(a.id, "0123");
-        assert_eq!(a.key["user"], "password=[REDACTED:password]");
+        assert_eq!(a.title, format!("t: {red}"));
+        assert_eq!(a.summary, format!("from {red}"));
+        assert_eq!(a.account.as_deref(), Some(red));
+        assert_eq!(a.log_group, format!("/aws/lambda/{red}"));
+        assert_eq!(
+            a.log_stream.as_deref(),
+            Some(format!("2026/11/22/[$LATEST]{red}").as_str())
+        );
+        assert_eq!(a.function.as_deref(), Some(red));
+        assert_eq!(a.key["user"], red);
+        assert_eq!(a.request_ids, [red]);
+        assert!(a.metrics.contains_key(red));
+        assert_eq!(a.evidence, [red]);
+        // A link that holds a secret once decoded cannot be mended in place:
+        // it is left out.
+        assert_eq!(a.links, Links::default());
+    }
+
+    #[test]
+    fn a_link_whose_time_range_reads_as_a_card_number_is_kept() {
+        use crate::alert::links;
+        use crate::detect::Key;
+        // The first event time whose link starts at a Luhn-valid 13-digit number.
+        let first = (1_795_341_600_000..1_795_341_600_100)
+            .find(|t: &i64| {
+                secrets_in(&links::time_range(*t, *t)[0].to_string()) == ["card-number"]
+            })
+            .unwrap();
+        let l = links::incident(
+            "eu-west-1",
+            "/aws/lambda/f",
+            "s",
+            Some("203.0.113.7"),
+            (first, first),
+            &RedactOptions::default(),
+        );
+        let stream = l.log_stream.clone().unwrap();
+        assert!(
+            links::decodings(&stream)
+                .unwrap()
+                .iter()
+                .any(|d| r(d) != *d),
+            "decoded, the time range does read as a card number: {stream}"
+        );
+        let mut a = Alert {
+            id: "0123".into(),
+            rule: "r".into(),
+            kind: "threshold".into(),
+            severity: "high".into(),
+            title: "t".into(),
+            summary: String::new(),
+            account: None,
+            log_group: "/aws/lambda/f".into(),
+            log_stream: Some("s".into()),
+            function: None,
+            key: Key::new(),
+            request_ids: vec![],
+            count: 1,
+            first_seen: crate::time::rfc3339(first),
+            last_seen: crate::time::rfc3339(first),
+            metrics: Default::default(),
+            evidence: vec![],
+            links: l.clone(),
+        };
+        alert(&mut a, &RedactOptions::default());
+        assert_eq!(a.links, l);
+        // Only those numbers: another card number in a link is one.
+        a.links.insights = Some("https://x/?q=pan*3D4111111111111111".into());
+        alert(&mut a, &RedactOptions::default());
+        assert_eq!(a.links.insights, None);
+        assert_eq!(a.links.log_stream, l.log_stream);
     }
 
     #[test]

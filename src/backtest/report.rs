@@ -187,7 +187,7 @@ impl Recorder {
                         };
                         let json = if line.body_is_json {
                             parsed
-                                .get_or_insert_with(|| serde_json::from_str(line.body).ok())
+                                .get_or_insert_with(|| crate::lenient_json::from_str(line.body))
                                 .as_ref()
                         } else {
                             None

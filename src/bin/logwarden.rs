@@ -700,13 +700,20 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             for e in &s.errors {
                 eprintln!("logwarden: {e}");
             }
+            // The tolerant-JSON and skipped counts only when there are some:
+            // the line stays as it was for every replay of well-formed logs.
+            let lenient = if s.lenient_json > 0 {
+                format!(", {} lenient JSON event(s)", s.lenient_json)
+            } else {
+                String::new()
+            };
             let skipped = if s.warnings.is_empty() {
                 String::new()
             } else {
                 format!(", {} skipped", s.warnings.len())
             };
             eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){skipped}",
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{skipped}",
                 s.inputs,
                 s.batches,
                 s.events,

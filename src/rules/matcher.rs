@@ -6,6 +6,10 @@
 //! requires every listed path to hold one of the listed values, and extracts
 //! `fields` from the first path present. `exclude` drops a match whose field
 //! holds a listed value (sshd's PAM lines repeat its own `Failed password`).
+//!
+//! JSON the strict parser rejects (a lone surrogate, `NaN`, `1e400`, deep
+//! nesting) is read tolerantly ([`crate::lenient_json`]) so that one crafted
+//! field cannot turn a rule off: matching fails closed.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -115,7 +119,9 @@ impl Matcher {
                 Some(Cow::Borrowed(inner))
             }
             Some(Value::String(s)) if s.trim_start().starts_with('{') => {
-                let inner: Value = serde_json::from_str(s).ok()?;
+                // Tolerant when strict fails: a crafted double-encoded
+                // message must not blind the rule either.
+                let inner = crate::lenient_json::from_str(s)?;
                 self.conditions_hold(&inner).then_some(Cow::Owned(inner))
             }
             _ => None,
@@ -230,6 +236,24 @@ mod tests {
                 .unwrap();
         assert!(mt.matches("", Some(&success)).is_none());
         assert!(mt.matches("not json", None).is_none());
+    }
+
+    #[test]
+    fn a_double_encoded_message_a_strict_parser_rejects_still_matches() {
+        // The outer line is valid JSON; the `message` string inside it holds
+        // a lone surrogate in the user name and a NaN.
+        let mt = m(
+            None,
+            &[("event", &["login_failed"])],
+            &[("source_ip", &["source_ip"]), ("user", &["user"])],
+        );
+        let outer: Value = serde_json::from_str(
+            r#"{"level":"WARN","message":"{\"event\":\"login_failed\",\"n\":NaN,\"source_ip\":\"192.0.2.9\",\"user\":\"\\ud800x\"}"}"#,
+        )
+        .unwrap();
+        let f = mt.matches("", Some(&outer)).unwrap();
+        assert_eq!(field(&f, "source_ip"), Some("192.0.2.9"));
+        assert_eq!(field(&f, "user"), Some("\u{FFFD}x"));
     }
 
     #[test]

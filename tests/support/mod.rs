@@ -6,15 +6,128 @@ use std::io::Write;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// The moto endpoint CI starts, or `None` (after saying so) when it is not
-/// configured: a bare `cargo test` needs no services.
+/// Set to `1` (as `.ci/run` does) and a test whose service is missing fails
+/// instead of skipping: CI must not pass on tests that never ran.
+pub const REQUIRE_SERVICES: &str = "LOGWARDEN_REQUIRE_SERVICES";
+
+/// Whether the on/off variable `name` is on: `1` is on; unset, empty or `0`
+/// is off. Any other value panics, so a typo (`true`, `yes`) never silently
+/// leaves a check off or turns one on.
+pub fn flag(name: &str) -> bool {
+    flag_value(name, std::env::var_os(name).as_deref())
+}
+
+/// [`flag`] of a given value (`None`: unset).
+pub fn flag_value(name: &str, value: Option<&std::ffi::OsStr>) -> bool {
+    match value.map(std::ffi::OsStr::to_str) {
+        None | Some(Some("" | "0")) => false,
+        Some(Some("1")) => true,
+        Some(other) => panic!("{name} must be 1 (on) or 0/unset (off), not {other:?}"),
+    }
+}
+
+/// The one place an integration test decides what to do without a service it
+/// needs. `found` is the service when the environment has it. Without it:
+/// under `LOGWARDEN_REQUIRE_SERVICES=1` the test fails, naming the test, the
+/// service and how to get it; otherwise it is skipped (`None`) with a note
+/// written straight to the process's stderr, not through `eprintln!`, which
+/// libtest captures and hides for a test that returns normally.
+pub fn need<T>(test: &str, service: &str, how: &str, found: Option<T>) -> Option<T> {
+    if found.is_some() {
+        return found;
+    }
+    if flag(REQUIRE_SERVICES) {
+        panic!("{test} needs {service}, which is missing ({REQUIRE_SERVICES}=1): {how}");
+    }
+    // Best effort: a note that cannot be written changes nothing.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: {service} is missing ({how}); {REQUIRE_SERVICES}=1 makes this a failure"
+    );
+    None
+}
+
+/// A non-empty environment variable.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The moto endpoint CI starts, or `None` after [`need`] decided to skip.
 pub fn moto(test: &str) -> Option<String> {
-    match std::env::var("MOTO_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            eprintln!("skipped {test}: MOTO_ENDPOINT is not set (.ci/run starts moto and sets it)");
-            None
-        }
+    need(
+        test,
+        "the AWS emulator (MOTO_ENDPOINT)",
+        "set MOTO_ENDPOINT; .ci/run starts moto and sets it",
+        var("MOTO_ENDPOINT"),
+    )
+}
+
+/// The Slack stand-in's base URL (no trailing `/`), or `None` after [`need`]
+/// decided to skip.
+pub fn webhook_sink(test: &str) -> Option<String> {
+    need(
+        test,
+        "the Slack stand-in (WEBHOOK_SINK)",
+        "set WEBHOOK_SINK; .ci/run starts tests/support/http_sink.py and sets it",
+        var("WEBHOOK_SINK").map(|s| s.trim_end_matches('/').to_string()),
+    )
+}
+
+/// A headless browser on `PATH`, or `None` after [`need`] decided to skip.
+pub fn chromium(test: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+        .find(|p| p.is_file());
+    need(
+        test,
+        "a headless browser (chromium on PATH)",
+        ".ci/run installs Debian's chromium",
+        found,
+    )
+}
+
+/// Whether to rewrite golden files and snapshots: only on
+/// `LOGWARDEN_BLESS=1`; `0` or unset compares (see [`flag`]).
+pub fn bless() -> bool {
+    flag("LOGWARDEN_BLESS")
+}
+
+/// A [`logwarden::sinks::slack::Timer`] that does not wait: its clock
+/// advances by each requested sleep, which it records. Retry loops under a
+/// deadline then behave the same on a loaded machine as on an idle one.
+pub struct FakeTimer {
+    start: std::time::Instant,
+    slept: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+impl FakeTimer {
+    pub fn new() -> std::sync::Arc<FakeTimer> {
+        std::sync::Arc::new(FakeTimer {
+            start: std::time::Instant::now(),
+            slept: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every sleep asked for, in order.
+    pub fn sleeps(&self) -> Vec<std::time::Duration> {
+        self.slept.lock().unwrap().clone()
+    }
+
+    /// The time the clock has advanced: the sleeps added up.
+    pub fn slept(&self) -> std::time::Duration {
+        self.sleeps().iter().sum()
+    }
+}
+
+impl logwarden::sinks::slack::Timer for FakeTimer {
+    fn now(&self) -> std::time::Instant {
+        self.start + self.slept()
+    }
+    fn sleep(&self, d: std::time::Duration) -> logwarden::sinks::slack::SleepFuture<'_> {
+        self.slept.lock().unwrap().push(d);
+        Box::pin(async {})
     }
 }
 
