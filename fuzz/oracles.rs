@@ -61,6 +61,7 @@ pub fn options(reference_parser: bool) -> FileOptions {
         limits: Limits {
             max_decoded_bytes: DECODED_CAP,
             reference_parser,
+            ..Limits::default()
         },
         log_group: None,
         log_stream: None,

@@ -1,14 +1,24 @@
 //! Local replay: files and directories in name order through the same engine
 //! the Lambda runs. One bad file or record never stops the rest; it is
 //! reported and changes the exit code.
+//!
+//! The walk ([`walk_inputs`]) is ripgrep's: a path named on the command line
+//! is read whatever it is (a FIFO, a device, `-` for stdin); what a directory
+//! walk finds is read only if it is a regular file, and each directory and
+//! each regular file is read once per run, however many symlinks or hard
+//! links reach it (by device and inode), so a symlink loop ends and no event
+//! counts twice. Every input is read up to [`Limits::max_file_bytes`].
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Read};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alert::Alert;
+use crate::alert::visible::visible;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::ingest::{self, FileOptions, Limits};
 use crate::rules::RuleSet;
@@ -36,10 +46,11 @@ pub struct ReplayOptions {
     pub threads: usize,
 }
 
-/// One input that could not be read or decoded (whole or in part).
+/// One input that could not be read or decoded (whole or in part), or, as a
+/// warning, one that was skipped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputError {
-    /// The file (`-` for stdin).
+    /// The file as [`shown_path`] writes it (`-` for stdin).
     pub input: String,
     /// Where inside it, when only part failed (`record 3`, `line 17`).
     pub origin: Option<String>,
@@ -48,12 +59,33 @@ pub struct InputError {
 }
 
 impl std::fmt::Display for InputError {
+    /// One line, whatever the file's name or content put in it: the origin
+    /// (a Firehose `recordId`) and the message (a JSON key, a parser's quote
+    /// of the input) come from the input too, so control characters are
+    /// written as escapes, as [`visible`] writes alert fields.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let input = visible(&self.input, false);
+        let message = visible(&self.message, false);
         match &self.origin {
-            Some(o) => write!(f, "{}: {o}: {}", self.input, self.message),
-            None => write!(f, "{}: {}", self.input, self.message),
+            Some(o) => write!(f, "{input}: {}: {message}", visible(o, false)),
+            None => write!(f, "{input}: {message}"),
         }
     }
+}
+
+/// `path` for people, on one line: control and deceptive characters as
+/// [`visible`] escapes them (`\n`, `\x1b`, `\u202e`), and each byte that is
+/// not UTF-8 as `\xNN`, so a file name can neither forge a line of output nor
+/// drive the terminal, and two names never look the same.
+pub fn shown_path(path: &Path) -> String {
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_encoded_bytes().utf8_chunks() {
+        out.push_str(&visible(chunk.valid(), false));
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Totals of one replay.
@@ -73,53 +105,206 @@ pub struct ReplaySummary {
     pub lenient_json: u64,
     /// Inputs or parts of inputs that failed.
     pub errors: Vec<InputError>,
+    /// Inputs the walk skipped, and why (not errors: the exit code stays).
+    pub warnings: Vec<InputError>,
 }
 
-/// Expand paths: directories recursively in name order, `-` kept as stdin.
+/// How an input was reached, which decides how it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A regular file found by walking a directory: read only if it is still
+    /// a regular file when opened (never blocks on a FIFO put in its place).
+    Walked,
+    /// A regular file named on the command line (or a name that could not
+    /// be looked up: reading it reports why).
+    Named,
+    /// Stdin, or a FIFO or device named on the command line: read as it
+    /// comes, once, so inputs are then decoded in order on one thread.
+    Stream,
+}
+
+/// One input to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The path (`-` for stdin).
+    pub path: PathBuf,
+    /// How it was reached.
+    pub kind: InputKind,
+}
+
+/// What [`walk_inputs`] found.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// The inputs, in the order given, directories in name order.
+    pub files: Vec<InputFile>,
+    /// Directories that could not be read, walked files that could not be
+    /// looked up (a dangling symlink named like an input).
+    pub errors: Vec<InputError>,
+    /// What the walk skipped, and why.
+    pub warnings: Vec<InputError>,
+}
+
+/// Expand paths: directories recursively in name order, `-` kept as stdin;
+/// [`walk_inputs`] without the warnings and kinds.
 pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<InputError>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" || !p.is_dir() {
-            out.push(p.clone());
-            continue;
-        }
-        walk(p, &mut out, &mut errors);
-    }
-    (out, errors)
+    let inputs = walk_inputs(paths);
+    let files = inputs.files.into_iter().map(|f| f.path).collect();
+    (files, inputs.errors)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(InputError {
-                input: dir.display().to_string(),
-                origin: None,
-                message: format!("cannot read directory: {e}"),
-            });
+/// The inputs of `paths`: each path named is an input (a directory is
+/// walked recursively, in name order, skipping hidden entries and names
+/// without an input ending, see [`INPUT_EXTENSIONS`]). What the walk finds is
+/// an input only if it is a regular file (a symlink to one included): a FIFO
+/// would block the run and a device (`/dev/zero`) never ends, so they are
+/// skipped with a warning. A directory or regular file already taken (by
+/// device and inode: a symlink loop such as `self -> .`, a second link to the
+/// same file, a path named twice) is skipped with a warning, so each is read
+/// once and a loop ends.
+pub fn walk_inputs(paths: &[PathBuf]) -> Inputs {
+    let mut w = Walker::default();
+    for p in paths {
+        w.named(p);
+    }
+    w.inputs
+}
+
+/// State of one walk: what was taken, by (device, inode), with the path it
+/// was taken as.
+#[derive(Default)]
+struct Walker {
+    taken: HashMap<(u64, u64), PathBuf>,
+    inputs: Inputs,
+}
+
+impl Walker {
+    fn push(&mut self, path: &Path, kind: InputKind) {
+        self.inputs.files.push(InputFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+
+    fn warn(&mut self, path: &Path, message: String) {
+        self.inputs.warnings.push(InputError {
+            input: shown_path(path),
+            origin: None,
+            message,
+        });
+    }
+
+    /// A path named on the command line.
+    fn named(&mut self, path: &Path) {
+        if path.as_os_str() == "-" {
+            self.push(path, InputKind::Stream);
             return;
         }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
+        match std::fs::metadata(path) {
+            // Reading it says what is wrong, as for any input.
+            Err(_) => self.push(path, InputKind::Named),
+            Ok(m) if m.is_dir() => self.dir(path, &m),
+            Ok(m) if m.is_file() => {
+                if self.first_time(path, &m) {
+                    self.push(path, InputKind::Named);
+                }
+            }
+            Ok(_) => self.push(path, InputKind::Stream),
         }
-        if p.is_dir() {
-            walk(&p, out, errors);
-        } else if p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| INPUT_EXTENSIONS.contains(&x))
-        {
-            out.push(p);
+    }
+
+    /// Whether the directory or file `m` describes is taken for the first
+    /// time (else warns that `path` is skipped).
+    fn first_time(&mut self, path: &Path, m: &std::fs::Metadata) -> bool {
+        match self.taken.entry((m.dev(), m.ino())) {
+            Entry::Vacant(v) => {
+                v.insert(path.to_path_buf());
+                true
+            }
+            Entry::Occupied(o) => {
+                let before = shown_path(o.get());
+                let what = if m.is_dir() { "directory" } else { "file" };
+                self.warn(
+                    path,
+                    format!("skipped: the same {what} as {before}, already read"),
+                );
+                false
+            }
         }
+    }
+
+    fn dir(&mut self, dir: &Path, m: &std::fs::Metadata) {
+        if !self.first_time(dir, m) {
+            return;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.inputs.errors.push(InputError {
+                    input: shown_path(dir),
+                    origin: None,
+                    message: format!("cannot read directory: {e}"),
+                });
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+            {
+                continue;
+            }
+            // Follows symlinks: a link to a directory is walked, a link to
+            // a file is that file (and taken once, like any).
+            let meta = std::fs::metadata(&p);
+            if let Ok(m) = &meta
+                && m.is_dir()
+            {
+                self.dir(&p, m);
+                continue;
+            }
+            if !has_input_extension(&p) {
+                continue;
+            }
+            match meta {
+                Err(e) => self.inputs.errors.push(InputError {
+                    input: shown_path(&p),
+                    origin: None,
+                    message: format!("cannot read: {e}"),
+                }),
+                Ok(m) if m.is_file() => {
+                    if self.first_time(&p, &m) {
+                        self.push(&p, InputKind::Walked);
+                    }
+                }
+                Ok(m) => {
+                    let what = file_type_name(m.file_type());
+                    self.warn(&p, format!("skipped: {what}, not a regular file"));
+                }
+            }
+        }
+    }
+}
+
+fn has_input_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| INPUT_EXTENSIONS.contains(&x))
+}
+
+/// `a FIFO`, `a socket`, … for a warning.
+fn file_type_name(t: std::fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "something else"
     }
 }
 
@@ -149,10 +334,11 @@ pub const DECODE_AHEAD_BYTES: usize = 64 << 20;
 /// One input decoded ahead of detection: its payloads (owned, so decoding
 /// can run on another thread) or what went wrong, in input order.
 struct DecodedInput {
-    path: PathBuf,
+    file: InputFile,
     units: Vec<(String, Result<ingest::OwnedPayload, ingest::DecodeError>)>,
-    /// The input as a whole could not be read or recognised.
-    error: Option<String>,
+    /// Why the input as a whole could not be read, recognised or read to
+    /// its end.
+    errors: Vec<String>,
     /// Bytes of `units`, counted in the shared decode-ahead budget.
     held: usize,
     /// The payloads passed the budget and were dropped: detection decodes
@@ -161,15 +347,17 @@ struct DecodedInput {
 }
 
 /// Reads and decodes one input, handing each unit to `f` as it is decoded;
-/// returns why the input as a whole could not be read or recognised.
+/// returns why the input as a whole could not be read, recognised or read
+/// to its end.
 fn decode_each(
-    path: &Path,
+    file: &InputFile,
     opts: &ReplayOptions,
     f: &mut dyn FnMut(&str, Result<ingest::OwnedPayload, ingest::DecodeError>),
-) -> Option<String> {
-    let bytes = match read_input(path) {
-        Ok(b) => b,
-        Err(e) => return Some(format!("cannot read: {e}")),
+) -> Vec<String> {
+    let path = &file.path;
+    let (bytes, cut) = match read_input(file, &opts.limits) {
+        Ok(read) => read,
+        Err(e) => return vec![format!("cannot read: {e}")],
     };
     let fopts = FileOptions {
         limits: opts.limits,
@@ -177,23 +365,27 @@ fn decode_each(
         log_stream: opts.log_stream.clone(),
         default_timestamp_ms: mtime_ms(path),
     };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("stdin")
-        .to_string();
-    ingest::for_each_owned_payload(&bytes, &name, &fopts, f)
+    // The log stream of a plain log: alert renderers escape it.
+    let name = match path.file_name() {
+        Some(n) => n.to_string_lossy().into_owned(),
+        None => "stdin".to_string(),
+    };
+    let mut errors: Vec<String> = ingest::for_each_owned_payload(&bytes, &name, &fopts, f)
         .err()
         .map(|e| e.to_string())
+        .into_iter()
+        .collect();
+    errors.extend(cut);
+    errors
 }
 
 /// Decodes one input ahead of detection, holding its payloads while the
 /// shared `budget` (bytes held by all decoders) allows.
-fn decode_input(path: &Path, opts: &ReplayOptions, budget: &AtomicUsize) -> DecodedInput {
+fn decode_input(file: &InputFile, opts: &ReplayOptions, budget: &AtomicUsize) -> DecodedInput {
     let mut units = Vec::new();
     let mut held = 0;
     let mut overflowed = false;
-    let error = decode_each(path, opts, &mut |origin, unit| {
+    let errors = decode_each(file, opts, &mut |origin, unit| {
         if overflowed {
             return;
         }
@@ -210,9 +402,9 @@ fn decode_input(path: &Path, opts: &ReplayOptions, budget: &AtomicUsize) -> Deco
         units.push((origin.to_string(), unit));
     });
     DecodedInput {
-        path: path.to_path_buf(),
+        file: file.clone(),
         units,
-        error,
+        errors,
         held,
         overflowed,
     }
@@ -246,9 +438,14 @@ pub fn replay_with<S: StateStore>(
     opts: &ReplayOptions,
     publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
 ) -> Result<ReplaySummary, ReplayError> {
-    let (files, walk_errors) = expand_paths(paths);
+    let Inputs {
+        files,
+        errors,
+        warnings,
+    } = walk_inputs(paths);
     let mut summary = ReplaySummary {
-        errors: walk_errors,
+        errors,
+        warnings,
         ..ReplaySummary::default()
     };
     let progress = (files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
@@ -261,18 +458,18 @@ pub fn replay_with<S: StateStore>(
     });
     let threads = decode_threads(opts.threads).min(files.len().max(1));
     let mut detect = |input: Input| -> Result<(), ReplayError> {
-        let mut d = Detection::new(input.path());
+        let mut d = Detection::new(&input.file().path);
         match input {
             Input::Decoded(decoded) if !decoded.overflowed => {
                 for (origin, unit) in decoded.units {
                     d.unit(engine, rt, &mut summary, &origin, unit, &mut *publish);
                 }
-                d.error = decoded.error;
+                d.errors = decoded.errors;
             }
             // Decoded here, one payload at a time: memory stays bounded
             // however many payloads the input holds.
             _ => {
-                d.error = decode_each(input.path(), opts, &mut |origin, unit| {
+                d.errors = decode_each(input.file(), opts, &mut |origin, unit| {
                     d.unit(engine, rt, &mut summary, origin, unit, &mut *publish);
                 });
             }
@@ -283,9 +480,11 @@ pub fn replay_with<S: StateStore>(
         }
         Ok(())
     };
-    if threads <= 1 || stdin_among(&files) {
-        for path in &files {
-            detect(Input::Path(path))?;
+    // A stream cannot be read again when the decode-ahead budget drops its
+    // payloads, nor read ahead out of order (stdin, a FIFO's writer).
+    if threads <= 1 || files.iter().any(|f| f.kind == InputKind::Stream) {
+        for file in &files {
+            detect(Input::File(file))?;
         }
     } else {
         decode_in_parallel(&files, opts, threads, &mut detect)?;
@@ -306,15 +505,11 @@ pub fn replay_with<S: StateStore>(
     Ok(summary)
 }
 
-fn stdin_among(files: &[PathBuf]) -> bool {
-    files.iter().any(|p| p.as_os_str() == "-")
-}
-
 /// Decode `files` on `threads` scoped threads, at most `2 × threads` inputs
 /// ahead of detection (memory stays bounded), and hand them to `detect` in
 /// input order on this thread.
 fn decode_in_parallel(
-    files: &[PathBuf],
+    files: &[InputFile],
     opts: &ReplayOptions,
     threads: usize,
     detect: &mut dyn FnMut(Input<'_>) -> Result<(), ReplayError>,
@@ -393,16 +588,16 @@ fn decode_in_parallel(
 /// An input as detection gets it: decoded ahead, or to be decoded now.
 enum Input<'p> {
     /// Not decoded yet.
-    Path(&'p Path),
+    File(&'p InputFile),
     /// Decoded by a decoding thread.
     Decoded(DecodedInput),
 }
 
 impl Input<'_> {
-    fn path(&self) -> &Path {
+    fn file(&self) -> &InputFile {
         match self {
-            Input::Path(p) => p,
-            Input::Decoded(d) => &d.path,
+            Input::File(f) => f,
+            Input::Decoded(d) => &d.file,
         }
     }
 }
@@ -418,18 +613,19 @@ struct Detection {
     fatal: Option<EngineError>,
     /// Delivery failed: the rest of the input is skipped.
     output: Option<std::io::Error>,
-    /// The input as a whole could not be read or recognised.
-    error: Option<String>,
+    /// Why the input as a whole could not be read, recognised or read to
+    /// its end.
+    errors: Vec<String>,
 }
 
 impl Detection {
     fn new(path: &Path) -> Self {
         Detection {
-            shown: path.display().to_string(),
+            shown: shown_path(path),
             batch_errors: Vec::new(),
             fatal: None,
             output: None,
-            error: None,
+            errors: Vec::new(),
         }
     }
 
@@ -487,13 +683,12 @@ impl Detection {
         if let Some(e) = self.fatal {
             return Err(ReplayError::Engine(e));
         }
-        if let Some(message) = self.error {
-            summary.errors.push(InputError {
-                input: self.shown,
-                origin: None,
-                message,
-            });
-        }
+        let whole = self.errors.into_iter().map(|message| InputError {
+            input: self.shown.clone(),
+            origin: None,
+            message,
+        });
+        summary.errors.extend(whole);
         summary.errors.extend(self.batch_errors);
         Ok(())
     }
@@ -510,13 +705,55 @@ pub enum ReplayError {
     Engine(EngineError),
 }
 
-fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
-    if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut buf)?;
-        return Ok(buf);
+/// Reads one input, at most `limits.max_file_bytes` of it: a bigger one is
+/// cut after its last line break before the cap (so a plain log or NDJSON
+/// keeps whole lines), and the second value says so. A walked file is opened
+/// without blocking and read only if it is still a regular file.
+fn read_input(file: &InputFile, limits: &Limits) -> std::io::Result<(Vec<u8>, Option<String>)> {
+    let cap = limits.max_file_bytes;
+    let room = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let mut buf = Vec::new();
+    if file.kind == InputKind::Stream && file.path.as_os_str() == "-" {
+        std::io::stdin().lock().take(room).read_to_end(&mut buf)?;
+    } else {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        if file.kind == InputKind::Walked {
+            // Swapped for a FIFO since the walk, it must not block the run.
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let f = options.open(&file.path)?;
+        let m = f.metadata()?;
+        if file.kind == InputKind::Walked && !m.is_file() {
+            return Err(std::io::Error::other(format!(
+                "{}, not a regular file (it changed since the walk)",
+                file_type_name(m.file_type())
+            )));
+        }
+        if m.is_file() {
+            // One allocation of the right size (the cap's, at most).
+            let size = usize::try_from(m.len()).unwrap_or(usize::MAX);
+            buf.reserve_exact(size.min(cap).saturating_add(1));
+        }
+        f.take(room).read_to_end(&mut buf)?;
     }
-    std::fs::read(path)
+    if buf.len() <= cap {
+        return Ok((buf, None));
+    }
+    buf.truncate(cap);
+    let whole_lines = match memchr::memrchr(b'\n', &buf) {
+        Some(end) => {
+            buf.truncate(end + 1);
+            ", up to its last line break before the cap"
+        }
+        None => "",
+    };
+    let note = format!(
+        "stopped at the {cap}-byte cap (--max-file-bytes): read its first {} bytes{whole_lines}, \
+         not the rest",
+        buf.len()
+    );
+    Ok((buf, Some(note)))
 }
 
 fn mtime_ms(path: &Path) -> i64 {
@@ -525,4 +762,91 @@ fn mtime_ms(path: &Path) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    #[test]
+    fn shown_path_escapes_controls_and_bytes_that_are_not_utf8() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"logs/app.log", "logs/app.log"),
+            (b"a\nlogwarden: 0 input(s)", "a\\nlogwarden: 0 input(s)"),
+            (b"esc\x1b[2J\x07.log", "esc\\x1b[2J\\x07.log"),
+            (b"caf\xe9/\xff\xfe.json", "caf\\xe9/\\xff\\xfe.json"),
+        ];
+        for (raw, want) in cases {
+            let path = Path::new(std::ffi::OsStr::from_bytes(raw));
+            assert_eq!(shown_path(path), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn input_errors_are_one_line_whatever_the_input_put_in_them() {
+        let e = InputError {
+            input: shown_path(Path::new("a\nb.json")),
+            origin: Some("recordId x\ny".to_string()),
+            message: "a JSON object with keys \u{1b}[31mred, \u{202e}txt".to_string(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "a\\nb.json: recordId x\\ny: a JSON object with keys \\x1b[31mred, \\u202etxt"
+        );
+    }
+
+    #[test]
+    fn the_walk_takes_each_directory_and_file_once_and_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/a.log"), "x\n").unwrap();
+        std::fs::write(d.join("b.txt"), "x\n").unwrap();
+        std::fs::write(d.join("notes.md"), "not an input\n").unwrap();
+        std::fs::write(d.join(".hidden.log"), "x\n").unwrap();
+        std::os::unix::fs::symlink(".", d.join("loop")).unwrap();
+        std::os::unix::fs::symlink("sub", d.join("sub-again")).unwrap();
+        std::os::unix::fs::symlink("sub/a.log", d.join("current.log")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.log")).unwrap();
+        std::os::unix::fs::symlink("missing", d.join("dangling.log")).unwrap();
+        let inputs = walk_inputs(&[d.to_path_buf(), PathBuf::from("-"), d.join("sub/a.log")]);
+        let files: Vec<(PathBuf, InputKind)> =
+            inputs.files.into_iter().map(|f| (f.path, f.kind)).collect();
+        assert_eq!(
+            files,
+            [
+                (d.join("b.txt"), InputKind::Walked),
+                (d.join("current.log"), InputKind::Walked),
+                (PathBuf::from("-"), InputKind::Stream),
+            ]
+        );
+        let warned: Vec<String> = inputs
+            .warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: {}",
+                    w.input.strip_prefix(&shown_path(d)).unwrap(),
+                    w.message
+                )
+            })
+            .collect();
+        let top = shown_path(d);
+        assert_eq!(
+            warned,
+            [
+                format!("/loop: skipped: the same directory as {top}, already read"),
+                "/null.log: skipped: a character device, not a regular file".to_string(),
+                // Walked, then named.
+                format!("/sub/a.log: skipped: the same file as {top}/current.log, already read"),
+                format!("/sub-again: skipped: the same directory as {top}/sub, already read"),
+                format!("/sub/a.log: skipped: the same file as {top}/current.log, already read"),
+            ]
+        );
+        assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
+        assert!(inputs.errors[0].input.ends_with("/dangling.log"));
+        assert!(inputs.errors[0].message.starts_with("cannot read: "));
+    }
 }

@@ -459,12 +459,25 @@ struct Spawned {
     dir: tempfile::TempDir,
     start: Instant,
     what: String,
+    /// Killed after this long.
+    limit: Duration,
 }
 
 /// Starts `cmd` (program, arguments, environment and directory) under the
 /// intermediate: this test binary running only [`measure_helper`].
 fn spawn(cmd: &Command) -> Spawned {
+    spawn_limited(cmd, TIME_LIMIT, None)
+}
+
+/// [`spawn`] with its own time limit instead of [`TIME_LIMIT`] and, when
+/// given, a cap on the command's address space in bytes: for runs that hang
+/// or read without end when they regress.
+fn spawn_limited(cmd: &Command, limit: Duration, address_space: Option<u64>) -> Spawned {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("limit"), limit.as_millis().to_string()).unwrap();
+    if let Some(bytes) = address_space {
+        std::fs::write(dir.path().join("address_space"), bytes.to_string()).unwrap();
+    }
     let mut argv = cmd.get_program().as_bytes().to_vec();
     for a in cmd.get_args() {
         argv.push(0);
@@ -492,12 +505,13 @@ fn spawn(cmd: &Command) -> Spawned {
         dir,
         start: Instant::now(),
         what: format!("{cmd:?}"),
+        limit,
     }
 }
 
 impl Spawned {
     /// Waits for the command to end (`stop`: kills it first) and collects
-    /// what it did. Panics if it ran into [`TIME_LIMIT`].
+    /// what it did. Panics if it ran into its time limit.
     fn finish(mut self, stop: bool) -> Run {
         let stdin = self.helper.stdin.take();
         if stop {
@@ -518,8 +532,8 @@ impl Spawned {
         );
         assert_eq!(
             fields[2], "finished",
-            "{} did not finish within {TIME_LIMIT:?}",
-            self.what
+            "{} did not finish within {:?}",
+            self.what, self.limit
         );
         Run {
             code: fields[0].parse().ok(),
@@ -533,7 +547,11 @@ impl Spawned {
 
 /// The intermediate of [`spawn`]: runs the command written in
 /// `$HELPER_DIR/argv` with its output in `stdout` and `stderr` there, kills
-/// it when stdin closes or after [`TIME_LIMIT`], and writes `result`:
+/// it when stdin closes or after its time limit (`$HELPER_DIR/limit`, in
+/// milliseconds; [`TIME_LIMIT`] without it), with its address space capped
+/// when `$HELPER_DIR/address_space` gives a size in bytes (so a run that
+/// reads without end fails instead of taking the machine's memory), and
+/// writes `result`:
 /// exit code (`-` if killed), peak RSS in bytes, `finished` or `timeout`.
 /// Without the variable (`cargo test -- --ignored`) it does nothing.
 #[test]
@@ -547,9 +565,35 @@ fn measure_helper() {
     let Some(dir) = std::env::var_os(HELPER_DIR).map(PathBuf::from) else {
         return;
     };
+    let limit = std::fs::read_to_string(dir.join("limit"))
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(TIME_LIMIT, Duration::from_millis);
     let argv = std::fs::read(dir.join("argv")).unwrap();
     let mut argv = argv.split(|&b| b == 0).map(OsStr::from_bytes);
-    let child = Command::new(argv.next().unwrap())
+    let mut command = Command::new(argv.next().unwrap());
+    if let Some(bytes) = std::fs::read_to_string(dir.join("address_space"))
+        .ok()
+        .and_then(|b| b.trim().parse::<libc::rlim_t>().ok())
+    {
+        use std::os::unix::process::CommandExt as _;
+        let rlimit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: bytes,
+        };
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of
+        // the parent.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_AS, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let child = command
         .args(argv)
         .env_remove(HELPER_DIR)
         .stdin(Stdio::null())
@@ -574,7 +618,7 @@ fn measure_helper() {
         let _ = tx.send(Event::Stop);
     });
     let mut outcome = "finished";
-    let stopped = match events.recv_timeout(TIME_LIMIT) {
+    let stopped = match events.recv_timeout(limit) {
         Ok(Event::Exited) => false,
         Ok(Event::Stop) => true,
         Err(RecvTimeoutError::Timeout) => {
@@ -1187,4 +1231,373 @@ fn classes_cover_the_issue() {
     ] {
         assert_eq!(names.get(n), Some(&bad), "{n}");
     }
+}
+
+// ------------------------------- directory walk, plain-file caps and names
+
+/// Time one run of a walk test may take. In a debug build each ran in at
+/// most 0.9 s alone and 1.7 s with the other walk tests in parallel (the
+/// slowest: reading 128 MiB of `/dev/zero`); this is about five times that,
+/// so a regression (a loop that never ends, a FIFO that blocks) fails the
+/// test instead of wedging CI.
+const WALK_LIMIT: Duration = Duration::from_secs(10);
+
+/// Address space of a walk test's run: far above what a replay needs, far
+/// below the machine, so a run reading `/dev/zero` without end fails
+/// instead of taking every test's memory.
+const WALK_ADDRESS_SPACE: u64 = 4 << 30;
+
+/// `logwarden replay --output json ARGS PATHS` under [`WALK_LIMIT`] and
+/// [`WALK_ADDRESS_SPACE`].
+fn walk_replay(args: &[&str], paths: &[&Path]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden"));
+    cmd.args(["replay", "--output", "json"])
+        .args(args)
+        .args(paths)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LOGWARDEN_MAX_DECODED_BYTES")
+        .env_remove("LOGWARDEN_MAX_FILE_BYTES")
+        .env_remove("LOGWARDEN_MAX_FILE_LINES");
+    spawn_limited(&cmd, WALK_LIMIT, Some(WALK_ADDRESS_SPACE)).finish(false)
+}
+
+/// The plain sshd fixture: a failed-auth burst from one address.
+fn bastion_log() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plain/bastion-auth.log"))
+        .unwrap()
+}
+
+/// Events of [`bastion_log`]: its non-blank lines.
+fn bastion_events() -> usize {
+    bastion_log()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .count()
+}
+
+/// A directory `logs` holding `auth.log` (the bastion fixture).
+fn logs_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("auth.log"), bastion_log()).unwrap();
+    (dir, logs)
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// The rules of a `--output json` run's alerts.
+fn alert_rules(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["rule"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The summary says one input of the bastion log's events was read.
+fn assert_read_once(run: &Run) {
+    let once = format!("1 input(s), 1 batch(es), {} event(s)", bastion_events());
+    assert!(run.stderr.contains(&once), "{}", run.stderr);
+    assert_eq!(
+        alert_rules(&run.stdout),
+        ["failed-auth-burst"],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_symlink_loop_pair_finishes_and_reads_each_file_once() {
+    // `x -> .` and `y -> .` made the walk's paths grow without end (x/y/x/…),
+    // and memory with them.
+    let (_dir, logs) = logs_dir();
+    std::os::unix::fs::symlink(".", logs.join("x")).unwrap();
+    std::os::unix::fs::symlink(".", logs.join("y")).unwrap();
+    let run = walk_replay(&[], &[&logs]);
+    eprintln!(
+        "symlink loop pair: {:?}, peak RSS {} MiB",
+        run.elapsed,
+        run.max_rss >> 20
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+    for link in ["x", "y"] {
+        let warning = format!("logwarden: warning: {}: skipped", logs.join(link).display());
+        assert!(run.stderr.contains(&warning), "{link}: {}", run.stderr);
+    }
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
+}
+
+#[test]
+fn a_self_symlink_reads_its_directory_once() {
+    // `self -> .` used to read auth.log 41 times (until ELOOP), so a burst
+    // of 12 failures counted as 492.
+    let (_dir, logs) = logs_dir();
+    std::os::unix::fs::symlink(".", logs.join("self")).unwrap();
+    let run = walk_replay(&[], &[&logs]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+}
+
+#[test]
+fn a_file_reached_twice_through_symlinks_is_read_once() {
+    // A `current.log` link and a linked directory both reach auth.log:
+    // read twice, every event would count twice toward a threshold.
+    let (_dir, logs) = logs_dir();
+    let sub = logs.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::rename(logs.join("auth.log"), sub.join("auth.log")).unwrap();
+    std::os::unix::fs::symlink("sub/auth.log", logs.join("current.log")).unwrap();
+    std::os::unix::fs::symlink("sub", logs.join("linked")).unwrap();
+    let run = walk_replay(&[], &[&logs]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+}
+
+#[test]
+fn a_fifo_in_a_walked_directory_is_skipped_with_a_warning() {
+    // Opening a FIFO found by the walk blocked the whole run for good.
+    let (_dir, logs) = logs_dir();
+    mkfifo(&logs.join("pipe.log"));
+    let run = walk_replay(&["--threads", "2"], &[&logs]);
+    eprintln!("FIFO in a walk: {:?}", run.elapsed);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+    let warning = format!(
+        "logwarden: warning: {}: skipped: a FIFO, not a regular file",
+        logs.join("pipe.log").display()
+    );
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+}
+
+#[test]
+fn a_device_link_in_a_walked_directory_is_skipped_with_a_warning() {
+    // `zero.log -> /dev/zero` was read until memory ran out.
+    let (_dir, logs) = logs_dir();
+    std::os::unix::fs::symlink("/dev/zero", logs.join("zero.log")).unwrap();
+    let run = walk_replay(&[], &[&logs]);
+    eprintln!(
+        "device link in a walk: {:?}, peak RSS {} MiB",
+        run.elapsed,
+        run.max_rss >> 20
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+    let warning = format!(
+        "logwarden: warning: {}: skipped: a character device, not a regular file",
+        logs.join("zero.log").display()
+    );
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+    assert!(
+        run.max_rss <= MAX_RSS_BYTES,
+        "peak RSS {} MiB",
+        run.max_rss >> 20
+    );
+}
+
+#[test]
+fn a_device_named_on_the_command_line_stops_at_the_byte_cap() {
+    // Named explicitly, it is read (as `-` and a FIFO are), but no further
+    // than the per-file cap; the other inputs are processed as usual.
+    let (_dir, logs) = logs_dir();
+    let zero = logs.join("zero.log");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let auth = logs.join("auth.log");
+    for (args, cap) in [
+        // The default cap: 128 MiB.
+        (&[][..], 128 << 20),
+        (&["--max-file-bytes", "1048576"][..], 1 << 20),
+    ] {
+        let run = walk_replay(args, &[&zero, &auth]);
+        eprintln!(
+            "/dev/zero named, cap {cap}: {:?}, peak RSS {} MiB",
+            run.elapsed,
+            run.max_rss >> 20
+        );
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        let stopped = format!(
+            "logwarden: {}: stopped at the {cap}-byte cap (--max-file-bytes)",
+            zero.display()
+        );
+        assert!(run.stderr.contains(&stopped), "{}", run.stderr);
+        assert_eq!(alert_rules(&run.stdout), ["failed-auth-burst"]);
+        assert!(
+            run.stderr
+                .contains(&format!("{} event(s)", bastion_events())),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.max_rss <= MAX_RSS_BYTES,
+            "peak RSS {} MiB",
+            run.max_rss >> 20
+        );
+    }
+}
+
+#[test]
+fn a_fifo_named_on_the_command_line_is_read() {
+    let (_dir, logs) = logs_dir();
+    let pipe = logs.join("pipe.log");
+    mkfifo(&pipe);
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg("cat auth.log > pipe.log")
+        .current_dir(&logs)
+        .spawn()
+        .unwrap();
+    let other = Path::new("fixtures/failures/payments-crash.json");
+    let run = walk_replay(&["--threads", "2"], &[&pipe, other]);
+    let _ = writer.kill();
+    writer.wait().unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let rules = alert_rules(&run.stdout);
+    assert!(
+        rules.contains(&"failed-auth-burst".to_string()),
+        "{rules:?}"
+    );
+    assert!(rules.contains(&"runtime-exit".to_string()), "{rules:?}");
+    assert!(run.stderr.contains("2 input(s)"), "{}", run.stderr);
+}
+
+#[test]
+fn a_plain_log_past_the_line_cap_is_read_up_to_it_and_reported() {
+    let (_dir, logs) = logs_dir();
+    let auth = logs.join("auth.log");
+    let run = walk_replay(&["--max-file-lines", "10"], &[&auth]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains(" 10 event(s)"), "{}", run.stderr);
+    let stopped = format!(
+        "logwarden: {}: line 11: plain log longer than the 10-line cap (--max-file-lines)",
+        auth.display()
+    );
+    assert!(run.stderr.contains(&stopped), "{}", run.stderr);
+    // Under the cap, the whole file and no error.
+    let lines = bastion_events().to_string();
+    let run = walk_replay(&["--max-file-lines", &lines], &[&auth]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_read_once(&run);
+}
+
+#[test]
+fn a_plain_log_with_one_nul_byte_still_alerts_as_without_it() {
+    // One NUL used to make the whole log "binary data", its burst lost.
+    let (_dir, logs) = logs_dir();
+    let clean = walk_replay(&[], &[&logs.join("auth.log")]);
+    let mut text = bastion_log();
+    let at = text.iter().position(|&b| b == b'\n').unwrap() + 20;
+    text.insert(at, 0);
+    let nul = logs.join("nul.log");
+    std::fs::write(&nul, &text).unwrap();
+    let run = walk_replay(&[], &[&nul]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!alert_lines(&clean.stdout).is_empty());
+    assert_eq!(
+        alert_rules(&run.stdout),
+        alert_rules(&clean.stdout),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("{} event(s)", bastion_events())),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_mostly_binary_file_is_still_reported_as_binary() {
+    // Pseudo-random bytes (a compressed or encrypted file), with and without
+    // a page of log lines in front.
+    let mut state: u32 = 0x2545_f491;
+    let noise: Vec<u8> = (0..64 << 10)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    let (_dir, logs) = logs_dir();
+    let random = logs.join("random.log");
+    std::fs::write(&random, &noise).unwrap();
+    let mut headed = bastion_log().repeat(8);
+    assert!(
+        headed.len() > 8 << 10,
+        "the text alone fills the first 8 KiB"
+    );
+    headed.extend_from_slice(&noise);
+    let behind_text = logs.join("behind-text.log");
+    std::fs::write(&behind_text, &headed).unwrap();
+    let run = walk_replay(&[], &[&random, &behind_text]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for f in [&random, &behind_text] {
+        let line = format!("logwarden: {}: not a recognised input", f.display());
+        let reported = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("{} not reported: {}", f.display(), run.stderr));
+        assert!(reported.contains("binary data"), "{reported}");
+    }
+    assert!(run.stderr.contains(" 0 event(s)"), "{}", run.stderr);
+}
+
+#[test]
+fn file_names_with_control_characters_are_escaped_on_every_stderr_line() {
+    // A name with a line break forged a summary line; an ESC byte reached
+    // the terminal. Names (and what a file's content puts in a message) are
+    // escaped as the text renderers escape alert fields.
+    use std::os::unix::ffi::OsStringExt as _;
+    let (_dir, logs) = logs_dir();
+    let forged = "evil\nlogwarden: 0 input(s), 0 alert(s), 0 input error(s)\n.json";
+    std::fs::write(logs.join(forged), "{broken").unwrap();
+    mkfifo(&logs.join("esc\x1b]0;pwned\x07.log"));
+    let latin1 = std::ffi::OsString::from_vec(b"caf\xe9\x1b[2J.json".to_vec());
+    std::fs::write(logs.join(&latin1), "{broken").unwrap();
+    std::fs::write(logs.join("keys.json"), r#"{"\u001b[31mred":1}"#).unwrap();
+    let run = walk_replay(&[], &[&logs]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let shown = logs.display().to_string();
+    for want in [
+        format!(
+            "logwarden: {shown}/evil\\nlogwarden: 0 input(s), 0 alert(s), 0 input error(s)\\n.json: "
+        ),
+        format!("logwarden: warning: {shown}/esc\\x1b]0;pwned\\x07.log: skipped"),
+        format!("logwarden: {shown}/caf\\xe9\\x1b[2J.json: "),
+        "keys \\x1b[31mred".to_string(),
+    ] {
+        assert!(
+            run.stderr.contains(&want),
+            "{want:?} not in {:?}",
+            run.stderr
+        );
+    }
+    for c in ['\x1b', '\x07', '\u{fffd}'] {
+        assert!(!run.stderr.contains(c), "{c:?} on stderr: {:?}", run.stderr);
+    }
+    for line in run.stderr.lines() {
+        assert!(line.starts_with("logwarden: "), "{line:?}");
+    }
+    assert!(
+        !run.stderr.contains("\nlogwarden: 0 input(s)"),
+        "a forged summary line: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("logwarden: 4 input(s)"),
+        "{}",
+        run.stderr
+    );
 }

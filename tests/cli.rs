@@ -335,3 +335,23 @@ fn thread_count_changes_nothing_in_the_output() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn replay_help_states_the_per_file_caps_and_what_the_walk_skips() {
+    let out = logwarden(&["replay", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    // Words as clap wraps them, one space apart.
+    let help = text(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for want in [
+        "--max-file-bytes <BYTES>",
+        "[default: 134217728]",
+        "--max-file-lines <N>",
+        "[default: 1000000]",
+        "not a regular file (a FIFO, a socket, a device, or a symlink to one) is skipped with a warning",
+    ] {
+        assert!(help.contains(want), "{want:?} not in {help}");
+    }
+}

@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use logwarden::alert::redact::RedactOptions;
+use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
 use logwarden::engine::{DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, run_rule_tests};
-use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
-use logwarden::replay::{ReplayOptions, replay_with};
+use logwarden::ingest::{
+    DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_LINES, Limits,
+};
+use logwarden::replay::{ReplayOptions, replay_with, shown_path};
 use logwarden::rules::RuleSet;
 use logwarden::sinks::slack::{SlackClient, post_alert_lines_with};
 use logwarden::sinks::sns::SnsSink;
@@ -42,6 +45,15 @@ enum Command {
     /// input form is recognised by its content: Lambda awslogs events, Kinesis
     /// and Firehose events, decoded subscription payloads, raw gzip payloads,
     /// NDJSON of any of those, and plain log files.
+    ///
+    /// A PATH named here is read whatever it is (a FIFO, a device). In a
+    /// directory, what is not a regular file (a FIFO, a socket, a device, or a
+    /// symlink to one) is skipped with a warning; symlinks are followed, but
+    /// each directory and file is read once per run however many links reach
+    /// it, so a symlink loop ends and no event counts twice. Every input is
+    /// read up to --max-file-bytes, every plain log up to --max-file-lines;
+    /// past a cap the rest is reported and not read. File names on stderr are
+    /// escaped (\n, \x1b, \xe9 for a byte that is not UTF-8).
     ///
     /// Exit status: 0 processed (alerts or not); 1 some input could not be
     /// decoded (the rest was processed, each failure is on stderr); 2 usage or
@@ -267,6 +279,17 @@ struct ReplayArgs {
     /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
+    /// Most bytes read from one input (a file, stdin, a FIFO or device named
+    /// as a PATH): a bigger one is read up to its last line break before the
+    /// cap, and the rest is reported as an input error (exit 1), not read.
+    #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_FILE_BYTES",
+          default_value_t = DEFAULT_MAX_FILE_BYTES, value_parser = parse_positive)]
+    max_file_bytes: usize,
+    /// Most lines read from one plain log: the lines past it are reported as
+    /// an input error (exit 1), not read.
+    #[arg(long, value_name = "N", env = "LOGWARDEN_MAX_FILE_LINES",
+          default_value_t = DEFAULT_MAX_FILE_LINES, value_parser = parse_positive)]
+    max_file_lines: usize,
     /// Threads decoding inputs (base64, gunzip, JSON) ahead of detection;
     /// 0 = one per available core, at most 8. Detection runs in input order on one
     /// thread, so the alerts are the same for any value.
@@ -360,6 +383,14 @@ async fn dynamo_store(table: &str) -> DynamoStore {
 
 fn parse_now(s: &str) -> Result<i64, String> {
     logwarden::time::parse_rfc3339(s)
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
@@ -463,7 +494,7 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
         Some(p) => match std::fs::File::open(p) {
             Ok(f) => Box::new(std::io::BufReader::new(f)),
             Err(e) => {
-                eprintln!("logwarden: {}: cannot read: {e}", p.display());
+                eprintln!("logwarden: {}: cannot read: {e}", shown_path(p));
                 return ExitCode::FAILURE;
             }
         },
@@ -478,8 +509,9 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
             ExitCode::FAILURE
         }
         Ok(s) => {
+            // A problem quotes its line, which came from the input.
             for p in &s.problems {
-                eprintln!("logwarden: {p}");
+                eprintln!("logwarden: {}", visible(&p.to_string(), false));
             }
             eprintln!(
                 "logwarden: {} posted, {} not posted, {} not alerts",
@@ -632,6 +664,8 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let opts = ReplayOptions {
         limits: Limits {
             max_decoded_bytes: args.max_decoded_bytes,
+            max_file_bytes: args.max_file_bytes,
+            max_file_lines: args.max_file_lines,
             ..Limits::default()
         },
         log_group: args.log_group,
@@ -672,22 +706,31 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     };
     match result {
         Err(e) => {
-            eprintln!("logwarden: {e}");
+            eprintln!("logwarden: {}", visible(&e.to_string(), false));
             ExitCode::FAILURE
         }
         Ok(s) => {
+            // InputError's Display escapes names and input-borne text.
+            for w in &s.warnings {
+                eprintln!("logwarden: warning: {w}");
+            }
             for e in &s.errors {
                 eprintln!("logwarden: {e}");
             }
-            // The tolerant-JSON count only when there is one: the line stays
-            // as it was for every replay of well-formed logs.
+            // The tolerant-JSON and skipped counts only when there are some:
+            // the line stays as it was for every replay of well-formed logs.
             let lenient = if s.lenient_json > 0 {
                 format!(", {} lenient JSON event(s)", s.lenient_json)
             } else {
                 String::new()
             };
+            let skipped = if s.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {} skipped", s.warnings.len())
+            };
             eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}",
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{skipped}",
                 s.inputs,
                 s.batches,
                 s.events,

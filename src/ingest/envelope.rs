@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::decode::{GZIP_MAGIC, decode_data_into, gunzip_capped};
 use super::error::{DecodeError, position_of_index};
 use super::payload::{parse_payload_owned_with, utf8_error};
-use super::plain::for_each_plain;
+use super::plain::{binary_check, for_each_plain};
 use super::{FileOptions, InputForm, Limits, OwnedPayload, Payload};
 
 /// The callback of [`for_each_payload`].
@@ -16,9 +16,6 @@ type Sink<'f> = dyn FnMut(&str, Result<OwnedPayload, DecodeError>) + 'f;
 
 /// UTF-8 byte order mark.
 const BOM: &[u8] = b"\xef\xbb\xbf";
-
-/// How many leading bytes the binary check looks at.
-const BINARY_SAMPLE: usize = 8 << 10;
 
 /// Walk every payload in one whole input, in order, calling `f` with where it
 /// came from inside the input (e.g. `record 3`, `line 17`) and the payload or
@@ -61,10 +58,10 @@ const BINARY_SAMPLE: usize = 8 << 10;
 ///   Kinesis or Firehose record (an S3 or SNS event, say), or that is not an
 ///   array;
 /// - a JSON array (one is not a batch; NDJSON is one object per line);
-/// - binary data: a NUL byte anywhere, or a first 8 KiB that is more than
-///   30 % control bytes or invalid UTF-8 (a compressed or encrypted file that
-///   is not gzip). Plain logs with a few invalid bytes are fine: those lines
-///   are converted lossily.
+/// - binary data: a first 8 KiB, or a whole input, that is more than 30 %
+///   control bytes or invalid UTF-8 (a compressed or encrypted file that is
+///   not gzip). Plain logs with a few such bytes are fine: a NUL is a
+///   character of its line, invalid UTF-8 is converted lossily.
 ///
 /// Empty or blank input is a plain log without payloads.
 pub fn for_each_payload(
@@ -714,36 +711,6 @@ fn describe_object(text: &str) -> String {
     let more = if keys.len() > SHOWN { ", …" } else { "" };
     let shown: Vec<&str> = keys.iter().take(SHOWN).map(String::as_str).collect();
     format!("a JSON object with keys {}{more}", shown.join(", "))
-}
-
-/// Rejects binary input: a NUL anywhere, or a sample that is mostly control
-/// bytes and invalid UTF-8.
-fn binary_check(input: &[u8]) -> Result<(), DecodeError> {
-    if let Some(at) = memchr::memchr(0, input) {
-        return Err(not_recognised(&format!(
-            "binary data: NUL byte at offset {at}"
-        )));
-    }
-    let sample = &input[..input.len().min(BINARY_SAMPLE)];
-    let mut odd = 0;
-    for chunk in sample.utf8_chunks() {
-        odd += chunk.invalid().len();
-        odd += chunk
-            .valid()
-            .bytes()
-            .filter(|&b| {
-                (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f
-            })
-            .count();
-    }
-    if odd * 10 > sample.len() * 3 {
-        return Err(not_recognised(&format!(
-            "binary data: {}% of the first {} bytes are control bytes or invalid UTF-8",
-            odd * 100 / sample.len().max(1),
-            sample.len()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -130,8 +130,17 @@ pub enum DecodeError {
          a subscription payload, gzip, NDJSON or a plain log ({found})"
     )]
     NotRecognised {
-        /// What was found instead, e.g. `binary data: NUL byte at offset 12`.
+        /// What was found instead, e.g. `binary data: 64% of its 9000
+        /// bytes are control bytes or invalid UTF-8`.
         found: String,
+    },
+
+    /// A plain log has more lines than the cap: the lines before it were
+    /// read, the rest was not.
+    #[error("plain log longer than the {cap}-line cap (--max-file-lines): the rest was not read")]
+    TooManyLines {
+        /// The cap in force ([`super::Limits::max_file_lines`]).
+        cap: usize,
     },
 }
 

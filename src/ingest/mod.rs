@@ -44,6 +44,12 @@ pub use plain::PLAIN_CHUNK_EVENTS;
 /// Default cap on the decoded size of one payload (8 MiB).
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 << 20;
 
+/// Default cap on the bytes read from one input file (128 MiB).
+pub const DEFAULT_MAX_FILE_BYTES: usize = 128 << 20;
+
+/// Default cap on the lines read from one plain log (1,000,000).
+pub const DEFAULT_MAX_FILE_LINES: usize = 1_000_000;
+
 /// Largest event time accepted either side of the epoch, in milliseconds: the
 /// end of year 9999. The detectors add windows and durations to event times;
 /// a timestamp near `i64::MAX` from a hostile file would overflow them.
@@ -91,6 +97,12 @@ pub struct Payload<'a> {
 pub struct Limits {
     /// Largest decoded (gunzipped) payload accepted, in bytes.
     pub max_decoded_bytes: usize,
+    /// Most bytes read from one whole input (a file, stdin; replay only):
+    /// a bigger one is read up to the last line break before the cap.
+    pub max_file_bytes: usize,
+    /// Most lines read from one plain log; the lines past it are reported,
+    /// not read.
+    pub max_file_lines: usize,
     /// Parse payloads with the reference parser only (serde_json), never the
     /// fast path: for tests that compare the two.
     #[doc(hidden)]
@@ -101,6 +113,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_file_lines: DEFAULT_MAX_FILE_LINES,
             reference_parser: false,
         }
     }

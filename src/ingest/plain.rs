@@ -6,8 +6,14 @@
 //! payload so that downstream batches stay bounded whatever the file size.
 //! Each message is the whole line (timestamp prefix included, `\r` of `\r\n`
 //! removed), borrowed from the input; a line that is not UTF-8 is converted
-//! lossily, that line only. Empty and blank lines are skipped. An event's id is
-//! its 1-based line number.
+//! lossily, that line only. A NUL or other control byte is a character of its
+//! line like any other (a logger that wrote one garbled byte must not hide the
+//! lines around it); only a file that is mostly such bytes is binary data
+//! (more than 30 % of its first 8 KiB or of its whole). Empty and blank lines
+//! are skipped. An event's id is its 1-based line number. Lines past
+//! [`super::Limits::max_file_lines`] are not read: the unit after the last
+//! chunk is [`DecodeError::TooManyLines`], at origin `line N` (the first line
+//! not read).
 //!
 //! Timestamps, in order of preference:
 //! 1. an ISO-8601/RFC 3339 prefix, optionally after `[`:
@@ -31,6 +37,67 @@ pub const PLAIN_CHUNK_EVENTS: usize = 10_000;
 
 /// UTF-8 byte order mark, skipped at the start of a file.
 const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// How many leading bytes the first binary check looks at.
+const BINARY_SAMPLE: usize = 8 << 10;
+
+/// Share of odd bytes (control bytes other than tab, line breaks, form feed
+/// and ESC; invalid UTF-8) from which text is binary data, in percent.
+const BINARY_PERCENT: usize = 30;
+
+/// Rejects binary data (a compressed or encrypted file that is not gzip, an
+/// image, a core dump): input whose first 8 KiB, or whose whole, is more
+/// than 30 % odd bytes (see [`BINARY_PERCENT`]). A few odd bytes, NULs
+/// included, are a log with garbled lines, not binary data: those bytes
+/// stay characters of their lines.
+///
+/// # Errors
+/// [`DecodeError::NotRecognised`] naming the share of odd bytes.
+pub(crate) fn binary_check(input: &[u8]) -> Result<(), DecodeError> {
+    // The sample first: a big binary file is rejected without a full pass.
+    let sample = &input[..input.len().min(BINARY_SAMPLE)];
+    let parts: &[&[u8]] = if sample.len() == input.len() {
+        &[input]
+    } else {
+        &[sample, input]
+    };
+    for part in parts {
+        let odd = odd_bytes(part);
+        if odd * 100 > part.len() * BINARY_PERCENT {
+            let what = if part.len() == input.len() {
+                "its"
+            } else {
+                "the first"
+            };
+            return Err(DecodeError::NotRecognised {
+                found: format!(
+                    "binary data: {}% of {what} {} bytes are control bytes or invalid UTF-8",
+                    odd * 100 / part.len(),
+                    part.len()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of `s` that text does not have: invalid UTF-8, and control bytes
+/// other than tab, line feed, carriage return, form feed and ESC (colour
+/// codes in captured console output).
+fn odd_bytes(s: &[u8]) -> usize {
+    s.utf8_chunks()
+        .map(|chunk| {
+            let controls = chunk
+                .valid()
+                .bytes()
+                .filter(|&b| {
+                    (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f
+                })
+                .count();
+            chunk.invalid().len() + controls
+        })
+        .sum()
+}
 
 /// Reads `input` as a plain log, calling `f` once per chunk with origin
 /// `lines A-B` (1-based, inclusive) or `line A`.
@@ -61,6 +128,18 @@ pub(crate) fn for_each_plain(
             continue;
         }
         let number = index + 1;
+        if number > opts.limits.max_file_lines {
+            if !payload.log_events.is_empty() {
+                f(&lines_origin(first_line, last_line), Ok(&payload));
+            }
+            f(
+                &format!("line {number}"),
+                Err(DecodeError::TooManyLines {
+                    cap: opts.limits.max_file_lines,
+                }),
+            );
+            return;
+        }
         if let Some(ts) = line_timestamp(line, syslog_year) {
             last_ts = ts;
         }
@@ -443,5 +522,79 @@ mod tests {
             n += 1;
         });
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_nul_is_a_character_of_its_line() {
+        let got = collect(
+            b"Nov 22 10:00:01 host a\0b\nnext\n",
+            &FileOptions::default(),
+        );
+        let messages: Vec<&str> = got[0].1.iter().map(|e| e.2.as_str()).collect();
+        assert_eq!(messages, ["Nov 22 10:00:01 host a\0b", "next"]);
+    }
+
+    #[test]
+    fn lines_past_the_cap_are_reported_not_read() {
+        let opts = FileOptions {
+            limits: super::super::Limits {
+                max_file_lines: 3,
+                ..Default::default()
+            },
+            ..FileOptions::default()
+        };
+        let mut seen = Vec::new();
+        for_each_plain(b"a\n\nc\nd\ne\n", "x", &opts, &mut |origin, p| {
+            seen.push((
+                origin.to_owned(),
+                p.map(|p| p.log_events.len()).map_err(|e| e.to_string()),
+            ));
+        });
+        assert_eq!(
+            seen,
+            [
+                ("lines 1-3".to_owned(), Ok(2)),
+                (
+                    "line 4".to_owned(),
+                    Err("plain log longer than the 3-line cap (--max-file-lines): \
+                         the rest was not read"
+                        .to_owned())
+                ),
+            ]
+        );
+        // Blank lines past the cap are nothing to report.
+        let mut units = 0;
+        for_each_plain(b"a\nb\nc\n\n \n", "x", &opts, &mut |_, p| {
+            assert!(p.is_ok());
+            units += 1;
+        });
+        assert_eq!(units, 1);
+    }
+
+    #[test]
+    fn binary_means_mostly_odd_bytes_at_the_start_or_in_all() {
+        let text = b"Nov 22 10:00:01 host sshd[1]: Accepted publickey for deploy\n".repeat(200);
+        assert!(text.len() > BINARY_SAMPLE);
+        binary_check(&text).unwrap();
+        // A few NULs, control bytes and invalid bytes: still text.
+        let mut garbled = text.clone();
+        garbled[10] = 0;
+        garbled[500..510].copy_from_slice(&[0, 1, 2, 0xff, 0xfe, 0x7f, 0, 0, 0, 0]);
+        binary_check(&garbled).unwrap();
+        // Colour codes are text.
+        binary_check(&b"\x1b[31mERROR\x1b[0m boom\n".repeat(100)).unwrap();
+        // Binary from the first byte.
+        let err = binary_check(&[0xff; 20_000]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not a recognised input: expected an awslogs/Kinesis/Firehose event, a \
+             subscription payload, gzip, NDJSON or a plain log (binary data: 100% of the \
+             first 8192 bytes are control bytes or invalid UTF-8)"
+        );
+        // Binary behind a page of text: most of the file.
+        let mut behind = text.clone();
+        behind.extend(std::iter::repeat_n(0u8, 3 * text.len()));
+        let err = binary_check(&behind).unwrap_err();
+        assert!(err.to_string().contains("75% of its"), "{err}");
     }
 }

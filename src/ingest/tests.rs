@@ -543,11 +543,17 @@ fn empty_blank_binary_and_array_inputs() {
     assert_eq!(run(b""), (Ok(InputForm::Plain), vec![]));
     assert_eq!(run(b"\n \r\n\t\n"), (Ok(InputForm::Plain), vec![]));
 
-    let (form, units) = run(b"some text\0more");
+    // One NUL is a character of its line, not binary data.
+    let (form, units) = run(b"some text\0more\nnext\n");
+    assert_eq!(form, Ok(InputForm::Plain));
+    assert_eq!(messages(ok(&units[0])), ["some text\0more", "next"]);
+    // All NULs are.
+    let (form, units) = run(&[0; 100]);
     assert_eq!(
         form.unwrap_err(),
         DecodeError::NotRecognised {
-            found: "binary data: NUL byte at offset 9".to_owned()
+            found: "binary data: 100% of its 100 bytes are control bytes or invalid UTF-8"
+                .to_owned()
         }
     );
     assert!(units.is_empty());
