@@ -430,6 +430,106 @@ fn median(v: &mut [u64]) -> u64 {
     v[v.len() / 2]
 }
 
+/// Alerts counted at the queue against the expected ids.
+#[derive(Debug, Default)]
+struct Counts {
+    lost: Vec<String>,
+    unexpected: Vec<String>,
+    /// Ids that arrived more than once from a batch in which SNS published
+    /// and its answer was lost: at least once, the documented limit.
+    dup_explained: Vec<(String, usize)>,
+    dup_unexplained: Vec<(String, usize)>,
+}
+
+impl Counts {
+    fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.lost.is_empty() {
+            v.push(format!(
+                "{} alert ids lost, e.g. {:?}",
+                self.lost.len(),
+                &self.lost[..self.lost.len().min(5)]
+            ));
+        }
+        if !self.unexpected.is_empty() {
+            v.push(format!(
+                "{} unexpected alert ids, e.g. {:?}",
+                self.unexpected.len(),
+                &self.unexpected[..self.unexpected.len().min(5)]
+            ));
+        }
+        if !self.dup_unexplained.is_empty() {
+            v.push(format!(
+                "{} ids duplicated with no SNS answer lost, e.g. {:?}",
+                self.dup_unexplained.len(),
+                &self.dup_unexplained[..self.dup_unexplained.len().min(5)]
+            ));
+        }
+        v
+    }
+}
+
+/// `expected`: alert id -> the batch that raises it; `arrived`: alert id ->
+/// distinct SNS messages that carried it.
+fn count(
+    expected: &BTreeMap<String, u64>,
+    arrived: &BTreeMap<String, usize>,
+    lost_answer_batches: &BTreeSet<u64>,
+) -> Counts {
+    let mut c = Counts {
+        lost: expected
+            .keys()
+            .filter(|id| !arrived.contains_key(*id))
+            .cloned()
+            .collect(),
+        unexpected: arrived
+            .keys()
+            .filter(|id| !expected.contains_key(*id))
+            .cloned()
+            .collect(),
+        ..Counts::default()
+    };
+    for (id, n) in arrived {
+        if *n < 2 {
+            continue;
+        }
+        match expected.get(id) {
+            Some(b) if lost_answer_batches.contains(b) => c.dup_explained.push((id.clone(), *n)),
+            _ => c.dup_unexplained.push((id.clone(), *n)),
+        }
+    }
+    c
+}
+
+/// Median RSS (KiB) of each quarter of a run of `secs` seconds, from
+/// (seconds since start, KiB) samples.
+fn rss_quarters(samples: &[(f64, u64)], secs: f64) -> [u64; 4] {
+    let mut out = [0; 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        let mut v: Vec<u64> = samples
+            .iter()
+            .filter(|(at, _)| *at >= secs * q as f64 / 4.0 && *at < secs * (q + 1) as f64 / 4.0)
+            .map(|(_, kib)| *kib)
+            .collect();
+        *o = median(&mut v);
+    }
+    out
+}
+
+/// Growth (%) of the last quarter's median RSS over the second's, and the
+/// violation when it exceeds `limit_pct`. The first quarter is warm-up
+/// (buffers, connection pools, the allocator's retained memory) and is left out.
+fn rss_verdict(rss: &[u64; 4], samples: usize, limit_pct: f64) -> (f64, Option<String>) {
+    if samples < 8 || rss[1] == 0 {
+        return (f64::NAN, Some(format!("too few RSS samples ({samples})")));
+    }
+    let growth = (rss[3] as f64 - rss[1] as f64) * 100.0 / rss[1] as f64;
+    let violation = (growth > limit_pct).then(|| {
+        format!("RSS grew {growth:.1}% from the 2nd to the last quarter (limit {limit_pct}%)")
+    });
+    (growth, violation)
+}
+
 // ---------------------------------------------------------------- soak ----
 
 #[derive(Default)]
@@ -527,9 +627,21 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     let mut t = Tally::default();
     let mut tick = tokio::time::interval(period);
+    let mut last_progress = Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'batches: while started.elapsed() < run {
         tick.tick().await;
+        if last_progress.elapsed() >= Duration::from_secs(60) {
+            last_progress = Instant::now();
+            eprintln!(
+                "soak: {:.0} s, {} batches, {} invocations, {} redeliveries, RSS {} KiB",
+                started.elapsed().as_secs_f64(),
+                t.batches,
+                t.attempts,
+                t.redeliveries,
+                vm_rss_kib(pid).unwrap_or(0)
+            );
+        }
         let k = t.batches;
         let now = chrono::Utc::now().timestamp_millis();
         let (pl, events) = batch(k, now - 110_000, &mut rng);
@@ -607,66 +719,18 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
 
     // ------------------------------------------------------------ verdict --
     let a = arrivals.lock().unwrap();
-    let lost: Vec<&String> = expected
-        .keys()
-        .filter(|id| !a.per_id.contains_key(*id))
-        .collect();
-    let unexpected: Vec<&String> = a
-        .per_id
-        .keys()
-        .filter(|id| !expected.contains_key(*id))
-        .collect();
-    let (mut dup_explained, mut dup_unexplained) = (Vec::new(), Vec::new());
-    for (id, n) in &a.per_id {
-        if *n < 2 {
-            continue;
-        }
-        match expected.get(id) {
-            Some(b) if t.lost_answer_batches.contains(b) => dup_explained.push((id, *n)),
-            _ => dup_unexplained.push((id, *n)),
-        }
-    }
+    let c = count(&expected, &a.per_id, &t.lost_answer_batches);
+    let (lost, unexpected, dup_explained, dup_unexplained) =
+        (&c.lost, &c.unexpected, &c.dup_explained, &c.dup_unexplained);
     let samples = samples.lock().unwrap().clone();
     let secs = fed_for.as_secs_f64();
-    let quarter = |q: usize| {
-        let mut v: Vec<u64> = samples
-            .iter()
-            .filter(|(at, _)| *at >= secs * q as f64 / 4.0 && *at < secs * (q + 1) as f64 / 4.0)
-            .map(|(_, kib)| *kib)
-            .collect();
-        median(&mut v)
-    };
-    let rss: Vec<u64> = (0..4).map(quarter).collect();
+    let rss = rss_quarters(&samples, secs);
     let rss_max = samples.iter().map(|(_, k)| *k).max().unwrap_or(0);
-    let growth_pct = if rss[1] > 0 {
-        (rss[3] as f64 - rss[1] as f64) * 100.0 / rss[1] as f64
-    } else {
-        f64::INFINITY
-    };
     let alerts_received: usize = a.per_id.values().sum();
 
-    let mut violations = Vec::new();
-    if !lost.is_empty() {
-        violations.push(format!(
-            "{} alert ids lost, e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        ));
-    }
-    if !unexpected.is_empty() {
-        violations.push(format!(
-            "{} unexpected alert ids, e.g. {:?}",
-            unexpected.len(),
-            &unexpected[..unexpected.len().min(5)]
-        ));
-    }
-    if !dup_unexplained.is_empty() {
-        violations.push(format!(
-            "{} ids duplicated with no SNS answer lost, e.g. {:?}",
-            dup_unexplained.len(),
-            &dup_unexplained[..dup_unexplained.len().min(5)]
-        ));
-    }
+    let mut violations = c.violations();
+    let (growth_pct, rss_violation) = rss_verdict(&rss, samples.len(), p.rss_growth_pct);
+    violations.extend(rss_violation);
     if a.unreadable > 0 {
         violations.push(format!(
             "{} SQS messages were not an SNS envelope of an alert",
@@ -687,14 +751,6 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
     }
     if let Some(status) = exited {
         violations.push(format!("the detector exited during the run: {status}"));
-    }
-    if samples.len() < 8 || rss[1] == 0 {
-        violations.push(format!("too few RSS samples ({})", samples.len()));
-    } else if growth_pct > p.rss_growth_pct {
-        violations.push(format!(
-            "RSS grew {growth_pct:.1}% from the 2nd to the last quarter (limit {}%)",
-            p.rss_growth_pct
-        ));
     }
 
     let faults: Vec<String> = t
@@ -759,4 +815,89 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
         std::fs::write(path, &pretty).unwrap();
     }
     assert!(violations.is_empty(), "soak violations: {violations:#?}");
+}
+
+// The soak's verdict itself, without services (these run in `cargo test`).
+
+fn ids(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(i, b)| (i.to_string(), *b)).collect()
+}
+
+fn seen(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(i, n)| (i.to_string(), *n)).collect()
+}
+
+#[test]
+fn every_expected_id_arriving_once_is_no_violation() {
+    let c = count(
+        &ids(&[("a", 0), ("b", 1)]),
+        &seen(&[("a", 1), ("b", 1)]),
+        &BTreeSet::new(),
+    );
+    assert!(c.violations().is_empty(), "{c:?}");
+}
+
+#[test]
+fn an_expected_id_that_never_arrived_is_lost() {
+    let c = count(
+        &ids(&[("a", 0), ("b", 1)]),
+        &seen(&[("a", 1)]),
+        &BTreeSet::new(),
+    );
+    assert_eq!(c.lost, vec!["b".to_string()]);
+    assert_eq!(c.violations().len(), 1);
+}
+
+#[test]
+fn an_id_nobody_expected_is_a_violation() {
+    let c = count(
+        &ids(&[("a", 0)]),
+        &seen(&[("a", 1), ("z", 1)]),
+        &BTreeSet::new(),
+    );
+    assert_eq!(c.unexpected, vec!["z".to_string()]);
+    assert_eq!(c.violations().len(), 1);
+}
+
+#[test]
+fn a_duplicate_from_a_batch_whose_sns_answer_was_lost_is_explained_and_any_other_is_not() {
+    let lost_answer = BTreeSet::from([1]);
+    let c = count(
+        &ids(&[("a", 0), ("b", 1)]),
+        &seen(&[("a", 2), ("b", 2)]),
+        &lost_answer,
+    );
+    assert_eq!(c.dup_explained, vec![("b".to_string(), 2)]);
+    assert_eq!(c.dup_unexplained, vec![("a".to_string(), 2)]);
+    assert_eq!(c.violations().len(), 1, "{:?}", c.violations());
+}
+
+#[test]
+fn rss_quarters_take_the_median_of_each_quarter() {
+    // 40 s, one sample a second: 100 KiB, then 110, 120, 130 per quarter, with an outlier each.
+    let samples: Vec<(f64, u64)> = (0..40)
+        .map(|s| {
+            (
+                s as f64,
+                if s % 10 == 3 {
+                    999
+                } else {
+                    100 + (s / 10) as u64 * 10
+                },
+            )
+        })
+        .collect();
+    assert_eq!(rss_quarters(&samples, 40.0), [100, 110, 120, 130]);
+}
+
+#[test]
+fn rss_growth_past_the_limit_from_the_second_to_the_last_quarter_is_a_violation() {
+    let (g, v) = rss_verdict(&[50, 100, 105, 109], 100, 10.0);
+    assert!((g - 9.0).abs() < 1e-9 && v.is_none(), "{g} {v:?}");
+    let (g, v) = rss_verdict(&[50, 100, 105, 111], 100, 10.0);
+    assert!((g - 11.0).abs() < 1e-9, "{g}");
+    assert!(v.unwrap().contains("RSS grew 11.0%"));
+    // Warm-up growth in the first quarter does not count.
+    assert!(rss_verdict(&[10, 100, 100, 100], 100, 10.0).1.is_none());
+    assert!(rss_verdict(&[0, 0, 0, 0], 3, 10.0).1.is_some());
 }
