@@ -776,6 +776,7 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
         "unexpected": unexpected.len(),
         "duplicated_unexplained": dup_unexplained.len(),
         "duplicated_explained_by_lost_sns_answer": dup_explained.len(),
+        "extra_copies_of_explained_duplicates": dup_explained.iter().map(|(_, n)| n - 1).sum::<usize>(),
         "batches_with_lost_sns_answer": t.lost_answer_batches.len(),
         "batches_with_lost_dynamodb_write_answer": t.ddb_after_batches.len(),
         "sqs_redeliveries_ignored": a.sqs_redeliveries,
