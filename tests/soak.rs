@@ -563,6 +563,10 @@ struct Tally {
     /// Batches with a DynamoDB write whose answer was lost after it applied.
     ddb_after_batches: BTreeSet<u64>,
     error_samples: Vec<String>,
+    /// Time spent computing the expected alerts (in this process).
+    expecting: Duration,
+    /// Time from handing an event out to its outcome (the detector's work).
+    invoking: Duration,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,17 +651,20 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
         if last_progress.elapsed() >= Duration::from_secs(60) {
             last_progress = Instant::now();
             eprintln!(
-                "soak: {:.0} s, {} batches, {} invocations, {} redeliveries, RSS {} KiB",
+                "soak: {:.0} s, {} batches, {} invocations, {} redeliveries, RSS {} KiB, {:.0} s in invocations, {:.1} s computing expected alerts",
                 started.elapsed().as_secs_f64(),
                 t.batches,
                 t.attempts,
                 t.redeliveries,
-                vm_rss_kib(pid).unwrap_or(0)
+                vm_rss_kib(pid).unwrap_or(0),
+                t.invoking.as_secs_f64(),
+                t.expecting.as_secs_f64()
             );
         }
         let k = t.batches;
         let now = chrono::Utc::now().timestamp_millis();
         let (pl, events) = batch(k, now - 110_000, &mut rng);
+        let expect_started = Instant::now();
         let text = pl.to_string();
         let parsed = ingest::parse_payload(text.as_bytes()).unwrap();
         for a in expected_engine.process(&parsed).await.unwrap().alerts {
@@ -667,6 +674,7 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
                 a.id
             );
         }
+        t.expecting += expect_started.elapsed();
         let event = json!({"awslogs": {"data": b64gz(&pl)}});
         t.batches += 1;
         t.events += events as u64;
@@ -679,10 +687,12 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
                 *t.armed.entry(kind).or_insert(0) += 1;
             }
             let mark = proxy.log_len();
+            let invoke_started = Instant::now();
             feed.send(event.clone());
             let outcome = feed
                 .next_outcome(TIME_LIMIT + Duration::from_secs(10))
                 .await;
+            t.invoking += invoke_started.elapsed();
             proxy.clear();
             for s in proxy.log_since(mark) {
                 *t.requests.entry(s.action.clone()).or_insert(0) += 1;
@@ -780,6 +790,8 @@ async fn soak_detector_under_random_faults_loses_nothing_and_holds_its_memory() 
         "events": t.events,
         "rate_achieved": ((t.batches as f64 / secs) * 100.0).round() / 100.0,
         "invocations": t.attempts,
+        "seconds_in_invocations": t.invoking.as_secs(),
+        "seconds_computing_expected": t.expecting.as_secs(),
         "redeliveries": t.redeliveries,
         "max_deliveries_of_one_batch": t.max_attempts,
         "alerts_expected": expected.len(),
