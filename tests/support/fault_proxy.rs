@@ -518,3 +518,17 @@ async fn write_response(sock: &mut TcpStream, r: &Canned) -> std::io::Result<()>
     sock.write_all(r.body.as_bytes()).await?;
     sock.flush().await
 }
+
+impl FaultProxy {
+    /// How many requests have been logged so far.
+    pub fn log_len(&self) -> usize {
+        self.state.lock().unwrap().log.len()
+    }
+
+    /// The requests logged after the first `n`: cheaper than [`FaultProxy::log`]
+    /// for a long run that looks at each invocation's requests in turn.
+    pub fn log_since(&self, n: usize) -> Vec<Seen> {
+        let st = self.state.lock().unwrap();
+        st.log.get(n..).map(<[Seen]>::to_vec).unwrap_or_default()
+    }
+}
