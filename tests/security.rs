@@ -293,6 +293,42 @@ fn crafted_json_in_login_failures_still_fires_failed_auth_burst_through_replay()
 }
 
 #[test]
+fn a_json_lines_log_whose_first_line_a_strict_parser_rejects_is_still_a_log() {
+    // Regression: a file of JSON objects only is recognised by its first
+    // line. When that line held a `NaN` (or a lone surrogate) the strict
+    // probe failed and the whole file was an input error, so one crafted
+    // first line hid every burst in the file.
+    let dir = tempfile::tempdir().unwrap();
+    for (n, first) in [
+        r#"{"event":"login_failed","risk":NaN,"source_ip":"203.0.113.60","user":"u0","time":"2026-11-22T10:00:00Z"}"#,
+        r#"{"event":"login_failed","source_ip":"203.0.113.60","user":"\ud800u0","time":"2026-11-22T10:00:00Z"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut lines = vec![first.to_string()];
+        lines.extend((1..10).map(|i| {
+            format!(
+                r#"{{"event":"login_failed","source_ip":"203.0.113.60","user":"u{i}","time":"2026-11-22T10:00:0{i}Z"}}"#
+            )
+        }));
+        let log = dir.path().join(format!("app{n}.log"));
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let out = logwarden(&["replay", "--output", "json", log.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let bursts: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|a| a["rule"] == "failed-auth-burst")
+            .collect();
+        assert_eq!(bursts.len(), 1, "{first}: {stderr}");
+        assert_eq!(bursts[0]["key"]["source_ip"], "203.0.113.60");
+        assert_eq!(bursts[0]["count"], 10);
+    }
+}
+
+#[test]
 fn the_replay_summary_line_is_unchanged_when_no_json_needed_the_tolerant_read() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ok.log");

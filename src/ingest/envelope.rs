@@ -260,16 +260,33 @@ fn is_json_lines_log(body: &[u8]) -> bool {
     let Some(first) = lines(body).map(<[u8]>::trim_ascii).find(|l| !l.is_empty()) else {
         return false;
     };
-    looks_like_ndjson(body)
-        && matches!(
-            serde_json::from_slice::<Probe<'_>>(first),
-            Ok(Probe {
-                awslogs: None,
-                kinesis: None,
-                records: None,
-                log_events: None
+    if !looks_like_ndjson(body) {
+        return false;
+    }
+    match serde_json::from_slice::<Probe<'_>>(first) {
+        Ok(p) => {
+            p.awslogs.is_none()
+                && p.kinesis.is_none()
+                && p.records.is_none()
+                && p.log_events.is_none()
+        }
+        // A first line a strict parser rejects (one `NaN` or lone surrogate
+        // an attacker wrote into a field) must not turn a whole JSON-lines log
+        // into a bad input and hide its burst: read it tolerantly, as the
+        // matchers do, and ask the same question of what it holds.
+        Err(_) => std::str::from_utf8(first)
+            .ok()
+            .and_then(crate::lenient_json::parse_tolerant)
+            .and_then(|v| match v {
+                serde_json::Value::Object(m) => Some(
+                    !["awslogs", "Records", "records", "logEvents"]
+                        .iter()
+                        .any(|k| m.contains_key(*k)),
+                ),
+                _ => None,
             })
-        )
+            .unwrap_or(false),
+    }
 }
 
 /// The `\n`-separated lines of `body`, found with memchr: a byte-wise
