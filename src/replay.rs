@@ -69,6 +69,9 @@ pub struct ReplaySummary {
     pub alerts: usize,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
+    /// STARTs not tracked because their stream held the most open
+    /// invocations a stream keeps.
+    pub open_invocations_dropped: u64,
     /// Inputs or parts of inputs that failed.
     pub errors: Vec<InputError>,
 }
@@ -457,6 +460,7 @@ impl Detection {
                     }
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
+                    summary.open_invocations_dropped += o.open_invocations_dropped;
                     if o.alerts.is_empty() {
                         return;
                     }

@@ -662,8 +662,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             for e in &s.errors {
                 eprintln!("logwarden: {e}");
             }
+            // Said only when it happened: a START flood (see `missing-end`).
+            let untracked = match s.open_invocations_dropped {
+                0 => String::new(),
+                n => format!(", {n} open invocation(s) not tracked"),
+            };
             eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s)",
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){untracked}",
                 s.inputs,
                 s.batches,
                 s.events,
