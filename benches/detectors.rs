@@ -6,7 +6,9 @@
 //!   (which fires and clears every 10th event, as a steady burst would);
 //!   `threshold/apply`: the window update alone.
 //! - `lifecycle/start_end`: `Lifecycle::start` then `end` of one request on a
-//!   stream whose recently-ended list is full (the steady state).
+//!   stream whose recently-ended list is full (the steady state);
+//!   `lifecycle/start_full_stream`: a START on a stream already holding
+//!   `MAX_OPEN` open invocations (a START flood: counted, not stored).
 //! - `failure/classify_<record>`: `failure::classify` of an already parsed
 //!   record (a successful REPORT, the common case, returns at once).
 //! - `baseline/apply_{duration,memory}`: `Baseline::apply` on a warm baseline.
@@ -18,7 +20,9 @@
 //!   same messages, for the share of the batch that is classification;
 //!   `engine/process_text_{platform_lines,app_lines}`: the text batch split
 //!   into its platform lines and its application lines, each processed alone.
-//!   Throughput is bytes of message text.
+//!   Throughput is bytes of message text. `engine/start_flood_40k`: one
+//!   payload of 40,000 STARTs of one stream 1 ms apart, none ended (issue 13:
+//!   it took ~4 s while each START scanned the stream's open invocations).
 //!
 //! Run: `cargo bench --bench detectors` (or e.g. `cargo bench --bench detectors -- engine/`).
 
@@ -30,7 +34,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use logwarden::detect::baseline::{Baseline, BaselineState, Sample};
 use logwarden::detect::failure::classify;
-use logwarden::detect::lifecycle::{Lifecycle, StreamState};
+use logwarden::detect::lifecycle::{Lifecycle, MAX_OPEN, Started, StreamState};
 use logwarden::detect::threshold::{Threshold, WindowState};
 use logwarden::detect::{Detector, Key};
 use logwarden::engine::{Engine, EngineConfig};
@@ -157,6 +161,25 @@ fn bench_lifecycle(c: &mut Criterion) {
             ts += 10;
             l.start(&mut st, black_box(&ids[i]), ts, &lines[i]);
             l.end(&mut st, black_box(&ids[i]));
+        })
+    });
+    // A START flood: the stream holds `MAX_OPEN`, so every further START is
+    // counted and not stored; none of these ids is ever stored or ended.
+    let flood: Vec<String> = (0..MAX_OPEN + 1_024)
+        .map(|i| format!("5e2a1c0d-f100-4d00-8000-{i:012x}"))
+        .collect();
+    let mut full = StreamState::default();
+    for (i, id) in flood[..MAX_OPEN].iter().enumerate() {
+        l.start(&mut full, id, i as i64, "START");
+    }
+    let late = &flood[MAX_OPEN..];
+    let mut ts = MAX_OPEN as i64;
+    assert_eq!(l.start(&mut full, &late[0], ts, "START"), Started::Dropped);
+    g.bench_function("start_full_stream", |b| {
+        b.iter(|| {
+            i = (i + 1) % late.len();
+            ts += 1;
+            l.start(&mut full, black_box(&late[i]), ts, "START")
         })
     });
     g.finish();
@@ -331,6 +354,18 @@ fn bench_engine(c: &mut Criterion) {
             })
         });
     }
+    // A START flood in one payload. Few samples: one iteration is a whole
+    // 40,000-event batch.
+    let flood: Vec<common::Event> = (0..40_000)
+        .map(|i| common::Event {
+            timestamp: 1_795_341_600_000 + i,
+            message: format!("START RequestId: {i:08x}-0000-4000-8000-{i:012x} Version: $LATEST\n"),
+        })
+        .collect();
+    let payload = common::payload(&flood);
+    g.throughput(Throughput::Elements(flood.len() as u64));
+    g.sample_size(10);
+    bench_process(&mut g, "start_flood_40k".into(), &rt, &rules, &payload);
     g.finish();
 }
 

@@ -22,7 +22,7 @@ use crate::detect::baseline::{BaselineState, Sample};
 use crate::detect::distinct::DistinctState;
 use crate::detect::failure::classify;
 use crate::detect::leak::{LeakState, MemoryPoint};
-use crate::detect::lifecycle::StreamState;
+use crate::detect::lifecycle::{Started, StreamState};
 use crate::detect::rate::{RateState, Sample as RateSample};
 use crate::detect::threshold::WindowState;
 use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
@@ -152,6 +152,9 @@ pub struct BatchOutcome {
     /// `1e400`, deep nesting, a cut-off line) and that were read tolerantly
     /// ([`crate::lenient_json`]) so that their fields still match.
     pub lenient_json: u64,
+    /// STARTs not tracked because their stream already held the most open
+    /// invocations a stream keeps ([`crate::detect::lifecycle::MAX_OPEN`]).
+    pub open_invocations_dropped: u64,
 }
 
 /// The detection engine over one state store.
@@ -294,6 +297,8 @@ struct Work {
     drafts: Vec<Draft>,
     open_drafts: HashMap<String, usize>,
     suppressed: u64,
+    /// STARTs a full stream could not track.
+    open_dropped: u64,
 }
 
 macro_rules! slot_as {
@@ -856,6 +861,7 @@ impl<S: StateStore> Engine<S> {
             drafts: Vec::new(),
             open_drafts: HashMap::new(),
             suppressed: 0,
+            open_dropped: 0,
         };
         if let (Some((p, observed)), Some(bk)) = (batch, &batch_keys) {
             for o in observed {
@@ -930,6 +936,7 @@ impl<S: StateStore> Engine<S> {
             alerts,
             folded,
             suppressed: work.suppressed,
+            open_invocations_dropped: work.open_dropped,
             ..BatchOutcome::default()
         })
     }
@@ -1130,7 +1137,9 @@ impl<S: StateStore> Engine<S> {
                 };
                 let max = l.max_duration(function_name(group), work.learned_timeout(&bk.function));
                 let st = work.stream(&bk.stream[*rule], ts + max + l.grace_ms + 3_600_000);
-                l.start(st, request_id, ts, &ev.message);
+                if l.start(st, request_id, ts, &ev.message) == Started::Dropped {
+                    work.open_dropped += 1;
+                }
             }
             Obs::End { rule, request_id } => {
                 let r = &self.rules.rules[*rule];
@@ -1155,7 +1164,7 @@ impl<S: StateStore> Engine<S> {
                 .iter()
                 .filter(|(k, s)| {
                     k.starts_with(&prefix)
-                        && matches!(&s.value, Some(StateValue::Stream(st)) if !st.open.is_empty())
+                        && matches!(&s.value, Some(StateValue::Stream(st)) if !st.is_empty())
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -1201,7 +1210,35 @@ impl<S: StateStore> Engine<S> {
                     };
                     self.record(work, ri, &group, f, stable_hash(&["req", &o.request_id]));
                 }
+                Self::report_dropped(work, &r.id, &group, &skey);
             }
+        }
+    }
+
+    /// STARTs a full stream could not track go into the alert its orphans
+    /// open (`open_invocations_dropped`), so the alert says it is incomplete.
+    /// While the incident is already open (no new alert) they wait in the
+    /// stream's state for the next one.
+    fn report_dropped(work: &mut Work, rule: &str, group: &str, skey: &str) {
+        let Some(&d) = work
+            .open_drafts
+            .get(&state::incident_key(rule, group, &Key::new()))
+        else {
+            return;
+        };
+        let Some(Slot {
+            value: Some(StateValue::Stream(st)),
+            ..
+        }) = work.slots.get_mut(skey)
+        else {
+            return;
+        };
+        let dropped = st.take_dropped();
+        if dropped > 0 {
+            *work.drafts[d]
+                .metrics
+                .entry("open_invocations_dropped".to_string())
+                .or_insert(0.0) += dropped as f64;
         }
     }
 

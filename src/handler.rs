@@ -188,6 +188,9 @@ pub struct Counters {
     pub alerts_suppressed: u64,
     /// Alerts folded into a digest by the alert-storm limit.
     pub alerts_folded: u64,
+    /// STARTs not tracked because their stream held the most open
+    /// invocations a stream keeps.
+    pub open_invocations_dropped: u64,
     /// Batches from an ignored log group (logwarden's own: the recursion
     /// guard), skipped.
     pub ignored_batches: u64,
@@ -568,6 +571,7 @@ async fn process<S: StateStore>(
     out.counters.alerts_suppressed += o.suppressed;
     out.counters.alerts_folded += o.folded as u64;
     out.counters.lenient_json_events += o.lenient_json;
+    out.counters.open_invocations_dropped += o.open_invocations_dropped;
     out.alerts.extend(o.alerts);
     Ok(())
 }
@@ -584,6 +588,7 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
         ("AlertsFolded", c.alerts_folded),
         ("IgnoredBatches", c.ignored_batches),
         ("LenientJsonEvents", c.lenient_json_events),
+        ("OpenInvocationsDropped", c.open_invocations_dropped),
     ];
     let mut doc = serde_json::json!({
         "_aws": {

@@ -103,6 +103,9 @@ pub struct ReplaySummary {
     pub suppressed: u64,
     /// Events whose JSON a strict parser rejected, read tolerantly.
     pub lenient_json: u64,
+    /// STARTs not tracked because their stream held the most open
+    /// invocations a stream keeps.
+    pub open_invocations_dropped: u64,
     /// Inputs or parts of inputs that failed.
     pub errors: Vec<InputError>,
     /// Inputs the walk skipped, and why (not errors: the exit code stays).
@@ -656,6 +659,7 @@ impl Detection {
                     summary.events += o.events;
                     summary.suppressed += o.suppressed;
                     summary.lenient_json += o.lenient_json;
+                    summary.open_invocations_dropped += o.open_invocations_dropped;
                     if o.alerts.is_empty() {
                         return;
                     }

@@ -421,3 +421,69 @@ async fn the_detector_lambda_counts_lenient_json_events_and_still_alerts() {
     assert_eq!(emf["LenientJsonEvents"], 40, "{emf}");
     assert_eq!(emf["Events"], 40);
 }
+
+/// `n` STARTs of one stream of `/aws/lambda/checkout`, 1 ms apart from
+/// 2026-11-22T10:00:00Z, none ended, split into `payloads` payloads.
+fn start_flood(n: usize, payloads: usize) -> Vec<String> {
+    let t = 1_795_341_600_000_i64;
+    let lines: Vec<(i64, String)> = (0..n)
+        .map(|i| {
+            let id = flood_request_id(i);
+            (
+                t + i as i64,
+                format!("START RequestId: {id} Version: $LATEST\n"),
+            )
+        })
+        .collect();
+    lines
+        .chunks(n.div_ceil(payloads).max(1))
+        .map(|c| {
+            let events: Vec<(i64, &str)> = c.iter().map(|(ts, m)| (*ts, m.as_str())).collect();
+            payload(&events)
+        })
+        .collect()
+}
+
+fn flood_request_id(i: usize) -> String {
+    format!("{i:08x}-feed-4bad-beef-{i:012x}")
+}
+
+#[test]
+fn a_start_flood_in_one_stream_is_capped_and_still_raises_one_missing_end_alert() {
+    // Regression (issue 13): every START scanned every open invocation of its
+    // stream, so 200,000 STARTs took ~50 s and a crafted batch could time the
+    // detector out. A stream now tracks at most 1,000 open invocations; the
+    // rest are counted, and the alert the kept ones raise says how many.
+    const N: usize = 5_000;
+    const KEPT: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, p) in start_flood(N, 8).iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i:02}.json")), p).unwrap();
+    }
+    let out = logwarden(&[
+        "replay",
+        "--output",
+        "json",
+        "--now",
+        "2026-11-22T12:00:00Z",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let alerts: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a["rule"], "missing-end");
+    assert_eq!(a["count"], KEPT, "the kept invocations are the orphans");
+    assert_eq!(a["metrics"]["open_invocations_dropped"], (N - KEPT) as f64);
+    assert_eq!(a["first_seen"], "2026-11-22T10:00:00.000Z");
+    let ids: Vec<String> = (0..20).map(flood_request_id).collect();
+    assert_eq!(a["request_ids"], serde_json::json!(ids));
+    assert!(
+        stderr.contains(&format!("{} open invocation(s) not tracked", N - KEPT)),
+        "{stderr}"
+    );
+}

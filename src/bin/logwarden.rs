@@ -729,8 +729,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             } else {
                 format!(", {} skipped", s.warnings.len())
             };
+            // Said only when it happened: a START flood (see `missing-end`).
+            let untracked = match s.open_invocations_dropped {
+                0 => String::new(),
+                n => format!(", {n} open invocation(s) not tracked"),
+            };
             eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{skipped}",
+                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
                 s.inputs,
                 s.batches,
                 s.events,
