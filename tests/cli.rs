@@ -355,3 +355,106 @@ fn replay_help_states_the_per_file_caps_and_what_the_walk_skips() {
         assert!(help.contains(want), "{want:?} not in {help}");
     }
 }
+
+// ---- rules check: every problem at once, bounded work (issue 13) -------------
+
+/// `rules check DIR` on the given files: exit code, stdout, stderr.
+fn rules_check(files: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    let out = logwarden(&["rules", "check", dir.path().to_str().unwrap()]);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn rules_check_reports_an_unknown_field_and_a_bad_regex_of_one_rule() {
+    let (code, _, err) = rules_check(&[(
+        "r.yaml",
+        "id: r\ntitle: t\nseverity: low\nkind: threshold\nthreshhold: 3\nwindow: 1m\nmatch:\n  - regex: 'a(b'\n",
+    )]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("r.yaml:5: unknown field `threshhold`"),
+        "{err}"
+    );
+    assert!(err.contains("r.yaml:8: invalid regex"), "{err}");
+}
+
+#[test]
+fn rules_check_reports_a_broken_rule_and_another_rules_failing_test() {
+    let (code, out, err) = rules_check(&[
+        (
+            "a.yaml",
+            "id: a\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\ncolour: red\n",
+        ),
+        (
+            "b.yaml",
+            "id: b\ntitle: t\nseverity: low\nkind: failure\non: [timeout]\ntests:\n  - name: wrong expectation\n    lines: ['Task timed out after 3.00 seconds']\n    expect_alerts: 2\n",
+        ),
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("a.yaml:6: unknown field `colour`"), "{err}");
+    assert!(
+        out.contains("b.yaml:7: test `wrong expectation` failed: expected 2 alert(s), got 1"),
+        "{out}"
+    );
+    assert!(out.contains("1 rules, 0 tests passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn rules_check_names_a_group_by_field_no_matcher_captures() {
+    let (code, _, err) = rules_check(&[(
+        "r.yaml",
+        "id: r\ntitle: t\nseverity: low\nkind: threshold\nthreshold: 2\nwindow: 1m\nmatch:\n  - regex: 'from (?P<source_ip>\\S+) as (?P<user>\\S+)'\ngroup_by: [sourceip]\n",
+    )]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("r.yaml:9: `group_by` names field `sourceip`, which no matcher captures (captured: source_ip, user)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_check_missing_kind_lists_every_kind() {
+    let (code, _, err) = rules_check(&[("r.yaml", "id: r\ntitle: t\nseverity: low\n")]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate or pattern)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_check_names_each_limit() {
+    const HEAD: &str =
+        "id: r\ntitle: t\nseverity: low\nkind: threshold\nthreshold: 2\nwindow: 1m\n";
+    let regex = format!("{HEAD}match:\n  - regex: '{}'\n", "ab|".repeat(3_000_000));
+    let too_big = format!(
+        "{HEAD}match: [{{regex: x}}]\ndescription: {}\n",
+        "x".repeat(2 << 20)
+    );
+    let long_regex = format!("{HEAD}match:\n  - regex: '{}'\n", "ab|".repeat(6_000));
+    let nested = format!(
+        "{HEAD}match: {}x{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let test = "  - name: t\n    lines: [x]\n    expect_alerts: 0\n";
+    let tests = format!(
+        "{HEAD}match: [{{regex: x}}]\ntests:\n{}",
+        test.repeat(20_000)
+    );
+    for (body, limit) in [
+        (regex.as_str(), "(the rule file size limit)"),
+        (too_big.as_str(), "(the rule file size limit)"),
+        (long_regex.as_str(), "(the regex length limit)"),
+        (nested.as_str(), "(the nesting limit)"),
+        (tests.as_str(), "(the inline test limit)"),
+    ] {
+        let (code, _, err) = rules_check(&[("r.yaml", body)]);
+        assert_eq!(code, Some(2), "{limit}: {err}");
+        assert!(err.contains(limit), "{limit}: {err}");
+    }
+}

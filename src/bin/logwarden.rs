@@ -617,10 +617,15 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
 }
 
 fn run_check(dir: Option<&PathBuf>) -> ExitCode {
-    let set = match load_rules(dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    // A broken rule must not hide another rule's failing test: report every
+    // rule error, then run the tests of the rules that compiled.
+    let (set, errors) = RuleSet::load_partial(dir.map(PathBuf::as_path));
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        eprintln!("logwarden: {} rule error(s)", errors.len());
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -641,7 +646,7 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
         "{} rules, {passed} tests passed, {failed} failed",
         set.rules.len()
     );
-    if failed > 0 {
+    if failed > 0 || !errors.is_empty() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

@@ -53,6 +53,13 @@ impl Matcher {
         }
     }
 
+    /// Names of the fields this matcher can extract: the regex's named
+    /// captures and the `fields:` keys.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        let captures = self.regex.iter().flat_map(|r| r.capture_names().flatten());
+        captures.chain(self.fields.iter().map(|(k, _)| k.as_str()))
+    }
+
     /// Whether this matcher needs the body parsed as JSON.
     pub fn needs_json(&self) -> bool {
         !self.json.is_empty() || (self.regex.is_none() && !self.fields.is_empty())

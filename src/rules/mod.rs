@@ -6,7 +6,9 @@
 //! detector of the rule's kind configured). Every error is collected with
 //! `path:line: message`; none stops the others from being reported.
 
+pub mod limits;
 pub mod matcher;
+mod raw_yaml;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -131,6 +133,27 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order error messages list them: the one list, so a
+    /// new kind cannot be missing from an error that lists them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Threshold,
+        Kind::Distinct,
+        Kind::Lifecycle,
+        Kind::Failure,
+        Kind::Baseline,
+        Kind::Rate,
+        Kind::Pattern,
+    ];
+
+    /// "threshold, distinct, …, rate or pattern", for error messages.
+    pub fn listed() -> String {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        }
+    }
+
     /// The contract's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -249,50 +272,46 @@ impl RuleSet {
 
     /// Every `*.yaml`/`*.yml` file in `dir` (not recursive), in name order.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
-        let shown = dir.display().to_string();
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            RuleErrors(vec![RuleError {
-                path: shown.clone(),
-                line: 1,
-                message: format!("cannot read rule directory: {e}"),
-            }])
-        })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
-            .collect();
-        paths.sort();
-        let mut errors = Vec::new();
-        let mut files = Vec::new();
-        for p in paths {
-            match std::fs::read_to_string(&p) {
-                Ok(text) => files.push((p.display().to_string(), text)),
-                Err(e) => errors.push(RuleError {
-                    path: p.display().to_string(),
-                    line: 1,
-                    message: format!("cannot read: {e}"),
-                }),
-            }
+        let (set, errors) = RuleSet::load_partial(Some(dir));
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleErrors(errors))
         }
-        if files.is_empty() && errors.is_empty() {
-            errors.push(RuleError {
-                path: shown,
-                line: 1,
-                message: "no rule files (*.yaml) in this directory".into(),
-            });
-        }
-        match RuleSet::from_sources(files) {
-            Ok(set) if errors.is_empty() => Ok(set),
-            Ok(_) => Err(RuleErrors(errors)),
-            Err(RuleErrors(more)) => {
-                errors.extend(more);
-                Err(RuleErrors(errors))
-            }
-        }
+    }
+
+    /// The rules of `dir` (the built-in pack when `None`) that compile, and
+    /// every problem of the others: `rules check` runs the inline tests of
+    /// the good rules even when another rule is broken.
+    pub fn load_partial(dir: Option<&Path>) -> (RuleSet, Vec<RuleError>) {
+        let (files, mut errors) = match dir {
+            Some(d) => read_sources(d),
+            None => (
+                BUILTIN
+                    .iter()
+                    .map(|(name, text)| (format!("detectors/{name}"), (*text).to_string()))
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        let (set, more) = RuleSet::compile_partial(files);
+        errors.extend(more);
+        errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+        (set, errors)
     }
 
     /// Compile rule texts given as `(path, text)`; all errors are collected.
     pub fn from_sources(files: Vec<(String, String)>) -> Result<RuleSet, RuleErrors> {
+        let (set, mut errors) = RuleSet::compile_partial(files);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+            Err(RuleErrors(errors))
+        }
+    }
+
+    fn compile_partial(files: Vec<(String, String)>) -> (RuleSet, Vec<RuleError>) {
         let mut errors = Vec::new();
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut seen = HashSet::new();
@@ -312,19 +331,55 @@ impl RuleSet {
                 Err(mut es) => errors.append(&mut es),
             }
         }
-        if errors.is_empty() {
-            rules.sort_by(|a, b| a.id.cmp(&b.id));
-            Ok(RuleSet { rules })
-        } else {
-            errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-            Err(RuleErrors(errors))
-        }
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        (RuleSet { rules }, errors)
     }
 
     /// The rule with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
         self.rules.iter().find(|r| r.id == id)
     }
+}
+
+/// The rule files of `dir` as `(path, text)`, and the problems reading them.
+fn read_sources(dir: &Path) -> (Vec<(String, String)>, Vec<RuleError>) {
+    let shown = dir.display().to_string();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            let error = RuleError {
+                path: shown,
+                line: 1,
+                message: format!("cannot read rule directory: {e}"),
+            };
+            return (Vec::new(), vec![error]);
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+        .collect();
+    paths.sort();
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for p in paths {
+        match limits::read_rule_file(&p) {
+            Ok(text) => files.push((p.display().to_string(), text)),
+            Err(message) => errors.push(RuleError {
+                path: p.display().to_string(),
+                line: 1,
+                message,
+            }),
+        }
+    }
+    if files.is_empty() && errors.is_empty() {
+        errors.push(RuleError {
+            path: shown,
+            line: 1,
+            message: "no rule files (*.yaml) in this directory".into(),
+        });
+    }
+    (files, errors)
 }
 
 // ---- raw stage ---------------------------------------------------------------
@@ -460,9 +515,23 @@ struct Ctx<'a> {
     path: &'a str,
     text: &'a str,
     errors: Vec<RuleError>,
+    /// Top-level entries that did not deserialize (already reported).
+    broken: Vec<String>,
 }
 
 impl Ctx<'_> {
+    /// Report that the rule lacks `key`, unless `key` was given but could not
+    /// be read: that is already reported, and "missing" would be wrong.
+    fn needs(&mut self, key: &str, needle: &str, message: impl Into<String>) {
+        if !self.is_broken(key) {
+            self.err(needle, message);
+        }
+    }
+
+    fn is_broken(&self, key: &str) -> bool {
+        self.broken.iter().any(|b| b == key)
+    }
+
     fn err(&mut self, needle: &str, message: impl Into<String>) {
         self.errors.push(RuleError {
             path: self.path.to_string(),
@@ -497,6 +566,23 @@ fn bounded_duration(text: &str) -> Result<Millis, String> {
     Ok(ms)
 }
 
+/// A place in a rule's text: byte offset of a line start and its 0-based number.
+type Cursor = (usize, usize);
+
+/// From `at` on, the first line containing all `needles`: its 1-based number
+/// and the cursor of the line after it.
+fn next_line_with(text: &str, at: Cursor, needles: &[&str]) -> Option<(usize, Cursor)> {
+    let (mut off, mut n) = at;
+    for l in text.get(off..)?.split_inclusive('\n') {
+        off += l.len();
+        n += 1;
+        if needles.iter().all(|x| l.contains(x)) {
+            return Some((n, (off, n)));
+        }
+    }
+    None
+}
+
 /// 1-based line of the first line containing `needle` (1 if none).
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
@@ -505,21 +591,52 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
-    let raw: RawRule = serde_yaml_ng::from_str(text).map_err(|e| {
+    let whole = |line: usize, message: String| {
         vec![RuleError {
             path: path.to_string(),
-            line: yaml_line(text, &e),
-            message: yaml_message(&e),
+            line,
+            message,
         }]
-    })?;
+    };
+    // Both before libyaml sees the text: its cost grows with the size and,
+    // quadratically, with the flow nesting.
+    if text.len() > limits::MAX_RULE_FILE_BYTES {
+        return Err(whole(
+            1,
+            format!(
+                "larger than {} bytes (the rule file size limit)",
+                limits::MAX_RULE_FILE_BYTES
+            ),
+        ));
+    }
+    if let Some(at) = limits::flow_too_deep(text) {
+        let line = memchr::memchr_iter(b'\n', &text.as_bytes()[..at]).count() + 1;
+        return Err(whole(
+            line,
+            format!(
+                "YAML flow collections nested deeper than {} (the nesting limit)",
+                limits::MAX_YAML_FLOW_DEPTH
+            ),
+        ));
+    }
+    let parsed = raw_yaml::parse::<RawRule>(text).map_err(|(line, m)| whole(line, m))?;
+    let raw = parsed.raw;
     let mut cx = Ctx {
         path,
         text,
         errors: Vec::new(),
+        broken: parsed.broken,
     };
+    for (line, message) in parsed.errors {
+        cx.errors.push(RuleError {
+            path: path.to_string(),
+            line,
+            message,
+        });
+    }
     let id = raw.id.clone().unwrap_or_default();
     if raw.id.is_none() {
-        cx.err("", "missing `id`");
+        cx.needs("id", "", "missing `id`");
     } else if !id
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -543,18 +660,19 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     }
     let title = raw.title.clone().unwrap_or_default();
     if raw.title.is_none() {
-        cx.err("", "missing `title`");
+        cx.needs("title", "", "missing `title`");
     } else if title.chars().count() >= 100 || title.contains('\n') {
         cx.err("title:", "title must be one line under 100 characters");
     }
     if raw.severity.is_none() {
-        cx.err("", "missing `severity` (low, medium, high or critical)");
+        cx.needs(
+            "severity",
+            "",
+            "missing `severity` (low, medium, high or critical)",
+        );
     }
     let Some(kind) = raw.kind else {
-        cx.err(
-            "",
-            "missing `kind` (threshold, distinct, pattern, lifecycle, failure or baseline)",
-        );
+        cx.needs("kind", "", format!("missing `kind` ({})", Kind::listed()));
         return Err(cx.errors);
     };
     let realert_ms = cx.duration("realert", raw.realert.as_deref(), 600_000);
@@ -574,27 +692,6 @@ fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
             source: path.to_string(),
         }),
         _ => Err(cx.errors),
-    }
-}
-
-/// 1-based line of a YAML error, counted in `\n` as editors and [`line_of`]
-/// count. libyaml's own line number also counts a lone `\r`, NEL and the
-/// Unicode line and paragraph separators as line breaks, so a file with them
-/// got a line past its end (found by the `rules` fuzz target). Its index is
-/// in bytes.
-fn yaml_line(text: &str, e: &serde_yaml_ng::Error) -> usize {
-    e.location().map_or(1, |l| {
-        let before = text.as_bytes().get(..l.index()).unwrap_or(text.as_bytes());
-        memchr::memchr_iter(b'\n', before).count() + 1
-    })
-}
-
-fn yaml_message(e: &serde_yaml_ng::Error) -> String {
-    // serde's text ends with "at line L column C", which `path:line:` already says.
-    let s = e.to_string();
-    match s.find(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 
@@ -757,7 +854,8 @@ fn compile_rate(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
         cx.err("sigmas:", "`sigmas` must be ≥ 0");
     }
     let Some(p) = &raw.pricing else {
-        cx.err(
+        cx.needs(
+            "pricing",
             "kind:",
             "a rate rule needs `pricing:` (request_usd and gb_second_usd per architecture)",
         );
@@ -848,7 +946,11 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
         Kind::Threshold => {
             let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
             if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) {
-                cx.err("kind:", "a threshold rule needs a non-empty `match:` list");
+                cx.needs(
+                    "match",
+                    "kind:",
+                    "a threshold rule needs a non-empty `match:` list",
+                );
             }
             let group_by = raw.group_by.clone().unwrap_or_default();
             let threshold = raw.threshold.unwrap_or(0);
@@ -858,24 +960,36 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
                 } else {
                     "kind:"
                 };
-                cx.err(at, "a threshold rule needs `threshold:` ≥ 1");
+                cx.needs("threshold", at, "a threshold rule needs `threshold:` ≥ 1");
             }
             if threshold > 10_000 {
                 cx.err("threshold:", "`threshold` above 10000 is not supported");
             }
             let window_ms = match raw.window.as_deref() {
                 None => {
-                    cx.err("kind:", "a threshold rule needs `window:` (e.g. 60s)");
+                    cx.needs(
+                        "window",
+                        "kind:",
+                        "a threshold rule needs `window:` (e.g. 60s)",
+                    );
                     0
                 }
                 Some(w) => cx.duration("window", Some(w), 0),
             };
+            let unique = raw.unique.clone().unwrap_or_default();
+            check_field_names(
+                cx,
+                raw,
+                &matchers,
+                &[],
+                &[("group_by", group_by.clone()), ("unique", unique.clone())],
+            );
             Some(Detector::Threshold(Threshold {
                 matchers,
                 group_by,
                 threshold: threshold as usize,
                 window_ms,
-                unique: raw.unique.clone().unwrap_or_default(),
+                unique,
             }))
         }
         Kind::Lifecycle => {
@@ -891,13 +1005,14 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
         Kind::Failure => {
             let on = raw.on.clone().unwrap_or_default();
             if on.is_empty() {
-                cx.err("kind:", "a failure rule needs `on:` (timeout, out_of_memory, runtime_exit, init_failure)");
+                cx.needs("on", "kind:", "a failure rule needs `on:` (timeout, out_of_memory, runtime_exit, init_failure)");
             }
             Some(Detector::Failure(Failure { on }))
         }
         Kind::Baseline => {
             let Some(raw_metric) = raw.metric else {
-                cx.err(
+                cx.needs(
+                    "metric",
                     "kind:",
                     "a baseline rule needs `metric:` (duration, memory or memory_trend)",
                 );
@@ -947,7 +1062,11 @@ fn compile_detector(cx: &mut Ctx<'_>, kind: Kind, raw: &RawRule) -> Option<Detec
 fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
     let matchers = compile_matchers(cx, raw.matchers.as_deref().unwrap_or_default());
     if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) {
-        cx.err("kind:", "a distinct rule needs a non-empty `match:` list");
+        cx.needs(
+            "match",
+            "kind:",
+            "a distinct rule needs a non-empty `match:` list",
+        );
     }
     let field = raw.distinct.clone().unwrap_or_default();
     if field.is_empty() {
@@ -956,7 +1075,8 @@ fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
         } else {
             "kind:"
         };
-        cx.err(
+        cx.needs(
+            "distinct",
             at,
             "a distinct rule needs `distinct:`, the field whose values are counted (e.g. user)",
         );
@@ -968,7 +1088,8 @@ fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
         } else {
             "kind:"
         };
-        cx.err(
+        cx.needs(
+            "threshold",
             at,
             "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
         );
@@ -978,14 +1099,31 @@ fn compile_distinct(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
     }
     let window_ms = match raw.window.as_deref() {
         None => {
-            cx.err("kind:", "a distinct rule needs `window:` (e.g. 5m)");
+            cx.needs(
+                "window",
+                "kind:",
+                "a distinct rule needs `window:` (e.g. 5m)",
+            );
             0
         }
         Some(w) => cx.duration("window", Some(w), 0),
     };
+    let group_by = raw.group_by.clone().unwrap_or_default();
+    let counted = if field.is_empty() {
+        vec![]
+    } else {
+        vec![field.clone()]
+    };
+    check_field_names(
+        cx,
+        raw,
+        &matchers,
+        &[],
+        &[("group_by", group_by.clone()), ("distinct", counted)],
+    );
     Some(Detector::Distinct(Distinct {
         matchers,
-        group_by: raw.group_by.clone().unwrap_or_default(),
+        group_by,
         field,
         threshold: threshold as usize,
         window_ms,
@@ -1002,17 +1140,76 @@ fn compile_pattern(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
             .map_err(|e| cx.err("secrets:", e))
             .ok()
     };
-    if raw.matchers.as_ref().is_none_or(|m| m.is_empty()) && kinds.is_empty() {
+    if raw.matchers.as_ref().is_none_or(|m| m.is_empty())
+        && kinds.is_empty()
+        && !cx.is_broken("match")
+        && !cx.is_broken("secrets")
+    {
         cx.err(
             "kind:",
             "a pattern rule needs a non-empty `match:` list or `secrets:` kinds",
         );
     }
+    let group_by = raw.group_by.clone().unwrap_or_default();
+    // A secret finding is keyed by the secret's kind.
+    let provided: &[&str] = if kinds.is_empty() {
+        &[]
+    } else {
+        &[crate::detect::pattern::SECRET_KEY]
+    };
+    check_field_names(
+        cx,
+        raw,
+        &matchers,
+        provided,
+        &[("group_by", group_by.clone())],
+    );
     Some(Detector::Pattern(Pattern {
         matchers,
-        group_by: raw.group_by.clone().unwrap_or_default(),
+        group_by,
         secrets,
     }))
+}
+
+/// `group_by`, `unique` and `distinct` name fields of a matching line; a
+/// field no matcher can capture is never there, so the rule never fires
+/// (threshold, distinct) or never keys on it (pattern). `provided` are the
+/// fields the kind supplies itself. Skipped when a matcher did not compile:
+/// its captures are unknown, and its error is already reported.
+fn check_field_names(
+    cx: &mut Ctx<'_>,
+    raw: &RawRule,
+    matchers: &[Matcher],
+    provided: &[&str],
+    uses: &[(&str, Vec<String>)],
+) {
+    let raw_count = raw.matchers.as_ref().map_or(0, Vec::len);
+    if cx.is_broken("match") || matchers.len() != raw_count {
+        return;
+    }
+    let mut captured: Vec<&str> = matchers.iter().flat_map(Matcher::field_names).collect();
+    captured.extend_from_slice(provided);
+    captured.sort_unstable();
+    captured.dedup();
+    for (key, names) in uses {
+        for name in names {
+            if captured.contains(&name.as_str()) {
+                continue;
+            }
+            let listed = if captured.is_empty() {
+                "no matcher captures any field".to_string()
+            } else {
+                format!("captured: {}", captured.join(", "))
+            };
+            cx.err(
+                &format!("{key}:"),
+                format!(
+                    "`{key}` names field `{name}`, which no matcher captures ({listed}); \
+                     name it in a regex `(?P<{name}>...)` or a JSON matcher's `fields:`"
+                ),
+            );
+        }
+    }
 }
 
 fn function_timeouts(cx: &mut Ctx<'_>, raw: &RawRule) -> BTreeMap<String, Millis> {
@@ -1031,7 +1228,25 @@ fn compile_matchers(cx: &mut Ctx<'_>, raws: &[RawMatcher]) -> Vec<Matcher> {
     for raw in raws {
         let regex = match &raw.regex {
             None => None,
-            Some(r) => match RegexBuilder::new(r).size_limit(1 << 20).build() {
+            // Checked before the regex is parsed: parsing an 8 MB pattern
+            // took ~1 GB before the compiled size limit could reject it.
+            Some(r) if r.len() > limits::MAX_REGEX_BYTES => {
+                let first = r.lines().next().unwrap_or("regex:").to_string();
+                cx.err(
+                    &first,
+                    format!(
+                        "regex of {} bytes is longer than {} bytes (the regex length limit)",
+                        r.len(),
+                        limits::MAX_REGEX_BYTES
+                    ),
+                );
+                None
+            }
+            Some(r) => match RegexBuilder::new(r)
+                .size_limit(limits::MAX_REGEX_COMPILED_BYTES)
+                .nest_limit(limits::MAX_REGEX_NESTING)
+                .build()
+            {
                 Ok(re) => Some(re),
                 Err(e) => {
                     let first = r.lines().next().unwrap_or("regex:").to_string();
@@ -1080,10 +1295,33 @@ fn one_line(s: &str) -> String {
 
 fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
     let mut out = Vec::new();
+    if raws.len() > limits::MAX_TESTS_PER_RULE {
+        cx.err(
+            "tests:",
+            format!(
+                "{} inline tests, more than {} (the inline test limit)",
+                raws.len(),
+                limits::MAX_TESTS_PER_RULE
+            ),
+        );
+        return out;
+    }
+    // Tests are found in file order, each after the one before: searching
+    // every name from the top of the file made loading quadratic in the
+    // number of tests (20,000 took 14 s).
+    let mut cursor = next_line_with(cx.text, (0, 0), &["tests:"]).map_or((0, 0), |(_, c)| c);
+    let mut total_events = 0usize;
     for t in raws {
-        let line = line_of(cx.text, &t.name);
+        let line = match next_line_with(cx.text, cursor, &["name:", &t.name]) {
+            Some((line, next)) => {
+                cursor = next;
+                line
+            }
+            None => cursor.1 + 1,
+        };
         let mut events = Vec::new();
         let mut generated = 0usize;
+        let mut over_limit = false;
         for (i, l) in t.lines.iter().flatten().enumerate() {
             events.push(TestEvent {
                 timestamp: TEST_EPOCH_MS + i as Millis * 1_000,
@@ -1110,6 +1348,18 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
                 );
                 continue;
             }
+            if total_events + events.len() + repeat > limits::MAX_TEST_EVENTS_PER_RULE {
+                over_limit = true;
+                cx.err(
+                    &e.t,
+                    format!(
+                        "test `{}`: the rule's inline tests hold more than {} events (the inline test event limit)",
+                        t.name,
+                        limits::MAX_TEST_EVENTS_PER_RULE
+                    ),
+                );
+                break;
+            }
             match (ts, every) {
                 (Ok(ts), Ok(every)) => {
                     for k in 0..repeat {
@@ -1130,6 +1380,10 @@ fn compile_tests(cx: &mut Ctx<'_>, raws: Vec<RawTest>) -> Vec<RuleTest> {
                 (_, Err(msg)) => cx.err(&e.t, format!("test `{}`: {msg}", t.name)),
             }
         }
+        if over_limit {
+            break;
+        }
+        total_events += events.len();
         if events.is_empty() {
             cx.err(
                 &t.name,
@@ -1449,6 +1703,207 @@ mod tests {
         );
         assert!(
             e[0].contains("r.yaml:6: `horizon` does not apply to kind baseline"),
+            "{e:?}"
+        );
+    }
+
+    const THRESHOLD_HEAD: &str =
+        "id: r\ntitle: t\nseverity: low\nkind: threshold\nthreshold: 2\nwindow: 1m\n";
+
+    #[test]
+    fn group_by_naming_a_field_no_matcher_captures_is_an_error() {
+        let text = format!(
+            "{THRESHOLD_HEAD}match:\n  - regex: 'from (?P<source_ip>\\S+)'\n  - json: {{outcome: failure}}\n    fields: {{user_name: [user.name]}}\ngroup_by: [source_ip, user]\n"
+        );
+        let e = errs("r.yaml", &text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "r.yaml:11: `group_by` names field `user`, which no matcher captures (captured: source_ip, user_name)"
+            ),
+            "{e:?}"
+        );
+        let fixed = text.replace(
+            "group_by: [source_ip, user]",
+            "group_by: [source_ip, user_name]",
+        );
+        assert!(RuleSet::from_sources(vec![("r.yaml".into(), fixed)]).is_ok());
+    }
+
+    #[test]
+    fn unique_and_distinct_fields_must_be_captured_too() {
+        let text = format!(
+            "{THRESHOLD_HEAD}match:\n  - regex: 'user (?P<user>\\S+)'\nunique: [session]\n"
+        );
+        let e = errs("r.yaml", &text).join("\n");
+        assert!(
+            e.contains("r.yaml:9: `unique` names field `session`, which no matcher captures (captured: user)"),
+            "{e}"
+        );
+        let text = "id: d\ntitle: t\nseverity: low\nkind: distinct\nthreshold: 3\nwindow: 5m\nmatch:\n  - regex: 'x'\ndistinct: user\n";
+        let e = errs("d.yaml", text).join("\n");
+        assert!(
+            e.contains("d.yaml:9: `distinct` names field `user`, which no matcher captures (no matcher captures any field)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_secrets_rule_may_group_by_the_secret_kind_and_nothing_else() {
+        let base = "id: p\ntitle: t\nseverity: low\nkind: pattern\nsecrets: [jwt]\n";
+        let ok = format!("{base}group_by: [kind]\n");
+        assert!(RuleSet::from_sources(vec![("p.yaml".into(), ok)]).is_ok());
+        let e = errs("p.yaml", &format!("{base}group_by: [user]\n"));
+        assert!(e[0].contains("(captured: kind)"), "{e:?}");
+    }
+
+    #[test]
+    fn an_uncompiled_regex_does_not_also_report_its_captures_missing() {
+        let text = format!("{THRESHOLD_HEAD}match:\n  - regex: '(?P<ip>a'\ngroup_by: [ip]\n");
+        let e = errs("r.yaml", &text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("invalid regex"), "{e:?}");
+    }
+
+    #[test]
+    fn missing_kind_error_lists_every_kind_including_rate() {
+        let e = errs("r.yaml", "id: r\ntitle: t\nseverity: low\n");
+        assert_eq!(
+            e,
+            [
+                "r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate or pattern)"
+            ]
+        );
+        // Kind::ALL is the enum: serde's list of variants names the same kinds.
+        let serde_says = serde_yaml_ng::from_str::<Kind>("nope")
+            .unwrap_err()
+            .to_string();
+        let listed: Vec<String> = Kind::ALL
+            .iter()
+            .map(|k| format!("`{}`", k.as_str()))
+            .collect();
+        assert!(serde_says.contains(&listed.join(", ")), "{serde_says}");
+        assert!(
+            !serde_says.contains(&format!("{}, `", listed.join(", "))),
+            "{serde_says}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_does_not_hide_the_rules_other_errors() {
+        let text = format!(
+            "{THRESHOLD_HEAD}match:\n  - regex: 'a(b'\ngroup_by: [ip]\nthreshhold: 3\nseverity_level: x\n"
+        );
+        let e = errs("r.yaml", &text);
+        let joined = e.join("\n");
+        assert!(joined.contains("r.yaml:8: invalid regex"), "{joined}");
+        assert!(
+            joined.contains("r.yaml:10: unknown field `threshhold`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("r.yaml:11: unknown field `severity_level`"),
+            "{joined}"
+        );
+        assert_eq!(e.len(), 3, "{joined}");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_not_also_reported_missing() {
+        let text = "id: r\ntitle: [t]\nseverity: low\nkind: threshold\nthreshold: many\nwindow: 1m\nmatch: [{regex: x}]\nrealert: 3 parsecs\n";
+        let e = errs("r.yaml", text);
+        let joined = e.join("\n");
+        assert!(joined.contains("r.yaml:2: title: invalid type"), "{joined}");
+        assert!(
+            joined.contains("r.yaml:5: threshold: invalid type"),
+            "{joined}"
+        );
+        assert!(joined.contains("r.yaml:8: realert:"), "{joined}");
+        assert!(!joined.contains("missing `title`"), "{joined}");
+        assert!(!joined.contains("needs `threshold:`"), "{joined}");
+        assert_eq!(e.len(), 3, "{joined}");
+    }
+
+    #[test]
+    fn a_regex_longer_than_the_limit_is_rejected_before_it_is_compiled() {
+        let long = "a|".repeat(limits::MAX_REGEX_BYTES / 2 + 1);
+        let text = format!("{THRESHOLD_HEAD}match:\n  - regex: '{long}'\n");
+        let e = errs("r.yaml", &text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(&format!(
+                "r.yaml:8: regex of {} bytes is longer than 16384 bytes (the regex length limit)",
+                long.len()
+            )),
+            "{e:?}"
+        );
+        let deep = format!("{}a{}", "(".repeat(80), ")".repeat(80));
+        let e = errs(
+            "r.yaml",
+            &format!("{THRESHOLD_HEAD}match:\n  - regex: '{deep}'\n"),
+        );
+        assert!(
+            e[0].contains("exceed the maximum number of nested parentheses/brackets (64)"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_rule_file_over_the_size_limit_is_rejected_before_parsing() {
+        let text = format!(
+            "{THRESHOLD_HEAD}description: {}\n",
+            "x".repeat(limits::MAX_RULE_FILE_BYTES)
+        );
+        assert_eq!(
+            errs("r.yaml", &text),
+            ["r.yaml:1: larger than 1048576 bytes (the rule file size limit)"]
+        );
+    }
+
+    #[test]
+    fn yaml_nested_deeper_than_the_limit_is_rejected_before_parsing() {
+        let depth = 100_000;
+        let text = format!(
+            "{THRESHOLD_HEAD}\nmatch: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert_eq!(
+            errs("r.yaml", &text),
+            ["r.yaml:8: YAML flow collections nested deeper than 64 (the nesting limit)"]
+        );
+    }
+
+    #[test]
+    fn more_inline_tests_than_the_limit_is_an_error_naming_it() {
+        let one = "  - name: t\n    lines: [x]\n    expect_alerts: 0\n";
+        let text = format!(
+            "{THRESHOLD_HEAD}match: [{{regex: x}}]\ntests:\n{}",
+            one.repeat(limits::MAX_TESTS_PER_RULE + 1)
+        );
+        assert_eq!(
+            errs("r.yaml", &text),
+            ["r.yaml:8: 1001 inline tests, more than 1000 (the inline test limit)"]
+        );
+        let text = format!(
+            "{THRESHOLD_HEAD}match: [{{regex: x}}]\ntests:\n{}",
+            one.repeat(limits::MAX_TESTS_PER_RULE)
+        );
+        let set = RuleSet::from_sources(vec![("r.yaml".into(), text)]).unwrap();
+        let lines: Vec<usize> = set.rules[0].tests.iter().map(|t| t.line).collect();
+        assert_eq!(lines[..3], [9, 12, 15], "each test on its own line");
+        assert_eq!(lines[999], 9 + 999 * 3);
+    }
+
+    #[test]
+    fn more_test_events_in_a_rule_than_the_limit_is_an_error_naming_it() {
+        let one = "  - name: t{i}\n    events: [{t: '+0s', message: x, repeat: 60000}]\n    expect_alerts: 0\n";
+        let tests: String = (0..4).map(|i| one.replace("{i}", &i.to_string())).collect();
+        let text = format!("{THRESHOLD_HEAD}match: [{{regex: x}}]\ntests:\n{tests}");
+        let e = errs("r.yaml", &text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("test `t3`: the rule's inline tests hold more than 200000 events (the inline test event limit)"),
             "{e:?}"
         );
     }
