@@ -206,7 +206,7 @@ fn bench_builtin(c: &mut Criterion) {
 /// A one-matcher threshold rule, compiled through the public loader.
 fn custom_matcher(yaml_match: &str) -> Matcher {
     let text = format!(
-        "id: bench\ntitle: bench\nseverity: low\nkind: threshold\ndescription: bench\nmatch:\n{yaml_match}\ngroup_by: [source_ip]\nthreshold: 10\nwindow: 60s\n"
+        "id: bench\ntitle: bench\nseverity: low\nkind: threshold\ndescription: bench\nmatch:\n{yaml_match}\nthreshold: 10\nwindow: 60s\n"
     );
     let set = RuleSet::from_sources(vec![("bench.yaml".into(), text)])
         .unwrap_or_else(|e| panic!("bench rule: {e}"));
