@@ -138,6 +138,29 @@ fn logwarden(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `replay --output json --sink sns` of `file` to `topic_arn` in moto at `ep`.
+fn replay_to_sns(ep: &str, topic_arn: &str, file: &Path) -> Output {
+    logwarden(
+        &[
+            "replay",
+            "--output",
+            "json",
+            "--sink",
+            "sns",
+            "--sns-topic-arn",
+            topic_arn,
+            file.to_str().unwrap(),
+        ],
+        &[
+            ("AWS_ENDPOINT_URL", ep),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    )
+}
+
 fn stdout(o: &Output) -> String {
     assert!(
         o.status.success(),
@@ -487,25 +510,7 @@ async fn sns_never_carries_a_secret_from_a_name_or_request_id() {
     let t = topic_with_queue(&conf, &unique("lw-links"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let file = links_file(dir.path());
-    let out = logwarden(
-        &[
-            "replay",
-            "--output",
-            "json",
-            "--sink",
-            "sns",
-            "--sns-topic-arn",
-            &t.topic_arn,
-            file.to_str().unwrap(),
-        ],
-        &[
-            ("AWS_ENDPOINT_URL", &ep),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    );
+    let out = replay_to_sns(&ep, &t.topic_arn, &file);
     let printed = stdout(&out);
     assert_no_secret_decoded(&printed, "replay --sink sns stdout");
     let published = parse_lines(&printed).len();
@@ -626,25 +631,7 @@ async fn sns_message_subject_and_attributes_never_show_a_planted_secret() {
     let t = topic_with_queue(&conf, &unique("lw-attack"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let file = secrets_file(dir.path());
-    let out = logwarden(
-        &[
-            "replay",
-            "--output",
-            "json",
-            "--sink",
-            "sns",
-            "--sns-topic-arn",
-            &t.topic_arn,
-            file.to_str().unwrap(),
-        ],
-        &[
-            ("AWS_ENDPOINT_URL", &ep),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    );
+    let out = replay_to_sns(&ep, &t.topic_arn, &file);
     let printed = stdout(&out);
     assert_no_secret(&printed, "replay --sink sns stdout");
     let got = t.drain().await;

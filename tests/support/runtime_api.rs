@@ -94,16 +94,7 @@ async fn connection(
                 std::future::pending::<()>().await;
                 return;
             };
-            let body = ev.to_string();
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + time_limit.as_millis();
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
+            next_reply(&format!("req-{i}"), &ev, time_limit)
         } else if method == "POST" && path.contains("/response") {
             let _ = report.send(Outcome::Response(
                 serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -226,16 +217,7 @@ async fn feed_connection(
                 f.0 += 1;
                 (f.0 - 1, ev)
             };
-            let body = ev.to_string();
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + time_limit.as_millis();
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: feed-{i}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
+            next_reply(&format!("feed-{i}"), &ev, time_limit)
         } else if method == "POST" && path.contains("/response") {
             let _ = report.send(Outcome::Response(
                 serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -251,4 +233,19 @@ async fn feed_connection(
             return;
         }
     }
+}
+
+/// The Runtime API's answer to `GET …/invocation/next`: `ev` as request `id`,
+/// due `time_limit` from now.
+fn next_reply(id: &str, ev: &Value, time_limit: Duration) -> String {
+    let body = ev.to_string();
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + time_limit.as_millis();
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:logwarden-detector\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
