@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::{Cx, KindConfig};
+use super::{Detector, leak};
+
 /// What a baseline rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -136,6 +139,139 @@ impl Baseline {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// `metric:` of a baseline rule: the learned per-function baselines, or the
+/// per-stream memory trend (a leak), which compiles to its own detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawMetric {
+    Duration,
+    Memory,
+    MemoryTrend,
+}
+
+/// A baseline rule with `metric: memory_trend`, in error messages.
+const TREND: &str = "kind baseline with metric memory_trend";
+
+/// The fields of a `baseline` rule, as written; `metric: memory_trend` takes
+/// the fields of [`leak::Config`] instead of the learned baseline's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    metric: Option<RawMetric>,
+    warmup: Option<u64>,
+    factor: Option<f64>,
+    sigmas: Option<f64>,
+    timeout_fraction: Option<f64>,
+    memory_fraction: Option<f64>,
+    function_timeouts: Option<BTreeMap<String, String>>,
+    points: Option<usize>,
+    min_points: Option<usize>,
+    monotonicity: Option<f64>,
+    horizon: Option<f64>,
+}
+
+impl Config {
+    /// Fields of the other metric: the trend's on a learned baseline, the
+    /// learned baseline's on a trend.
+    fn reject_other_metric(&self, cx: &mut Cx<'_>) {
+        let trend = self.metric == Some(RawMetric::MemoryTrend);
+        let fields = [
+            ("points", self.points.is_some(), trend),
+            ("min_points", self.min_points.is_some(), trend),
+            ("monotonicity", self.monotonicity.is_some(), trend),
+            ("horizon", self.horizon.is_some(), trend),
+            // The learned baseline's fields mean nothing to a trend.
+            ("warmup", trend && self.warmup.is_some(), false),
+            ("factor", trend && self.factor.is_some(), false),
+            ("sigmas", trend && self.sigmas.is_some(), false),
+            (
+                "timeout_fraction",
+                trend && self.timeout_fraction.is_some(),
+                false,
+            ),
+            (
+                "memory_fraction",
+                trend && self.memory_fraction.is_some(),
+                false,
+            ),
+            (
+                "function_timeouts",
+                trend && self.function_timeouts.is_some(),
+                false,
+            ),
+        ];
+        let what = if trend { TREND } else { "kind baseline" };
+        for (name, is_set, applies) in fields {
+            if is_set && !applies {
+                cx.err(
+                    &format!("{name}:"),
+                    format!("`{name}` does not apply to {what}"),
+                );
+            }
+        }
+    }
+}
+
+impl KindConfig for Config {
+    fn mode(&self) -> Option<&'static str> {
+        (self.metric == Some(RawMetric::MemoryTrend)).then_some(TREND)
+    }
+
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        self.reject_other_metric(cx);
+        let Some(raw_metric) = self.metric else {
+            cx.needs(
+                "metric",
+                "kind:",
+                "a baseline rule needs `metric:` (duration, memory or memory_trend)",
+            );
+            return None;
+        };
+        let metric = match raw_metric {
+            RawMetric::Duration => Metric::Duration,
+            RawMetric::Memory => Metric::Memory,
+            RawMetric::MemoryTrend => {
+                return leak::Config {
+                    points: self.points,
+                    min_points: self.min_points,
+                    monotonicity: self.monotonicity,
+                    horizon: self.horizon,
+                }
+                .compile(cx);
+            }
+        };
+        let fraction = |cx: &mut Cx<'_>, name: &str, v: Option<f64>, d: f64| {
+            let v = v.unwrap_or(d);
+            if !(v > 0.0 && v <= 1.0) {
+                cx.err(&format!("{name}:"), format!("`{name}` must be in (0, 1]"));
+            }
+            v
+        };
+        let timeout_fraction = fraction(cx, "timeout_fraction", self.timeout_fraction, 0.9);
+        let memory_fraction = fraction(cx, "memory_fraction", self.memory_fraction, 0.9);
+        let factor = self.factor.unwrap_or(match metric {
+            Metric::Duration => 3.0,
+            Metric::Memory => 2.0,
+        });
+        if !(factor > 1.0 && factor.is_finite()) {
+            cx.err("factor:", "`factor` must be greater than 1");
+        }
+        let sigmas = self.sigmas.unwrap_or(4.0);
+        if !(sigmas >= 0.0 && sigmas.is_finite()) {
+            cx.err("sigmas:", "`sigmas` must be ≥ 0");
+        }
+        Some(Detector::Baseline(Baseline {
+            metric,
+            warmup: self.warmup.unwrap_or(20),
+            factor,
+            sigmas,
+            timeout_fraction,
+            memory_fraction,
+            function_timeouts: cx.function_timeouts(self.function_timeouts.as_ref()),
+        }))
+    }
 }
 
 #[cfg(test)]

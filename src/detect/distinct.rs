@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Detector;
 use super::Key;
+use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
 use crate::rules::matcher::{Fields, Matcher, field};
 
 /// Configuration of a distinct rule.
@@ -124,6 +126,91 @@ fn push_capped(v: &mut Vec<String>, s: String, cap: usize) {
         v.remove(0);
     }
     v.push(s);
+}
+
+/// The fields of a `distinct` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "match")]
+    matchers: Option<Vec<RawMatcher>>,
+    group_by: Option<Vec<String>>,
+    threshold: Option<u64>,
+    window: Option<String>,
+    distinct: Option<String>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let matchers = compile_matchers(cx, self.matchers.as_deref().unwrap_or_default());
+        if self.matchers.as_ref().is_none_or(|m| m.is_empty()) {
+            cx.needs(
+                "match",
+                "kind:",
+                "a distinct rule needs a non-empty `match:` list",
+            );
+        }
+        let field = self.distinct.clone().unwrap_or_default();
+        if field.is_empty() {
+            let at = if self.distinct.is_some() {
+                "distinct:"
+            } else {
+                "kind:"
+            };
+            cx.needs(
+                "distinct",
+                at,
+                "a distinct rule needs `distinct:`, the field whose values are counted (e.g. user)",
+            );
+        }
+        let threshold = self.threshold.unwrap_or(0);
+        if threshold < 2 {
+            let at = if self.threshold.is_some() {
+                "threshold:"
+            } else {
+                "kind:"
+            };
+            cx.needs(
+                "threshold",
+                at,
+                "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
+            );
+        }
+        if threshold > 10_000 {
+            cx.err("threshold:", "`threshold` above 10000 is not supported");
+        }
+        let window_ms = match self.window.as_deref() {
+            None => {
+                cx.needs(
+                    "window",
+                    "kind:",
+                    "a distinct rule needs `window:` (e.g. 5m)",
+                );
+                0
+            }
+            Some(w) => cx.duration("window", Some(w), 0),
+        };
+        let group_by = self.group_by.clone().unwrap_or_default();
+        let counted = if field.is_empty() {
+            vec![]
+        } else {
+            vec![field.clone()]
+        };
+        check_field_names(
+            cx,
+            self.matchers.as_ref(),
+            &matchers,
+            &[],
+            &[("group_by", group_by.clone()), ("distinct", counted)],
+        );
+        Some(Detector::Distinct(Distinct {
+            matchers,
+            group_by,
+            field,
+            threshold: threshold as usize,
+            window_ms,
+        }))
+    }
 }
 
 #[cfg(test)]

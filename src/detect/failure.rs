@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::Detector;
+use super::config::{Cx, KindConfig};
 use crate::platform::{ExitReason, Record, Status};
 
 /// The classes of failure a rule can listen to (`on:`).
@@ -154,6 +156,27 @@ pub fn classify<'a>(rec: &'a Record<'a>) -> Option<Failed<'a>> {
             ))
         }
         _ => None,
+    }
+}
+
+/// The fields of a `failure` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    on: Option<Vec<FailureClass>>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let on = self.on.unwrap_or_default();
+        if on.is_empty() {
+            cx.needs(
+                "on",
+                "kind:",
+                "a failure rule needs `on:` (timeout, out_of_memory, runtime_exit, init_failure)",
+            );
+        }
+        Some(Detector::Failure(Failure { on }))
     }
 }
 

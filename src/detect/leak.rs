@@ -20,6 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Detector;
+use super::config::Cx;
+
 /// No single step may make more than this share of the rise.
 const MAX_JUMP_SHARE: f64 = 0.5;
 
@@ -153,6 +156,51 @@ fn slope(ys: &[f64]) -> f64 {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// The fields of a `baseline` rule with `metric: memory_trend`, as written
+/// (read by [`super::baseline::Config`], which owns the kind).
+#[derive(Debug)]
+pub struct Config {
+    /// `points`.
+    pub points: Option<usize>,
+    /// `min_points`.
+    pub min_points: Option<usize>,
+    /// `monotonicity`.
+    pub monotonicity: Option<f64>,
+    /// `horizon`.
+    pub horizon: Option<f64>,
+}
+
+impl Config {
+    /// The leak detector; problems are reported to `cx`.
+    pub fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let points = self.points.unwrap_or(20);
+        if !(2..=MAX_POINTS).contains(&points) {
+            cx.err(
+                "points:",
+                format!("`points` must be between 2 and {MAX_POINTS}"),
+            );
+        }
+        let min_points = self.min_points.unwrap_or(10);
+        if !(2..=points).contains(&min_points) {
+            cx.err("min_points:", "`min_points` must be between 2 and `points`");
+        }
+        let monotonicity = self.monotonicity.unwrap_or(0.8);
+        if !(monotonicity > 0.0 && monotonicity <= 1.0) {
+            cx.err("monotonicity:", "`monotonicity` must be in (0, 1]");
+        }
+        let horizon = self.horizon.unwrap_or(1_000.0);
+        if !(horizon > 0.0 && horizon.is_finite()) {
+            cx.err("horizon:", "`horizon` must be a number of invocations > 0");
+        }
+        Some(Detector::Leak(Leak {
+            points,
+            min_points,
+            monotonicity,
+            horizon,
+        }))
+    }
 }
 
 #[cfg(test)]

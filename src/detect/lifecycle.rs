@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use super::Detector;
+use super::config::{Cx, KindConfig};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -337,6 +339,28 @@ impl Lifecycle {
             .map(|(seq, _)| *seq)
             .collect();
         due.into_iter().filter_map(|seq| st.remove(seq)).collect()
+    }
+}
+
+/// The fields of a `lifecycle` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    grace: Option<String>,
+    max_duration: Option<String>,
+    function_timeouts: Option<BTreeMap<String, String>>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let grace_ms = cx.duration("grace", self.grace.as_deref(), 60_000);
+        let max_duration_ms = cx.duration("max_duration", self.max_duration.as_deref(), 900_000);
+        let function_timeouts = cx.function_timeouts(self.function_timeouts.as_ref());
+        Some(Detector::Lifecycle(Lifecycle {
+            grace_ms,
+            max_duration_ms,
+            function_timeouts,
+        }))
     }
 }
 

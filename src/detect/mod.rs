@@ -6,6 +6,7 @@
 //! ([`crate::state::StateValue`]) so any [`crate::state::StateStore`] can hold it.
 
 pub mod baseline;
+pub mod config;
 pub mod distinct;
 pub mod failure;
 pub mod leak;
@@ -16,9 +17,95 @@ pub mod threshold;
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use config::{ConfigVisitor, KindConfig};
+
 /// The values that identify one incident of a rule within a log group,
 /// e.g. `{"source_ip": "203.0.113.7"}`; empty for per-function rules.
 pub type Key = BTreeMap<String, String>;
+
+/// Detector kinds: a closed set, one file in `src/detect/` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Count of matching events per key within a window.
+    Threshold,
+    /// Distinct values of a field per key within a window.
+    Distinct,
+    /// START without END/REPORT.
+    Lifecycle,
+    /// Timeouts, out of memory, runtime exits, init failures.
+    Failure,
+    /// Duration or memory against a learned per-function baseline.
+    Baseline,
+    /// Invocations per function against a learned rate.
+    Rate,
+    /// One matching event.
+    Pattern,
+}
+
+impl Kind {
+    /// Every kind, in the order error messages list them: the one list, so a
+    /// new kind cannot be missing from an error that lists them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Threshold,
+        Kind::Distinct,
+        Kind::Lifecycle,
+        Kind::Failure,
+        Kind::Baseline,
+        Kind::Rate,
+        Kind::Pattern,
+    ];
+
+    /// "threshold, distinct, …, rate or pattern", for error messages.
+    pub fn listed() -> String {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        }
+    }
+
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Threshold => "threshold",
+            Kind::Distinct => "distinct",
+            Kind::Lifecycle => "lifecycle",
+            Kind::Failure => "failure",
+            Kind::Baseline => "baseline",
+            Kind::Rate => "rate",
+            Kind::Pattern => "pattern",
+        }
+    }
+
+    /// Do `v` with this kind's configuration type (its `Config`, which the
+    /// kind's file owns).
+    pub fn visit<V: ConfigVisitor>(self, v: V) -> V::Out {
+        match self {
+            Kind::Threshold => v.visit::<threshold::Config>(),
+            Kind::Distinct => v.visit::<distinct::Config>(),
+            Kind::Lifecycle => v.visit::<lifecycle::Config>(),
+            Kind::Failure => v.visit::<failure::Config>(),
+            Kind::Baseline => v.visit::<baseline::Config>(),
+            Kind::Rate => v.visit::<rate::Config>(),
+            Kind::Pattern => v.visit::<pattern::Config>(),
+        }
+    }
+
+    /// The fields this kind's configuration reads.
+    pub fn fields(self) -> &'static [&'static str] {
+        struct Fields;
+        impl ConfigVisitor for Fields {
+            type Out = &'static [&'static str];
+            fn visit<C: KindConfig>(self) -> Self::Out {
+                config::fields_of::<C>()
+            }
+        }
+        self.visit(Fields)
+    }
+}
 
 /// A compiled detector: the closed set of kinds. Adding a kind is one file
 /// here and one arm in this enum.

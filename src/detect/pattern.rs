@@ -8,6 +8,10 @@ use serde_json::Value;
 use super::Key;
 use crate::alert::redact;
 use crate::rules::matcher::{Fields, Matcher};
+use serde::Deserialize;
+
+use super::Detector;
+use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
 
 /// Configuration of a pattern rule: `match:` entries, `secrets:` kinds, or both.
 #[derive(Debug, Clone)]
@@ -57,6 +61,55 @@ impl Pattern {
                     .map(|v| (g.clone(), v.to_string()))
             })
             .collect()
+    }
+}
+
+/// The fields of a `pattern` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "match")]
+    matchers: Option<Vec<RawMatcher>>,
+    group_by: Option<Vec<String>>,
+    secrets: Option<Vec<String>>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let matchers = compile_matchers(cx, self.matchers.as_deref().unwrap_or_default());
+        let kinds = self.secrets.clone().unwrap_or_default();
+        let secrets = if kinds.is_empty() {
+            None
+        } else {
+            redact::SecretFinder::new(&kinds)
+                .map_err(|e| cx.err("secrets:", e))
+                .ok()
+        };
+        if self.matchers.as_ref().is_none_or(|m| m.is_empty())
+            && kinds.is_empty()
+            && !cx.is_broken("match")
+            && !cx.is_broken("secrets")
+        {
+            cx.err(
+                "kind:",
+                "a pattern rule needs a non-empty `match:` list or `secrets:` kinds",
+            );
+        }
+        let group_by = self.group_by.clone().unwrap_or_default();
+        // A secret finding is keyed by the secret's kind.
+        let provided: &[&str] = if kinds.is_empty() { &[] } else { &[SECRET_KEY] };
+        check_field_names(
+            cx,
+            self.matchers.as_ref(),
+            &matchers,
+            provided,
+            &[("group_by", group_by.clone())],
+        );
+        Some(Detector::Pattern(Pattern {
+            matchers,
+            group_by,
+            secrets,
+        }))
     }
 }
 

@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Detector;
+use super::config::{Cx, KindConfig};
+
 /// Zero-invocation buckets learned per gap at most (see the module docs).
 pub const MAX_GAP_BUCKETS: i64 = 60;
 /// Request ids remembered over the open buckets, so a redelivered START is
@@ -348,6 +351,110 @@ mod pairs {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// `pricing:` of a rate rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    request_usd: Option<f64>,
+    gb_second_usd: Option<BTreeMap<String, f64>>,
+}
+
+/// The fields of a `rate` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    window: Option<String>,
+    warmup: Option<u64>,
+    factor: Option<f64>,
+    sigmas: Option<f64>,
+    min_rate: Option<u64>,
+    architecture: Option<String>,
+    function_architectures: Option<BTreeMap<String, String>>,
+    pricing: Option<RawPricing>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let bucket_ms = cx.duration("window", self.window.as_deref(), 60_000);
+        if !(1_000..=3_600_000).contains(&bucket_ms) {
+            cx.err(
+                "window:",
+                "a rate rule's `window` (bucket) must be between 1s and 1h",
+            );
+        }
+        let factor = self.factor.unwrap_or(5.0);
+        if !(factor > 1.0 && factor.is_finite()) {
+            cx.err("factor:", "`factor` must be greater than 1");
+        }
+        let sigmas = self.sigmas.unwrap_or(6.0);
+        if !(sigmas >= 0.0 && sigmas.is_finite()) {
+            cx.err("sigmas:", "`sigmas` must be ≥ 0");
+        }
+        let Some(p) = &self.pricing else {
+            cx.needs(
+                "pricing",
+                "kind:",
+                "a rate rule needs `pricing:` (request_usd and gb_second_usd per architecture)",
+            );
+            return None;
+        };
+        let request_usd = p.request_usd.unwrap_or(-1.0);
+        if !(request_usd >= 0.0 && request_usd.is_finite()) {
+            cx.err(
+                "pricing:",
+                "pricing.request_usd must be a price ≥ 0 in USD per request",
+            );
+        }
+        let gb_second_usd = p.gb_second_usd.clone().unwrap_or_default();
+        check_prices(cx, &gb_second_usd);
+        let architecture = self.architecture.clone().unwrap_or_else(|| "x86_64".into());
+        let function_architectures = self.function_architectures.clone().unwrap_or_default();
+        for (at, arch) in std::iter::once(("architecture:", &architecture)).chain(
+            function_architectures
+                .values()
+                .map(|a| ("function_architectures:", a)),
+        ) {
+            if !gb_second_usd.is_empty() && !gb_second_usd.contains_key(arch) {
+                cx.err(
+                    at,
+                    format!("architecture `{arch}` has no price in pricing.gb_second_usd"),
+                );
+            }
+        }
+        Some(Detector::Rate(Rate {
+            bucket_ms,
+            warmup: self.warmup.unwrap_or(20),
+            factor,
+            sigmas,
+            min_rate: self.min_rate.unwrap_or(60),
+            architecture,
+            function_architectures,
+            pricing: Pricing {
+                request_usd,
+                gb_second_usd,
+            },
+        }))
+    }
+}
+
+/// `pricing.gb_second_usd`: a price ≥ 0 for each architecture given.
+fn check_prices(cx: &mut Cx<'_>, gb_second_usd: &BTreeMap<String, f64>) {
+    if gb_second_usd.is_empty() {
+        cx.err(
+            "pricing:",
+            "pricing.gb_second_usd must give a USD price per GB-second for each architecture (x86_64, arm64)",
+        );
+    }
+    for (arch, price) in gb_second_usd {
+        if !(*price >= 0.0 && price.is_finite()) {
+            cx.err(
+                &format!("{arch}:"),
+                format!("pricing.gb_second_usd.{arch} must be ≥ 0"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

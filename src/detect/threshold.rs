@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Detector;
 use super::Key;
+use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
 use crate::rules::matcher::{Fields, Matcher, field};
 
 /// Configuration of a threshold rule.
@@ -119,6 +121,70 @@ fn push_capped(v: &mut Vec<String>, s: String, cap: usize) {
         v.remove(0);
     }
     v.push(s);
+}
+
+/// The fields of a `threshold` rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "match")]
+    matchers: Option<Vec<RawMatcher>>,
+    group_by: Option<Vec<String>>,
+    threshold: Option<u64>,
+    window: Option<String>,
+    unique: Option<Vec<String>>,
+}
+
+impl KindConfig for Config {
+    fn compile(self, cx: &mut Cx<'_>) -> Option<Detector> {
+        let matchers = compile_matchers(cx, self.matchers.as_deref().unwrap_or_default());
+        if self.matchers.as_ref().is_none_or(|m| m.is_empty()) {
+            cx.needs(
+                "match",
+                "kind:",
+                "a threshold rule needs a non-empty `match:` list",
+            );
+        }
+        let group_by = self.group_by.clone().unwrap_or_default();
+        let threshold = self.threshold.unwrap_or(0);
+        if threshold == 0 {
+            let at = if self.threshold.is_some() {
+                "threshold:"
+            } else {
+                "kind:"
+            };
+            cx.needs("threshold", at, "a threshold rule needs `threshold:` ≥ 1");
+        }
+        if threshold > 10_000 {
+            cx.err("threshold:", "`threshold` above 10000 is not supported");
+        }
+        let window_ms = match self.window.as_deref() {
+            None => {
+                cx.needs(
+                    "window",
+                    "kind:",
+                    "a threshold rule needs `window:` (e.g. 60s)",
+                );
+                0
+            }
+            Some(w) => cx.duration("window", Some(w), 0),
+        };
+        let unique = self.unique.clone().unwrap_or_default();
+        check_field_names(
+            cx,
+            self.matchers.as_ref(),
+            &matchers,
+            &[],
+            &[("group_by", group_by.clone()), ("unique", unique.clone())],
+        );
+        Some(Detector::Threshold(Threshold {
+            matchers,
+            group_by,
+            threshold: threshold as usize,
+            window_ms,
+            unique,
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -13,20 +13,14 @@
 use std::io::Read;
 use std::path::Path;
 
+/// The regex limits live with the matchers that compile regexes.
+pub use crate::detect::config::{MAX_REGEX_BYTES, MAX_REGEX_COMPILED_BYTES, MAX_REGEX_NESTING};
+
 /// Largest rule file, in bytes (1 MiB).
 pub const MAX_RULE_FILE_BYTES: usize = 1 << 20;
 
 /// Deepest nesting of YAML flow collections (`[...]`, `{...}`).
 pub const MAX_YAML_FLOW_DEPTH: usize = 64;
-
-/// Longest `regex:` of a matcher, in bytes (16 KiB).
-pub const MAX_REGEX_BYTES: usize = 16 << 10;
-
-/// Largest compiled regex, in bytes (`regex::RegexBuilder::size_limit`, 1 MiB).
-pub const MAX_REGEX_COMPILED_BYTES: usize = 1 << 20;
-
-/// Deepest nesting of groups and repetitions in one regex.
-pub const MAX_REGEX_NESTING: u32 = 64;
 
 /// Most inline tests in one rule.
 pub const MAX_TESTS_PER_RULE: usize = 1_000;
