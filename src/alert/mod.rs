@@ -93,7 +93,7 @@ pub fn fingerprint(rule: &str, log_group: &str, key: &Key, first_seen_ms: i64) -
     for part in [
         rule,
         log_group,
-        &crate::state::key_text(key),
+        &crate::detect::key_text(key),
         &first_seen_ms.to_string(),
     ] {
         h.update(part.as_bytes());

@@ -167,6 +167,22 @@ pub struct Finding {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// Canonical text of a key: `k=v` pairs in key order, `%`, `|`, `=` and `,`
+/// escaped. Alert ids hash it ([`crate::alert::fingerprint`]) and state keys
+/// embed it, so it must never change.
+pub fn key_text(key: &Key) -> String {
+    let esc = |s: &str| {
+        s.replace('%', "%25")
+            .replace('|', "%7C")
+            .replace('=', "%3D")
+            .replace(',', "%2C")
+    };
+    key.iter()
+        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// 64-bit FNV-1a: stable across processes and builds, unlike std's hasher,
 /// which matters because these hashes are stored in shared state.
 pub fn stable_hash(parts: &[&str]) -> u64 {

@@ -9,6 +9,7 @@
 pub mod dynamodb;
 pub mod memory;
 
+pub use crate::detect::key_text;
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -198,20 +199,6 @@ pub fn leak_key(rule: &str, log_group: &str, log_stream: &str) -> String {
 /// State key of a function's facts.
 pub fn function_key(log_group: &str) -> String {
     format!("f|{log_group}")
-}
-
-/// Canonical text of a key: `k=v` pairs in key order, `|` and `=` escaped.
-pub fn key_text(key: &Key) -> String {
-    let esc = |s: &str| {
-        s.replace('%', "%25")
-            .replace('|', "%7C")
-            .replace('=', "%3D")
-            .replace(',', "%2C")
-    };
-    key.iter()
-        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
