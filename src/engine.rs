@@ -1448,8 +1448,8 @@ impl<S: StateStore> Engine<S> {
             summary: summary(r, &d, &place),
             id: d.id,
             rule: r.id.clone(),
-            kind: r.kind.as_str().to_string(),
-            severity: r.severity.as_str().to_string(),
+            kind: crate::alert::AlertKind::Rule(r.kind),
+            severity: r.severity.into(),
             title: alert::truncate_chars(&title, 99),
             account: account.filter(|a| !a.is_empty()).map(str::to_string),
             log_group: d.log_group,
@@ -1544,13 +1544,8 @@ impl<S: StateStore> Engine<S> {
     }
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 3,
-        "high" => 2,
-        "medium" => 1,
-        _ => 0,
-    }
+fn severity_rank(s: &crate::alert::AlertSeverity) -> u8 {
+    s.rank()
 }
 
 /// Longest item naming one folded alert in a digest's evidence.
@@ -1581,10 +1576,10 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
     let log_group = common(&|a| Some(a.log_group.as_str()));
     let severity = folded
         .iter()
-        .map(|a| a.severity.as_str())
+        .map(|a| &a.severity)
         .max_by_key(|s| severity_rank(s))
-        .unwrap_or("low")
-        .to_string();
+        .cloned()
+        .unwrap_or(crate::alert::AlertSeverity::Low);
     let first_seen = folded
         .iter()
         .map(|a| a.first_seen.as_str())
@@ -1683,7 +1678,7 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
     let mut out = Alert {
         id,
         rule: DIGEST_RULE.to_string(),
-        kind: "digest".to_string(),
+        kind: crate::alert::AlertKind::Digest,
         severity,
         title: alert::truncate_chars(
             &format!(

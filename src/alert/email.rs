@@ -15,7 +15,7 @@ pub const MAX_SUBJECT_CHARS: usize = 99;
 pub fn subject(a: &Alert) -> String {
     let raw = format!(
         "[{}] {}",
-        visible(&a.severity.to_uppercase(), false),
+        visible(&a.severity.as_str().to_uppercase(), false),
         visible(&a.title, false)
     );
     let one_line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -8,11 +8,12 @@ pub mod text;
 pub mod visible;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::detect::Key;
+use crate::detect::{Key, Kind};
 
 /// Most evidence lines an alert carries.
 pub const MAX_EVIDENCE: usize = 5;
@@ -32,6 +33,166 @@ pub struct Links {
     pub insights: Option<String>,
 }
 
+/// How urgent an alert is. Alerts may come from outside logwarden (the
+/// notifier's input): a value that is none of the four is kept as written
+/// and ranks with `low`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AlertSeverity {
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
+    /// `critical`.
+    Critical,
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl AlertSeverity {
+    /// The contract's spelling (or the text as written).
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlertSeverity::Low => "low",
+            AlertSeverity::Medium => "medium",
+            AlertSeverity::High => "high",
+            AlertSeverity::Critical => "critical",
+            AlertSeverity::Other(s) => s,
+        }
+    }
+
+    /// Urgency: critical 3, high 2, medium 1, low and anything else 0.
+    pub fn rank(&self) -> u8 {
+        match self {
+            AlertSeverity::Critical => 3,
+            AlertSeverity::High => 2,
+            AlertSeverity::Medium => 1,
+            AlertSeverity::Low | AlertSeverity::Other(_) => 0,
+        }
+    }
+
+    /// The text of a value from outside, to make visible in place.
+    pub(crate) fn other_mut(&mut self) -> Option<&mut String> {
+        match self {
+            AlertSeverity::Other(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl PartialOrd for AlertSeverity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By [`AlertSeverity::rank`], then by text (so that it agrees with `Eq`).
+impl Ord for AlertSeverity {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.rank(), self.as_str()).cmp(&(other.rank(), other.as_str()))
+    }
+}
+
+impl From<&str> for AlertSeverity {
+    fn from(s: &str) -> AlertSeverity {
+        match s {
+            "low" => AlertSeverity::Low,
+            "medium" => AlertSeverity::Medium,
+            "high" => AlertSeverity::High,
+            "critical" => AlertSeverity::Critical,
+            other => AlertSeverity::Other(other.to_string()),
+        }
+    }
+}
+
+/// What raised an alert: a rule of some kind, the storm digest, or (from
+/// outside logwarden) anything else, kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    /// A rule's detector kind.
+    Rule(Kind),
+    /// The digest that folds an alert storm.
+    Digest,
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl AlertKind {
+    /// The contract's spelling (or the text as written).
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlertKind::Rule(k) => k.as_str(),
+            AlertKind::Digest => "digest",
+            AlertKind::Other(s) => s,
+        }
+    }
+
+    /// The text of a value from outside, to make visible in place.
+    pub(crate) fn other_mut(&mut self) -> Option<&mut String> {
+        match self {
+            AlertKind::Other(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for AlertKind {
+    fn from(s: &str) -> AlertKind {
+        if s == "digest" {
+            return AlertKind::Digest;
+        }
+        match Kind::ALL.into_iter().find(|k| k.as_str() == s) {
+            Some(k) => AlertKind::Rule(k),
+            None => AlertKind::Other(s.to_string()),
+        }
+    }
+}
+
+/// Strings at the edges: both enums are written and read as their text.
+macro_rules! text_enum {
+    ($t:ty) => {
+        impl From<String> for $t {
+            fn from(s: String) -> $t {
+                <$t>::from(s.as_str())
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                String::deserialize(d).map(<$t>::from)
+            }
+        }
+    };
+}
+
+text_enum!(AlertSeverity);
+text_enum!(AlertKind);
+
 /// One alert, exactly as the design's contract spells it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -39,10 +200,10 @@ pub struct Alert {
     pub id: String,
     /// Rule id.
     pub rule: String,
-    /// Detector kind.
-    pub kind: String,
+    /// Detector kind (or `digest`).
+    pub kind: AlertKind,
     /// `low`, `medium`, `high` or `critical`.
-    pub severity: String,
+    pub severity: AlertSeverity,
     /// One line, under 100 characters.
     pub title: String,
     /// Two to four sentences a person can act on.

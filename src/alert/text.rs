@@ -26,7 +26,10 @@ pub fn render(a: &Alert, color: bool) -> String {
     let _ = writeln!(
         out,
         "{} {}  {}",
-        paint(sev_code, &format!("[{}]", a.severity.to_uppercase())),
+        paint(
+            sev_code,
+            &format!("[{}]", a.severity.as_str().to_uppercase())
+        ),
         paint("1", &a.rule),
         a.title
     );

@@ -74,14 +74,18 @@ pub fn alert(a: &Alert) -> Alert {
     for s in [
         &mut a.id,
         &mut a.rule,
-        &mut a.kind,
-        &mut a.severity,
         &mut a.title,
         &mut a.summary,
         &mut a.log_group,
         &mut a.first_seen,
         &mut a.last_seen,
     ] {
+        visible_in_place(s, false);
+    }
+    for s in [a.kind.other_mut(), a.severity.other_mut()]
+        .into_iter()
+        .flatten()
+    {
         visible_in_place(s, false);
     }
     for s in [

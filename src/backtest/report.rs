@@ -335,7 +335,7 @@ impl Recorder {
                 "<tr class=\"alert sev-{sev}\"><td>{first}</td><td>{sev}</td><td>{rule}</td>\
                  <td><b>{title}</b><div class=\"summary\">{summary}</div><code>{evidence}</code></td>\
                  <td>{key}</td><td>{count}</td><td>{stream}</td></tr>\n",
-                sev = esc(&a.severity),
+                sev = esc(a.severity.as_str()),
                 first = esc(&a.first_seen),
                 rule = esc(&a.rule),
                 title = esc(&a.title),

@@ -110,6 +110,17 @@ impl Severity {
     }
 }
 
+impl From<Severity> for crate::alert::AlertSeverity {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Low => Self::Low,
+            Severity::Medium => Self::Medium,
+            Severity::High => Self::High,
+            Severity::Critical => Self::Critical,
+        }
+    }
+}
+
 /// A problem in a rule file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}:{line}: {message}")]

@@ -104,9 +104,9 @@ fn render_once(a: &Alert, region: &str) -> SnsMessage {
         "email": email::body(a, region),
     });
     let mut attributes = vec![
-        ("severity", a.severity.clone()),
+        ("severity", a.severity.to_string()),
         ("rule", a.rule.clone()),
-        ("kind", a.kind.clone()),
+        ("kind", a.kind.to_string()),
         ("log_group", a.log_group.clone()),
     ];
     // SNS rejects empty attribute values: absent stays absent.

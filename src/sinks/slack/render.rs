@@ -26,7 +26,7 @@ pub fn blocks(alert: &Alert) -> Value {
     let mut redacted = alert.clone();
     redact::alert(&mut redacted, &RedactOptions::default());
     let alert = &visible::alert(&redacted);
-    let sev = alert.severity.to_uppercase();
+    let sev = alert.severity.as_str().to_uppercase();
     let fallback = mrkdwn_capped(
         &format!("[{sev}] {}: {}", alert.rule, alert.title),
         MAX_FALLBACK_CHARS,
@@ -34,7 +34,7 @@ pub fn blocks(alert: &Alert) -> Value {
     );
     let mut out = vec![header(&format!(
         "{} {sev} · {}",
-        severity_emoji(&alert.severity),
+        severity_emoji(alert.severity.as_str()),
         alert.title
     ))];
     if !alert.summary.trim().is_empty() {
@@ -69,7 +69,7 @@ pub fn blocks(alert: &Alert) -> Value {
 
     let mut ctx = format!(
         "logwarden · {} · id `{}`",
-        mrkdwn_capped(&alert.kind, 100, false),
+        mrkdwn_capped(alert.kind.as_str(), 100, false),
         mrkdwn_capped(&alert.id.replace('`', "'"), 200, false)
     );
     if !omitted.is_empty() {
