@@ -757,21 +757,22 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     }
 }
 
-fn run_backtest(args: BacktestArgs) -> ExitCode {
-    use logwarden::backtest::{self, FetchOptions, ThrottleCounter, report};
+/// `--start` and `--end` of a backtest, or the exit code after saying what is wrong.
+fn backtest_range(start: &str, end: &str) -> Result<(i64, i64), ExitCode> {
+    use logwarden::backtest;
 
     let now = logwarden::time::SystemClock.now_ms();
-    let (start, end) = match (
-        backtest::parse_time(&args.start, now),
-        backtest::parse_time(&args.end, now),
+    match (
+        backtest::parse_time(start, now),
+        backtest::parse_time(end, now),
     ) {
         (Err(e), _) => {
             eprintln!("logwarden: --start: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
         (_, Err(e)) => {
             eprintln!("logwarden: --end: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
         (Ok(s), Ok(e)) if s > e => {
             eprintln!(
@@ -779,9 +780,29 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
                 logwarden::time::rfc3339(s),
                 logwarden::time::rfc3339(e)
             );
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
-        (Ok(s), Ok(e)) => (s, e),
+        (Ok(s), Ok(e)) => Ok((s, e)),
+    }
+}
+
+/// The backtest's progress line on a terminal.
+fn spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn run_backtest(args: BacktestArgs) -> ExitCode {
+    use logwarden::backtest::{self, FetchOptions, ThrottleCounter, report};
+
+    let (start, end) = match backtest_range(&args.start, &args.end) {
+        Ok(range) => range,
+        Err(code) => return code,
     };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),
@@ -800,15 +821,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         end,
         page_size: args.page_size,
     };
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    });
+    let progress = std::io::stderr().is_terminal().then(spinner);
     let mut on_page = |events: usize, pages: usize| {
         if let Some(bar) = &progress {
             bar.set_message(format!(
