@@ -131,7 +131,8 @@ manifest() { # dir key
 
 # --- 3.-4. counts --------------------------------------------------------------------
 rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+# "+modified" when what the binary is built from differs from that commit.
+if [[ -n "$(git -C "$root" status --porcelain -- src detectors build.rs Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
     rev="$rev+modified"
 fi
 declare -A measured mbytes
