@@ -1,7 +1,7 @@
 //! What every fuzz input is checked against, one function per target.
 //!
 //! Shared by the fuzz targets (`fuzz_targets/*.rs`) and by
-//! `tests/properties.rs`, which replays every saved crash input
+//! `tests/it/properties.rs`, which replays every saved crash input
 //! (`tests/data/fuzz-regressions/<target>/`) through the same function, so a
 //! regression test checks exactly what the fuzzer checked. A failed check is a
 //! panic: that is how libFuzzer learns of it.

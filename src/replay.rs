@@ -416,7 +416,7 @@ fn decode_input(file: &InputFile, opts: &ReplayOptions, budget: &AtomicUsize) ->
 /// Most decoding threads chosen by default. Detection runs on one thread, and
 /// past a few decoders it is the bottleneck; each decoder can hold about two
 /// decoded-size caps at once, so 8 keeps a directory of gzip bombs near
-/// 160 MiB on any machine (measured by `tests/bad_input.rs`' figures).
+/// 160 MiB on any machine (measured by `tests/it/bad_input.rs`' figures).
 pub const MAX_DEFAULT_THREADS: usize = 8;
 
 /// Number of decoding threads for `requested` (0: one per available core, at

@@ -1,5 +1,5 @@
 //! Envelope decoding: any bytes through the CLI's and the handler's entry point, fast parser against the serde_json reference.
-//! The checks are in `../oracles.rs`, shared with `tests/properties.rs`.
+//! The checks are in `../oracles.rs`, shared with `tests/it/properties.rs`.
 #![no_main]
 
 #[allow(dead_code)] // each target uses one of the checks

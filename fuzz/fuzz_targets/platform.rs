@@ -1,5 +1,5 @@
 //! The platform parser (text and JSON Lambda log lines) on any text.
-//! The checks are in `../oracles.rs`, shared with `tests/properties.rs`.
+//! The checks are in `../oracles.rs`, shared with `tests/it/properties.rs`.
 #![no_main]
 
 #[allow(dead_code)] // each target uses one of the checks

@@ -1,5 +1,5 @@
 //! Rule-file loading: any YAML compiled into a rule, inline tests run.
-//! The checks are in `../oracles.rs`, shared with `tests/properties.rs`.
+//! The checks are in `../oracles.rs`, shared with `tests/it/properties.rs`.
 #![no_main]
 
 #[allow(dead_code)] // each target uses one of the checks

@@ -29,8 +29,7 @@
 //! [`MAX_RSS_BYTES`], including files of many payloads each under the cap.
 //! `--nocapture` prints the figures.
 
-#[path = "support/runtime_api.rs"]
-mod runtime_api;
+use crate::support::runtime_api;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -486,7 +485,7 @@ fn spawn_limited(cmd: &Command, limit: Duration, address_space: Option<u64>) -> 
     std::fs::write(dir.path().join("argv"), argv).unwrap();
     let mut helper = Command::new(std::env::current_exe().unwrap());
     helper
-        .args(["measure_helper", "--exact", "--ignored", "--quiet"])
+        .args([helper_test_name(), "--exact", "--ignored", "--quiet"])
         .env(HELPER_DIR, dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -645,6 +644,13 @@ fn measure_helper() {
     let rss = usage.ru_maxrss as u64 * 1024;
     std::fs::write(dir.join("result"), format!("{code} {rss} {outcome}")).unwrap();
     drop(child);
+}
+
+/// The name libtest knows [`measure_helper`] by in this binary: its module
+/// path without the crate (`bad_input::measure_helper` in the `it` binary).
+fn helper_test_name() -> &'static str {
+    let full = concat!(module_path!(), "::measure_helper");
+    full.split_once("::").map_or(full, |(_krate, path)| path)
 }
 
 /// Runs `cmd` to completion under the measuring intermediate.

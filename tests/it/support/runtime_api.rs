@@ -4,7 +4,6 @@
 //! each response or error the runtime posts is reported on `outcomes`.
 //! Every connection is served on its own task: the runtime client may open
 //! more than one.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

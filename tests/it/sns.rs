@@ -2,7 +2,7 @@
 //! from SQS queues subscribed to the topic. Skipped (with a message) when
 //! `MOTO_ENDPOINT` is not set; `.ci/run` always sets it.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
@@ -61,12 +61,7 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
     assert_eq!(attrs["function"]["Value"], "auth-api");
 
     // moto records what was published per topic: the email body is plain text.
-    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = moto_state(&ep).await;
     let topics = data["sns"]["Topic"].as_array().unwrap();
     let topic = topics
         .iter()

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fault-injecting HTTP/1.1 proxy for the fault tests, on 127.0.0.1.
 //!
 //! Clients (the AWS SDK, the Slack client, the detector binary through

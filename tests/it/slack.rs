@@ -8,7 +8,7 @@
 //! them: `MOTO_ENDPOINT` (Secrets Manager in moto) and `WEBHOOK_SINK`
 //! (tests/support/http_sink.py).
 
-mod support;
+use crate::support;
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +22,7 @@ use logwarden::sinks::slack::{
     LineProblemKind, RetryPolicy, SlackClient, SlackError, post_alert_lines,
 };
 use serde_json::{Value, json};
-use support::FakeTimer;
+use support::{FakeTimer, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -778,14 +778,6 @@ fn notifier_binary_refuses_to_start_without_exactly_one_webhook_source() {
 // ---------------------------------------------------------------------------
 // Services started by CI
 // ---------------------------------------------------------------------------
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
 
 #[tokio::test]
 async fn webhook_url_is_read_once_from_secrets_manager() {

@@ -9,11 +9,9 @@
 //! The AWS tests skip when `MOTO_ENDPOINT` is not set, the Slack tests when
 //! `WEBHOOK_SINK` is not set (`.ci/run` starts both).
 
-#[path = "support/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "support/runtime_api.rs"]
-mod runtime_api;
-mod support;
+use crate::support;
+use crate::support::fault_proxy;
+use crate::support::runtime_api;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! valid payloads, near-valid payloads, and platform lines with known values.
 
 #[allow(dead_code)] // not every check is used here
-#[path = "../fuzz/oracles.rs"]
+#[path = "../../fuzz/oracles.rs"]
 mod oracles;
 
 use std::borrow::Cow;

@@ -1,9 +1,9 @@
 //! Golden tests: fixtures in, expected alerts out, compared as data.
 //!
-//! `LOGWARDEN_BLESS=1 cargo test --test golden` rewrites the expectations
+//! `LOGWARDEN_BLESS=1 cargo test --test it golden::` rewrites the expectations
 //! (only `1` does; `0` or unset compares); review the diff before committing it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -287,7 +287,7 @@ fn fast_paths_match_the_reference_path_on_the_fixtures() {
     assert!(want.len() >= 10, "the fixtures alert");
 }
 
-#[path = "../benches/common/mod.rs"]
+#[path = "../../benches/common/mod.rs"]
 mod common;
 
 /// A generated corpus shaped like the benchmark's (text and JSON log formats,

@@ -3,9 +3,8 @@
 //! a real awslogs event, and the alert arrives in an SQS queue subscribed to
 //! the SNS topic in moto. Skipped when `MOTO_ENDPOINT` is not set.
 
-#[path = "support/runtime_api.rs"]
-mod runtime_api;
-mod support;
+use crate::support;
+use crate::support::runtime_api;
 
 use std::time::Duration;
 

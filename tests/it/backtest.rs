@@ -3,7 +3,7 @@
 //! compared with `replay` of the same events; the HTML report opened in a
 //! real headless browser (Debian's `chromium`, installed by `.ci/run`).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

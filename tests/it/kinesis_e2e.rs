@@ -3,7 +3,7 @@
 //! Kinesis handler with DynamoDB state → SNS → an SQS queue. Skipped when
 //! `MOTO_ENDPOINT` is not set.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //!
 //! The soak is not part of `cargo test`: it is `#[ignore]`d and needs moto
 //! (the small tests of its verdict at the bottom do run there). Run it with
-//! `scripts/soak.sh` (or `cargo test --test soak -- --ignored --nocapture`),
+//! `scripts/soak.sh` (or `cargo test --test it soak:: -- --ignored --nocapture`),
 //! parameterised by environment variables:
 //!
 //! | variable | default | meaning |
@@ -48,13 +48,11 @@
 //! (CI's 60 s) catches only gross leaks.
 //!
 //! Not covered: scheduled sweeps (their alerts depend on the wall clock, so
-//! they cannot be predicted offline); process kills (tests/faults.rs).
+//! they cannot be predicted offline); process kills (tests/it/faults.rs).
 
-#[path = "support/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "support/runtime_api.rs"]
-mod runtime_api;
-mod support;
+use crate::support;
+use crate::support::fault_proxy;
+use crate::support::runtime_api;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

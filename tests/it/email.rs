@@ -1,9 +1,9 @@
 //! Snapshot tests of the email body (the SNS `email` protocol) for each
 //! built-in rule, rendered from the golden fixture alerts.
-//! `LOGWARDEN_BLESS=1 cargo test --test email` rewrites the snapshots (only
+//! `LOGWARDEN_BLESS=1 cargo test --test it email::` rewrites the snapshots (only
 //! `1` does; `0` or unset compares); review the diff.
 
-mod support;
+use crate::support;
 
 use logwarden::alert::email;
 use logwarden::rules::RuleSet;

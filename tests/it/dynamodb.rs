@@ -1,10 +1,10 @@
 //! Shared state in DynamoDB (moto): separate engine instances, each with its
 //! own client, sharing only the table — as separate Lambda containers would.
 //! They run in this one test process, so the tests say "engines", not
-//! "processes"; tests/faults.rs kills real detector processes. Skipped when
+//! "processes"; tests/it/faults.rs kills real detector processes. Skipped when
 //! `MOTO_ENDPOINT` is not set (a failure under `LOGWARDEN_REQUIRE_SERVICES=1`).
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! The SNS and Slack tests need the services `.ci/run` starts (`MOTO_ENDPOINT`,
 //! `WEBHOOK_SINK`) and skip, saying so, without them.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -520,12 +520,7 @@ async fn sns_never_carries_a_secret_from_a_name_or_request_id() {
     for n in &got {
         assert_no_secret_decoded(&n.to_string(), "the SNS notification");
     }
-    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = moto_state(&ep).await;
     let topic = data["sns"]["Topic"]
         .as_array()
         .unwrap()
@@ -657,12 +652,7 @@ async fn sns_message_subject_and_attributes_never_show_a_planted_secret() {
         assert!(a.key["source_ip"].contains("[REDACTED:"));
     }
     // The email body (and every other protocol's) as published, from moto's record.
-    let data: Value = reqwest::get(format!("{ep}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data: Value = moto_state(&ep).await;
     let topic = data["sns"]["Topic"]
         .as_array()
         .unwrap()
