@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Key;
-use crate::rules::matcher::{Fields, Matcher, field};
+use crate::detect::matcher::{Fields, Matcher, field};
 
 /// Configuration of a distinct rule.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Key;
-use crate::rules::matcher::{Fields, Matcher, field};
+use crate::detect::matcher::{Fields, Matcher, field};
 
 /// Configuration of a threshold rule.
 #[derive(Debug, Clone)]

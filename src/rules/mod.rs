@@ -7,7 +7,7 @@
 //! `path:line: message`; none stops the others from being reported.
 
 pub mod limits;
-pub mod matcher;
+pub use crate::detect::matcher;
 mod raw_yaml;
 
 use std::collections::{BTreeMap, HashSet};
@@ -258,9 +258,29 @@ pub struct Rule {
 pub struct RuleSet {
     /// Rules in id order.
     pub rules: Vec<Arc<Rule>>,
+    /// Every rule's line matchers compiled together (built with the set).
+    plane: Arc<crate::detect::matcher::Plane>,
 }
 
 impl RuleSet {
+    /// A set of these rules (in the order given), with their matching plane.
+    pub fn new(rules: Vec<Arc<Rule>>) -> RuleSet {
+        let plane = crate::detect::matcher::Plane::new(
+            rules
+                .iter()
+                .map(|r| (r.detector.matchers(), r.detector.secrets())),
+        );
+        RuleSet {
+            rules,
+            plane: Arc::new(plane),
+        }
+    }
+
+    /// The matching plane: plane rule `i` is `rules[i]`.
+    pub fn plane(&self) -> &crate::detect::matcher::Plane {
+        &self.plane
+    }
+
     /// The built-in pack.
     pub fn builtin() -> Result<RuleSet, RuleErrors> {
         let files: Vec<(String, String)> = BUILTIN
@@ -332,7 +352,7 @@ impl RuleSet {
             }
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
-        (RuleSet { rules }, errors)
+        (RuleSet::new(rules), errors)
     }
 
     /// The rule with this id.
@@ -1136,7 +1156,7 @@ fn compile_pattern(cx: &mut Ctx<'_>, raw: &RawRule) -> Option<Detector> {
     let secrets = if kinds.is_empty() {
         None
     } else {
-        crate::alert::redact::SecretFinder::new(&kinds)
+        crate::detect::secrets::SecretFinder::new(&kinds)
             .map_err(|e| cx.err("secrets:", e))
             .ok()
     };
