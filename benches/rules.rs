@@ -3,9 +3,9 @@
 //!
 //! - `builtin/<case>`: every threshold rule of the built-in pack
 //!   (`RuleSet::builtin()`; today `failed-auth-burst`) on one application line
-//!   body, the way the engine does it: the cheap needle check on the body, the
-//!   body parsed as JSON when a JSON matcher might hold, then the matchers in
-//!   order (first match wins) and the group key. Cases: hits through each
+//!   body, the way the engine does it: the matching plane's prefilter pass,
+//!   the body parsed as JSON when a candidate JSON matcher reads it, then the
+//!   candidate matchers in order (first match wins) and the group key. Cases: hits through each
 //!   matcher family (sshd regex, PAM regex, JSON `event` after the Lambda text
 //!   prefix, ECS inside a JSON-format log's `message`, API Gateway 401) and the
 //!   common misses (a text line, a JSON request log the needle check rules
@@ -25,12 +25,14 @@
 mod common;
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use logwarden::detect::matcher::{Memo, Scan};
 use logwarden::detect::{Detector, Key, threshold::Threshold};
 use logwarden::platform::{self, Record};
 use logwarden::rules::{Matcher, RuleSet};
-use memchr::memmem::Finder;
 use serde_json::Value;
 
 const RID: &str = "a1b2c3d4-0000-4a6e-9c1d-000000000000";
@@ -43,58 +45,36 @@ fn body(message: &str) -> (&str, bool) {
     }
 }
 
-/// The engine's per-line work for one threshold rule (see `Engine::observe`).
+/// The engine's per-line work for one threshold rule (see `Engine::observe`):
+/// the matching plane's prefilter pass, then the rule's candidate matchers
+/// (the body parsed as JSON once, only when a candidate reads JSON).
 struct Prepared {
+    set: Arc<RuleSet>,
+    rule: usize,
     threshold: Threshold,
-    /// `None`: some JSON matcher has no needle, every JSON body is parsed.
-    needles: Option<Vec<Finder<'static>>>,
-    wants_json: bool,
 }
 
 impl Prepared {
-    fn new(threshold: Threshold) -> Self {
-        let mut needles = Vec::new();
-        let mut always = false;
-        let mut wants_json = false;
-        for m in threshold.matchers.iter().filter(|m| m.needs_json()) {
-            wants_json = true;
-            let n = m.json_needles();
-            always |= n.is_empty();
-            needles.extend(n.iter().map(|s| Finder::new(s.as_bytes()).into_owned()));
-        }
-        Prepared {
-            threshold,
-            needles: (!always).then_some(needles),
-            wants_json,
-        }
-    }
-
-    fn parse_json(&self, body: &str) -> Option<Value> {
-        if let Some(needles) = &self.needles
-            && !needles.iter().any(|n| n.find(body.as_bytes()).is_some())
-        {
-            return None;
-        }
-        serde_json::from_str(body).ok()
-    }
-
     fn observe(&self, body: &str, body_is_json: bool) -> Option<Key> {
-        let parsed = if self.wants_json && body_is_json {
-            self.parse_json(body)
-        } else {
-            None
-        };
-        let fields = self.threshold.observe(body, parsed.as_ref())?;
+        let plane = self.set.plane();
+        let (mut scan, mut memo) = (Scan::default(), Memo::default());
+        plane.begin(body, body_is_json, &mut scan, &mut memo);
+        let fields = plane.first_match(self.rule, body, &scan, &mut memo)?;
         self.threshold.key(&fields)
     }
 }
 
 fn builtin_thresholds() -> Vec<Prepared> {
-    let set = RuleSet::builtin().expect("built-in rules compile");
+    let set = Arc::new(RuleSet::builtin().expect("built-in rules compile"));
     set.rules
         .iter()
-        .filter_map(|r| match &r.detector {
-            Detector::Threshold(t) => Some(Prepared::new(t.clone())),
+        .enumerate()
+        .filter_map(|(rule, r)| match &r.detector {
+            Detector::Threshold(t) => Some(Prepared {
+                set: Arc::clone(&set),
+                rule,
+                threshold: t.clone(),
+            }),
             _ => None,
         })
         .collect()

@@ -25,8 +25,8 @@
 #      `GET /2018-06-01/runtime/invocation/next` (median of --starts, default
 #      10), and its peak RSS (VmHWM) after one ~1 MB corpus batch,
 #   6. prints the target check (measured / target / met or NOT MET):
-#      logwarden/floor >= 1.0, --threads 1/floor >= 0.7, logwarden/peer >= 6,
-#      replay peak RSS <= 64 MiB per corpus; detector one-batch RSS <= 16 MiB,
+#      logwarden/floor >= 1.25, --threads 1/floor >= 0.9, logwarden/peer >= 6,
+#      replay peak RSS <= 32 MiB per corpus; detector one-batch RSS <= 16.5 MiB,
 #      start-up <= 20 ms; then a Markdown table for the README (program, MB/s
 #      median, x floor, x peer, peak RSS, plus the detector lines).
 # It reports; it does not gate: targets not met do not change the exit status.

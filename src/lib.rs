@@ -10,7 +10,8 @@
 //! - [`platform`]: one message → one typed Lambda record (text and JSON log formats).
 //! - [`lenient_json`]: the tolerant JSON reading used when a strict parse fails, so crafted JSON cannot blind a rule.
 //! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
-//! - [`detect`]: one file per detector kind; pure and synchronous, state passed in.
+//! - [`detect`]: one file per detector kind; pure and synchronous, state passed in; the matching
+//!   plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
 //! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch.

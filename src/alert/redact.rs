@@ -9,9 +9,9 @@
 //! none of the trigger substrings.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use crate::detect::secrets::{COMPILED, luhn};
+pub use crate::detect::secrets::{SecretFinder, secret_kinds, secrets_in};
 
 use super::Alert;
 
@@ -48,147 +48,9 @@ impl RedactOptions {
     }
 }
 
-/// The value of a `key = value` pair: a JSON-escaped quoted string
-/// (`\"…\"`, a JSON document logged inside a JSON string), a quoted string,
-/// a single-quoted string, or a bare word. Four capture groups, tried in order.
-const VALUE: &str =
-    r#"(?:\\+"((?:[^"\\]|\\[^"])*?)\\+"|"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"'&,;}\]]+))"#;
-
-/// Between a key and its value: an optional closing quote (escaped or not),
-/// `:` or `=`.
-const SEP: &str = r#"(?:\\*["'])?\s*[:=]\s*"#;
-
-/// `(kind, pattern)`. The first capture group that took part in a match is
-/// replaced; with none, the whole match.
-static PATTERNS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-    vec![
-        (
-            "private-key",
-            r"-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----|$)"
-                .into(),
-        ),
-        (
-            "aws-access-key-id",
-            r"(?:^|[^0-9A-Za-z])((?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[0-9A-Z]{16})(?:[^0-9A-Za-z]|$)"
-                .into(),
-        ),
-        (
-            "aws-secret-key",
-            format!(
-                r#"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key){SEP}(?:\\*["'])?([A-Za-z0-9/+=]{{40}})"#
-            ),
-        ),
-        (
-            "jwt",
-            r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*".into(),
-        ),
-        (
-            "bearer-token",
-            r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})".into(),
-        ),
-        (
-            "basic-auth",
-            r#"(?i)authorization(?:\\*["'])?\s*[:=]\s*(?:\\*["'])?\s*basic\s+([A-Za-z0-9+/=]{4,})"#.into(),
-        ),
-        (
-            "slack-token",
-            r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}".into(),
-        ),
-        (
-            "slack-webhook",
-            r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+".into(),
-        ),
-        (
-            "url-password",
-            r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@".into(),
-        ),
-        (
-            "password",
-            format!(
-                r"(?i)[\w-]*(?:password|passwd|passphrase|pwd|secret|token|api_?key|apikey|credentials?)[\w-]*{SEP}{VALUE}"
-            ),
-        ),
-        ("card-number", r"\b(?:\d[ -]?){12,18}\d\b".into()),
-        (
-            "email",
-            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}".into(),
-        ),
-    ]
-});
-
-/// Lower-case substrings at least one of which occurs (in any case) in any
-/// line a pattern other than the email one can match.
-const TRIGGERS: &[&str] = &[
-    "private key",
-    "akia",
-    "asia",
-    "abia",
-    "acca",
-    "aida",
-    "aroa",
-    "agpa",
-    "anpa",
-    "anva",
-    "apka",
-    "secret",
-    "eyj",
-    "bearer",
-    "authorization",
-    "xox",
-    "xapp-",
-    "hooks.slack",
-    "://",
-    "passw",
-    "passphrase",
-    "pwd",
-    "token",
-    "api_key",
-    "apikey",
-    "credential",
-];
-
-struct Compiled {
-    set: RegexSet,
-    each: Vec<(&'static str, Regex)>,
-}
-
-static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
-    let set = RegexSet::new(PATTERNS.iter().map(|p| p.1.as_str())).ok()?;
-    let each = PATTERNS
-        .iter()
-        .map(|(k, p)| Regex::new(p).ok().map(|r| (*k, r)))
-        .collect::<Option<Vec<_>>>()?;
-    Some(Compiled { set, each })
-});
-
-/// The cheap pre-check, in one pass each: any trigger in any ASCII case
-/// (the same test as lower-casing the line and searching every trigger, at a
-/// fraction of the cost: secret-in-logs runs it on every line), or a run of
-/// 13 digits with single spaces or dashes between them, which every card
-/// number the card pattern takes holds.
-static PRECHECK: LazyLock<Option<(regex::bytes::Regex, regex::bytes::Regex)>> =
-    LazyLock::new(|| {
-        let any: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
-        let triggers = regex::bytes::RegexBuilder::new(&any.join("|"))
-            .case_insensitive(true)
-            .unicode(false)
-            .build()
-            .ok()?;
-        let digits = regex::bytes::Regex::new(r"(?-u:\d)(?:[ -]?(?-u:\d)){12}").ok()?;
-        Some((triggers, digits))
-    });
-
+/// The finder's pre-check, and any `@` when emails are redacted too.
 fn may_hold_secret(line: &str, opts: &RedactOptions) -> bool {
-    if opts.emails && line.contains('@') {
-        return true;
-    }
-    match PRECHECK.as_ref() {
-        Some((triggers, digits)) => {
-            triggers.is_match(line.as_bytes()) || digits.is_match(line.as_bytes())
-        }
-        // Constant patterns covered by tests; without them, run the full ones.
-        None => true,
-    }
+    (opts.emails && line.contains('@')) || crate::detect::secrets::may_hold_secret(line)
 }
 
 /// Replace every secret in `line` by `[REDACTED:<kind>]` (emails left alone).
@@ -243,104 +105,6 @@ pub fn redact_with<'a>(line: &'a str, opts: &RedactOptions) -> Cow<'a, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// The kinds of secret [`redact`] knows, in the order it tries them (the
-/// names of `[REDACTED:<kind>]`), emails excluded: an address is not a secret.
-pub fn secret_kinds() -> impl Iterator<Item = &'static str> {
-    PATTERNS.iter().map(|p| p.0).filter(|k| *k != "email")
-}
-
-/// The kinds of secret in `line`, each once, in [`secret_kinds`] order:
-/// exactly what [`redact`] would replace, from the same patterns, so a line
-/// reported here never leaves redaction with its secret (a value already
-/// `[REDACTED:…]`, an empty one or a number failing the Luhn check is not
-/// a secret).
-pub fn secrets_in(line: &str) -> Vec<&'static str> {
-    match COMPILED.as_ref() {
-        Some(c) => kinds_found(&c.set, &c.each, line),
-        None => Vec::new(),
-    }
-}
-
-/// The patterns of some kinds of secret, compiled together once: what a rule
-/// that looks for those kinds runs on every line. Fewer patterns than
-/// [`secrets_in`] runs, same answers for the kinds chosen.
-#[derive(Debug, Clone)]
-pub struct SecretFinder {
-    set: RegexSet,
-    each: Vec<(&'static str, Regex)>,
-}
-
-impl SecretFinder {
-    /// A finder of these kinds ([`secret_kinds`]); an unknown kind is an
-    /// error naming it and the known ones.
-    pub fn new(kinds: &[String]) -> Result<SecretFinder, String> {
-        let mut chosen = Vec::new();
-        for k in kinds {
-            match PATTERNS
-                .iter()
-                .find(|p| p.0 == k.as_str() && p.0 != "email")
-            {
-                Some(p) => chosen.push(p),
-                None => {
-                    let known: Vec<&str> = secret_kinds().collect();
-                    return Err(format!(
-                        "unknown secret kind `{k}` (one of {})",
-                        known.join(", ")
-                    ));
-                }
-            }
-        }
-        // Keep redaction's order, whatever the rule's.
-        chosen.sort_by_key(|p| PATTERNS.iter().position(|q| q.0 == p.0));
-        chosen.dedup_by_key(|p| p.0);
-        let set = RegexSet::new(chosen.iter().map(|p| p.1.as_str()))
-            .map_err(|e| format!("secret patterns: {e}"))?;
-        let each = chosen
-            .iter()
-            .map(|(k, p)| Regex::new(p).map(|r| (*k, r)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("secret patterns: {e}"))?;
-        Ok(SecretFinder { set, each })
-    }
-
-    /// The chosen kinds of secret in `line`, each once, as [`secrets_in`].
-    pub fn find(&self, line: &str) -> Vec<&'static str> {
-        kinds_found(&self.set, &self.each, line)
-    }
-}
-
-fn kinds_found(set: &RegexSet, each: &[(&'static str, Regex)], line: &str) -> Vec<&'static str> {
-    if !may_hold_secret(line, &RedactOptions::default()) {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for i in set.matches(line).iter() {
-        let (kind, re) = &each[i];
-        if *kind == "email" {
-            continue;
-        }
-        let real = re.captures_iter(line).any(|caps| {
-            let Some(whole) = caps.get(0) else {
-                return false;
-            };
-            if *kind == "card-number" {
-                return luhn(whole.as_str());
-            }
-            match (1..caps.len()).find_map(|i| caps.get(i)) {
-                None => true,
-                Some(g) => {
-                    let secret = g.as_str().trim_end_matches('\\');
-                    !secret.is_empty() && !secret.starts_with("[REDACTED:")
-                }
-            }
-        });
-        if real {
-            out.push(*kind);
-        }
-    }
-    out
 }
 
 fn redact_in_place(s: &mut String, opts: &RedactOptions) {
@@ -459,31 +223,11 @@ fn without_numbers<'a>(text: &'a str, numbers: &[String]) -> Cow<'a, str> {
     out
 }
 
-fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !(13..=19).contains(&digits.len()) {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                *d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::detect::secrets::{PRECHECK, TRIGGERS};
 
     fn r(s: &str) -> String {
         redact(s).into_owned()

@@ -295,6 +295,10 @@ struct ReplayArgs {
     /// thread, so the alerts are the same for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    /// After the summary, print to stderr what each rule cost: lines tested,
+    /// prefilter hits, matches, alerts and its share of detection time.
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     safeguards: SafeguardArgs,
 }
@@ -683,7 +687,14 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     };
     let safeguards = args.safeguards.safeguards();
     let mut sink = args.delivery.stdout();
+    let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
+    let mut per_rule = vec![0u64; ids.len()];
     let mut publish = |alerts: &[logwarden::alert::Alert]| {
+        for a in alerts {
+            if let Some(i) = ids.iter().position(|id| *id == a.rule) {
+                per_rule[i] += 1;
+            }
+        }
         if let Some(sns) = &sns {
             rt.block_on(sns.publish(alerts))
                 .map_err(std::io::Error::other)?;
@@ -694,7 +705,11 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         State::Memory => {
             let mut engine = Engine::new(set, MemoryStore::new(), opts.engine.clone())
                 .with_safeguards(safeguards);
-            replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
+            if args.profile {
+                engine = engine.with_profile();
+            }
+            let r = replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish);
+            (r, engine.profile().cloned())
         }
         State::Dynamodb => {
             let Some(table) = args.state_table.as_deref() else {
@@ -706,9 +721,14 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             let store = rt.block_on(dynamo_store(table));
             let mut engine =
                 Engine::new(set, store, opts.engine.clone()).with_safeguards(safeguards);
-            replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish)
+            if args.profile {
+                engine = engine.with_profile();
+            }
+            let r = replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish);
+            (r, engine.profile().cloned())
         }
     };
+    let (result, profile) = result;
     match result {
         Err(e) => {
             eprintln!("logwarden: {}", visible(&e.to_string(), false));
@@ -748,6 +768,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
                 s.suppressed,
                 s.errors.len()
             );
+            if let Some(mut p) = profile {
+                for (i, n) in per_rule.iter().enumerate() {
+                    p.rule(i).alerts = *n;
+                }
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                eprint!("logwarden: profile\n{}", p.render(&ids));
+            }
             if s.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Detector;
-use crate::rules::matcher::Matcher;
+use super::matcher::Matcher;
 use crate::time::{Millis, parse_duration};
 
 /// Longest `regex:` of a matcher, in bytes (16 KiB).

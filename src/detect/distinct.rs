@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::Detector;
 use super::Key;
 use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
-use crate::rules::matcher::{Fields, Matcher, field};
+use crate::detect::matcher::{Fields, Matcher, field};
 
 /// Configuration of a distinct rule.
 #[derive(Debug, Clone)]

@@ -11,8 +11,12 @@ pub mod distinct;
 pub mod failure;
 pub mod leak;
 pub mod lifecycle;
+pub mod literals;
+pub mod matcher;
 pub mod pattern;
+pub mod profile;
 pub mod rate;
+pub mod secrets;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -132,7 +136,7 @@ pub enum Detector {
 
 impl Detector {
     /// The line matchers of the rule (empty for kinds that read platform records).
-    pub fn matchers(&self) -> &[crate::rules::Matcher] {
+    pub fn matchers(&self) -> &[matcher::Matcher] {
         match self {
             Detector::Threshold(t) => &t.matchers,
             Detector::Distinct(d) => &d.matchers,
@@ -142,6 +146,16 @@ impl Detector {
             | Detector::Baseline(_)
             | Detector::Rate(_)
             | Detector::Leak(_) => &[],
+        }
+    }
+}
+
+impl Detector {
+    /// The secret finder of the rule, if it looks for secrets.
+    pub fn secrets(&self) -> Option<&secrets::SecretFinder> {
+        match self {
+            Detector::Pattern(p) => p.secrets.as_ref(),
+            _ => None,
         }
     }
 }

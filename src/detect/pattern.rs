@@ -6,8 +6,7 @@
 use serde_json::Value;
 
 use super::Key;
-use crate::alert::redact;
-use crate::rules::matcher::{Fields, Matcher};
+use super::matcher::{Fields, Matcher};
 use serde::Deserialize;
 
 use super::Detector;
@@ -21,10 +20,10 @@ pub struct Pattern {
     /// Fields forming the key of a matcher's finding; the ones a line lacks
     /// are left out of its key (an S3 `AccessDenied` names no principal).
     pub group_by: Vec<String>,
-    /// Kinds of secret ([`redact::secret_kinds`]) that make a line a finding,
+    /// Kinds of secret ([`super::secrets::secret_kinds`]) that make a line a finding,
     /// keyed `{kind: <kind>}`: the redaction patterns, so the alert's own
     /// redaction always removes what was found. `None` when the rule has none.
-    pub secrets: Option<redact::SecretFinder>,
+    pub secrets: Option<crate::detect::secrets::SecretFinder>,
 }
 
 /// Name of the key field of a secret finding.
@@ -39,14 +38,24 @@ impl Pattern {
     /// The keys this line is a finding for: the key of the first matcher that
     /// matches, then one key per configured kind of secret found in it.
     pub fn observe(&self, body: &str, json: Option<&Value>) -> Vec<Key> {
+        let fields = self.matchers.iter().find_map(|m| m.matches(body, json));
+        let kinds = self
+            .secrets
+            .as_ref()
+            .map(|f| f.find(body))
+            .unwrap_or_default();
+        self.keys(fields, &kinds)
+    }
+
+    /// The findings of a line, from its first match's fields and the kinds
+    /// of secret found in it (what [`Pattern::observe`] answers).
+    pub fn keys(&self, fields: Option<Fields>, kinds: &[&str]) -> Vec<Key> {
         let mut out = Vec::new();
-        if let Some(fields) = self.matchers.iter().find_map(|m| m.matches(body, json)) {
+        if let Some(fields) = fields {
             out.push(self.key(&fields));
         }
-        if let Some(finder) = &self.secrets {
-            for kind in finder.find(body) {
-                out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
-            }
+        for kind in kinds {
+            out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
         }
         out
     }
@@ -56,7 +65,7 @@ impl Pattern {
         self.group_by
             .iter()
             .filter_map(|g| {
-                crate::rules::matcher::field(fields, g)
+                crate::detect::matcher::field(fields, g)
                     .filter(|v| !v.is_empty())
                     .map(|v| (g.clone(), v.to_string()))
             })
@@ -81,7 +90,7 @@ impl KindConfig for Config {
         let secrets = if kinds.is_empty() {
             None
         } else {
-            redact::SecretFinder::new(&kinds)
+            super::secrets::SecretFinder::new(&kinds)
                 .map_err(|e| cx.err("secrets:", e))
                 .ok()
         };
@@ -129,8 +138,10 @@ mod tests {
             matchers: vec![],
             group_by: vec![],
             secrets: Some(
-                redact::SecretFinder::new(&kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>())
-                    .unwrap(),
+                crate::detect::secrets::SecretFinder::new(
+                    &kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                )
+                .unwrap(),
             ),
         }
     }

@@ -8,7 +8,7 @@
 
 mod compile;
 pub mod limits;
-pub mod matcher;
+pub use crate::detect::matcher;
 mod raw;
 mod raw_yaml;
 
@@ -211,9 +211,29 @@ pub struct Rule {
 pub struct RuleSet {
     /// Rules in id order.
     pub rules: Vec<Arc<Rule>>,
+    /// Every rule's line matchers compiled together (built with the set).
+    plane: Arc<crate::detect::matcher::Plane>,
 }
 
 impl RuleSet {
+    /// A set of these rules (in the order given), with their matching plane.
+    pub fn new(rules: Vec<Arc<Rule>>) -> RuleSet {
+        let plane = crate::detect::matcher::Plane::new(
+            rules
+                .iter()
+                .map(|r| (r.detector.matchers(), r.detector.secrets())),
+        );
+        RuleSet {
+            rules,
+            plane: Arc::new(plane),
+        }
+    }
+
+    /// The matching plane: plane rule `i` is `rules[i]`.
+    pub fn plane(&self) -> &crate::detect::matcher::Plane {
+        &self.plane
+    }
+
     /// The built-in pack.
     pub fn builtin() -> Result<RuleSet, RuleErrors> {
         let files: Vec<(String, String)> = BUILTIN
@@ -285,7 +305,7 @@ impl RuleSet {
             }
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
-        (RuleSet { rules }, errors)
+        (RuleSet::new(rules), errors)
     }
 
     /// The rule with this id.

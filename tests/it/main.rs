@@ -27,6 +27,7 @@ mod handler;
 mod kinesis_e2e;
 mod lambda_e2e;
 mod layout;
+mod profile;
 mod properties;
 mod readme;
 mod security;

@@ -1,0 +1,874 @@
+//! Matchers (one entry of a rule's `match:` list, compiled) and the matching
+//! plane that runs every rule's matchers together ([`Plane`]).
+//!
+//! A `regex` matcher searches the line body and turns named captures into
+//! fields. A `json` matcher parses the body as a JSON object (also the object
+//! inside a Lambda JSON log's `message`, or a double-encoded `message` string),
+//! requires every listed path to hold one of the listed values, and extracts
+//! `fields` from the first path present. `exclude` drops a match whose field
+//! holds a listed value (sshd's PAM lines repeat its own `Failed password`).
+//!
+//! JSON the strict parser rejects (a lone surrogate, `NaN`, `1e400`, deep
+//! nesting) is read tolerantly ([`crate::lenient_json`]) so that one crafted
+//! field cannot turn a rule off: matching fails closed.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_json::Value;
+
+/// Fields extracted from one matching line, by name, in rule order.
+pub type Fields = Vec<(String, String)>;
+
+/// Look up `name` in extracted fields.
+pub fn field<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// One compiled matcher.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub(crate) regex: Option<Regex>,
+    pub(crate) json: Vec<(String, Vec<String>)>,
+    pub(crate) fields: Vec<(String, Vec<String>)>,
+    pub(crate) exclude: Vec<(String, Vec<String>)>,
+}
+
+impl Matcher {
+    /// Build from already validated parts.
+    pub(crate) fn new(
+        regex: Option<Regex>,
+        json: BTreeMap<String, Vec<String>>,
+        fields: BTreeMap<String, Vec<String>>,
+        exclude: BTreeMap<String, Vec<String>>,
+    ) -> Self {
+        Matcher {
+            regex,
+            json: json.into_iter().collect(),
+            fields: fields.into_iter().collect(),
+            exclude: exclude.into_iter().collect(),
+        }
+    }
+
+    /// Names of the fields this matcher can extract: the regex's named
+    /// captures and the `fields:` keys.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        let captures = self.regex.iter().flat_map(|r| r.capture_names().flatten());
+        captures.chain(self.fields.iter().map(|(k, _)| k.as_str()))
+    }
+
+    /// Whether this matcher needs the body parsed as JSON.
+    pub fn needs_json(&self) -> bool {
+        !self.json.is_empty() || (self.regex.is_none() && !self.fields.is_empty())
+    }
+
+    /// Match a line body; `json` is the body parsed as JSON when it is an object.
+    pub fn matches(&self, body: &str, json: Option<&Value>) -> Option<Fields> {
+        let mut out = Fields::new();
+        if let Some(re) = &self.regex {
+            // Most lines do not match: `is_match` answers that without
+            // allocating capture slots (measured: a fifth of the per-line cost).
+            if !re.is_match(body) {
+                return None;
+            }
+            let caps = re.captures(body)?;
+            for name in re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    out.push((name.to_string(), m.as_str().to_string()));
+                }
+            }
+        }
+        if self.needs_json() || (!self.fields.is_empty() && json.is_some()) {
+            let doc = json.and_then(|v| self.object_that_matches(v));
+            match doc {
+                Some(doc) => {
+                    for (name, paths) in &self.fields {
+                        if let Some(s) = paths.iter().find_map(|p| lookup(&doc, p)).and_then(scalar)
+                        {
+                            out.push((name.clone(), s.into_owned()));
+                        }
+                    }
+                }
+                None if self.needs_json() => return None,
+                None => {}
+            }
+        }
+        for (name, values) in &self.exclude {
+            if let Some(v) = field(&out, name)
+                && values.iter().any(|x| x == v)
+            {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// The JSON object the conditions hold in: the body itself, or the object
+    /// in its `message` (Lambda JSON log format), possibly double-encoded.
+    fn object_that_matches<'v>(&self, v: &'v Value) -> Option<Cow<'v, Value>> {
+        if self.conditions_hold(v) {
+            return Some(Cow::Borrowed(v));
+        }
+        match v.get("message") {
+            Some(inner @ Value::Object(_)) if self.conditions_hold(inner) => {
+                Some(Cow::Borrowed(inner))
+            }
+            Some(Value::String(s)) if s.trim_start().starts_with('{') => {
+                // Tolerant when strict fails: a crafted double-encoded
+                // message must not blind the rule either.
+                let inner = crate::lenient_json::from_str(s)?;
+                self.conditions_hold(&inner).then_some(Cow::Owned(inner))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `other` matches exactly the same lines with the same fields.
+    fn same_as(&self, other: &Matcher) -> bool {
+        self.regex.as_ref().map(Regex::as_str) == other.regex.as_ref().map(Regex::as_str)
+            && self.json == other.json
+            && self.fields == other.fields
+            && self.exclude == other.exclude
+    }
+
+    /// Whether a match can use the body's JSON: its conditions, or fields
+    /// read from it beside a regex.
+    fn reads_json(&self) -> bool {
+        self.needs_json() || !self.fields.is_empty()
+    }
+
+    fn conditions_hold(&self, v: &Value) -> bool {
+        v.is_object()
+            && self.json.iter().all(|(path, allowed)| {
+                lookup(v, path).is_some_and(|found| value_in(found, allowed))
+            })
+    }
+}
+
+/// Every rule's line matchers and secret patterns compiled together, once
+/// (when the [`crate::rules::RuleSet`] is built), so that a line costs one
+/// prefilter pass whatever the size of the pack.
+///
+/// - Identical matchers of different rules are one matcher here, run at most
+///   once per line (`failed-auth-burst` and `password-spraying` share theirs).
+/// - One Aho-Corasick pass (ASCII case-insensitive, every occurrence, overlaps
+///   included) finds which of the pack's required literals a line holds
+///   ([`super::literals`] for regexes; values and the last key of each
+///   condition for JSON matchers). A matcher whose literals are not all there
+///   cannot match and is not run; one with no literal known is always run.
+/// - JSON values can hide behind escapes (`"login\u005ffailed"`), in the line
+///   or in a double-encoded `message`: a line holding `\u` (any backslash when
+///   a literal holds a character with a short escape: `"`, `\`, `/`, a
+///   control character) makes every JSON matcher a candidate, so an escaped
+///   value cannot blind a rule.
+#[derive(Debug, Clone, Default)]
+pub struct Plane {
+    matchers: Vec<Matcher>,
+    /// Per matcher: what a line needs for it to be a candidate.
+    needs: Vec<Need>,
+    /// Per rule (in rule-set order): its matchers, as indices into
+    /// `matchers`, in the rule's order.
+    rules: Vec<Vec<usize>>,
+    /// Per rule: what each kind of its secret finder needs, in the finder's
+    /// order (empty without a finder).
+    secrets: Vec<Vec<Need>>,
+    literals: Vec<Vec<u8>>,
+    ac: Option<aho_corasick::AhoCorasick>,
+    /// Literal id of `\u`, present when a JSON matcher exists.
+    unicode_escape: Option<usize>,
+    /// Whether any backslash must make JSON matchers candidates.
+    any_backslash: bool,
+}
+
+/// What a line must hold for a matcher (or a secret pattern) to be run.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Need {
+    /// The regex's required literals: each set needs one of its ids found.
+    regex: Vec<Vec<usize>>,
+    /// The JSON conditions' literals, likewise; escapes may hide them.
+    json: Vec<Vec<usize>>,
+    /// Whether the matcher has JSON conditions (the escape fallback applies).
+    json_escapable: bool,
+}
+
+/// The literals one line holds, from [`Plane::scan`]; reused line to line.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    found: Vec<bool>,
+    touched: Vec<usize>,
+    escaped: bool,
+    /// No prefilter: everything is a candidate.
+    all: bool,
+}
+
+/// One line's answers so far: each matcher run at most once, the body parsed
+/// as JSON at most once (only when a candidate matcher reads JSON).
+#[derive(Debug, Clone, Default)]
+pub struct Memo {
+    results: Vec<Option<Option<Fields>>>,
+    json: Option<Option<Value>>,
+    is_json: bool,
+}
+
+impl Plane {
+    /// The plane of these rules' matchers and secret finders, in rule order.
+    pub fn new<'r>(
+        rules: impl IntoIterator<Item = (&'r [Matcher], Option<&'r super::secrets::SecretFinder>)>,
+    ) -> Plane {
+        let mut plane = Plane::default();
+        let mut lits = Literals::default();
+        for (matchers, finder) in rules {
+            let mut mine = Vec::with_capacity(matchers.len());
+            for m in matchers {
+                let at = match plane.matchers.iter().position(|x| x.same_as(m)) {
+                    Some(at) => at,
+                    None => {
+                        plane.needs.push(lits.need_of(m));
+                        plane.matchers.push(m.clone());
+                        plane.matchers.len() - 1
+                    }
+                };
+                mine.push(at);
+            }
+            plane.rules.push(mine);
+            plane.secrets.push(
+                finder
+                    .map(|f| {
+                        f.patterns()
+                            .map(|re| Need {
+                                regex: lits.ids(super::literals::required(re.as_str())),
+                                ..Need::default()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            );
+        }
+        if plane.needs.iter().any(|n| n.json_escapable) {
+            plane.unicode_escape = Some(lits.id(b"\\u".to_vec()));
+        }
+        plane.any_backslash = lits.short_escapes;
+        plane.literals = lits.all;
+        // Built from constant-size literal lists; should it ever fail, no
+        // literal is searched and every matcher is a candidate (sound).
+        // A full DFA: with the default (an NFA), the overlapping search was
+        // 64 % of detection time on the bench corpus (`replay --profile`),
+        // more than all the rules together; the pack's literals make a DFA
+        // of a few hundred states.
+        plane.ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&plane.literals)
+            .ok();
+        plane
+    }
+
+    /// Start a line: find the literals `body` holds and forget the previous
+    /// line's answers. `is_json`: the body looks like a JSON object.
+    pub fn begin(&self, body: &str, is_json: bool, scan: &mut Scan, memo: &mut Memo) {
+        self.scan(body, scan);
+        memo.results.clear();
+        memo.results.resize(self.matchers.len(), None);
+        memo.json = None;
+        memo.is_json = is_json;
+    }
+
+    /// The fields of the first of rule `rule`'s matchers that matches the
+    /// line given to [`Plane::begin`]: what the rule's own matchers, run in
+    /// order, would answer.
+    pub fn first_match(
+        &self,
+        rule: usize,
+        body: &str,
+        scan: &Scan,
+        memo: &mut Memo,
+    ) -> Option<Fields> {
+        for &at in self.rule_matchers(rule) {
+            if !self.candidate(at, scan) {
+                continue;
+            }
+            if memo.results[at].is_none() {
+                let result = self.run(at, body, memo);
+                memo.results[at] = Some(result);
+            }
+            if let Some(Some(fields)) = &memo.results[at] {
+                return Some(fields.clone());
+            }
+        }
+        None
+    }
+
+    fn run(&self, at: usize, body: &str, memo: &mut Memo) -> Option<Fields> {
+        let m = &self.matchers[at];
+        if let Some(re) = &m.regex
+            && !re.is_match(body)
+        {
+            return None;
+        }
+        let json = if m.reads_json() && memo.is_json {
+            memo.json
+                .get_or_insert_with(|| crate::lenient_json::from_str(body))
+                .as_ref()
+        } else {
+            None
+        };
+        m.matches(body, json)
+    }
+
+    /// The kinds of secret of rule `rule`'s `finder` in the line given to
+    /// [`Plane::begin`]: what `finder.find(body)` answers.
+    pub fn secrets(
+        &self,
+        rule: usize,
+        finder: &super::secrets::SecretFinder,
+        body: &str,
+        scan: &Scan,
+    ) -> Vec<&'static str> {
+        let needs = self.secrets.get(rule).map_or(&[][..], Vec::as_slice);
+        if needs.len() == finder.patterns().count() && !needs.iter().any(|n| n.met(scan)) {
+            return Vec::new();
+        }
+        finder.find_among(body, |k| needs.get(k).is_none_or(|n| n.met(scan)))
+    }
+
+    /// Find the literals `body` holds.
+    pub fn scan(&self, body: &str, scan: &mut Scan) {
+        for &i in &scan.touched {
+            scan.found[i] = false;
+        }
+        scan.touched.clear();
+        scan.found.resize(self.literals.len(), false);
+        scan.escaped = false;
+        scan.all = false;
+        if self.literals.is_empty() {
+            return;
+        }
+        let Some(ac) = &self.ac else {
+            scan.all = true;
+            return;
+        };
+        for m in ac.find_overlapping_iter(body) {
+            let i = m.pattern().as_usize();
+            if !scan.found[i] {
+                scan.found[i] = true;
+                scan.touched.push(i);
+            }
+        }
+        scan.escaped = self.unicode_escape.is_some_and(|u| scan.found[u])
+            || (self.any_backslash && memchr::memchr(b'\\', body.as_bytes()).is_some());
+    }
+
+    /// The matchers of rule `rule`, as plane indices, in the rule's order.
+    pub fn rule_matchers(&self, rule: usize) -> &[usize] {
+        self.rules.get(rule).map_or(&[], Vec::as_slice)
+    }
+
+    /// The matcher at plane index `at`.
+    pub fn matcher(&self, at: usize) -> &Matcher {
+        &self.matchers[at]
+    }
+
+    /// Number of distinct matchers.
+    pub fn len(&self) -> usize {
+        self.matchers.len()
+    }
+
+    /// Whether no rule has a line matcher.
+    pub fn is_empty(&self) -> bool {
+        self.matchers.is_empty()
+    }
+
+    /// Whether matcher `at` can match the scanned line.
+    pub fn candidate(&self, at: usize, scan: &Scan) -> bool {
+        self.needs[at].met(scan)
+    }
+
+    /// Whether anything of rule `rule` (a matcher, a secret kind) can match
+    /// the scanned line.
+    pub fn rule_candidate(&self, rule: usize, scan: &Scan) -> bool {
+        self.rule_matchers(rule)
+            .iter()
+            .any(|&m| self.candidate(m, scan))
+            || self
+                .secrets
+                .get(rule)
+                .is_some_and(|s| s.iter().any(|n| n.met(scan)))
+    }
+}
+
+impl Need {
+    fn met(&self, scan: &Scan) -> bool {
+        if scan.all {
+            return true;
+        }
+        let all = |sets: &[Vec<usize>]| sets.iter().all(|s| s.iter().any(|&i| scan.found[i]));
+        all(&self.regex) && ((self.json_escapable && scan.escaped) || all(&self.json))
+    }
+}
+
+/// The plane's literal table while it is built.
+#[derive(Default)]
+struct Literals {
+    all: Vec<Vec<u8>>,
+    /// A JSON literal holds a character with a short escape (`\"`, `\/`, …).
+    short_escapes: bool,
+}
+
+impl Literals {
+    fn id(&mut self, lit: Vec<u8>) -> usize {
+        match self.all.iter().position(|l| *l == lit) {
+            Some(i) => i,
+            None => {
+                self.all.push(lit);
+                self.all.len() - 1
+            }
+        }
+    }
+
+    fn ids(&mut self, sets: Vec<super::literals::AnyOf>) -> Vec<Vec<usize>> {
+        sets.into_iter()
+            .map(|set| set.into_iter().map(|l| self.id(l)).collect())
+            .collect()
+    }
+
+    fn need_of(&mut self, m: &Matcher) -> Need {
+        let regex = m
+            .regex
+            .as_ref()
+            .map(|re| self.ids(super::literals::required(re.as_str())))
+            .unwrap_or_default();
+        let mut json = Vec::new();
+        for (path, values) in &m.json {
+            // The last key of the path is in the text (`a.b.c` is looked up
+            // as that key, then as nested `c`); so is one of the values.
+            let key = path.rsplit('.').next().unwrap_or(path);
+            for set in [vec![key.to_string()], values.clone()] {
+                if set
+                    .iter()
+                    .any(|v| v.bytes().any(|b| b < 0x20 || b"\"\\/".contains(&b)))
+                {
+                    self.short_escapes = true;
+                }
+                if set.iter().all(|v| json_literal(v)) {
+                    let set = set
+                        .iter()
+                        .map(|v| v.as_bytes().to_ascii_lowercase())
+                        .collect();
+                    json.extend(self.ids(vec![set]));
+                }
+            }
+        }
+        Need {
+            regex,
+            json,
+            json_escapable: !m.json.is_empty(),
+        }
+    }
+}
+
+/// Whether `v`, as a condition's value, must occur in the raw text of a line
+/// whose JSON holds it: a string (unescaped), `true`, `false` or an integer
+/// does; a value a float prints as (`401.0` from `4.01e2`) need not.
+fn json_literal(v: &str) -> bool {
+    v.len() >= 3
+        && !(v.parse::<f64>().is_ok() && v.bytes().any(|b| !b.is_ascii_digit() && b != b'-'))
+}
+
+/// `a.b.c` as a literal key first (flat ECS style), then as a nested path.
+fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    if let Some(found) = v.get(path) {
+        return Some(found);
+    }
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+fn scalar(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// Scalars compare by their text (so `status: [401]` matches `"401"` and `401`);
+/// an array holds when any element does (ECS `event.category: ["authentication"]`).
+fn value_in(v: &Value, allowed: &[String]) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|i| value_in(i, allowed)),
+        other => scalar(other).is_some_and(|s| allowed.iter().any(|a| a == s.as_ref())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn m(regex: Option<&str>, json: &[(&str, &[&str])], fields: &[(&str, &[&str])]) -> Matcher {
+        let conv = |xs: &[(&str, &[&str])]| {
+            xs.iter()
+                .map(|(k, vs)| (k.to_string(), vs.iter().map(|s| s.to_string()).collect()))
+                .collect()
+        };
+        Matcher::new(
+            regex.map(|r| Regex::new(r).unwrap()),
+            conv(json),
+            conv(fields),
+            BTreeMap::new(),
+        )
+    }
+
+    #[test]
+    fn regex_captures_become_fields() {
+        let mt = m(Some(r"from (?P<source_ip>\S+)"), &[], &[]);
+        let f = mt
+            .matches("Failed password for root from 203.0.113.7 port 22", None)
+            .unwrap();
+        assert_eq!(field(&f, "source_ip"), Some("203.0.113.7"));
+        assert!(mt.matches("Accepted password", None).is_none());
+    }
+
+    #[test]
+    fn json_conditions_and_fields_flat_nested_and_inside_message() {
+        let mt = m(
+            None,
+            &[
+                ("event.outcome", &["failure"]),
+                ("event.category", &["authentication"]),
+            ],
+            &[
+                ("source_ip", &["source.ip", "ip"]),
+                ("user", &["user.name"]),
+            ],
+        );
+        let flat: Value = serde_json::from_str(
+            r#"{"event.outcome":"failure","event.category":"authentication","source.ip":"1.2.3.4"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            field(&mt.matches("", Some(&flat)).unwrap(), "source_ip"),
+            Some("1.2.3.4")
+        );
+        let nested: Value = serde_json::from_str(
+            r#"{"event":{"outcome":"failure","category":["authentication"]},"source":{"ip":"5.6.7.8"},"user":{"name":"bob"}}"#,
+        )
+        .unwrap();
+        let f = mt.matches("", Some(&nested)).unwrap();
+        assert_eq!(field(&f, "source_ip"), Some("5.6.7.8"));
+        assert_eq!(field(&f, "user"), Some("bob"));
+        let wrapped: Value = serde_json::from_str(
+            r#"{"level":"WARN","message":"{\"event\":{\"outcome\":\"failure\",\"category\":\"authentication\"},\"ip\":\"9.9.9.9\"}"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            field(&mt.matches("", Some(&wrapped)).unwrap(), "source_ip"),
+            Some("9.9.9.9")
+        );
+        let success: Value =
+            serde_json::from_str(r#"{"event":{"outcome":"success","category":"authentication"}}"#)
+                .unwrap();
+        assert!(mt.matches("", Some(&success)).is_none());
+        assert!(mt.matches("not json", None).is_none());
+    }
+
+    #[test]
+    fn a_double_encoded_message_a_strict_parser_rejects_still_matches() {
+        // The outer line is valid JSON; the `message` string inside it holds
+        // a lone surrogate in the user name and a NaN.
+        let mt = m(
+            None,
+            &[("event", &["login_failed"])],
+            &[("source_ip", &["source_ip"]), ("user", &["user"])],
+        );
+        let outer: Value = serde_json::from_str(
+            r#"{"level":"WARN","message":"{\"event\":\"login_failed\",\"n\":NaN,\"source_ip\":\"192.0.2.9\",\"user\":\"\\ud800x\"}"}"#,
+        )
+        .unwrap();
+        let f = mt.matches("", Some(&outer)).unwrap();
+        assert_eq!(field(&f, "source_ip"), Some("192.0.2.9"));
+        assert_eq!(field(&f, "user"), Some("\u{FFFD}x"));
+    }
+
+    #[test]
+    fn numbers_match_by_text() {
+        let mt = m(
+            None,
+            &[("status", &["401", "403"])],
+            &[("source_ip", &["ip"])],
+        );
+        let v: Value = serde_json::from_str(r#"{"status":401,"ip":"1.1.1.1"}"#).unwrap();
+        assert!(mt.matches("", Some(&v)).is_some());
+        let v: Value = serde_json::from_str(r#"{"status":"200","ip":"1.1.1.1"}"#).unwrap();
+        assert!(mt.matches("", Some(&v)).is_none());
+    }
+
+    #[test]
+    fn exclude_drops_listed_values() {
+        let mut mt = m(Some(r"pam_unix\((?P<service>[^:]+):auth\)"), &[], &[]);
+        mt.exclude = vec![("service".into(), vec!["sshd".into()])];
+        assert!(
+            mt.matches("pam_unix(sshd:auth): authentication failure", None)
+                .is_none()
+        );
+        assert!(
+            mt.matches("pam_unix(login:auth): authentication failure", None)
+                .is_some()
+        );
+    }
+
+    /// The plane's answer for every rule with line matchers, and the answer
+    /// of running the rule's own matchers (and secret finder) directly.
+    fn both(set: &crate::rules::RuleSet, body: &str, is_json: bool) -> Vec<(String, String)> {
+        let plane = set.plane();
+        let (mut scan, mut memo) = (Scan::default(), Memo::default());
+        plane.begin(body, is_json, &mut scan, &mut memo);
+        let json = if is_json {
+            crate::lenient_json::from_str(body)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for (ri, r) in set.rules.iter().enumerate() {
+            let direct = r
+                .detector
+                .matchers()
+                .iter()
+                .find_map(|m| m.matches(body, json.as_ref()));
+            let via = plane.first_match(ri, body, &scan, &mut memo);
+            let mut d = format!("{direct:?}");
+            let mut v = format!("{via:?}");
+            if let Some(f) = r.detector.secrets() {
+                d += &format!(" {:?}", f.find(body));
+                v += &format!(" {:?}", plane.secrets(ri, f, body, &scan));
+            }
+            out.push((d, v));
+        }
+        out
+    }
+
+    fn assert_same(set: &crate::rules::RuleSet, body: &str) -> usize {
+        let mut matched = 0;
+        for is_json in [false, true] {
+            for (i, (d, v)) in both(set, body, is_json).into_iter().enumerate() {
+                assert_eq!(
+                    d, v,
+                    "rule {} on {body:?} (json: {is_json})",
+                    set.rules[i].id
+                );
+                matched += usize::from(d != "None" && d != "None []");
+            }
+        }
+        matched
+    }
+
+    /// Lines that match the built-in pack's line rules, in their shapes.
+    const SEEDS: &[&str] = &[
+        "Failed password for root from 203.0.113.7 port 22 ssh2",
+        "Failed publickey for invalid user admin from 2001:db8::1 port 5022",
+        "Invalid user oracle from 198.51.100.4 port 4242",
+        "pam_unix(login:auth): authentication failure; logname= uid=0 euid=0 tty=/dev/tty1 ruser= rhost=192.0.2.55  user=root",
+        r#"{"level":"WARN","event":"login_failed","user":"trent","source_ip":"203.0.113.7"}"#,
+        r#"{"action":"auth_failed","username":"bob","ip":"10.0.0.1"}"#,
+        r#"{"event":{"outcome":"failure","category":["authentication"]},"source":{"ip":"5.6.7.8"},"user":{"name":"eve"}}"#,
+        r#"{"status":401,"ip":"1.1.1.1","user":"carol"}"#,
+        r#"{"level":"WARN","message":"{\"event\":\"login_failure\",\"source_ip\":\"192.0.2.9\",\"user\":\"x\"}"}"#,
+        "User: arn:aws:sts::123456789012:assumed-role/r/f is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:123456789012:key/1",
+        "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied",
+        r#"{"errorType":"AccessDeniedException","errorMessage":"nope"}"#,
+        r#"{"eventName":"PutObject","errorCode":"AccessDenied","userIdentity":{"arn":"arn:aws:iam::1:user/ci"}}"#,
+        r#"{"name":"AccessDenied","Code":"AccessDeniedException","operation":"x"}"#,
+        "using key AKIAIOSFODNN7EXAMPLE and aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJl",
+        "authorization: Basic dXNlcjpwYXNz",
+        "token xoxb-1234567890-abcdefghij and https://hooks.slack.com/services/T000/B000/XXXX",
+        "GET https://admin:s3cr3t@internal.example.com/health",
+        "INFO all good, nothing to see here",
+        r#"{"level":"INFO","message":"request","status":200,"path":"/api/orders","duration_ms":401.5}"#,
+    ];
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// One hostile rewrite of `line`: case changes, `\u` escapes of single
+    /// characters, Unicode case folds (Kelvin sign, long s), a double
+    /// encoding into `message`, truncation, or insertions of noise.
+    fn mutate(line: &str, rng: &mut Rng) -> String {
+        let chars: Vec<char> = line.chars().collect();
+        let mut out = String::new();
+        match rng.below(7) {
+            0 => {
+                for c in chars {
+                    if rng.below(3) == 0 {
+                        out.extend(if c.is_ascii_lowercase() {
+                            c.to_uppercase().collect::<Vec<_>>()
+                        } else {
+                            c.to_lowercase().collect()
+                        });
+                    } else {
+                        out.push(c);
+                    }
+                }
+            }
+            1 => {
+                for c in chars {
+                    if c.is_ascii_alphanumeric() && rng.below(4) == 0 {
+                        out += &format!("\\u{:04x}", c as u32);
+                    } else {
+                        out.push(c);
+                    }
+                }
+            }
+            2 => {
+                for c in chars {
+                    match c {
+                        'k' | 'K' if rng.below(2) == 0 => out.push('\u{212A}'),
+                        's' | 'S' if rng.below(2) == 0 => out.push('\u{17F}'),
+                        _ => out.push(c),
+                    }
+                }
+            }
+            3 => {
+                out = serde_json::json!({"level": "WARN", "message": line}).to_string();
+            }
+            4 => {
+                let cut = rng.below(chars.len() + 1);
+                out = chars[..cut].iter().collect();
+            }
+            5 => {
+                let at = rng.below(chars.len() + 1);
+                out = chars[..at].iter().collect();
+                out += ["\\", "\\u", "\"", " ", "{", "\u{FFFD}"][rng.below(6)];
+                out.extend(&chars[at..]);
+            }
+            _ => {
+                // Splice two seeds.
+                let other = SEEDS[rng.below(SEEDS.len())];
+                let at = rng.below(chars.len() + 1);
+                out = chars[..at].iter().collect();
+                out += other;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_plane_answers_what_every_matcher_answers_run_directly() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let mut matched = 0;
+        for seed in SEEDS {
+            matched += assert_same(&set, seed);
+        }
+        // Every seed but the quiet ones matches something directly.
+        assert!(matched >= SEEDS.len(), "{matched}");
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let mut line = SEEDS[rng.below(SEEDS.len())].to_string();
+            for _ in 0..=rng.below(3) {
+                line = mutate(&line, &mut rng);
+            }
+            assert_same(&set, &line);
+        }
+    }
+
+    #[test]
+    fn the_plane_answers_what_every_matcher_answers_on_the_fixtures() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut lines = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                let docs: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => vec![v],
+                    Err(_) => text
+                        .lines()
+                        .filter_map(|l| serde_json::from_str(l).ok())
+                        .collect(),
+                };
+                let events = docs
+                    .iter()
+                    .filter_map(|v| v.get("logEvents")?.as_array())
+                    .flatten();
+                let messages = events.filter_map(|e| e.get("message")?.as_str());
+                lines.extend(messages.map(str::to_string));
+                if p.extension().is_some_and(|x| x == "log") {
+                    lines.extend(text.lines().map(str::to_string));
+                }
+            }
+        }
+        assert!(lines.len() > 100, "{}", lines.len());
+        let mut matched = 0;
+        for l in &lines {
+            let body = match crate::platform::parse(l) {
+                crate::platform::Record::App(a) => a.body.to_string(),
+                _ => l.clone(),
+            };
+            matched += assert_same(&set, &body);
+        }
+        assert!(matched > 10, "{matched}");
+    }
+
+    #[test]
+    fn an_escaped_json_value_does_not_blind_the_plane() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let ri = set
+            .rules
+            .iter()
+            .position(|r| r.id == "failed-auth-burst")
+            .unwrap();
+        let body = r#"{"event":"login\u005ffailed","source_ip":"203.0.113.7","user":"x"}"#;
+        let (mut scan, mut memo) = (Scan::default(), Memo::default());
+        set.plane().begin(body, true, &mut scan, &mut memo);
+        let f = set.plane().first_match(ri, body, &scan, &mut memo).unwrap();
+        assert_eq!(field(&f, "source_ip"), Some("203.0.113.7"));
+    }
+
+    #[test]
+    fn identical_matchers_of_two_rules_are_one_in_the_plane() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let ids = |id: &str| {
+            let ri = set.rules.iter().position(|r| r.id == id).unwrap();
+            set.plane().rule_matchers(ri).to_vec()
+        };
+        assert_eq!(ids("failed-auth-burst"), ids("password-spraying"));
+        assert_eq!(ids("failed-auth-burst").len(), 7);
+        // A quiet line costs the prefilter pass only: no matcher is a candidate.
+        let (mut scan, mut memo) = (Scan::default(), Memo::default());
+        set.plane().begin(
+            "INFO all good, nothing to see here",
+            false,
+            &mut scan,
+            &mut memo,
+        );
+        assert!((0..set.plane().len()).all(|m| !set.plane().candidate(m, &scan)));
+    }
+}
