@@ -31,7 +31,7 @@ pub type AnyOf = Vec<Vec<u8>>;
 /// when nothing is known (or the pattern does not parse).
 pub fn required(pattern: &str) -> Vec<AnyOf> {
     match regex_syntax::ParserBuilder::new()
-        .nest_limit(crate::rules::limits::MAX_REGEX_NESTING)
+        .nest_limit(super::config::MAX_REGEX_NESTING)
         .build()
         .parse(pattern)
     {
