@@ -7,13 +7,16 @@ use std::time::Instant;
 
 use super::Engine;
 use crate::detect::baseline::Sample;
-use crate::detect::failure::classify;
+use crate::detect::distinct::Distinct;
+use crate::detect::failure::{Failed, Failure, classify};
 use crate::detect::leak::MemoryPoint;
-use crate::detect::matcher::{Memo, Scan};
+use crate::detect::matcher::{Memo, Plane, Scan};
+use crate::detect::pattern::Pattern;
+use crate::detect::threshold::Threshold;
 use crate::detect::{Detector, Key};
 use crate::ingest::{LogEvent, Payload};
 use crate::lenient_json;
-use crate::platform::{self, Record, Report, Status};
+use crate::platform::{self, AppLine, Record, Report, Status};
 use crate::rules::Rule;
 use crate::state::StateStore;
 
@@ -78,8 +81,8 @@ struct Line<'p, 'r> {
     index: usize,
     event: &'p LogEvent<'p>,
     rec: &'r Record<'p>,
-    app: Option<&'r platform::AppLine<'p>>,
-    failed: Option<&'r crate::detect::failure::Failed<'r>>,
+    app: Option<&'r AppLine<'p>>,
+    failed: Option<&'r Failed<'r>>,
 }
 
 /// An observation and the index of the event it comes from.
@@ -164,139 +167,192 @@ impl<S: StateStore> Engine<S> {
         out: &mut Vec<Observed<'p>>,
     ) {
         let plane = self.rules.plane();
-        let (i, ev, rec, failed) = (line.index, line.event, line.rec, line.failed);
         let obs = match &rule.detector {
-            Detector::Threshold(t) => {
-                let Some(line) = line.app else { return };
-                let Some(fields) = plane.first_match(ri, line.body, scan, memo) else {
-                    return;
-                };
-                let Some(key) = t.key(&fields) else { return };
-                Obs::Threshold {
-                    rule: ri,
-                    unique: t.unique_hash(&fields),
-                    key,
-                    request_id: line.request_id.clone(),
-                }
-            }
-            Detector::Distinct(d) => {
-                let Some(line) = line.app else { return };
-                let Some(fields) = plane.first_match(ri, line.body, scan, memo) else {
-                    return;
-                };
-                let Some((key, value)) = d.key_and_value(&fields) else {
-                    return;
-                };
-                Obs::Distinct {
-                    rule: ri,
-                    key,
-                    value,
-                    request_id: line.request_id.clone(),
-                }
-            }
+            Detector::Threshold(t) => line
+                .app
+                .and_then(|app| threshold_obs(ri, t, app, plane, scan, memo)),
+            Detector::Distinct(d) => line
+                .app
+                .and_then(|app| distinct_obs(ri, d, app, plane, scan, memo)),
             Detector::Pattern(pat) => {
-                let Some(line) = line.app else { return };
-                let fields = plane.first_match(ri, line.body, scan, memo);
-                let kinds = match &pat.secrets {
-                    Some(f) => plane.secrets(ri, f, line.body, scan),
-                    None => Vec::new(),
-                };
-                for key in pat.keys(fields, &kinds) {
+                let Some(app) = line.app else { return };
+                for key in pattern_keys(ri, pat, app, plane, scan, memo) {
                     out.push(Observed {
-                        event: i,
+                        event: line.index,
                         obs: Obs::Pattern {
                             rule: ri,
                             key,
-                            request_id: line.request_id.clone(),
+                            request_id: app.request_id.clone(),
                         },
                     });
                 }
                 return;
             }
-            Detector::Failure(f) => {
-                let Some(fail) = failed.as_ref().filter(|x| f.on.contains(&x.class)) else {
-                    return;
-                };
-                let mut metrics = BTreeMap::new();
-                if let Some(d) = fail.duration_ms {
-                    metrics.insert("duration_ms".to_string(), d);
-                }
-                if let Some((used, size)) = fail.memory_mb {
-                    metrics.insert("max_memory_used_mb".to_string(), f64::from(used));
-                    metrics.insert("memory_size_mb".to_string(), f64::from(size));
-                }
-                Obs::Failure {
-                    rule: ri,
-                    request_id: fail
-                        .request_id
-                        .as_deref()
-                        .map(|r| Cow::Owned(r.to_string())),
-                    metrics,
-                }
-            }
-            Detector::Baseline(_) => match &rec {
-                Record::Report(r) if r.status == Status::Success && r.duration_ms > 0.0 => {
-                    Obs::Baseline {
-                        rule: ri,
-                        request_id: r.request_id.clone(),
-                        sample: Sample {
-                            duration_ms: r.duration_ms,
-                            max_memory_used_mb: r.max_memory_used_mb,
-                            memory_size_mb: r.memory_size_mb,
-                        },
-                    }
-                }
-                _ => return,
-            },
-            Detector::Lifecycle(_) => match &rec {
-                Record::Start { request_id, .. } => Obs::Start {
-                    rule: ri,
-                    request_id: request_id.clone(),
-                },
-                Record::End { request_id } | Record::RuntimeDone { request_id, .. } => Obs::End {
-                    rule: ri,
-                    request_id: request_id.clone(),
-                },
-                Record::Report(r) => Obs::End {
-                    rule: ri,
-                    request_id: r.request_id.clone(),
-                },
-                _ => return,
-            },
-            Detector::Rate(_) => match &rec {
-                Record::Start { request_id, .. } => Obs::RateStart {
-                    rule: ri,
-                    request_id: request_id.clone(),
-                },
-                Record::Report(r) => Obs::RateReport {
-                    rule: ri,
-                    billed_ms: r.billed_duration_ms,
-                    memory_mb: r.memory_size_mb,
-                },
-                _ => return,
-            },
-            Detector::Leak(_) => match &rec {
-                Record::Report(Report {
-                    request_id,
-                    status: Status::Success,
-                    max_memory_used_mb: Some(used),
-                    memory_size_mb: Some(size),
-                    init_duration_ms,
-                    restore_duration_ms,
-                    ..
-                }) => Obs::Leak {
-                    rule: ri,
-                    request_id: request_id.clone(),
-                    point: MemoryPoint {
-                        ts: ev.timestamp,
-                        used_mb: *used,
-                        memory_size_mb: *size,
-                        cold: init_duration_ms.is_some() || restore_duration_ms.is_some(),
-                    },
-                },
-                _ => return,
-            },
+            Detector::Failure(f) => failure_obs(ri, f, line.failed),
+            Detector::Baseline(_) => baseline_obs(ri, line.rec),
+            Detector::Lifecycle(_) => lifecycle_obs(ri, line.rec),
+            Detector::Rate(_) => rate_obs(ri, line.rec),
+            Detector::Leak(_) => leak_obs(ri, line.rec, line.event.timestamp),
         };
-        out.push(Observed { event: i, obs });
+        if let Some(obs) = obs {
+            out.push(Observed {
+                event: line.index,
+                obs,
+            });
+        }
+    }
+}
+
+/// A threshold rule's first matching matcher, with the key its fields give.
+fn threshold_obs<'p>(
+    ri: usize,
+    t: &Threshold,
+    app: &AppLine<'p>,
+    plane: &Plane,
+    scan: &Scan,
+    memo: &mut Memo,
+) -> Option<Obs<'p>> {
+    let fields = plane.first_match(ri, app.body, scan, memo)?;
+    let key = t.key(&fields)?;
+    Some(Obs::Threshold {
+        rule: ri,
+        unique: t.unique_hash(&fields),
+        key,
+        request_id: app.request_id.clone(),
+    })
+}
+
+/// A distinct rule's first matching matcher: its key and the counted value.
+fn distinct_obs<'p>(
+    ri: usize,
+    d: &Distinct,
+    app: &AppLine<'p>,
+    plane: &Plane,
+    scan: &Scan,
+    memo: &mut Memo,
+) -> Option<Obs<'p>> {
+    let fields = plane.first_match(ri, app.body, scan, memo)?;
+    let (key, value) = d.key_and_value(&fields)?;
+    Some(Obs::Distinct {
+        rule: ri,
+        key,
+        value,
+        request_id: app.request_id.clone(),
+    })
+}
+
+/// A pattern rule's keys: one for a matching matcher, one per secret found.
+fn pattern_keys(
+    ri: usize,
+    pat: &Pattern,
+    app: &AppLine<'_>,
+    plane: &Plane,
+    scan: &Scan,
+    memo: &mut Memo,
+) -> Vec<Key> {
+    let fields = plane.first_match(ri, app.body, scan, memo);
+    let kinds = match &pat.secrets {
+        Some(f) => plane.secrets(ri, f, app.body, scan),
+        None => Vec::new(),
+    };
+    pat.keys(fields, &kinds)
+}
+
+/// A failed invocation of a class the rule is on, with the figures it carries.
+fn failure_obs<'p>(ri: usize, f: &Failure, failed: Option<&Failed<'_>>) -> Option<Obs<'p>> {
+    let fail = failed.filter(|x| f.on.contains(&x.class))?;
+    let mut metrics = BTreeMap::new();
+    if let Some(d) = fail.duration_ms {
+        metrics.insert("duration_ms".to_string(), d);
+    }
+    if let Some((used, size)) = fail.memory_mb {
+        metrics.insert("max_memory_used_mb".to_string(), f64::from(used));
+        metrics.insert("memory_size_mb".to_string(), f64::from(size));
+    }
+    Some(Obs::Failure {
+        rule: ri,
+        request_id: fail
+            .request_id
+            .as_deref()
+            .map(|r| Cow::Owned(r.to_string())),
+        metrics,
+    })
+}
+
+/// A successful invocation's duration and memory, a baseline's sample.
+fn baseline_obs<'p>(ri: usize, rec: &Record<'p>) -> Option<Obs<'p>> {
+    match rec {
+        Record::Report(r) if r.status == Status::Success && r.duration_ms > 0.0 => {
+            Some(Obs::Baseline {
+                rule: ri,
+                request_id: r.request_id.clone(),
+                sample: Sample {
+                    duration_ms: r.duration_ms,
+                    max_memory_used_mb: r.max_memory_used_mb,
+                    memory_size_mb: r.memory_size_mb,
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// START opens an invocation; END, RUNTIME_DONE and REPORT close it.
+fn lifecycle_obs<'p>(ri: usize, rec: &Record<'p>) -> Option<Obs<'p>> {
+    match rec {
+        Record::Start { request_id, .. } => Some(Obs::Start {
+            rule: ri,
+            request_id: request_id.clone(),
+        }),
+        Record::End { request_id } | Record::RuntimeDone { request_id, .. } => Some(Obs::End {
+            rule: ri,
+            request_id: request_id.clone(),
+        }),
+        Record::Report(r) => Some(Obs::End {
+            rule: ri,
+            request_id: r.request_id.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// START counts an invocation; REPORT carries its billed time and memory.
+fn rate_obs<'p>(ri: usize, rec: &Record<'p>) -> Option<Obs<'p>> {
+    match rec {
+        Record::Start { request_id, .. } => Some(Obs::RateStart {
+            rule: ri,
+            request_id: request_id.clone(),
+        }),
+        Record::Report(r) => Some(Obs::RateReport {
+            rule: ri,
+            billed_ms: r.billed_duration_ms,
+            memory_mb: r.memory_size_mb,
+        }),
+        _ => None,
+    }
+}
+
+/// A successful REPORT's memory: one point of its environment's trend.
+fn leak_obs<'p>(ri: usize, rec: &Record<'p>, ts: i64) -> Option<Obs<'p>> {
+    match rec {
+        Record::Report(Report {
+            request_id,
+            status: Status::Success,
+            max_memory_used_mb: Some(used),
+            memory_size_mb: Some(size),
+            init_duration_ms,
+            restore_duration_ms,
+            ..
+        }) => Some(Obs::Leak {
+            rule: ri,
+            request_id: request_id.clone(),
+            point: MemoryPoint {
+                ts,
+                used_mb: *used,
+                memory_size_mb: *size,
+                cold: init_duration_ms.is_some() || restore_duration_ms.is_some(),
+            },
+        }),
+        _ => None,
     }
 }
