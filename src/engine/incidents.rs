@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::finish::Draft;
 use super::work::{Slot, Work};
 use super::{Engine, EngineError, INCIDENT_REQUESTS_KEPT, MAX_ATTEMPTS};
-use crate::alert;
+use crate::alert::{self, Alert};
 use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
 use crate::ingest::Payload;
 use crate::state::{self, IncidentState, StateError, StateStore, StateValue, Versioned, Write};
@@ -59,6 +59,43 @@ impl<S: StateStore> Engine<S> {
         }
         self.unconfirmed.retain(|id, _| !ids.contains(id));
         Ok(())
+    }
+
+    /// Outbox: each new alert is stored with its incident until a sink
+    /// confirms delivery; alerts still pending from an earlier attempt at
+    /// this batch (a retry after a failed publish) go out again. The alerts,
+    /// and each one's id with the incident key it is pending in.
+    pub(super) fn hand_out(
+        &self,
+        work: &mut Work,
+        batch: Option<&Payload<'_>>,
+    ) -> (Vec<Alert>, Vec<(String, String)>) {
+        let account = batch.map(|p| p.owner.to_string());
+        let batch_id = batch.map_or(0, batch_fingerprint);
+        let drafts = std::mem::take(&mut work.drafts);
+        let mut opened: HashMap<usize, String> = work
+            .open_drafts
+            .iter()
+            .map(|(k, i)| (*i, k.clone()))
+            .collect();
+        let mut alerts = Vec::new();
+        let mut unconfirmed: Vec<(String, String)> = Vec::new();
+        for (i, d) in drafts.into_iter().enumerate() {
+            let alert = self.finish(d, account.as_deref());
+            if let Some(ikey) = opened.remove(&i)
+                && let Some(Slot {
+                    value: Some(StateValue::Incident(inc)),
+                    ..
+                }) = work.slots.get_mut(&ikey)
+            {
+                inc.pending = Some(Box::new(alert.clone()));
+                inc.pending_batch = batch_id;
+                unconfirmed.push((alert.id.clone(), ikey));
+            }
+            alerts.push(alert);
+        }
+        redeliver(work, batch_id, &mut alerts, &mut unconfirmed);
+        (alerts, unconfirmed)
     }
 
     /// Orphaned invocations whose deadline the watermark has passed.
@@ -250,40 +287,21 @@ impl<S: StateStore> Engine<S> {
         if let Some(StateValue::Incident(inc)) = &mut slot.value
             && f.last_seen < inc.until
         {
-            {
-                if inc.requests.contains(&dedupe) {
-                    return;
-                }
-                if inc.requests.len() >= INCIDENT_REQUESTS_KEPT {
-                    inc.requests.remove(0);
-                }
-                inc.requests.push(dedupe);
-                inc.count += f.count;
-                slot.dirty = true;
-                let count = inc.count;
-                match work.open_drafts.get(&ikey) {
-                    Some(&d) => {
-                        let d = &mut work.drafts[d];
-                        d.count = count;
-                        d.first_seen = d.first_seen.min(f.first_seen);
-                        d.last_seen = d.last_seen.max(f.last_seen);
-                        for id in f.request_ids {
-                            if d.request_ids.len() < alert::MAX_REQUEST_IDS
-                                && !d.request_ids.contains(&id)
-                            {
-                                d.request_ids.push(id);
-                            }
-                        }
-                        for e in f.evidence {
-                            if d.evidence.len() < alert::MAX_EVIDENCE {
-                                d.evidence.push(e);
-                            }
-                        }
-                    }
-                    None => work.suppressed += 1,
-                }
+            if inc.requests.contains(&dedupe) {
                 return;
             }
+            if inc.requests.len() >= INCIDENT_REQUESTS_KEPT {
+                inc.requests.remove(0);
+            }
+            inc.requests.push(dedupe);
+            inc.count += f.count;
+            slot.dirty = true;
+            let count = inc.count;
+            match work.open_drafts.get(&ikey) {
+                Some(&d) => work.drafts[d].fold(count, f),
+                None => work.suppressed += 1,
+            }
+            return;
         }
         let id = alert::fingerprint(&r.id, group, &f.key, f.first_seen);
         let until = f.last_seen.saturating_add(r.realert_ms.max(1));
@@ -298,30 +316,41 @@ impl<S: StateStore> Engine<S> {
         slot.dirty = true;
         slot.expires_at = slot.expires_at.max(until);
         work.open_drafts.insert(ikey, work.drafts.len());
-        let mut request_ids = f.request_ids;
-        request_ids.dedup();
-        request_ids.truncate(alert::MAX_REQUEST_IDS);
-        let mut evidence = f.evidence;
-        evidence.truncate(alert::MAX_EVIDENCE);
-        work.drafts.push(Draft {
-            rule,
-            log_group: group.to_string(),
-            key: f.key,
-            id,
-            first_seen: f.first_seen,
-            last_seen: f.last_seen,
-            count: f.count,
-            log_stream: f.log_stream,
-            request_ids,
-            evidence,
-            metrics: f.metrics,
-        });
+        work.drafts.push(Draft::new(rule, group, id, f));
+    }
+}
+
+/// The alerts still pending from an earlier attempt at batch `batch_id`
+/// (none opened again by this attempt), in key order.
+fn redeliver(
+    work: &Work,
+    batch_id: u64,
+    alerts: &mut Vec<Alert>,
+    unconfirmed: &mut Vec<(String, String)>,
+) {
+    let mut pending: Vec<(&String, &Slot)> = work
+        .slots
+        .iter()
+        .filter(|(k, _)| !work.open_drafts.contains_key(*k))
+        .collect();
+    pending.sort_by(|a, b| a.0.cmp(b.0));
+    for (ikey, slot) in pending {
+        if let Some(StateValue::Incident(IncidentState {
+            pending: Some(a),
+            pending_batch,
+            ..
+        })) = &slot.value
+            && *pending_batch == batch_id
+        {
+            unconfirmed.push((a.id.clone(), ikey.clone()));
+            alerts.push((**a).clone());
+        }
     }
 }
 
 /// Identity of a batch, the same when Lambda or Kinesis delivers it again:
 /// group, stream, first and last event id and the event count. Never 0 (the sweep's).
-pub(super) fn batch_fingerprint(p: &Payload<'_>) -> u64 {
+fn batch_fingerprint(p: &Payload<'_>) -> u64 {
     let first = p.log_events.first().map_or("", |e| e.id.as_ref());
     let last = p.log_events.last().map_or("", |e| e.id.as_ref());
     let n = p.log_events.len().to_string();

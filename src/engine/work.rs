@@ -13,7 +13,7 @@ use crate::detect::rate::RateState;
 use crate::detect::threshold::WindowState;
 use crate::ingest::Payload;
 use crate::rules::{Rule, RuleSet};
-use crate::state::{self, FunctionState, StateValue};
+use crate::state::{self, FunctionState, StateValue, Versioned, Write};
 
 /// State keys that do not depend on the event, formatted once per batch
 /// (formatting them per event was a tenth of the engine's time).
@@ -97,6 +97,53 @@ macro_rules! slot_as {
 }
 
 impl Work {
+    /// The work of a batch over the values read from the store.
+    pub(super) fn loaded(loaded: HashMap<String, Versioned>) -> Work {
+        Work {
+            slots: loaded
+                .into_iter()
+                .map(
+                    |(
+                        k,
+                        Versioned {
+                            value,
+                            version,
+                            expires_at,
+                        },
+                    )| {
+                        (
+                            k,
+                            Slot {
+                                value: Some(value),
+                                version,
+                                dirty: false,
+                                expires_at,
+                            },
+                        )
+                    },
+                )
+                .collect(),
+            drafts: Vec::new(),
+            open_drafts: HashMap::new(),
+            suppressed: 0,
+            open_dropped: 0,
+        }
+    }
+
+    /// What changed, as versioned writes.
+    pub(super) fn writes(&self) -> Vec<Write> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .map(|(k, s)| Write {
+                key: k.clone(),
+                value: s.value.clone(),
+                expires_at: s.expires_at,
+                expected_version: s.version,
+            })
+            .collect()
+    }
+
     slot_as!(window, Window, WindowState);
     slot_as!(stream, Stream, StreamState);
     slot_as!(baseline, Baseline, BaselineState);
