@@ -88,16 +88,6 @@ const DIGEST_ITEM_CHARS: usize = 160;
 /// alert (rule, key or function, id) in the evidence. The id hashes the
 /// folded ids, so the same storm gives the same digest.
 fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
-    let mut h = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut h, DIGEST_RULE.as_bytes());
-    for a in folded {
-        sha2::Digest::update(&mut h, [0u8]);
-        sha2::Digest::update(&mut h, a.id.as_bytes());
-    }
-    let id: String = sha2::Digest::finalize(h)[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let common = |f: &dyn Fn(&Alert) -> Option<&str>| -> Option<String> {
         let first = f(folded.first()?)?;
         folded
@@ -112,6 +102,60 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
         .max_by_key(|s| severity_rank(s))
         .cloned()
         .unwrap_or(crate::alert::AlertSeverity::Low);
+    let (first_seen, last_seen) = span(folded);
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in folded {
+        *per_rule.entry(a.rule.as_str()).or_default() += 1;
+    }
+    let place = log_group.as_deref().unwrap_or("several log groups");
+    let summary = summary(folded.len(), &per_rule, total, max, place);
+    // The folded alerts' log group is redacted already; the link is checked
+    // all the same, as every link is.
+    let no_emails = RedactOptions::default();
+    let insights = log_group.as_deref().and_then(|g| {
+        let start = crate::time::parse_rfc3339(&first_seen).ok()?;
+        let end = crate::time::parse_rfc3339(&last_seen).ok()?;
+        alert::links::group_insights(region, g, (start, end), &no_emails)
+    });
+    let mut out = Alert {
+        id: digest_id(folded),
+        rule: DIGEST_RULE.to_string(),
+        kind: crate::alert::AlertKind::Digest,
+        severity,
+        title: alert::truncate_chars(
+            &format!(
+                "Alert storm: {} more alerts folded into one digest in {place}",
+                folded.len()
+            ),
+            99,
+        ),
+        summary,
+        account: common(&|a| a.account.as_deref()),
+        log_group: log_group.clone().unwrap_or_else(|| "(several)".to_string()),
+        log_stream: common(&|a| a.log_stream.as_deref()),
+        function: common(&|a| a.function.as_deref()),
+        key: Key::new(),
+        request_ids: request_ids(folded),
+        count: folded.len() as u64,
+        first_seen,
+        last_seen,
+        metrics: BTreeMap::from([
+            ("alerts_in_batch".to_string(), total as f64),
+            ("alerts_folded".to_string(), folded.len() as f64),
+            ("max_alerts_per_batch".to_string(), max as f64),
+        ]),
+        evidence: pack_evidence(&items(folded, &per_rule)),
+        links: Links {
+            log_stream: None,
+            insights,
+        },
+    };
+    alert::redact::links(&mut out, &no_emails);
+    out
+}
+
+/// The earliest first and the latest last time of the folded alerts.
+fn span(folded: &[Alert]) -> (String, String) {
     let first_seen = folded
         .iter()
         .map(|a| a.first_seen.as_str())
@@ -124,22 +168,43 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
         .max()
         .unwrap_or_default()
         .to_string();
-    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
-    for a in folded {
-        *per_rule.entry(a.rule.as_str()).or_default() += 1;
-    }
+    (first_seen, last_seen)
+}
+
+/// How many alerts the batch raised, how many are folded, of which rules.
+fn summary(
+    folded: usize,
+    per_rule: &BTreeMap<&str, usize>,
+    total: usize,
+    max: usize,
+    place: &str,
+) -> String {
     let rules: Vec<String> = per_rule.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
-    let place = log_group.as_deref().unwrap_or("several log groups");
-    let summary = format!(
+    format!(
         "One batch raised {total} alerts in {place}; past the limit of {max} alerts per batch, \
-         {} more are folded into this digest: {}. Each is recorded as usual (it realerts \
+         {folded} more are folded into this digest: {}. Each is recorded as usual (it realerts \
          after its rule's realert period); find why so many fired at once.",
-        folded.len(),
         rules.join(", ")
-    );
-    // Evidence: every folded alert by rule and key (`rule (n): key; key; …`),
-    // packed into the contract's five lines of 512 characters; what does not
-    // fit is counted in a `+N more` at the end.
+    )
+}
+
+/// The digest's id: a hash of the folded alerts' ids.
+fn digest_id(folded: &[Alert]) -> String {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, DIGEST_RULE.as_bytes());
+    for a in folded {
+        sha2::Digest::update(&mut h, [0u8]);
+        sha2::Digest::update(&mut h, a.id.as_bytes());
+    }
+    sha2::Digest::finalize(h)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every folded alert by rule and key (or function), sorted: the first of
+/// each rule as `rule (n): key`, the others as `key`.
+fn items(folded: &[Alert], per_rule: &BTreeMap<&str, usize>) -> Vec<String> {
     let mut listed: Vec<(&str, String)> = folded
         .iter()
         .map(|a| {
@@ -152,7 +217,7 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
         })
         .collect();
     listed.sort();
-    let items: Vec<String> = listed
+    listed
         .iter()
         .enumerate()
         .map(|(i, (rule, who))| {
@@ -166,12 +231,18 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             };
             alert::truncate_chars(&item, DIGEST_ITEM_CHARS)
         })
-        .collect();
+        .collect()
+}
+
+/// Evidence: the items (`rule (n): key; key; …`) packed into the contract's
+/// five lines of 512 characters; what does not fit is counted in a
+/// `+N more` at the end.
+fn pack_evidence(items: &[String]) -> Vec<String> {
     const MORE_ROOM: usize = 16;
     let mut evidence: Vec<String> = Vec::new();
     let mut line = String::new();
     let mut shown = 0;
-    for item in &items {
+    for item in items {
         let last = evidence.len() + 1 == alert::MAX_EVIDENCE;
         let room = alert::MAX_EVIDENCE_CHARS - if last { MORE_ROOM } else { 0 };
         let sep = if line.is_empty() { 0 } else { 2 };
@@ -193,53 +264,16 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
     if !line.is_empty() {
         evidence.push(line);
     }
+    evidence
+}
+
+/// The folded alerts' request ids, each once, up to the alert's limit.
+fn request_ids(folded: &[Alert]) -> Vec<String> {
     let mut request_ids: Vec<String> = Vec::new();
     for r in folded.iter().flat_map(|a| &a.request_ids) {
         if request_ids.len() < alert::MAX_REQUEST_IDS && !request_ids.contains(r) {
             request_ids.push(r.clone());
         }
     }
-    // The folded alerts' log group is redacted already; the link is checked
-    // all the same, as every link is.
-    let no_emails = RedactOptions::default();
-    let insights = log_group.as_deref().and_then(|g| {
-        let start = crate::time::parse_rfc3339(&first_seen).ok()?;
-        let end = crate::time::parse_rfc3339(&last_seen).ok()?;
-        alert::links::group_insights(region, g, (start, end), &no_emails)
-    });
-    let mut out = Alert {
-        id,
-        rule: DIGEST_RULE.to_string(),
-        kind: crate::alert::AlertKind::Digest,
-        severity,
-        title: alert::truncate_chars(
-            &format!(
-                "Alert storm: {} more alerts folded into one digest in {place}",
-                folded.len()
-            ),
-            99,
-        ),
-        summary,
-        account: common(&|a| a.account.as_deref()),
-        log_group: log_group.clone().unwrap_or_else(|| "(several)".to_string()),
-        log_stream: common(&|a| a.log_stream.as_deref()),
-        function: common(&|a| a.function.as_deref()),
-        key: Key::new(),
-        request_ids,
-        count: folded.len() as u64,
-        first_seen,
-        last_seen,
-        metrics: BTreeMap::from([
-            ("alerts_in_batch".to_string(), total as f64),
-            ("alerts_folded".to_string(), folded.len() as f64),
-            ("max_alerts_per_batch".to_string(), max as f64),
-        ]),
-        evidence,
-        links: Links {
-            log_stream: None,
-            insights,
-        },
-    };
-    alert::redact::links(&mut out, &no_emails);
-    out
+    request_ids
 }
