@@ -14,7 +14,8 @@
 //!   plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
 //! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
-//! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch.
+//! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch;
+//!   one file per step (observe, apply, incidents and outbox, finish, storm digest).
 //! - [`sinks`]: where alerts go: stdout, SNS (per-protocol bodies), Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
 //! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.

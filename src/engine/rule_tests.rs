@@ -1,0 +1,141 @@
+//! The inline tests of a rule file (`tests:`), each run on a fresh engine.
+
+use std::sync::Arc;
+
+use super::{Engine, EngineConfig};
+use crate::alert::Alert;
+use crate::ingest::{LogEvent, MessageType, Payload};
+use crate::rules::{Rule, RuleSet, RuleTest, TestEvent};
+use crate::state;
+
+/// Result of one inline rule test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    /// Rule id.
+    pub rule: String,
+    /// Test name.
+    pub name: String,
+    /// Where the rule lives, and the test's line.
+    pub location: String,
+    /// `None` when it passed, else what was wrong.
+    pub failure: Option<String>,
+}
+
+/// Run the inline tests of one rule, each on a fresh engine holding only that rule.
+pub async fn run_rule_tests(rule: &Arc<Rule>) -> Vec<TestOutcome> {
+    let mut out = Vec::new();
+    for t in &rule.tests {
+        let (alerts, error) = run_test(rule, t).await;
+        let mine: Vec<&Alert> = alerts.iter().filter(|a| a.rule == rule.id).collect();
+        out.push(TestOutcome {
+            rule: rule.id.clone(),
+            name: t.name.clone(),
+            location: format!("{}:{}", rule.source, t.line),
+            failure: judge(t, &mine, error),
+        });
+    }
+    out
+}
+
+/// One test's events through a fresh engine, a batch per run of one log
+/// stream, then a sweep: every alert, and the last error if there was one.
+async fn run_test(rule: &Arc<Rule>, t: &RuleTest) -> (Vec<Alert>, Option<String>) {
+    let set = Arc::new(RuleSet::new(vec![Arc::clone(rule)]));
+    let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
+    let mut alerts = Vec::new();
+    let mut error = None;
+    for chunk in t
+        .events
+        .chunk_by(|a: &TestEvent, b: &TestEvent| a.log_stream == b.log_stream)
+    {
+        let payload = Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: t.log_group.as_str().into(),
+            log_stream: chunk[0].log_stream.as_str().into(),
+            subscription_filters: vec![],
+            log_events: chunk
+                .iter()
+                .enumerate()
+                .map(|(i, e)| LogEvent {
+                    id: format!("{}-{i}", e.timestamp).into(),
+                    timestamp: e.timestamp,
+                    message: e.message.as_str().into(),
+                })
+                .collect(),
+        };
+        match engine.process(&payload).await {
+            Ok(o) => {
+                let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
+                if let Err(e) = engine.confirm(&ids).await {
+                    error = Some(e.to_string());
+                }
+                alerts.extend(o.alerts);
+            }
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    let now = t.now.or(engine.watermark()).unwrap_or(0);
+    match engine.sweep(now).await {
+        Ok(o) => alerts.extend(o.alerts),
+        Err(e) => error = Some(e.to_string()),
+    }
+    (alerts, error)
+}
+
+/// What was wrong with the rule's alerts (`mine`), `None` when the test passed.
+fn judge(t: &RuleTest, mine: &[&Alert], error: Option<String>) -> Option<String> {
+    if let Some(e) = error {
+        Some(e)
+    } else if mine.len() != t.expect_alerts {
+        Some(format!(
+            "expected {} alert(s), got {}",
+            t.expect_alerts,
+            mine.len()
+        ))
+    } else if let Some(k) = t
+        .expect_key
+        .as_ref()
+        .filter(|k| mine.iter().any(|a| &a.key != *k))
+    {
+        Some(format!(
+            "expected key {k:?}, got {:?}",
+            mine.iter().map(|a| &a.key).collect::<Vec<_>>()
+        ))
+    } else {
+        t.expect_count
+            .filter(|c| mine.first().map(|a| a.count) != Some(*c))
+            .map(|c| {
+                format!(
+                    "expected count {c}, got {:?}",
+                    mine.first().map(|a| a.count)
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_builtin_inline_test_passes() {
+        let set = RuleSet::builtin().unwrap();
+        let mut n = 0;
+        for r in &set.rules {
+            for o in run_rule_tests(r).await {
+                n += 1;
+                assert!(
+                    o.failure.is_none(),
+                    "{} {} ({}): {:?}",
+                    o.rule,
+                    o.name,
+                    o.location,
+                    o.failure
+                );
+            }
+        }
+        assert!(n >= 16, "only {n} inline tests");
+    }
+}
