@@ -735,39 +735,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(s) => {
-            // InputError's Display escapes names and input-borne text.
-            for w in &s.warnings {
-                eprintln!("logwarden: warning: {w}");
-            }
-            for e in &s.errors {
-                eprintln!("logwarden: {e}");
-            }
-            // The tolerant-JSON and skipped counts only when there are some:
-            // the line stays as it was for every replay of well-formed logs.
-            let lenient = if s.lenient_json > 0 {
-                format!(", {} lenient JSON event(s)", s.lenient_json)
-            } else {
-                String::new()
-            };
-            let skipped = if s.warnings.is_empty() {
-                String::new()
-            } else {
-                format!(", {} skipped", s.warnings.len())
-            };
-            // Said only when it happened: a START flood (see `missing-end`).
-            let untracked = match s.open_invocations_dropped {
-                0 => String::new(),
-                n => format!(", {n} open invocation(s) not tracked"),
-            };
-            eprintln!(
-                "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
-                s.inputs,
-                s.batches,
-                s.events,
-                s.alerts,
-                s.suppressed,
-                s.errors.len()
-            );
+            print_replay_summary(&s);
             if let Some(mut p) = profile {
                 for (i, n) in per_rule.iter().enumerate() {
                     p.rule(i).alerts = *n;
@@ -782,6 +750,44 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             }
         }
     }
+}
+
+/// The replay's closing lines on stderr: warnings, input errors, then one
+/// summary line.
+fn print_replay_summary(s: &logwarden::replay::ReplaySummary) {
+    // InputError's Display escapes names and input-borne text.
+    for w in &s.warnings {
+        eprintln!("logwarden: warning: {w}");
+    }
+    for e in &s.errors {
+        eprintln!("logwarden: {e}");
+    }
+    // The tolerant-JSON and skipped counts only when there are some:
+    // the line stays as it was for every replay of well-formed logs.
+    let lenient = if s.lenient_json > 0 {
+        format!(", {} lenient JSON event(s)", s.lenient_json)
+    } else {
+        String::new()
+    };
+    let skipped = if s.warnings.is_empty() {
+        String::new()
+    } else {
+        format!(", {} skipped", s.warnings.len())
+    };
+    // Said only when it happened: a START flood (see `missing-end`).
+    let untracked = match s.open_invocations_dropped {
+        0 => String::new(),
+        n => format!(", {n} open invocation(s) not tracked"),
+    };
+    eprintln!(
+        "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
+        s.inputs,
+        s.batches,
+        s.events,
+        s.alerts,
+        s.suppressed,
+        s.errors.len()
+    );
 }
 
 /// `--start` and `--end` of a backtest, or the exit code after saying what is wrong.
