@@ -110,21 +110,8 @@ fi
 [[ -x "$logwarden" ]] || die "no logwarden binary at $logwarden (drop --no-build)"
 
 # --- 2. corpora --------------------------------------------------------------------
-gen_sum="$(sha256sum "$kit/gen.py" | cut -d' ' -f1)"
-corpus_ok() { # dir format -> 0 when the corpus there matches the parameters
-    local dir="$1" fmt="$2"
-    [[ -f "$dir/manifest.json" && -f "$dir/.gen.sha256" ]] || return 1
-    [[ "$(cat "$dir/.gen.sha256")" == "$gen_sum" ]] || return 1
-    python3 - "$dir" "$fmt" "$FILES" "$SEED" <<'EOF'
-import glob, json, os, sys
-d, fmt, files, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-m = json.load(open(os.path.join(d, "manifest.json")))
-ok = (m.get("files") == files and m.get("seed") == seed and m.get("format") == fmt
-      and isinstance(m.get("uncompressed_bytes"), int) and isinstance(m.get("events"), int)
-      and len(glob.glob(os.path.join(d, "batch-*.json"))) == files)
-sys.exit(0 if ok else 1)
-EOF
-}
+# shellcheck source=scripts/corpus.sh
+. "$here/corpus.sh"
 manifest() { # dir key
     python3 -c 'import json, sys; print(json.load(open(sys.argv[1] + "/manifest.json"))[sys.argv[2]])' "$1" "$2"
 }
@@ -139,18 +126,7 @@ declare -A measured mbytes
 failed=0
 for fmt in "${format_list[@]}"; do
     dir="$out/corpus/$fmt-files$FILES-seed$SEED"
-    if corpus_ok "$dir" "$fmt"; then
-        echo "== corpus $fmt: reusing $dir"
-    else
-        echo "== corpus $fmt: generating $FILES files (seed $SEED) into $dir"
-        rm -rf "$dir" "$dir.tmp"
-        mkdir -p "$dir.tmp"
-        python3 "$kit/gen.py" --files "$FILES" --seed "$SEED" --format "$fmt" \
-            --out "$dir.tmp" >/dev/null ||
-            { echo "icount: gen.py failed for format $fmt" >&2; rm -rf "$dir.tmp"; exit 1; }
-        echo "$gen_sum" > "$dir.tmp/.gen.sha256"
-        mv "$dir.tmp" "$dir"
-    fi
+    ensure_corpus icount "$kit" "$dir" "$fmt" "$FILES" "$SEED"
     bytes="$(manifest "$dir" uncompressed_bytes)"
     events="$(manifest "$dir" events)"
     cg="$out/callgrind.$fmt.out"
