@@ -144,6 +144,40 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// `threshold:` (at least `min`, at most 10000) and the required
+    /// `window:` of a counting kind (threshold, distinct); `needs_threshold`
+    /// and `needs_window` say what is missing. 0 stands for a missing or
+    /// wrong value (each reported).
+    pub fn threshold_and_window(
+        &mut self,
+        threshold: Option<u64>,
+        window: Option<&str>,
+        min: u64,
+        needs_threshold: &str,
+        needs_window: &str,
+    ) -> (u64, Millis) {
+        let count = threshold.unwrap_or(0);
+        if count < min {
+            let at = if threshold.is_some() {
+                "threshold:"
+            } else {
+                "kind:"
+            };
+            self.needs("threshold", at, needs_threshold);
+        }
+        if count > 10_000 {
+            self.err("threshold:", "`threshold` above 10000 is not supported");
+        }
+        let window_ms = match window {
+            None => {
+                self.needs("window", "kind:", needs_window);
+                0
+            }
+            Some(w) => self.duration("window", Some(w), 0),
+        };
+        (count, window_ms)
+    }
+
     /// `function_timeouts: {name: duration}`, each checked.
     pub fn function_timeouts(
         &mut self,

@@ -163,33 +163,13 @@ impl KindConfig for Config {
                 "a distinct rule needs `distinct:`, the field whose values are counted (e.g. user)",
             );
         }
-        let threshold = self.threshold.unwrap_or(0);
-        if threshold < 2 {
-            let at = if self.threshold.is_some() {
-                "threshold:"
-            } else {
-                "kind:"
-            };
-            cx.needs(
-                "threshold",
-                at,
-                "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
-            );
-        }
-        if threshold > 10_000 {
-            cx.err("threshold:", "`threshold` above 10000 is not supported");
-        }
-        let window_ms = match self.window.as_deref() {
-            None => {
-                cx.needs(
-                    "window",
-                    "kind:",
-                    "a distinct rule needs `window:` (e.g. 5m)",
-                );
-                0
-            }
-            Some(w) => cx.duration("window", Some(w), 0),
-        };
+        let (threshold, window_ms) = cx.threshold_and_window(
+            self.threshold,
+            self.window.as_deref(),
+            2,
+            "a distinct rule needs `threshold:` ≥ 2 (distinct values)",
+            "a distinct rule needs `window:` (e.g. 5m)",
+        );
         let group_by = self.group_by.clone().unwrap_or_default();
         let counted = if field.is_empty() {
             vec![]

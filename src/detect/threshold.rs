@@ -146,29 +146,13 @@ impl KindConfig for Config {
             );
         }
         let group_by = self.group_by.clone().unwrap_or_default();
-        let threshold = self.threshold.unwrap_or(0);
-        if threshold == 0 {
-            let at = if self.threshold.is_some() {
-                "threshold:"
-            } else {
-                "kind:"
-            };
-            cx.needs("threshold", at, "a threshold rule needs `threshold:` ≥ 1");
-        }
-        if threshold > 10_000 {
-            cx.err("threshold:", "`threshold` above 10000 is not supported");
-        }
-        let window_ms = match self.window.as_deref() {
-            None => {
-                cx.needs(
-                    "window",
-                    "kind:",
-                    "a threshold rule needs `window:` (e.g. 60s)",
-                );
-                0
-            }
-            Some(w) => cx.duration("window", Some(w), 0),
-        };
+        let (threshold, window_ms) = cx.threshold_and_window(
+            self.threshold,
+            self.window.as_deref(),
+            1,
+            "a threshold rule needs `threshold:` ≥ 1",
+            "a threshold rule needs `window:` (e.g. 60s)",
+        );
         let unique = self.unique.clone().unwrap_or_default();
         check_field_names(
             cx,
