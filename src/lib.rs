@@ -12,11 +12,14 @@
 //! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
 //! - [`detect`]: one file per detector kind; pure and synchronous, state passed in; the matching
 //!   plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
-//! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
+//! - [`state`]: the [`state::StateStore`] trait, its in-memory and DynamoDB implementations, and
+//!   [`state::Store`], the one store type the binaries build.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch;
 //!   one file per step (observe, apply, incidents and outbox, finish, storm digest).
-//! - [`sinks`]: where alerts go: stdout, SNS (per-protocol bodies), Slack (Block Kit; the notifier).
+//! - [`runner`]: process → publish → confirm, once, for replay, backtest, sweep and the Lambda handler.
+//! - [`sinks`]: where alerts go, each an [`sinks::AlertSink`]: stdout, SNS (per-protocol bodies),
+//!   Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
 //! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.
 //! - [`handler`]: Lambda events (CloudWatch Logs, Kinesis, Firehose, schedule) through the engine.
@@ -37,6 +40,7 @@ pub mod lenient_json;
 pub mod platform;
 pub mod replay;
 pub mod rules;
+pub mod runner;
 pub mod sinks;
 pub mod state;
 pub mod time;

@@ -1,81 +1,125 @@
 //! Where alerts go: stdout (text for people or one JSON object per line),
 //! SNS ([`sns`], the detector Lambda's sink) and Slack ([`slack`], used by the
 //! notifier Lambda subscribed to the topic and by `logwarden notify slack`).
+//!
+//! Every sink is an [`AlertSink`]: the [`crate::runner::Runner`] hands it each
+//! batch's alerts and confirms in the engine exactly the ones it delivered.
 
 pub mod slack;
 pub mod sns;
+mod stdout;
 
-use std::io::{self, Write};
+use std::future::Future;
 
-use crate::alert::{Alert, text};
+use crate::alert::Alert;
 
-/// How alerts are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// For people (colour only on a terminal).
-    Text,
-    /// One alert object per line, nothing else.
-    Json,
+pub use stdout::{OutputFormat, StdoutSink};
+
+/// Somewhere alerts are delivered.
+///
+/// One required method. `Ok` means every alert of the batch was delivered;
+/// `Err` names the sink and the alerts that were not (the others were), so
+/// the runner confirms only those that went out and the engine's outbox
+/// hands the rest out again. A sink keeps its own retries: by the time it
+/// returns an error, retrying at once would not help.
+pub trait AlertSink {
+    /// Deliver `alerts`, in order.
+    fn publish(&mut self, alerts: &[Alert]) -> impl Future<Output = Result<(), SinkError>>;
 }
 
-/// Writes alerts to a stream.
-pub struct StdoutSink<W: Write> {
-    out: W,
-    format: OutputFormat,
-    color: bool,
-}
-
-impl<W: Write> StdoutSink<W> {
-    /// A sink writing `format` to `out`; `color` only applies to text.
-    pub fn new(out: W, format: OutputFormat, color: bool) -> Self {
-        StdoutSink { out, format, color }
+impl<K: AlertSink + ?Sized> AlertSink for &mut K {
+    fn publish(&mut self, alerts: &[Alert]) -> impl Future<Output = Result<(), SinkError>> {
+        (**self).publish(alerts)
     }
+}
 
-    /// Write alerts and flush, so they are seen as they are found.
-    pub fn publish(&mut self, alerts: &[Alert]) -> io::Result<()> {
-        for a in alerts {
-            match self.format {
-                OutputFormat::Json => {
-                    let mut ser =
-                        serde_json::Serializer::with_formatter(&mut self.out, TerminalSafeJson);
-                    serde::Serialize::serialize(a, &mut ser)?;
-                    self.out.write_all(b"\n")?;
-                }
-                OutputFormat::Text => {
-                    self.out.write_all(text::render(a, self.color).as_bytes())?;
-                    self.out.write_all(b"\n")?;
-                }
-            }
+/// No sink configured: nothing to deliver, so everything is delivered.
+impl<K: AlertSink> AlertSink for Option<K> {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        match self {
+            Some(k) => k.publish(alerts).await,
+            None => Ok(()),
         }
-        self.out.flush()
-    }
-
-    /// The underlying writer.
-    pub fn into_inner(self) -> W {
-        self.out
     }
 }
 
-/// Compact JSON that also escapes, as `\uXXXX`, what JSON leaves raw but a
-/// terminal may obey or that disguises text: DEL, the C1 controls (U+009B is
-/// a one-character CSI to some terminals), bidi and zero-width characters.
-/// The data is unchanged: a JSON parser reads the same string back.
-struct TerminalSafeJson;
+/// Two sinks, one after the other: the second sees a batch only once the
+/// first delivered all of it (the CLI's `--sink sns`: published, then printed).
+#[derive(Debug)]
+pub struct Both<A, B>(pub A, pub B);
 
-impl serde_json::ser::Formatter for TerminalSafeJson {
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if crate::alert::visible::needs_escape(c, true) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
-                write!(writer, "\\u{:04x}", c as u32)?;
-                start = i + c.len_utf8();
-            }
+impl<A: AlertSink, B: AlertSink> AlertSink for Both<A, B> {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        self.0.publish(alerts).await?;
+        self.1.publish(alerts).await
+    }
+}
+
+/// A function as a sink, all or nothing: an error means no alert of the
+/// batch was delivered (what a closure writing to a stream can say).
+pub struct FnSink<F>(pub F);
+
+impl<F: FnMut(&[Alert]) -> std::io::Result<()>> AlertSink for FnSink<F> {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        (self.0)(alerts).map_err(|e| SinkError::io("output", alerts, e))
+    }
+}
+
+/// Why a sink failed, as the sink itself said it.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkCause {
+    /// Writing to a stream failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+    /// SNS did not take every alert.
+    #[error(transparent)]
+    Sns(sns::SnsError),
+    /// Slack did not take every alert.
+    #[error(transparent)]
+    Slack(slack::SlackError),
+}
+
+/// Alerts a sink did not deliver. It reads as the sink's own error, which
+/// names the sink (the SNS topic, Slack, the stream's error).
+#[derive(Debug, thiserror::Error)]
+#[error("{cause}")]
+pub struct SinkError {
+    /// The sink that failed (`stdout`, `output`, `slack`, the SNS topic ARN).
+    pub sink: String,
+    /// Ids of the alerts not delivered.
+    pub failed: Vec<String>,
+    /// What went wrong.
+    pub cause: SinkCause,
+}
+
+impl SinkError {
+    /// A stream failed: none of `alerts` counts as delivered.
+    pub fn io(sink: &str, alerts: &[Alert], e: std::io::Error) -> SinkError {
+        SinkError {
+            sink: sink.to_string(),
+            failed: alerts.iter().map(|a| a.id.clone()).collect(),
+            cause: SinkCause::Io(e),
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    /// The error as an I/O error, for callers that report delivery failures
+    /// as one (replay, backtest): a stream's own error is handed back as it
+    /// was, any other sink's is wrapped with its message unchanged.
+    pub fn into_io(self) -> std::io::Error {
+        match self.cause {
+            SinkCause::Io(e) => e,
+            SinkCause::Sns(e) => std::io::Error::other(e),
+            SinkCause::Slack(e) => std::io::Error::other(e),
+        }
+    }
+}
+
+impl From<sns::SnsError> for SinkError {
+    fn from(e: sns::SnsError) -> Self {
+        SinkError {
+            sink: e.topic.clone(),
+            failed: e.failed.clone(),
+            cause: SinkCause::Sns(e),
+        }
     }
 }

@@ -290,6 +290,23 @@ impl SnsSink {
     }
 }
 
+/// The detector's sink: [`SnsSink::publish`], whose [`SnsError`] names the
+/// alerts SNS did not take.
+impl super::AlertSink for SnsSink {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), super::SinkError> {
+        SnsSink::publish(self, alerts).await.map(drop)?;
+        Ok(())
+    }
+}
+
+/// A shared sink publishes as well: [`SnsSink::publish`] needs no `&mut`.
+impl super::AlertSink for &SnsSink {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), super::SinkError> {
+        SnsSink::publish(self, alerts).await.map(drop)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

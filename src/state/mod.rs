@@ -8,6 +8,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod store;
 
 pub use crate::detect::key_text;
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::detect::rate::RateState;
 use crate::detect::threshold::WindowState;
 
 pub use memory::MemoryStore;
+pub use store::Store;
 
 /// What went wrong talking to a state store.
 #[derive(Debug, thiserror::Error)]

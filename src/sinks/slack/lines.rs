@@ -3,9 +3,10 @@
 use std::fmt;
 use std::io::BufRead;
 
-use super::{SlackClient, SlackError};
+use super::{SlackClient, SlackError, SlackSink};
 use crate::alert::Alert;
-use crate::alert::redact::{self, RedactOptions};
+use crate::alert::redact::RedactOptions;
+use crate::sinks::AlertSink;
 
 /// What went wrong with one input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,7 @@ pub async fn post_alert_lines_with<R: BufRead>(
     client: &SlackClient,
     opts: &RedactOptions,
 ) -> Result<NotifySummary, SlackError> {
+    let mut sink = SlackSink::new(client.clone(), *opts);
     let mut summary = NotifySummary::default();
     let mut buf = Vec::new();
     let mut line = 0usize;
@@ -106,7 +108,7 @@ pub async fn post_alert_lines_with<R: BufRead>(
         if text.is_empty() {
             continue;
         }
-        let mut alert: Alert = match serde_json::from_str(text) {
+        let alert: Alert = match serde_json::from_str(text) {
             Ok(a) => a,
             Err(e) => {
                 summary.malformed += 1;
@@ -119,8 +121,7 @@ pub async fn post_alert_lines_with<R: BufRead>(
                 continue;
             }
         };
-        redact::alert(&mut alert, opts);
-        match client.post_alert(&alert).await {
+        match sink.publish(std::slice::from_ref(&alert)).await {
             Ok(_) => {
                 summary.posted += 1;
                 tracing::info!(line, alert = %alert.id, rule = %alert.rule, "Posted alert to Slack.");

@@ -9,6 +9,7 @@
 //!   message with `400 invalid_blocks`;
 //! - delivery ([`SlackClient`]): one POST per message, retried on 429, 5xx,
 //!   connection errors and timeouts under one overall deadline;
+//! - [`SlackSink`]: the [`crate::sinks::AlertSink`] (redact, render, post);
 //! - [`post_alert_lines`]: alert JSON lines (the CLI's `notify slack`) through
 //!   the same rendering and delivery.
 //!
@@ -21,6 +22,7 @@ mod blockkit;
 mod client;
 mod lines;
 mod render;
+mod sink;
 
 pub use blockkit::escape;
 pub use client::{
@@ -31,6 +33,7 @@ pub use lines::{
     LineProblem, LineProblemKind, NotifySummary, post_alert_lines, post_alert_lines_with,
 };
 pub use render::{AlarmNotification, alarm_blocks, blocks, message_blocks};
+pub use sink::SlackSink;
 
 /// Longest header text Slack accepts.
 pub const MAX_HEADER_CHARS: usize = 150;
