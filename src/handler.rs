@@ -20,9 +20,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::alert::Alert;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{BatchOutcome, Engine, EngineError};
 use crate::ingest::{self, DecodeError, Event, Limits, MessageType, OwnedPayload};
+use crate::runner::{RunError, Runner};
 use crate::sinks::sns::{SnsError, SnsSink};
+use crate::sinks::{AlertSink, SinkCause, SinkError};
 use crate::state::StateStore;
 use crate::time::Clock;
 
@@ -82,48 +84,48 @@ impl Delivery {
     }
 }
 
-/// Deliver, then tell the engine what went out, so a retry re-sends only the rest.
-///
-/// The order is record (the engine stored each alert as pending with its
-/// incident before handing it out), publish, confirm. A failure before the
-/// publish leaves the alerts pending, and the redelivered batch sends them; a
-/// failed confirm after everything went out is logged but does not fail the
-/// invocation: failing would make Lambda redeliver the batch and send every
-/// alert of it a second time.
-async fn deliver_and_confirm<S: StateStore>(
-    engine: &mut Engine<S>,
-    delivery: &Delivery,
-    alerts: &[Alert],
-) -> Result<(), Failure> {
-    let result = delivery.deliver(alerts).await;
-    let not_sent: &[String] = match &result {
-        Ok(()) => &[],
-        Err(e) => &e.failed,
-    };
-    let sent: Vec<String> = alerts
-        .iter()
-        .map(|a| a.id.clone())
-        .filter(|id| !not_sent.contains(id))
-        .collect();
-    if let Err(e) = engine.confirm(&sent).await {
-        match result {
-            Ok(()) => {
-                tracing::error!(
-                    alerts = sent.len(),
-                    error = %e,
-                    "Alerts delivered but not confirmed in the state store; not failing the invocation, which would send them again."
-                );
-                return Ok(());
-            }
-            // Part of the batch must be retried anyway; the retry re-sends
-            // the unconfirmed alerts too (at least once).
-            Err(d) => {
-                tracing::error!(error = %e, "Delivered alerts not confirmed in the state store; the retry will send them again.");
-                return Err(Failure::Delivery(d));
-            }
+/// The detector's sink for the [`Runner`]: SNS, or nothing to publish when
+/// the alerts only go to the function's log.
+impl AlertSink for &Delivery {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        self.deliver(alerts).await.map_err(SinkError::from)
+    }
+}
+
+/// A run as the handler answers for it. A confirm that failed after every
+/// alert went out is logged but does not fail the invocation: failing would
+/// make Lambda redeliver the batch and send every alert of it a second time.
+fn settle(run: Result<BatchOutcome, RunError>) -> Result<BatchOutcome, HandlerError> {
+    match run {
+        Ok(o) => Ok(o),
+        Err(RunError::Engine(e)) => Err(HandlerError::Engine(e)),
+        Err(RunError::Sink(e)) => Err(HandlerError::Delivery(sns_error(e))),
+        Err(RunError::Unconfirmed { error, outcome }) => {
+            tracing::error!(
+                alerts = outcome.alerts.len(),
+                error = %error,
+                "Alerts delivered but not confirmed in the state store; not failing the invocation, which would send them again."
+            );
+            Ok(*outcome)
         }
     }
-    result.map_err(Failure::Delivery)
+}
+
+/// The SNS error a failed [`Delivery`] reported (the only sink that fails).
+fn sns_error(e: SinkError) -> SnsError {
+    let SinkError {
+        sink,
+        failed,
+        cause,
+    } = e;
+    match cause {
+        SinkCause::Sns(e) => e,
+        other => SnsError {
+            topic: sink,
+            failed,
+            reason: other.to_string(),
+        },
+    }
 }
 
 /// Attempts per AWS SDK call (SNS, DynamoDB, Secrets Manager), the first included.
@@ -364,7 +366,8 @@ impl EventJson for Value {
     }
 }
 
-/// Handle one Lambda event (its raw JSON text, or a [`Value`] in tests).
+/// Handle one Lambda event (its raw JSON text, or a [`Value`] in tests):
+/// each payload (or the sweep) through a [`Runner`] delivering to `delivery`.
 pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     engine: &mut Engine<S>,
     event: &E,
@@ -373,6 +376,7 @@ pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
+    let runner = &mut Runner::new(engine, delivery);
     let text = event.json_text();
     let text: &str = &text;
     let event = ingest::read_event(text).map_err(|e| {
@@ -386,27 +390,22 @@ pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     match event {
         Event::AwsLogs(r) => {
             let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
-            single(engine, payload, "awslogs", delivery, &mut out).await?;
+            single(runner, payload, "awslogs", &mut out).await?;
             out.response = Value::Null;
         }
         Event::Payload => {
             let payload = ingest::decode_payload(text, limits);
-            single(engine, payload, "payload", delivery, &mut out).await?;
+            single(runner, payload, "payload", &mut out).await?;
             out.response = Value::Null;
         }
         Event::Kinesis(records) => {
-            out.response = kinesis(engine, records, limits, delivery, &mut out).await;
+            out.response = kinesis(runner, records, limits, &mut out).await;
         }
         Event::Firehose(records) => {
-            out.response = firehose(engine, records, limits, delivery, &mut out).await?;
+            out.response = firehose(runner, records, limits, &mut out).await?;
         }
         Event::Scheduled => {
-            let o = engine.sweep(clock.now_ms()).await?;
-            match deliver_and_confirm(engine, delivery, &o.alerts).await {
-                Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
-                Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
-                _ => {}
-            }
+            let o = settle(runner.sweep(clock.now_ms()).await)?;
             out.counters.alerts_raised += o.alerts.len() as u64;
             out.counters.alerts_folded += o.folded as u64;
             out.alerts.extend(o.alerts);
@@ -416,42 +415,42 @@ pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     Ok(out)
 }
 
+/// The handler's runner: an engine delivering to the detector's sink.
+type Detector<'e, S> = Runner<'e, S, &'e Delivery>;
+
 enum Failure {
     /// A CONTROL_MESSAGE: nothing to do, not an error.
     Control,
     Decode(DecodeError),
-    Engine(EngineError),
-    Delivery(SnsError),
+    /// The store or the delivery failed: a retry can help.
+    Run(HandlerError),
 }
 
 /// An event of one payload (`awslogs`, a decoded payload): a bad payload is
 /// counted and skipped, never retried.
 async fn single<S: StateStore>(
-    engine: &mut Engine<S>,
+    runner: &mut Detector<'_, S>,
     payload: Result<OwnedPayload, DecodeError>,
     envelope: &str,
-    delivery: &Delivery,
     out: &mut Handled,
 ) -> Result<(), HandlerError> {
-    match process(engine, payload, delivery, out).await {
+    match process(runner, payload, out).await {
         Ok(()) | Err(Failure::Control) => Ok(()),
         Err(Failure::Decode(e)) => {
             out.counters.decode_failures += 1;
             tracing::warn!(envelope, error = %e, "Dropped malformed record.");
             Ok(())
         }
-        Err(Failure::Engine(e)) => Err(HandlerError::Engine(e)),
-        Err(Failure::Delivery(e)) => Err(HandlerError::Delivery(e)),
+        Err(Failure::Run(e)) => Err(e),
     }
 }
 
 /// A Kinesis event: the `batchItemFailures` response. A record is named by
 /// its sequence number (else `eventID`, else its index).
 async fn kinesis<S: StateStore>(
-    engine: &mut Engine<S>,
+    runner: &mut Detector<'_, S>,
     records: Vec<ingest::EventRecord<'_>>,
     limits: &Limits,
-    delivery: &Delivery,
     out: &mut Handled,
 ) -> Value {
     let mut failures = Vec::new();
@@ -464,20 +463,19 @@ async fn kinesis<S: StateStore>(
             continue;
         }
         let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
-        match process(engine, payload, delivery, out).await {
+        match process(runner, payload, out).await {
             Ok(()) | Err(Failure::Control) => {}
             Err(Failure::Decode(e)) => {
                 out.counters.decode_failures += 1;
                 tracing::warn!(record = %id, error = %e, "Dropped malformed Kinesis record.");
                 failures.push(serde_json::json!({ "itemIdentifier": id }));
             }
-            Err(Failure::Engine(e)) => {
-                tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
-                failures.push(serde_json::json!({ "itemIdentifier": id }));
-                engine_failed = true;
-            }
-            Err(Failure::Delivery(e)) => {
-                tracing::error!(record = %id, error = %e, "Alerts not delivered; the record will be retried.");
+            Err(Failure::Run(e)) => {
+                if let HandlerError::Delivery(_) = e {
+                    tracing::error!(record = %id, error = %e, "Alerts not delivered; the record will be retried.");
+                } else {
+                    tracing::error!(record = %id, error = %e, "State store failed; the record will be retried.");
+                }
                 failures.push(serde_json::json!({ "itemIdentifier": id }));
                 engine_failed = true;
             }
@@ -488,10 +486,9 @@ async fn kinesis<S: StateStore>(
 
 /// A Firehose transformation event: every `recordId` echoed with its result.
 async fn firehose<S: StateStore>(
-    engine: &mut Engine<S>,
+    runner: &mut Detector<'_, S>,
     records: Vec<ingest::EventRecord<'_>>,
     limits: &Limits,
-    delivery: &Delivery,
     out: &mut Handled,
 ) -> Result<Value, HandlerError> {
     let mut results = Vec::with_capacity(records.len());
@@ -508,7 +505,7 @@ async fn firehose<S: StateStore>(
         };
         let data = r.data.as_deref().unwrap_or_default().to_owned();
         let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
-        let result = match process(engine, payload, delivery, out).await {
+        let result = match process(runner, payload, out).await {
             Ok(()) => "Ok",
             Err(Failure::Control) => "Dropped",
             Err(Failure::Decode(e)) => {
@@ -516,8 +513,7 @@ async fn firehose<S: StateStore>(
                 tracing::warn!(record = %record_id, error = %e, "Malformed Firehose record.");
                 "ProcessingFailed"
             }
-            Err(Failure::Engine(e)) => return Err(HandlerError::Engine(e)),
-            Err(Failure::Delivery(e)) => return Err(HandlerError::Delivery(e)),
+            Err(Failure::Run(e)) => return Err(e),
         };
         results.push(FirehoseResult {
             record_id,
@@ -531,9 +527,8 @@ async fn firehose<S: StateStore>(
 /// Detects one decoded payload (or counts why there is none) and delivers
 /// its alerts.
 async fn process<S: StateStore>(
-    engine: &mut Engine<S>,
+    runner: &mut Detector<'_, S>,
     payload: Result<OwnedPayload, DecodeError>,
-    delivery: &Delivery,
     out: &mut Handled,
 ) -> Result<(), Failure> {
     let owned = payload.map_err(Failure::Decode)?;
@@ -544,7 +539,7 @@ async fn process<S: StateStore>(
     }
     let first = payload.log_events.iter().map(|e| e.timestamp).min();
     let last = payload.log_events.iter().map(|e| e.timestamp).max();
-    let o = engine.process(&payload).await.map_err(Failure::Engine)?;
+    let o = settle(runner.process(&payload).await).map_err(Failure::Run)?;
     if o.ignored {
         out.counters.ignored_batches += 1;
         tracing::info!(
@@ -554,7 +549,6 @@ async fn process<S: StateStore>(
         );
         return Ok(());
     }
-    deliver_and_confirm(engine, delivery, &o.alerts).await?;
     tracing::info!(
         account = %payload.owner,
         log_group = %payload.log_group,
