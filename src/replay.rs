@@ -22,6 +22,8 @@ use crate::alert::visible::visible;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::ingest::{self, FileOptions, Limits};
 use crate::rules::RuleSet;
+use crate::runner::{RunError, Runner};
+use crate::sinks::{AlertSink, FnSink};
 use crate::state::{MemoryStore, StateStore};
 
 /// File name endings read when walking a directory; files named explicitly
@@ -431,15 +433,27 @@ pub fn decode_threads(requested: usize) -> usize {
 }
 
 /// Replay through a given engine (any state store), driving its futures on
-/// `rt`. Inputs are decoded on `opts.threads` threads (with more than one,
-/// a few inputs ahead of detection) and detected one after another in input
-/// order, so alerts and state are the same whatever the thread count.
+/// `rt`, giving each batch's alerts to `publish`: [`replay_to`] with the
+/// function as the sink.
 pub fn replay_with<S: StateStore>(
     engine: &mut Engine<S>,
     rt: &tokio::runtime::Runtime,
     paths: &[PathBuf],
     opts: &ReplayOptions,
     publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
+) -> Result<ReplaySummary, ReplayError> {
+    replay_to(&mut Runner::new(engine, FnSink(publish)), rt, paths, opts)
+}
+
+/// Replay through a runner (any state store, any sink), driving its futures
+/// on `rt`. Inputs are decoded on `opts.threads` threads (with more than one,
+/// a few inputs ahead of detection) and detected one after another in input
+/// order, so alerts and state are the same whatever the thread count.
+pub fn replay_to<S: StateStore, K: AlertSink>(
+    runner: &mut Runner<'_, S, K>,
+    rt: &tokio::runtime::Runtime,
+    paths: &[PathBuf],
+    opts: &ReplayOptions,
 ) -> Result<ReplaySummary, ReplayError> {
     let Inputs {
         files,
@@ -465,7 +479,7 @@ pub fn replay_with<S: StateStore>(
         match input {
             Input::Decoded(decoded) if !decoded.overflowed => {
                 for (origin, unit) in decoded.units {
-                    d.unit(engine, rt, &mut summary, &origin, unit, &mut *publish);
+                    d.unit(runner, rt, &mut summary, &origin, unit);
                 }
                 d.errors = decoded.errors;
             }
@@ -473,7 +487,7 @@ pub fn replay_with<S: StateStore>(
             // however many payloads the input holds.
             _ => {
                 d.errors = decode_each(input.file(), opts, &mut |origin, unit| {
-                    d.unit(engine, rt, &mut summary, origin, unit, &mut *publish);
+                    d.unit(runner, rt, &mut summary, origin, unit);
                 });
             }
         }
@@ -495,15 +509,9 @@ pub fn replay_with<S: StateStore>(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    if let Some(now) = opts.now.or(engine.watermark()) {
-        let o = rt
-            .block_on(engine.sweep(now))
-            .map_err(ReplayError::Engine)?;
+    if let Some(now) = opts.now.or(runner.engine().watermark()) {
+        let o = rt.block_on(runner.sweep(now))?;
         summary.alerts += o.alerts.len();
-        publish(&o.alerts).map_err(ReplayError::Output)?;
-        let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
-        rt.block_on(engine.confirm(&ids))
-            .map_err(ReplayError::Engine)?;
     }
     Ok(summary)
 }
@@ -612,10 +620,8 @@ impl Input<'_> {
 struct Detection {
     shown: String,
     batch_errors: Vec<InputError>,
-    /// The store failed: the rest of the input is skipped.
-    fatal: Option<EngineError>,
-    /// Delivery failed: the rest of the input is skipped.
-    output: Option<std::io::Error>,
+    /// The store or the delivery failed: the rest of the input is skipped.
+    stop: Option<ReplayError>,
     /// Why the input as a whole could not be read, recognised or read to
     /// its end.
     errors: Vec<String>,
@@ -626,23 +632,22 @@ impl Detection {
         Detection {
             shown: shown_path(path),
             batch_errors: Vec::new(),
-            fatal: None,
-            output: None,
+            stop: None,
             errors: Vec::new(),
         }
     }
 
-    /// One unit of the input: detect on it, or record why it failed.
-    fn unit<S: StateStore>(
+    /// One unit of the input: detect on it, publish and confirm its alerts,
+    /// or record why it failed.
+    fn unit<S: StateStore, K: AlertSink>(
         &mut self,
-        engine: &mut Engine<S>,
+        runner: &mut Runner<'_, S, K>,
         rt: &tokio::runtime::Runtime,
         summary: &mut ReplaySummary,
         origin: &str,
         unit: Result<ingest::OwnedPayload, ingest::DecodeError>,
-        publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
     ) {
-        if self.fatal.is_some() || self.output.is_some() {
+        if self.stop.is_some() {
             return;
         }
         match unit {
@@ -651,7 +656,7 @@ impl Detection {
                 origin: Some(origin.to_string()),
                 message: e.to_string(),
             }),
-            Ok(p) => match rt.block_on(engine.process(&p.view())) {
+            Ok(p) => match rt.block_on(runner.process(&p.view())) {
                 Ok(o) => {
                     if !o.control {
                         summary.batches += 1;
@@ -660,20 +665,9 @@ impl Detection {
                     summary.suppressed += o.suppressed;
                     summary.lenient_json += o.lenient_json;
                     summary.open_invocations_dropped += o.open_invocations_dropped;
-                    if o.alerts.is_empty() {
-                        return;
-                    }
                     summary.alerts += o.alerts.len();
-                    if let Err(e) = publish(&o.alerts) {
-                        self.output = Some(e);
-                        return;
-                    }
-                    let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
-                    if let Err(e) = rt.block_on(engine.confirm(&ids)) {
-                        self.fatal = Some(e);
-                    }
                 }
-                Err(e) => self.fatal = Some(e),
+                Err(e) => self.stop = Some(e.into()),
             },
         }
     }
@@ -681,11 +675,8 @@ impl Detection {
     /// Records the input's errors; a delivery or store failure stops the replay.
     fn finish(self, summary: &mut ReplaySummary) -> Result<(), ReplayError> {
         summary.inputs += 1;
-        if let Some(e) = self.output {
-            return Err(ReplayError::Output(e));
-        }
-        if let Some(e) = self.fatal {
-            return Err(ReplayError::Engine(e));
+        if let Some(e) = self.stop {
+            return Err(e);
         }
         let whole = self.errors.into_iter().map(|message| InputError {
             input: self.shown.clone(),
@@ -707,6 +698,17 @@ pub enum ReplayError {
     /// The state store failed.
     #[error(transparent)]
     Engine(EngineError),
+}
+
+impl From<RunError> for ReplayError {
+    /// A sink's failure is the output's; the store's, before or after the
+    /// publish, stops the replay as a store failure.
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Sink(e) => ReplayError::Output(e.into_io()),
+            RunError::Engine(e) | RunError::Unconfirmed { error: e, .. } => ReplayError::Engine(e),
+        }
+    }
 }
 
 /// Reads one input, at most `limits.max_file_bytes` of it: a bigger one is

@@ -29,10 +29,11 @@ use aws_sdk_cloudwatchlogs::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsError;
 use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsError;
 
-use crate::alert::Alert;
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::engine::{BatchOutcome, Engine, EngineConfig, EngineError};
 use crate::ingest::{LogEvent, MessageType, Payload};
 use crate::rules::RuleSet;
+use crate::runner::{RunError, Runner};
+use crate::sinks::AlertSink;
 use crate::state::MemoryStore;
 use crate::time::Millis;
 
@@ -359,38 +360,30 @@ pub struct BacktestSummary {
 }
 
 /// Run `history` through a fresh engine with the in-memory store (exactly as
-/// `replay` does), giving each batch's alerts to `publish`, then sweep the
-/// deadline rules at `end`. `recorder`, when given, sees every batch and
-/// alert (for the HTML report).
-pub fn run(
+/// `replay` does), each batch's alerts published to `sink` and confirmed by
+/// a [`Runner`], then sweep the deadline rules at `end`. `recorder`, when
+/// given, sees every batch and every alert delivered (for the HTML report).
+pub fn run<K: AlertSink>(
     rules: Arc<RuleSet>,
     history: &History,
     end: Millis,
     engine_config: EngineConfig,
     rt: &tokio::runtime::Runtime,
     mut recorder: Option<&mut report::Recorder>,
-    publish: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
+    sink: K,
 ) -> Result<BacktestSummary, BacktestError> {
     let mut engine = Engine::new(rules, MemoryStore::new(), engine_config);
+    let mut runner = Runner::new(&mut engine, sink);
     let mut summary = BacktestSummary {
         streams: history.streams.len(),
         ..BacktestSummary::default()
     };
     let owner = history.account.clone().unwrap_or_default();
-    let mut deliver = |alerts: Vec<Alert>,
-                       engine: &mut Engine<MemoryStore>,
-                       recorder: &mut Option<&mut report::Recorder>,
-                       summary: &mut BacktestSummary|
-     -> Result<(), BacktestError> {
-        summary.alerts += alerts.len();
-        publish(&alerts).map_err(BacktestError::Output)?;
-        let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
-        rt.block_on(engine.confirm(&ids))
-            .map_err(BacktestError::Engine)?;
+    let mut delivered = |o: &BatchOutcome, recorder: &mut Option<&mut report::Recorder>| {
+        summary.alerts += o.alerts.len();
         if let Some(r) = recorder.as_deref_mut() {
-            r.alerts(&alerts);
+            r.alerts(&o.alerts);
         }
-        Ok(())
     };
     for (stream, events) in history.batches(MAX_BATCH_EVENTS) {
         let payload = Payload {
@@ -411,19 +404,28 @@ pub fn run(
         if let Some(r) = recorder.as_deref_mut() {
             r.batch(&payload);
         }
-        let o = rt
-            .block_on(engine.process(&payload))
-            .map_err(BacktestError::Engine)?;
+        let o = rt.block_on(runner.process(&payload))?;
+        delivered(&o, &mut recorder);
         summary.batches += 1;
         summary.events += o.events;
         summary.suppressed += o.suppressed;
-        deliver(o.alerts, &mut engine, &mut recorder, &mut summary)?;
     }
-    let o = rt
-        .block_on(engine.sweep(end))
-        .map_err(BacktestError::Engine)?;
-    deliver(o.alerts, &mut engine, &mut recorder, &mut summary)?;
+    let o = rt.block_on(runner.sweep(end))?;
+    delivered(&o, &mut recorder);
     Ok(summary)
+}
+
+impl From<RunError> for BacktestError {
+    /// A sink's failure is the output's; the store's, before or after the
+    /// publish, is the engine's.
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Sink(e) => BacktestError::Output(e.into_io()),
+            RunError::Engine(e) | RunError::Unconfirmed { error: e, .. } => {
+                BacktestError::Engine(e)
+            }
+        }
+    }
 }
 
 /// Parse a `--start`/`--end` value: RFC 3339 (`2026-11-22T10:00:00Z`), `now`,

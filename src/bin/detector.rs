@@ -13,8 +13,7 @@ use logwarden::handler::{Delivery, DetectorService, HandlerError};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
 use logwarden::sinks::sns::SnsSink;
-use logwarden::state::dynamodb::DynamoStore;
-use logwarden::state::{MemoryStore, StateStore};
+use logwarden::state::Store;
 use logwarden::time::{LaggedClock, SystemClock};
 use serde_json::value::RawValue;
 
@@ -112,35 +111,14 @@ async fn main() -> Result<(), Error> {
     let rules = Arc::new(cfg.rules);
     let engine_config = EngineConfig { region: cfg.region };
     let clock = Box::new(LaggedClock::new(SystemClock, cfg.sweep_lag_ms));
-    match (&cfg.state_table, &conf) {
-        (Some(table), Some(conf)) => {
-            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(conf), table.clone());
-            let engine = Engine::new(rules, store, engine_config).with_safeguards(cfg.safeguards);
-            serve(DetectorService::new(
-                engine,
-                cfg.limits,
-                cfg.function,
-                clock,
-                delivery,
-            ))
-            .await
-        }
-        _ => {
-            let engine = Engine::new(rules, MemoryStore::new(), engine_config)
-                .with_safeguards(cfg.safeguards);
-            serve(DetectorService::new(
-                engine,
-                cfg.limits,
-                cfg.function,
-                clock,
-                delivery,
-            ))
-            .await
-        }
-    }
+    // DynamoDB when a table is configured (shared by every container), else memory.
+    let store = Store::for_table(cfg.state_table.as_deref(), conf.as_ref());
+    let engine = Engine::new(rules, store, engine_config).with_safeguards(cfg.safeguards);
+    let service = DetectorService::new(engine, cfg.limits, cfg.function, clock, delivery);
+    serve(service).await
 }
 
-async fn serve<S: StateStore + 'static>(service: DetectorService<S>) -> Result<(), Error> {
+async fn serve(service: DetectorService<Store>) -> Result<(), Error> {
     let service = Arc::new(service);
     // The raw event text: the handler reads the bytes Lambda sent, as the CLI
     // reads a saved event, not a `Value` that has already merged duplicate keys.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use logwarden::alert::Alert;
 use logwarden::alert::redact::RedactOptions;
 use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
@@ -13,12 +14,13 @@ use logwarden::engine::{DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, 
 use logwarden::ingest::{
     DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_LINES, Limits,
 };
-use logwarden::replay::{ReplayOptions, replay_with, shown_path};
+use logwarden::replay::{ReplayOptions, replay_to, shown_path};
 use logwarden::rules::RuleSet;
+use logwarden::runner::Runner;
 use logwarden::sinks::slack::{SlackClient, post_alert_lines_with};
 use logwarden::sinks::sns::SnsSink;
-use logwarden::sinks::{OutputFormat, StdoutSink};
-use logwarden::state::MemoryStore;
+use logwarden::sinks::{AlertSink, Both, OutputFormat, SinkError, StdoutSink};
+use logwarden::state::Store;
 use logwarden::state::dynamodb::DynamoStore;
 use logwarden::time::Clock;
 
@@ -380,9 +382,49 @@ enum State {
     Dynamodb,
 }
 
-async fn dynamo_store(table: &str) -> DynamoStore {
-    let conf = logwarden::handler::load_aws_config().await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table)
+/// The state store of a DynamoDB table (credentials, region and endpoint
+/// from the usual AWS environment), built once.
+fn table_store(rt: &tokio::runtime::Runtime, table: &str) -> Store {
+    let conf = rt.block_on(logwarden::handler::load_aws_config());
+    Store::for_table(Some(table), Some(&conf))
+}
+
+/// The state store `--state` and `--state-table` ask for, or the exit code
+/// after saying what is missing.
+fn replay_store(
+    rt: &tokio::runtime::Runtime,
+    state: State,
+    table: Option<&str>,
+) -> Result<Store, ExitCode> {
+    match (state, table) {
+        (State::Memory, _) => Ok(Store::default()),
+        (State::Dynamodb, Some(table)) => Ok(table_store(rt, table)),
+        (State::Dynamodb, None) => {
+            eprintln!(
+                "logwarden: --state dynamodb needs --state-table NAME (or LOGWARDEN_STATE_TABLE)"
+            );
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The CLI's sink: SNS when asked (`--sink sns`), then stdout, counting each
+/// rule's alerts on the way (for `--profile`).
+struct CliSink {
+    sinks: Both<Option<SnsSink>, StdoutSink<std::io::StdoutLock<'static>>>,
+    rules: Vec<String>,
+    per_rule: Vec<u64>,
+}
+
+impl AlertSink for CliSink {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        for a in alerts {
+            if let Some(i) = self.rules.iter().position(|id| *id == a.rule) {
+                self.per_rule[i] += 1;
+            }
+        }
+        self.sinks.publish(alerts).await
+    }
 }
 
 fn parse_now(s: &str) -> Result<i64, String> {
@@ -581,30 +623,23 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
     let now = args
         .now
         .unwrap_or_else(|| logwarden::time::SystemClock.now_ms() - args.lag);
-    let store = rt.block_on(dynamo_store(table));
     let mut engine = Engine::new(
         set,
-        store,
+        table_store(&rt, table),
         EngineConfig {
             region: args.delivery.region.clone(),
         },
     )
     .with_safeguards(args.safeguards.safeguards());
-    let result = rt.block_on(async {
-        let o = engine.sweep(now).await.map_err(|e| e.to_string())?;
-        if let Some(sns) = &sns {
-            sns.publish(&o.alerts).await.map_err(|e| e.to_string())?;
-        }
-        let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
-        engine.confirm(&ids).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(o.alerts)
-    });
+    // Published and confirmed first; printed after, as a record of what went out.
+    let result = rt.block_on(Runner::new(&mut engine, sns).sweep(now));
     match result {
         Err(e) => {
             eprintln!("logwarden: {e}");
             ExitCode::FAILURE
         }
-        Ok(alerts) => {
+        Ok(o) => {
+            let alerts = o.alerts;
             let mut sink = args.delivery.stdout();
             if let Err(e) = sink.publish(&alerts) {
                 eprintln!("logwarden: cannot write alerts: {e}");
@@ -685,50 +720,25 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         },
         threads: args.threads,
     };
-    let safeguards = args.safeguards.safeguards();
-    let mut sink = args.delivery.stdout();
+    let store = match replay_store(&rt, args.state, args.state_table.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
-    let mut per_rule = vec![0u64; ids.len()];
-    let mut publish = |alerts: &[logwarden::alert::Alert]| {
-        for a in alerts {
-            if let Some(i) = ids.iter().position(|id| *id == a.rule) {
-                per_rule[i] += 1;
-            }
-        }
-        if let Some(sns) = &sns {
-            rt.block_on(sns.publish(alerts))
-                .map_err(std::io::Error::other)?;
-        }
-        sink.publish(alerts)
+    let sink = CliSink {
+        sinks: Both(sns, args.delivery.stdout()),
+        per_rule: vec![0; ids.len()],
+        rules: ids.clone(),
     };
-    let result = match args.state {
-        State::Memory => {
-            let mut engine = Engine::new(set, MemoryStore::new(), opts.engine.clone())
-                .with_safeguards(safeguards);
-            if args.profile {
-                engine = engine.with_profile();
-            }
-            let r = replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish);
-            (r, engine.profile().cloned())
-        }
-        State::Dynamodb => {
-            let Some(table) = args.state_table.as_deref() else {
-                eprintln!(
-                    "logwarden: --state dynamodb needs --state-table NAME (or LOGWARDEN_STATE_TABLE)"
-                );
-                return ExitCode::from(2);
-            };
-            let store = rt.block_on(dynamo_store(table));
-            let mut engine =
-                Engine::new(set, store, opts.engine.clone()).with_safeguards(safeguards);
-            if args.profile {
-                engine = engine.with_profile();
-            }
-            let r = replay_with(&mut engine, &rt, &args.paths, &opts, &mut publish);
-            (r, engine.profile().cloned())
-        }
-    };
-    let (result, profile) = result;
+    let mut engine =
+        Engine::new(set, store, opts.engine.clone()).with_safeguards(args.safeguards.safeguards());
+    if args.profile {
+        engine = engine.with_profile();
+    }
+    let mut runner = Runner::new(&mut engine, sink);
+    let result = replay_to(&mut runner, &rt, &args.paths, &opts);
+    let per_rule = runner.into_sink().per_rule;
+    let profile = engine.profile().cloned();
     match result {
         Err(e) => {
             eprintln!("logwarden: {}", visible(&e.to_string(), false));
@@ -895,7 +905,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         },
         &rt,
         recorder.as_mut(),
-        &mut |alerts| sink.publish(alerts),
+        &mut sink,
     );
     let summary = match result {
         Ok(s) => s,
