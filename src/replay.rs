@@ -114,6 +114,50 @@ pub struct ReplaySummary {
     pub warnings: Vec<InputError>,
 }
 
+impl ReplaySummary {
+    /// The replay's closing lines as the CLI writes them on stderr, each
+    /// ending in a line break: warnings, input errors, then one summary line.
+    pub fn closing_lines(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        // InputError's Display escapes names and input-borne text.
+        for w in &self.warnings {
+            let _ = writeln!(out, "logwarden: warning: {w}");
+        }
+        for e in &self.errors {
+            let _ = writeln!(out, "logwarden: {e}");
+        }
+        // The tolerant-JSON and skipped counts only when there are some:
+        // the line stays as it was for every replay of well-formed logs.
+        let lenient = if self.lenient_json > 0 {
+            format!(", {} lenient JSON event(s)", self.lenient_json)
+        } else {
+            String::new()
+        };
+        let skipped = if self.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", self.warnings.len())
+        };
+        // Said only when it happened: a START flood (see `missing-end`).
+        let untracked = match self.open_invocations_dropped {
+            0 => String::new(),
+            n => format!(", {n} open invocation(s) not tracked"),
+        };
+        let _ = writeln!(
+            out,
+            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
+            self.inputs,
+            self.batches,
+            self.events,
+            self.alerts,
+            self.suppressed,
+            self.errors.len()
+        );
+        out
+    }
+}
+
 /// How an input was reached, which decides how it is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {

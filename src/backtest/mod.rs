@@ -428,6 +428,21 @@ impl From<RunError> for BacktestError {
     }
 }
 
+/// The range `--start` to `--end` ([`parse_time`] each), or what is wrong
+/// with it, naming the option.
+pub fn parse_range(start: &str, end: &str, now: Millis) -> Result<(Millis, Millis), String> {
+    match (parse_time(start, now), parse_time(end, now)) {
+        (Err(e), _) => Err(format!("--start: {e}")),
+        (_, Err(e)) => Err(format!("--end: {e}")),
+        (Ok(s), Ok(e)) if s > e => Err(format!(
+            "--start {} is after --end {}",
+            crate::time::rfc3339(s),
+            crate::time::rfc3339(e)
+        )),
+        (Ok(s), Ok(e)) => Ok((s, e)),
+    }
+}
+
 /// Parse a `--start`/`--end` value: RFC 3339 (`2026-11-22T10:00:00Z`), `now`,
 /// or a span before `now` such as `-24h`, `-90m`, `-7d`.
 pub fn parse_time(text: &str, now: Millis) -> Result<Millis, String> {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use logwarden::alert::Alert;
 use logwarden::alert::redact::RedactOptions;
 use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
@@ -19,7 +18,7 @@ use logwarden::rules::RuleSet;
 use logwarden::runner::Runner;
 use logwarden::sinks::slack::{SlackClient, post_alert_lines_with};
 use logwarden::sinks::sns::SnsSink;
-use logwarden::sinks::{AlertSink, Both, OutputFormat, SinkError, StdoutSink};
+use logwarden::sinks::{Both, OutputFormat, PerRule, StdoutSink};
 use logwarden::state::Store;
 use logwarden::state::dynamodb::DynamoStore;
 use logwarden::time::Clock;
@@ -408,25 +407,6 @@ fn replay_store(
     }
 }
 
-/// The CLI's sink: SNS when asked (`--sink sns`), then stdout, counting each
-/// rule's alerts on the way (for `--profile`).
-struct CliSink {
-    sinks: Both<Option<SnsSink>, StdoutSink<std::io::StdoutLock<'static>>>,
-    rules: Vec<String>,
-    per_rule: Vec<u64>,
-}
-
-impl AlertSink for CliSink {
-    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
-        for a in alerts {
-            if let Some(i) = self.rules.iter().position(|id| *id == a.rule) {
-                self.per_rule[i] += 1;
-            }
-        }
-        self.sinks.publish(alerts).await
-    }
-}
-
 fn parse_now(s: &str) -> Result<i64, String> {
     logwarden::time::parse_rfc3339(s)
 }
@@ -725,11 +705,8 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Err(code) => return code,
     };
     let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
-    let sink = CliSink {
-        sinks: Both(sns, args.delivery.stdout()),
-        per_rule: vec![0; ids.len()],
-        rules: ids.clone(),
-    };
+    // SNS when asked, then stdout; each rule's alerts counted for --profile.
+    let sink = PerRule::new(ids.clone(), Both(sns, args.delivery.stdout()));
     let mut engine =
         Engine::new(set, store, opts.engine.clone()).with_safeguards(args.safeguards.safeguards());
     if args.profile {
@@ -737,7 +714,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     }
     let mut runner = Runner::new(&mut engine, sink);
     let result = replay_to(&mut runner, &rt, &args.paths, &opts);
-    let per_rule = runner.into_sink().per_rule;
+    let per_rule = runner.into_sink().counts;
     let profile = engine.profile().cloned();
     match result {
         Err(e) => {
@@ -745,7 +722,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(s) => {
-            print_replay_summary(&s);
+            eprint!("{}", s.closing_lines());
             if let Some(mut p) = profile {
                 for (i, n) in per_rule.iter().enumerate() {
                     p.rule(i).alerts = *n;
@@ -762,71 +739,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     }
 }
 
-/// The replay's closing lines on stderr: warnings, input errors, then one
-/// summary line.
-fn print_replay_summary(s: &logwarden::replay::ReplaySummary) {
-    // InputError's Display escapes names and input-borne text.
-    for w in &s.warnings {
-        eprintln!("logwarden: warning: {w}");
-    }
-    for e in &s.errors {
-        eprintln!("logwarden: {e}");
-    }
-    // The tolerant-JSON and skipped counts only when there are some:
-    // the line stays as it was for every replay of well-formed logs.
-    let lenient = if s.lenient_json > 0 {
-        format!(", {} lenient JSON event(s)", s.lenient_json)
-    } else {
-        String::new()
-    };
-    let skipped = if s.warnings.is_empty() {
-        String::new()
-    } else {
-        format!(", {} skipped", s.warnings.len())
-    };
-    // Said only when it happened: a START flood (see `missing-end`).
-    let untracked = match s.open_invocations_dropped {
-        0 => String::new(),
-        n => format!(", {n} open invocation(s) not tracked"),
-    };
-    eprintln!(
-        "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
-        s.inputs,
-        s.batches,
-        s.events,
-        s.alerts,
-        s.suppressed,
-        s.errors.len()
-    );
-}
-
 /// `--start` and `--end` of a backtest, or the exit code after saying what is wrong.
 fn backtest_range(start: &str, end: &str) -> Result<(i64, i64), ExitCode> {
-    use logwarden::backtest;
-
     let now = logwarden::time::SystemClock.now_ms();
-    match (
-        backtest::parse_time(start, now),
-        backtest::parse_time(end, now),
-    ) {
-        (Err(e), _) => {
-            eprintln!("logwarden: --start: {e}");
-            Err(ExitCode::from(2))
-        }
-        (_, Err(e)) => {
-            eprintln!("logwarden: --end: {e}");
-            Err(ExitCode::from(2))
-        }
-        (Ok(s), Ok(e)) if s > e => {
-            eprintln!(
-                "logwarden: --start {} is after --end {}",
-                logwarden::time::rfc3339(s),
-                logwarden::time::rfc3339(e)
-            );
-            Err(ExitCode::from(2))
-        }
-        (Ok(s), Ok(e)) => Ok((s, e)),
-    }
+    logwarden::backtest::parse_range(start, end, now).map_err(|e| {
+        eprintln!("logwarden: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// The backtest's progress line on a terminal.

@@ -55,6 +55,38 @@ impl<A: AlertSink, B: AlertSink> AlertSink for Both<A, B> {
     }
 }
 
+/// Counts each rule's alerts on their way to a sink (what `replay --profile`
+/// reports per rule).
+#[derive(Debug)]
+pub struct PerRule<K> {
+    rules: Vec<String>,
+    /// Alerts handed to the sink, per rule, in the order of the rule ids given.
+    pub counts: Vec<u64>,
+    inner: K,
+}
+
+impl<K> PerRule<K> {
+    /// Counting for the rules `rules` (ids), in front of `inner`.
+    pub fn new(rules: Vec<String>, inner: K) -> Self {
+        PerRule {
+            counts: vec![0; rules.len()],
+            rules,
+            inner,
+        }
+    }
+}
+
+impl<K: AlertSink> AlertSink for PerRule<K> {
+    async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+        for a in alerts {
+            if let Some(i) = self.rules.iter().position(|id| *id == a.rule) {
+                self.counts[i] += 1;
+            }
+        }
+        self.inner.publish(alerts).await
+    }
+}
+
 /// A function as a sink, all or nothing: an error means no alert of the
 /// batch was delivered (what a closure writing to a stream can say).
 pub struct FnSink<F>(pub F);
