@@ -2,7 +2,7 @@
 //! SNS ([`sns`], the detector Lambda's sink) and Slack ([`slack`], used by the
 //! notifier Lambda subscribed to the topic and by `logwarden notify slack`).
 //!
-//! Every sink is an [`AlertSink`]: the [`crate::runner::Runner`] hands it each
+//! Every sink is an [`AlertSink`]: the runner (`src/runner.rs`) hands it each
 //! batch's alerts and confirms in the engine exactly the ones it delivered.
 
 pub mod slack;
@@ -153,5 +153,99 @@ impl From<sns::SnsError> for SinkError {
             failed: e.failed.clone(),
             cause: SinkCause::Sns(e),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn alert(id: &str, rule: &str) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "rule": rule, "kind": "threshold", "severity": "high",
+            "title": "t", "log_group": "/aws/lambda/f", "key": {}, "count": 1,
+            "first_seen": "2026-11-22T10:00:00.000Z", "last_seen": "2026-11-22T10:00:00.000Z",
+        }))
+        .unwrap()
+    }
+
+    /// Takes nothing while `down`; counts what it took.
+    struct Flaky {
+        down: bool,
+        took: usize,
+    }
+
+    impl AlertSink for Flaky {
+        async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
+            if self.down {
+                let e = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+                return Err(SinkError::io("flaky", alerts, e));
+            }
+            self.took += alerts.len();
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn both_hands_the_second_sink_only_what_the_first_delivered_in_full() {
+        let alerts = [alert("a", "r1"), alert("b", "r2")];
+        let first = Flaky {
+            down: true,
+            took: 0,
+        };
+        let second = Flaky {
+            down: false,
+            took: 0,
+        };
+        let mut both = Both(first, second);
+        let e = both.publish(&alerts).await.unwrap_err();
+        assert_eq!(e.failed, ["a", "b"]);
+        assert_eq!(both.1.took, 0);
+        both.0.down = false;
+        both.publish(&alerts).await.unwrap();
+        assert_eq!((both.0.took, both.1.took), (2, 2));
+        let mut none: Option<Flaky> = None;
+        none.publish(&alerts).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_comes_back_as_it_was_and_reads_the_same() {
+        let alerts = [alert("a", "r1")];
+        let mut sink =
+            FnSink(|_: &[Alert]| Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)));
+        let e = sink.publish(&alerts).await.unwrap_err();
+        let shown = e.to_string();
+        assert_eq!(e.failed, ["a"]);
+        let io = e.into_io();
+        assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        assert_eq!(io.to_string(), shown);
+        let sns = SinkError::from(sns::SnsError {
+            topic: "arn:aws:sns:us-east-1:1:t".into(),
+            failed: vec!["a".into()],
+            reason: "throttled".into(),
+        });
+        assert_eq!(sns.sink, "arn:aws:sns:us-east-1:1:t");
+        let want = "SNS publish to arn:aws:sns:us-east-1:1:t failed for 1 alert(s): throttled";
+        assert_eq!(sns.to_string(), want);
+        assert_eq!(sns.into_io().to_string(), want);
+    }
+
+    #[tokio::test]
+    async fn per_rule_counts_every_alert_handed_on_by_rule() {
+        let alerts = [
+            alert("a", "r1"),
+            alert("b", "r2"),
+            alert("c", "r2"),
+            alert("d", "other"),
+        ];
+        let inner = Flaky {
+            down: false,
+            took: 0,
+        };
+        let mut sink = PerRule::new(vec!["r1".into(), "r2".into()], inner);
+        sink.publish(&alerts).await.unwrap();
+        assert_eq!(sink.counts, [1, 2]);
+        assert_eq!(sink.inner.took, 4);
     }
 }
