@@ -666,6 +666,7 @@ impl<S: StateStore> DetectorService<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::ffi::OsStr;
 
@@ -714,6 +715,87 @@ mod tests {
             ))
             .is_ok()
         );
+    }
+
+    /// A memory store whose saves fail from the `fail_from`-th on.
+    struct FailsLater {
+        inner: crate::state::MemoryStore,
+        saves: usize,
+        fail_from: usize,
+    }
+
+    impl StateStore for FailsLater {
+        async fn load(
+            &mut self,
+            keys: &[String],
+            now: i64,
+        ) -> Result<
+            std::collections::HashMap<String, crate::state::Versioned>,
+            crate::state::StateError,
+        > {
+            self.inner.load(keys, now).await
+        }
+
+        async fn save(
+            &mut self,
+            writes: Vec<crate::state::Write>,
+        ) -> Result<(), crate::state::StateError> {
+            self.saves += 1;
+            if self.saves >= self.fail_from {
+                return Err(crate::state::StateError::Unavailable("down".into()));
+            }
+            self.inner.save(writes).await
+        }
+
+        async fn keys_with_prefix(
+            &mut self,
+            prefix: &str,
+            now: i64,
+        ) -> Result<Vec<String>, crate::state::StateError> {
+            self.inner.keys_with_prefix(prefix, now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirm_that_fails_after_delivery_does_not_fail_the_invocation() {
+        let events: Vec<Value> = (0..30)
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.to_string(),
+                    "timestamp": 1_795_341_600_000i64 + i * 100,
+                    "message": format!("Failed password for root from 203.0.113.{} port 22 ssh2", i % 3),
+                })
+            })
+            .collect();
+        let event = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "/aws/lambda/auth", "logStream": "s", "subscriptionFilters": [],
+            "logEvents": events,
+        });
+        let rules = std::sync::Arc::new(crate::rules::RuleSet::builtin().unwrap());
+        // The batch's own save succeeds; the confirm's save fails.
+        let store = FailsLater {
+            inner: crate::state::MemoryStore::new(),
+            saves: 0,
+            fail_from: 2,
+        };
+        let mut engine = Engine::new(rules, store, Default::default());
+        let clock = crate::time::FixedClock(0);
+        let limits = Limits::default();
+        let h = handle(&mut engine, &event, &limits, &clock, &Delivery::Log)
+            .await
+            .unwrap();
+        assert_eq!(h.alerts.len(), 3);
+        assert_eq!(h.counters.alerts_raised, 3);
+        assert_eq!(h.counters.batches, 1);
+        // Not confirmed, so still pending: a redelivery sends them again
+        // (at least once) once the store takes writes.
+        engine.store_mut().fail_from = usize::MAX;
+        let again = handle(&mut engine, &event, &limits, &clock, &Delivery::Log)
+            .await
+            .unwrap();
+        let ids = |h: &Handled| h.alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&again), ids(&h));
     }
 
     #[test]
