@@ -220,6 +220,54 @@ mod tests {
         );
     }
 
+    /// The text of every state key, pinned: stored items are found by it.
+    #[test]
+    fn every_key_keeps_its_text() {
+        let k = Key::from([("source_ip".into(), "203.0.113.7".into())]);
+        let (r, g, s) = ("rule-1", "/aws/lambda/f", "2026/11/22/[$LATEST]abc");
+        assert_eq!(
+            window_key(r, g, &k),
+            "w|rule-1|/aws/lambda/f|source_ip=203.0.113.7"
+        );
+        assert_eq!(incident_key(r, g, &Key::new()), "i|rule-1|/aws/lambda/f|");
+        assert_eq!(
+            stream_key(r, g, s),
+            "s|rule-1|/aws/lambda/f|2026/11/22/[$LATEST]abc"
+        );
+        assert_eq!(stream_prefix(r), "s|rule-1|");
+        assert_eq!(baseline_key(r, g), "b|rule-1|/aws/lambda/f");
+        assert_eq!(rate_key(r, g), "r|rule-1|/aws/lambda/f");
+        assert_eq!(rate_prefix(r), "r|rule-1|");
+        assert_eq!(
+            leak_key(r, g, s),
+            "l|rule-1|/aws/lambda/f|2026/11/22/[$LATEST]abc"
+        );
+        assert_eq!(function_key(g), "f|/aws/lambda/f");
+    }
+
+    /// The stored JSON of every value, pinned: DynamoDB items and the memory
+    /// store hold this text, so a refactoring must read and write it unchanged.
+    #[test]
+    fn every_value_keeps_its_stored_json() {
+        let pinned = [
+            r#"{"type":"window","events":[[1795341600000,12,34]],"samples":["Failed password for root from 203.0.113.7"],"request_ids":["r-1"]}"#,
+            r#"{"type":"stream","open":[{"request_id":"r-1","start":1795341600000,"superseded_at":null,"line":"START RequestId: r-1 Version: $LATEST"}],"done":[7],"dropped":2}"#,
+            r#"{"type":"stream","open":[],"done":[]}"#,
+            r#"{"type":"baseline","n":21,"mean":3010.5,"dev":120.25,"recent":[1,2]}"#,
+            r#"{"type":"incident","id":"ab","until":5,"count":2,"requests":[1]}"#,
+            r#"{"type":"incident","id":"ab","until":5,"count":2,"requests":[1],"pending_batch":9}"#,
+            r#"{"type":"function","timeout_ms":3000}"#,
+            r#"{"type":"rate","open":[[1795341600000,10]],"closed_until":1795341540000,"clock":1795341600001,"n":25,"mean":10.0,"dev":1.5,"billed_ms":120.0,"billed_n":4,"memory_mb":128,"seen":[[1795341600000,[5,6]]],"samples":[[1795341600000,{"log_stream":"s","line":"START RequestId: r"}]]}"#,
+            r#"{"type":"rate","open":[],"closed_until":null,"clock":0,"n":0,"mean":0.0,"dev":0.0,"billed_ms":0.0,"billed_n":0,"memory_mb":null}"#,
+            r#"{"type":"leak","used_mb":[100,104],"at":[1,2],"seen":[3,4],"memory_size_mb":512}"#,
+            r#"{"type":"distinct","values":[[1795341600000,99]],"samples":["bad user x"],"request_ids":[]}"#,
+        ];
+        for text in pinned {
+            let v: StateValue = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        }
+    }
+
     #[test]
     fn values_round_trip_as_json() {
         let v = StateValue::Incident(IncidentState {
