@@ -34,72 +34,13 @@ pub use kind::{At, Detect, Line, Listed, Matching, Scope, StateOf, Summary};
 /// e.g. `{"source_ip": "203.0.113.7"}`; empty for per-function rules.
 pub type Key = BTreeMap<String, String>;
 
-/// Detector kinds: a closed set, one file in `src/detect/` each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Count of matching events per key within a window.
-    Threshold,
-    /// Distinct values of a field per key within a window.
-    Distinct,
-    /// START without END/REPORT.
-    Lifecycle,
-    /// Timeouts, out of memory, runtime exits, init failures.
-    Failure,
-    /// Duration or memory against a learned per-function baseline.
-    Baseline,
-    /// Invocations per function against a learned rate.
-    Rate,
-    /// One matching event.
-    Pattern,
-}
-
 impl Kind {
-    /// Every kind, in the order error messages list them: the one list, so a
-    /// new kind cannot be missing from an error that lists them.
-    pub const ALL: [Kind; 7] = [
-        Kind::Threshold,
-        Kind::Distinct,
-        Kind::Lifecycle,
-        Kind::Failure,
-        Kind::Baseline,
-        Kind::Rate,
-        Kind::Pattern,
-    ];
-
     /// "threshold, distinct, …, rate or pattern", for error messages.
     pub fn listed() -> String {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
         match names.split_last() {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => names.join(""),
-        }
-    }
-
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Threshold => "threshold",
-            Kind::Distinct => "distinct",
-            Kind::Lifecycle => "lifecycle",
-            Kind::Failure => "failure",
-            Kind::Baseline => "baseline",
-            Kind::Rate => "rate",
-            Kind::Pattern => "pattern",
-        }
-    }
-
-    /// Do `v` with this kind's configuration type (its `Config`, which the
-    /// kind's file owns).
-    pub fn visit<V: ConfigVisitor>(self, v: V) -> V::Out {
-        match self {
-            Kind::Threshold => v.visit::<threshold::Config>(),
-            Kind::Distinct => v.visit::<distinct::Config>(),
-            Kind::Lifecycle => v.visit::<lifecycle::Config>(),
-            Kind::Failure => v.visit::<failure::Config>(),
-            Kind::Baseline => v.visit::<baseline::Config>(),
-            Kind::Rate => v.visit::<rate::Config>(),
-            Kind::Pattern => v.visit::<pattern::Config>(),
         }
     }
 
@@ -122,7 +63,37 @@ impl Kind {
 /// observations ([`Obs`]), the stored states ([`KindState`]) and the
 /// dispatch, which only delegates to the kind's [`Detect`] implementation.
 macro_rules! kinds {
-    ($( $(#[$doc:meta])* $v:ident($ty:ty) $(, state $sv:ident($st:ty))? ;)*) => {
+    ($( $(#[$doc:meta])* $v:ident($ty:ty)
+        $(, state $sv:ident($st:ty))?
+        $(, kind $kv:ident = $kname:literal($kcfg:ty))? ;)*) => {
+        /// The `kind:` of a rule file: a closed set, each compiled by its
+        /// file's `Config` (one `kind` may compile to more than one detector).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Kind {
+            $( $(
+                #[doc = concat!("`kind: ", $kname, "`.")]
+                #[serde(rename = $kname)]
+                $kv,
+            )? )*
+        }
+
+        impl Kind {
+            /// Every kind, in the order error messages list them: the one list, so a
+            /// new kind cannot be missing from an error that lists them.
+            pub const ALL: [Kind; 0 $( $( + one!($kv) )? )*] = [ $( $( Kind::$kv, )? )* ];
+
+            /// The contract's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $( Kind::$kv => $kname, )? )* }
+            }
+
+            /// Do `v` with this kind's configuration type (its `Config`, which the
+            /// kind's file owns).
+            pub fn visit<V: ConfigVisitor>(self, v: V) -> V::Out {
+                match self { $( $( Kind::$kv => v.visit::<$kcfg>(), )? )* }
+            }
+        }
+
         /// A compiled detector: the closed set of kinds. Adding a kind is
         /// one file here and one line in the `kinds!` list.
         #[derive(Debug, Clone)]
@@ -234,24 +205,36 @@ macro_rules! kinds {
     };
 }
 
+/// Counts the `kind:` entries of the `kinds!` list.
+macro_rules! one {
+    ($x:ident) => {
+        1
+    };
+}
+
+// In the order error messages list the kinds.
 kinds! {
     /// Count of matching events per key in a sliding window.
-    Threshold(threshold::Threshold), state Window(threshold::WindowState);
-    /// START without END/REPORT.
-    Lifecycle(lifecycle::Lifecycle), state Stream(lifecycle::StreamState);
-    /// Timeouts, out of memory, runtime exits, init failures.
-    Failure(failure::Failure);
-    /// Duration or memory against a learned per-function baseline.
-    Baseline(baseline::Baseline), state Baseline(baseline::BaselineState);
-    /// Invocations per function per bucket against a learned rate.
-    Rate(rate::Rate), state Rate(rate::RateState);
-    /// Memory rising steadily within one log stream (kind `baseline`,
-    /// `metric: memory_trend`).
-    Leak(leak::Leak), state Leak(leak::LeakState);
+    Threshold(threshold::Threshold), state Window(threshold::WindowState),
+        kind Threshold = "threshold"(threshold::Config);
     /// Distinct values of a field per key in a sliding window.
-    Distinct(distinct::Distinct), state Distinct(distinct::DistinctState);
+    Distinct(distinct::Distinct), state Distinct(distinct::DistinctState),
+        kind Distinct = "distinct"(distinct::Config);
+    /// START without END/REPORT.
+    Lifecycle(lifecycle::Lifecycle), state Stream(lifecycle::StreamState),
+        kind Lifecycle = "lifecycle"(lifecycle::Config);
+    /// Timeouts, out of memory, runtime exits, init failures.
+    Failure(failure::Failure), kind Failure = "failure"(failure::Config);
+    /// Duration or memory against a learned per-function baseline.
+    Baseline(baseline::Baseline), state Baseline(baseline::BaselineState),
+        kind Baseline = "baseline"(baseline::Config);
+    /// Invocations per function per bucket against a learned rate.
+    Rate(rate::Rate), state Rate(rate::RateState), kind Rate = "rate"(rate::Config);
+    /// Memory rising steadily within one log stream (a `baseline` rule with
+    /// `metric: memory_trend`, compiled by `baseline`'s `Config`).
+    Leak(leak::Leak), state Leak(leak::LeakState);
     /// Every matching event (or secret) is a finding.
-    Pattern(pattern::Pattern);
+    Pattern(pattern::Pattern), kind Pattern = "pattern"(pattern::Config);
 }
 
 /// Something a detector found: the start or the continuation of an incident.
