@@ -10,12 +10,13 @@
 //! - [`platform`]: one message → one typed Lambda record (text and JSON log formats).
 //! - [`lenient_json`]: the tolerant JSON reading used when a strict parse fails, so crafted JSON cannot blind a rule.
 //! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
-//! - [`detect`]: one file per detector kind; pure and synchronous, state passed in; the matching
-//!   plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
+//! - [`detect`]: one file per detector kind, each implementing [`detect::Detect`], listed once in
+//!   `kinds!`; pure and synchronous, state passed in; typed state keys ([`detect::StateKey`]); the
+//!   matching plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
 //! - [`state`]: the [`state::StateStore`] trait and its in-memory implementation.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch;
-//!   one file per step (observe, apply, incidents and outbox, finish, storm digest).
+//!   one file per step (observe, apply, incidents and outbox, finish, storm digest); names no kind.
 //! - [`sinks`]: where alerts go: stdout, SNS (per-protocol bodies), Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
 //! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
+use super::key::WINDOWS;
 use super::kind::fold_into_open;
-use super::threshold::WINDOWS;
 use super::{At, Detect, Detector, Finding, Key, Line, Matching, Scope, StateKey, Summary};
 use crate::detect::matcher::{Fields, Matcher, field};
 

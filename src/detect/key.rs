@@ -22,6 +22,10 @@ pub struct Space {
 /// Incidents: `i|<rule>|<group>|<key text>`.
 pub const INCIDENT: Space = Space::with_tail("i");
 
+/// Per-key sliding windows of the windowed kinds: `w|<rule>|<group>|<key
+/// text>` (rule ids are unique, so kinds can share the space).
+pub const WINDOWS: Space = Space::with_tail("w");
+
 /// Where a parsed key points: its log group and, in a space with tails, the tail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place<'k> {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
-use super::key::Space;
+use super::key::WINDOWS;
 use super::kind::fold_into_open;
 use super::{At, Detect, Detector, Finding, Key, Line, Matching, Scope, StateKey, Summary};
 use crate::detect::matcher::{Fields, Matcher, field};
@@ -119,10 +119,6 @@ impl Threshold {
         None
     }
 }
-
-/// Windows of threshold rules: `w|<rule>|<group>|<key text>` (shared with
-/// `distinct`, whose rules have their own ids).
-pub const WINDOWS: Space = Space::with_tail("w");
 
 /// A matching event: its key, the hash of its `unique` fields, its request.
 pub struct Hit<'a> {

@@ -99,8 +99,8 @@ impl<S: StateStore> Scope for RuleScope<'_, S> {
 }
 
 impl<S: StateStore> Engine<S> {
-    /// Apply one observation to the batch's state: windows, streams,
-    /// baselines and rates move on, and findings open or fold incidents.
+    /// Apply one observation to the batch's state: the rule's detector moves
+    /// its state on, and its findings open or fold incidents.
     pub(super) fn apply(&self, work: &mut Work, p: &Payload<'_>, bk: &BatchKeys, o: &Observed<'_>) {
         let ev = &p.log_events[o.event];
         match &o.seen {

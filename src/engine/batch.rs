@@ -83,7 +83,7 @@ impl<S: StateStore> Engine<S> {
     }
 
     /// The sweep lists what each rule asks for ([`crate::detect::Detect::listed`]):
-    /// every function's rate, every open stream, so what went quiet is
+    /// e.g. every state of the rule in its space, so what went quiet is
     /// still judged, at one Query per rule. Each listed key comes with its
     /// rule's incident key and, when the kind needs it, its function's.
     async fn listed_keys(&mut self, read_time: i64) -> Result<Vec<String>, EngineError> {
@@ -109,8 +109,9 @@ impl<S: StateStore> Engine<S> {
 }
 
 /// The state keys a batch's observations touch, each once: per rule for the
-/// event-independent ones, per distinct key for the keyed kinds (thresholds,
-/// patterns), each with the rule's incident key.
+/// event-independent ones, per distinct incident key for observations that
+/// carry one ([`crate::detect::Detect::key_of`]), each with the rule's
+/// incident key.
 fn observed_keys(
     rules: &RuleSet,
     p: &Payload<'_>,

@@ -2,8 +2,8 @@
 //!
 //! Per batch: (1) every message is classified once ([`crate::platform`]) and
 //! each rule says what the event means for it — pure, no state; (2) the state
-//! of every key those observations touch, plus the open streams for the
-//! deadline rules, is read in one [`StateStore::load`]; (3) observations are
+//! of every key those observations touch (in a sweep: what each rule's
+//! detector asks to list) is read in one [`StateStore::load`]; (3) observations are
 //! applied in event order, deadlines evaluated against the watermark, and
 //! incidents opened or folded (one incident, one alert per `realert`);
 //! (4) what changed is written in one [`StateStore::save`]. A conflicting

@@ -130,7 +130,7 @@ pub trait StateStore: Send {
     /// call with [`StateError::Conflict`] (what was written before it stays).
     fn save(&mut self, writes: Vec<Write>) -> impl Future<Output = Result<(), StateError>> + Send;
 
-    /// Keys starting with `prefix` (the sweep lists open streams this way).
+    /// Keys starting with `prefix` (the sweep lists a rule's states this way).
     fn keys_with_prefix(
         &mut self,
         prefix: &str,
