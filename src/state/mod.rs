@@ -220,6 +220,10 @@ mod tests {
             let v: StateValue = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_string(&v).unwrap(), text);
         }
+        // A type no one stores is an error (a corrupt item), not a default.
+        for text in [r#"{"type":"nope"}"#, r#"{"type":"window"}"#, r#"{"n":1}"#] {
+            assert!(serde_json::from_str::<StateValue>(text).is_err(), "{text}");
+        }
     }
 
     #[test]
