@@ -10,13 +10,14 @@
 //! - [`platform`]: one message → one typed Lambda record (text and JSON log formats).
 //! - [`lenient_json`]: the tolerant JSON reading used when a strict parse fails, so crafted JSON cannot blind a rule.
 //! - [`rules`]: rule files → compiled, immutable rules (errors collected with `path:line`).
-//! - [`detect`]: one file per detector kind; pure and synchronous, state passed in; the matching
-//!   plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
+//! - [`detect`]: one file per detector kind, each implementing [`detect::Detect`], listed once in
+//!   `kinds!`; pure and synchronous, state passed in; typed state keys ([`detect::StateKey`]); the
+//!   matching plane ([`detect::matcher::Plane`]) and the secret finder ([`detect::secrets`]).
 //! - [`state`]: the [`state::StateStore`] trait, its in-memory and DynamoDB implementations, and
 //!   [`state::Store`], the one store type the binaries build.
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch;
-//!   one file per step (observe, apply, incidents and outbox, finish, storm digest).
+//!   one file per step (observe, apply, incidents and outbox, finish, storm digest); names no kind.
 //! - [`runner`]: process → publish → confirm, once, for replay, backtest, sweep and the Lambda handler.
 //! - [`sinks`]: where alerts go, each an [`sinks::AlertSink`]: stdout, SNS (per-protocol bodies),
 //!   Slack (Block Kit; the notifier).

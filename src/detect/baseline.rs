@@ -8,12 +8,19 @@
 //! silent), or, without warm-up, when it comes within `timeout_fraction` of the
 //! function's known timeout (duration) or `memory_fraction` of its memory size.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::config::{Cx, KindConfig};
-use super::{Detector, leak};
+use super::key::Space;
+use super::kind::DAY_MS;
+use super::{
+    At, Detect, Detector, Line, Matching, Scope, StateKey, Summary, function_name, leak,
+    stable_hash,
+};
+use crate::platform::{Record, Status};
 
 /// What a baseline rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +141,84 @@ impl Baseline {
         st.mean += alpha * delta;
         st.dev += alpha * (delta.abs() - st.dev);
         None
+    }
+}
+
+/// Baselines: `b|<rule>|<group>`.
+const BASELINES: Space = Space::per_group("b");
+
+/// A successful invocation's request id and figures.
+pub struct Invocation<'a> {
+    /// Request id.
+    pub request_id: Cow<'a, str>,
+    /// Its duration and memory.
+    pub sample: Sample,
+}
+
+impl Detect for Baseline {
+    type Obs<'a> = Invocation<'a>;
+
+    /// A successful invocation's duration and memory, a baseline's sample.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        _: &mut Matching<'_>,
+        out: &mut impl FnMut(Invocation<'p>),
+    ) {
+        if let Record::Report(r) = line.rec
+            && r.status == Status::Success
+            && r.duration_ms > 0.0
+        {
+            out(Invocation {
+                request_id: r.request_id.clone(),
+                sample: Sample {
+                    duration_ms: r.duration_ms,
+                    max_memory_used_mb: r.max_memory_used_mb,
+                    memory_size_mb: r.memory_size_mb,
+                },
+            });
+        }
+    }
+
+    fn batch_key(&self, rule: &str, group: &str, _stream: &str) -> Option<StateKey> {
+        Some(BASELINES.key(rule, group))
+    }
+
+    /// A successful invocation judged against the function's baseline.
+    fn apply<S: Scope>(&self, o: &Invocation<'_>, at: &At<'_>, scope: &mut S) {
+        let Some(key) = at.batch_key else { return };
+        let timeout = function_name(at.group)
+            .and_then(|f| self.function_timeouts.get(f).copied())
+            .or_else(|| scope.learned_timeout(at.group));
+        let st: &mut BaselineState = scope.state(key, at.ts + 30 * DAY_MS);
+        let rh = stable_hash(&["req", &o.request_id]);
+        if let Some(metrics) = self.apply(st, rh, &o.sample, timeout) {
+            let f = at.finding(1, vec![o.request_id.to_string()], metrics);
+            scope.record(at.group, f, rh);
+        }
+    }
+
+    /// How far the duration or memory is from the typical.
+    fn what(&self, s: &Summary<'_>) -> String {
+        let (m, place, span, count) = (s.metrics, s.place, s.span, s.count);
+        match (
+            m.get("duration_ms"),
+            m.get("baseline_ms"),
+            m.get("max_memory_used_mb"),
+        ) {
+            (Some(x), Some(b), _) if *b > 0.0 => format!(
+                "{place} ran {x:.0} ms against a typical {b:.0} ms ({:.1}×), {count} time(s) {span}.",
+                x / b,
+            ),
+            (Some(x), _, _) => {
+                format!("{place} ran {x:.0} ms, close to its timeout, {count} time(s) {span}.")
+            }
+            (_, _, Some(used)) => format!(
+                "{place} used {used:.0} MB of {:.0} MB, {count} time(s) {span}.",
+                s.metric("memory_size_mb"),
+            ),
+            _ => format!("{count} anomalous invocation(s) of {place} {span}."),
+        }
     }
 }
 

@@ -5,9 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Detector;
-use super::Key;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
+use super::key::WINDOWS;
+use super::kind::fold_into_open;
+use super::{At, Detect, Detector, Finding, Key, Line, Matching, Scope, StateKey, Summary};
 use crate::detect::matcher::{Fields, Matcher, field};
 
 /// Configuration of a distinct rule.
@@ -118,6 +122,95 @@ impl Distinct {
             return Some(spread);
         }
         None
+    }
+}
+
+/// A matching event: its key, the hash of its counted value, its request.
+pub struct Seen<'a> {
+    /// Incident key.
+    pub key: Key,
+    /// Hash of the counted value.
+    pub value: u64,
+    /// Request id, when the line has one.
+    pub request_id: Option<Cow<'a, str>>,
+}
+
+impl Detect for Distinct {
+    type Obs<'a> = Seen<'a>;
+
+    fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    /// The rule's first matching matcher: its key and the counted value.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        m: &mut Matching<'_>,
+        out: &mut impl FnMut(Seen<'p>),
+    ) {
+        let Some(app) = line.app else { return };
+        let Some(fields) = m.plane.first_match(m.rule, app.body, m.scan, m.memo) else {
+            return;
+        };
+        let Some((key, value)) = self.key_and_value(&fields) else {
+            return;
+        };
+        out(Seen {
+            key,
+            value,
+            request_id: app.request_id.clone(),
+        });
+    }
+
+    fn key_of<'o>(obs: &'o Seen<'_>) -> Option<&'o Key> {
+        Some(&obs.key)
+    }
+
+    fn keyed_key(&self, rule: &str, group: &str, key: &Key) -> Option<StateKey> {
+        Some(WINDOWS.keyed(rule, group, key))
+    }
+
+    /// A matching event's value counted in its key's window; enough distinct
+    /// values open an incident.
+    fn apply<S: Scope>(&self, seen: &Seen<'_>, at: &At<'_>, scope: &mut S) {
+        let request_id = seen.request_id.as_deref();
+        if fold_into_open(scope, at, &seen.key, request_id) {
+            return;
+        }
+        let wkey = WINDOWS.keyed(scope.rule_id(), at.group, &seen.key);
+        let st: &mut DistinctState = scope.state(&wkey, at.ts + self.window_ms);
+        let Some(spread) = self.apply(st, at.ts, seen.value, at.message, request_id) else {
+            return;
+        };
+        let f = Finding {
+            key: seen.key.clone(),
+            first_seen: spread.first_seen,
+            last_seen: at.ts,
+            count: spread.distinct,
+            log_stream: at.stream.to_string(),
+            request_ids: std::mem::take(&mut st.request_ids),
+            evidence: std::mem::take(&mut st.samples),
+            metrics: BTreeMap::from([
+                (format!("distinct_{}", self.field), spread.distinct as f64),
+                ("threshold".to_string(), self.threshold as f64),
+            ]),
+        };
+        scope.record(at.group, f, at.hash());
+    }
+
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "{} distinct {} values in {} matching events from {} in {} {} (threshold {} within {} s).",
+            s.metric(&format!("distinct_{}", self.field)),
+            self.field,
+            s.count,
+            s.key_words().join(", "),
+            s.log_group,
+            s.span,
+            self.threshold,
+            self.window_ms / 1_000
+        )
     }
 }
 

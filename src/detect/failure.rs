@@ -2,11 +2,12 @@
 //! environments that failed to initialise, from both log formats.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Detector;
 use super::config::{Cx, KindConfig};
+use super::{At, Detect, Detector, Line, Matching, Scope, Summary, stable_hash};
 use crate::platform::{ExitReason, Record, Status};
 
 /// The classes of failure a rule can listen to (`on:`).
@@ -156,6 +157,62 @@ pub fn classify<'a>(rec: &'a Record<'a>) -> Option<Failed<'a>> {
             ))
         }
         _ => None,
+    }
+}
+
+/// A failed invocation of a class the rule is on, with the figures it carries.
+pub struct Failing<'a> {
+    /// Request id, when the line names one.
+    pub request_id: Option<Cow<'a, str>>,
+    /// Duration and memory, when the record carries them.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Detect for Failure {
+    type Obs<'a> = Failing<'a>;
+
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        _: &mut Matching<'_>,
+        out: &mut impl FnMut(Failing<'p>),
+    ) {
+        let Some(fail) = line.failed.as_ref().filter(|x| self.on.contains(&x.class)) else {
+            return;
+        };
+        let mut metrics = BTreeMap::new();
+        if let Some(d) = fail.duration_ms {
+            metrics.insert("duration_ms".to_string(), d);
+        }
+        if let Some((used, size)) = fail.memory_mb {
+            metrics.insert("max_memory_used_mb".to_string(), f64::from(used));
+            metrics.insert("memory_size_mb".to_string(), f64::from(size));
+        }
+        out(Failing {
+            request_id: fail
+                .request_id
+                .as_deref()
+                .map(|r| Cow::Owned(r.to_string())),
+            metrics,
+        });
+    }
+
+    /// Every failure is a finding; one invocation counts once.
+    fn apply<S: Scope>(&self, o: &Failing<'_>, at: &At<'_>, scope: &mut S) {
+        let ids = o.request_id.iter().map(|r| r.to_string()).collect();
+        let f = at.finding(1, ids, o.metrics.clone());
+        let dedupe = o
+            .request_id
+            .as_deref()
+            .map_or_else(|| at.hash(), |r| stable_hash(&["req", r]));
+        scope.record(at.group, f, dedupe);
+    }
+
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "{} failed invocation(s) of {} {}.",
+            s.count, s.place, s.span
+        )
     }
 }
 

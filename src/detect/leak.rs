@@ -16,12 +16,16 @@
 //! stream (a new environment) starts over, and a change of memory size (a new
 //! configuration) does too.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Detector;
 use super::config::Cx;
+use super::key::Space;
+use super::kind::DAY_MS;
+use super::{At, Detect, Detector, Line, Matching, Scope, StateKey, Summary, stable_hash};
+use crate::platform::{Record, Report, Status};
 
 /// No single step may make more than this share of the rise.
 const MAX_JUMP_SHARE: f64 = 0.5;
@@ -137,6 +141,80 @@ impl Leak {
             );
         }
         Some(m)
+    }
+}
+
+/// Memory points of one execution environment: `l|<rule>|<group>|<stream>`.
+const TRENDS: Space = Space::with_tail("l");
+
+/// A successful REPORT's memory, with its request id.
+pub struct Point<'a> {
+    /// Request id.
+    pub request_id: Cow<'a, str>,
+    /// The point.
+    pub point: MemoryPoint,
+}
+
+impl Detect for Leak {
+    type Obs<'a> = Point<'a>;
+
+    /// A successful REPORT's memory: one point of its environment's trend.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        _: &mut Matching<'_>,
+        out: &mut impl FnMut(Point<'p>),
+    ) {
+        if let Record::Report(Report {
+            request_id,
+            status: Status::Success,
+            max_memory_used_mb: Some(used),
+            memory_size_mb: Some(size),
+            init_duration_ms,
+            restore_duration_ms,
+            ..
+        }) = line.rec
+        {
+            out(Point {
+                request_id: request_id.clone(),
+                point: MemoryPoint {
+                    ts: line.ts,
+                    used_mb: *used,
+                    memory_size_mb: *size,
+                    cold: init_duration_ms.is_some() || restore_duration_ms.is_some(),
+                },
+            });
+        }
+    }
+
+    fn batch_key(&self, rule: &str, group: &str, stream: &str) -> Option<StateKey> {
+        Some(TRENDS.stream_key(rule, group, stream))
+    }
+
+    /// A warm invocation's memory added to its execution environment's trend.
+    fn apply<S: Scope>(&self, o: &Point<'_>, at: &At<'_>, scope: &mut S) {
+        let Some(key) = at.batch_key else { return };
+        // An execution environment lives hours at most.
+        let st: &mut LeakState = scope.state(key, at.ts + DAY_MS / 4);
+        let rh = stable_hash(&["req", &o.request_id]);
+        if let Some(metrics) = self.apply(st, rh, &o.point) {
+            let f = at.finding(1, vec![o.request_id.to_string()], metrics);
+            scope.record(at.group, f, rh);
+        }
+    }
+
+    /// How fast memory rises and when it runs out.
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "Memory of one {} execution environment rose {:.1} MB per invocation to {:.0} MB of {:.0} MB; at this pace it runs out of memory in about {:.0} invocation(s) ({} report(s) {}).",
+            s.place,
+            s.metric("slope_mb_per_invocation"),
+            s.metric("current_mb"),
+            s.metric("memory_size_mb"),
+            s.metric("invocations_to_limit"),
+            s.count,
+            s.span
+        )
     }
 }
 
@@ -312,7 +390,7 @@ mod tests {
         let r = rule();
         let mut st = LeakState::default();
         feed(&r, &mut st, &[100, 104, 108]);
-        let v = crate::state::StateValue::Leak(st);
+        let v = crate::state::StateValue::Kind(crate::detect::KindState::Leak(st));
         let text = serde_json::to_string(&v).unwrap();
         assert!(text.starts_with(r#"{"type":"leak""#), "{text}");
         assert_eq!(

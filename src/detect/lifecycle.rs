@@ -17,8 +17,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use super::Detector;
+use std::borrow::Cow;
+
 use super::config::{Cx, KindConfig};
+use super::key::Space;
+use super::{
+    At, Detect, Detector, Finding, Key, Line, Listed, Matching, Scope, StateKey, Summary,
+    function_name, stable_hash,
+};
+use crate::platform::Record;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -339,6 +346,137 @@ impl Lifecycle {
             .map(|(seq, _)| *seq)
             .collect();
         due.into_iter().filter_map(|seq| st.remove(seq)).collect()
+    }
+}
+
+/// Open invocations of one log stream: `s|<rule>|<group>|<stream>`.
+const STREAMS: Space = Space::with_tail("s");
+
+/// What one event means for a lifecycle rule.
+pub enum Step<'a> {
+    /// START opens an invocation.
+    Start(Cow<'a, str>),
+    /// END, RUNTIME_DONE and REPORT close it.
+    End(Cow<'a, str>),
+}
+
+impl Detect for Lifecycle {
+    type Obs<'a> = Step<'a>;
+
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        _: &mut Matching<'_>,
+        out: &mut impl FnMut(Step<'p>),
+    ) {
+        match line.rec {
+            Record::Start { request_id, .. } => out(Step::Start(request_id.clone())),
+            Record::End { request_id } | Record::RuntimeDone { request_id, .. } => {
+                out(Step::End(request_id.clone()))
+            }
+            Record::Report(r) => out(Step::End(r.request_id.clone())),
+            _ => {}
+        }
+    }
+
+    fn batch_key(&self, rule: &str, group: &str, stream: &str) -> Option<StateKey> {
+        Some(STREAMS.stream_key(rule, group, stream))
+    }
+
+    /// A START opens an invocation in its stream (unless the stream is
+    /// full); an END, RUNTIME_DONE or REPORT closes it.
+    fn apply<S: Scope>(&self, step: &Step<'_>, at: &At<'_>, scope: &mut S) {
+        let Some(key) = at.batch_key else { return };
+        match step {
+            Step::Start(request_id) => {
+                let max =
+                    self.max_duration(function_name(at.group), scope.learned_timeout(at.group));
+                let st: &mut StreamState =
+                    scope.state(key, at.ts + max + self.grace_ms + 3_600_000);
+                if self.start(st, request_id, at.ts, at.message) == Started::Dropped {
+                    scope.dropped_start();
+                }
+            }
+            Step::End(request_id) => {
+                let st: &mut StreamState = scope.state(key, at.ts + self.grace_ms + 3_600_000);
+                self.end(st, request_id);
+            }
+        }
+    }
+
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "{} invocation(s) of {} logged START but no END or REPORT (first {}).",
+            s.count, s.place, s.span
+        )
+    }
+
+    /// Every open stream, so a stream that went quiet is still judged.
+    fn listed(&self) -> Option<Listed> {
+        Some(Listed {
+            space: STREAMS,
+            function_facts: true,
+        })
+    }
+
+    /// Orphaned invocations whose deadline the watermark has passed.
+    fn deadlines<S: Scope>(&self, scope: &mut S, watermark: i64) {
+        let rule = scope.rule_id().to_string();
+        for skey in scope.loaded::<StreamState>(&STREAMS.prefix(&rule)) {
+            let Some(place) = STREAMS.parse(&rule, &skey) else {
+                continue;
+            };
+            let (group, stream) = (place.group.to_string(), place.tail.to_string());
+            let max = self.max_duration(function_name(&group), scope.learned_timeout(&group));
+            let due = {
+                let Some(st) = scope.existing::<StreamState>(&skey) else {
+                    continue;
+                };
+                if st.is_empty() {
+                    continue;
+                }
+                let due = self.due(st, watermark, max);
+                if due.is_empty() {
+                    continue;
+                }
+                due
+            };
+            scope.touch(&skey);
+            for o in due {
+                let mut metrics = BTreeMap::from([("max_duration_ms".to_string(), max as f64)]);
+                if let Some(s) = o.superseded_at {
+                    metrics.insert("next_start_after_ms".into(), (s - o.start) as f64);
+                }
+                let f = Finding {
+                    key: Key::new(),
+                    first_seen: o.start,
+                    last_seen: o.start,
+                    count: 1,
+                    log_stream: stream.clone(),
+                    request_ids: vec![o.request_id.clone()],
+                    evidence: vec![o.line.clone()],
+                    metrics,
+                };
+                scope.record(&group, f, stable_hash(&["req", &o.request_id]));
+            }
+            report_dropped(scope, &group, &skey);
+        }
+    }
+}
+
+/// STARTs a full stream could not track go into the alert its orphans
+/// open (`open_invocations_dropped`), so the alert says it is incomplete.
+/// While the incident is already open (no new alert) they wait in the
+/// stream's state for the next one.
+fn report_dropped<S: Scope>(scope: &mut S, group: &str, skey: &str) {
+    if !scope.opened(group) {
+        return;
+    }
+    let dropped = scope
+        .existing::<StreamState>(skey)
+        .map_or(0, StreamState::take_dropped);
+    if dropped > 0 {
+        scope.add_to_opened(group, "open_invocations_dropped", dropped as f64);
     }
 }
 

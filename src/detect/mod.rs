@@ -3,12 +3,15 @@
 //! A detector never reads the clock, does no I/O and owns no state: the engine
 //! hands it the event (time, record, body) and the per-key state loaded for the
 //! batch, and it says what the event means. State is plain serializable data
-//! ([`crate::state::StateValue`]) so any [`crate::state::StateStore`] can hold it.
+//! ([`KindState`]) so any store can hold it. Each kind's file implements
+//! [`Detect`]; the `kinds!` list below is the only place that names them all.
 
 pub mod baseline;
 pub mod config;
 pub mod distinct;
 pub mod failure;
+pub mod key;
+pub mod kind;
 pub mod leak;
 pub mod lifecycle;
 pub mod literals;
@@ -24,77 +27,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use config::{ConfigVisitor, KindConfig};
+pub use key::StateKey;
+pub use kind::{At, Detect, Line, Listed, Matching, Scope, StateOf, Summary};
 
 /// The values that identify one incident of a rule within a log group,
 /// e.g. `{"source_ip": "203.0.113.7"}`; empty for per-function rules.
 pub type Key = BTreeMap<String, String>;
 
-/// Detector kinds: a closed set, one file in `src/detect/` each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Count of matching events per key within a window.
-    Threshold,
-    /// Distinct values of a field per key within a window.
-    Distinct,
-    /// START without END/REPORT.
-    Lifecycle,
-    /// Timeouts, out of memory, runtime exits, init failures.
-    Failure,
-    /// Duration or memory against a learned per-function baseline.
-    Baseline,
-    /// Invocations per function against a learned rate.
-    Rate,
-    /// One matching event.
-    Pattern,
-}
-
 impl Kind {
-    /// Every kind, in the order error messages list them: the one list, so a
-    /// new kind cannot be missing from an error that lists them.
-    pub const ALL: [Kind; 7] = [
-        Kind::Threshold,
-        Kind::Distinct,
-        Kind::Lifecycle,
-        Kind::Failure,
-        Kind::Baseline,
-        Kind::Rate,
-        Kind::Pattern,
-    ];
-
     /// "threshold, distinct, …, rate or pattern", for error messages.
     pub fn listed() -> String {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
         match names.split_last() {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => names.join(""),
-        }
-    }
-
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Threshold => "threshold",
-            Kind::Distinct => "distinct",
-            Kind::Lifecycle => "lifecycle",
-            Kind::Failure => "failure",
-            Kind::Baseline => "baseline",
-            Kind::Rate => "rate",
-            Kind::Pattern => "pattern",
-        }
-    }
-
-    /// Do `v` with this kind's configuration type (its `Config`, which the
-    /// kind's file owns).
-    pub fn visit<V: ConfigVisitor>(self, v: V) -> V::Out {
-        match self {
-            Kind::Threshold => v.visit::<threshold::Config>(),
-            Kind::Distinct => v.visit::<distinct::Config>(),
-            Kind::Lifecycle => v.visit::<lifecycle::Config>(),
-            Kind::Failure => v.visit::<failure::Config>(),
-            Kind::Baseline => v.visit::<baseline::Config>(),
-            Kind::Rate => v.visit::<rate::Config>(),
-            Kind::Pattern => v.visit::<pattern::Config>(),
         }
     }
 
@@ -111,53 +57,184 @@ impl Kind {
     }
 }
 
-/// A compiled detector: the closed set of kinds. Adding a kind is one file
-/// here and one arm in this enum.
-#[derive(Debug, Clone)]
-pub enum Detector {
+/// The closed set of detectors, one line per kind: `Variant(type)`, and
+/// `state Variant(type)` when the kind keeps state (the variant's
+/// snake_case name is the stored `"type"`). It generates [`Detector`], the
+/// observations ([`Obs`]), the stored states ([`KindState`]) and the
+/// dispatch, which only delegates to the kind's [`Detect`] implementation.
+macro_rules! kinds {
+    ($( $(#[$doc:meta])* $v:ident($ty:ty)
+        $(, state $sv:ident($st:ty))?
+        $(, kind $kv:ident = $kname:literal($kcfg:ty))? ;)*) => {
+        /// The `kind:` of a rule file: a closed set, each compiled by its
+        /// file's `Config` (one `kind` may compile to more than one detector).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Kind {
+            $( $(
+                #[doc = concat!("`kind: ", $kname, "`.")]
+                #[serde(rename = $kname)]
+                $kv,
+            )? )*
+        }
+
+        impl Kind {
+            /// Every kind, in the order error messages list them: the one list, so a
+            /// new kind cannot be missing from an error that lists them.
+            pub const ALL: [Kind; 0 $( $( + one!($kv) )? )*] = [ $( $( Kind::$kv, )? )* ];
+
+            /// The contract's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $( Kind::$kv => $kname, )? )* }
+            }
+
+            /// Do `v` with this kind's configuration type (its `Config`, which the
+            /// kind's file owns).
+            pub fn visit<V: ConfigVisitor>(self, v: V) -> V::Out {
+                match self { $( $( Kind::$kv => v.visit::<$kcfg>(), )? )* }
+            }
+        }
+
+        /// A compiled detector: the closed set of kinds. Adding a kind is
+        /// one file here and one line in the `kinds!` list.
+        #[derive(Debug, Clone)]
+        pub enum Detector {
+            $( $(#[$doc])* $v($ty), )*
+        }
+
+        /// What one event means for one rule, per kind.
+        pub enum Obs<'a> {
+            $( #[doc = concat!("A `", stringify!($v), "` observation.")] $v(<$ty as Detect>::Obs<'a>), )*
+        }
+
+        /// A kind's stored state; `"type"` names the variant in the stored JSON.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum KindState {
+            $( $( #[doc = concat!("State of `", stringify!($v), "` rules.")] $sv($st), )? )*
+        }
+
+        $( $(
+            impl StateOf for $st {
+                fn wrap(self) -> KindState {
+                    KindState::$sv(self)
+                }
+                fn of(v: &KindState) -> Option<&Self> {
+                    match v {
+                        KindState::$sv(x) => Some(x),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+                fn of_mut(v: &mut KindState) -> Option<&mut Self> {
+                    match v {
+                        KindState::$sv(x) => Some(x),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )? )*
+
+        impl Detector {
+            /// The line matchers of the rule (empty for kinds that read platform records).
+            pub fn matchers(&self) -> &[matcher::Matcher] {
+                match self { $( Detector::$v(d) => <$ty as Detect>::matchers(d), )* }
+            }
+
+            /// The secret finder of the rule, if it looks for secrets.
+            pub fn secrets(&self) -> Option<&secrets::SecretFinder> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::secrets(d), )* }
+            }
+
+            /// What the event means for the rule ([`Detect::observe`]).
+            #[inline]
+            pub fn observe<'p>(
+                &self,
+                line: &Line<'p, '_>,
+                m: &mut Matching<'_>,
+                out: &mut impl FnMut(Obs<'p>),
+            ) {
+                match self { $( Detector::$v(d) => <$ty as Detect>::observe(d, line, m, &mut |o| out(Obs::$v(o))), )* }
+            }
+
+            /// The incident key of an observation, if it has one ([`Detect::key_of`]).
+            pub fn key_of<'o>(obs: &'o Obs<'_>) -> Option<&'o Key> {
+                match obs { $( Obs::$v(o) => <$ty as Detect>::key_of(o), )* }
+            }
+
+            /// The rule's per-batch state key ([`Detect::batch_key`]).
+            pub fn batch_key(&self, rule: &str, group: &str, stream: &str) -> Option<StateKey> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::batch_key(d, rule, group, stream), )* }
+            }
+
+            /// The rule's state key for an incident key ([`Detect::keyed_key`]).
+            pub fn keyed_key(&self, rule: &str, group: &str, key: &Key) -> Option<StateKey> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::keyed_key(d, rule, group, key), )* }
+            }
+
+            /// Apply an observation of this rule ([`Detect::apply`]).
+            pub fn apply<S: Scope>(&self, obs: &Obs<'_>, at: &At<'_>, scope: &mut S) {
+                match (self, obs) {
+                    $( (Detector::$v(d), Obs::$v(o)) => <$ty as Detect>::apply(d, o, at, scope), )*
+                    // An observation is always the rule's own kind's.
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+
+            /// The summary's first sentence ([`Detect::what`]).
+            pub fn what(&self, s: &Summary<'_>) -> String {
+                match self { $( Detector::$v(d) => <$ty as Detect>::what(d, s), )* }
+            }
+
+            /// What the sweep lists for this rule ([`Detect::listed`]).
+            pub fn listed(&self) -> Option<Listed> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::listed(d), )* }
+            }
+
+            /// Judge deadlines ([`Detect::deadlines`]).
+            pub fn deadlines<S: Scope>(&self, scope: &mut S, watermark: i64) {
+                match self { $( Detector::$v(d) => <$ty as Detect>::deadlines(d, scope, watermark), )* }
+            }
+
+            /// Judge what went quiet ([`Detect::sweep`]).
+            pub fn sweep<S: Scope>(&self, scope: &mut S, watermark: i64) {
+                match self { $( Detector::$v(d) => <$ty as Detect>::sweep(d, scope, watermark), )* }
+            }
+        }
+    };
+}
+
+/// Counts the `kind:` entries of the `kinds!` list.
+macro_rules! one {
+    ($x:ident) => {
+        1
+    };
+}
+
+// In the order error messages list the kinds.
+kinds! {
     /// Count of matching events per key in a sliding window.
-    Threshold(threshold::Threshold),
-    /// START without END/REPORT.
-    Lifecycle(lifecycle::Lifecycle),
-    /// Timeouts, out of memory, runtime exits, init failures.
-    Failure(failure::Failure),
-    /// Duration or memory against a learned per-function baseline.
-    Baseline(baseline::Baseline),
-    /// Invocations per function per bucket against a learned rate.
-    Rate(rate::Rate),
-    /// Memory rising steadily within one log stream (kind `baseline`,
-    /// `metric: memory_trend`).
-    Leak(leak::Leak),
+    Threshold(threshold::Threshold), state Window(threshold::WindowState),
+        kind Threshold = "threshold"(threshold::Config);
     /// Distinct values of a field per key in a sliding window.
-    Distinct(distinct::Distinct),
+    Distinct(distinct::Distinct), state Distinct(distinct::DistinctState),
+        kind Distinct = "distinct"(distinct::Config);
+    /// START without END/REPORT.
+    Lifecycle(lifecycle::Lifecycle), state Stream(lifecycle::StreamState),
+        kind Lifecycle = "lifecycle"(lifecycle::Config);
+    /// Timeouts, out of memory, runtime exits, init failures.
+    Failure(failure::Failure), kind Failure = "failure"(failure::Config);
+    /// Duration or memory against a learned per-function baseline.
+    Baseline(baseline::Baseline), state Baseline(baseline::BaselineState),
+        kind Baseline = "baseline"(baseline::Config);
+    /// Invocations per function per bucket against a learned rate.
+    Rate(rate::Rate), state Rate(rate::RateState), kind Rate = "rate"(rate::Config);
+    /// Memory rising steadily within one log stream (a `baseline` rule with
+    /// `metric: memory_trend`, compiled by `baseline`'s `Config`).
+    Leak(leak::Leak), state Leak(leak::LeakState);
     /// Every matching event (or secret) is a finding.
-    Pattern(pattern::Pattern),
-}
-
-impl Detector {
-    /// The line matchers of the rule (empty for kinds that read platform records).
-    pub fn matchers(&self) -> &[matcher::Matcher] {
-        match self {
-            Detector::Threshold(t) => &t.matchers,
-            Detector::Distinct(d) => &d.matchers,
-            Detector::Pattern(p) => &p.matchers,
-            Detector::Lifecycle(_)
-            | Detector::Failure(_)
-            | Detector::Baseline(_)
-            | Detector::Rate(_)
-            | Detector::Leak(_) => &[],
-        }
-    }
-}
-
-impl Detector {
-    /// The secret finder of the rule, if it looks for secrets.
-    pub fn secrets(&self) -> Option<&secrets::SecretFinder> {
-        match self {
-            Detector::Pattern(p) => p.secrets.as_ref(),
-            _ => None,
-        }
-    }
+    Pattern(pattern::Pattern), kind Pattern = "pattern"(pattern::Config);
 }
 
 /// Something a detector found: the start or the continuation of an incident.

@@ -5,8 +5,11 @@
 
 use serde_json::Value;
 
-use super::Key;
+use std::borrow::Cow;
+
 use super::matcher::{Fields, Matcher};
+use super::secrets::SecretFinder;
+use super::{At, Detect, Key, Line, Matching, Scope, Summary};
 use serde::Deserialize;
 
 use super::Detector;
@@ -70,6 +73,74 @@ impl Pattern {
                     .map(|v| (g.clone(), v.to_string()))
             })
             .collect()
+    }
+}
+
+/// A finding's key and the line's request id.
+pub struct Found<'a> {
+    /// Incident key.
+    pub key: Key,
+    /// Request id, when the line has one.
+    pub request_id: Option<Cow<'a, str>>,
+}
+
+impl Detect for Pattern {
+    type Obs<'a> = Found<'a>;
+
+    fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    fn secrets(&self) -> Option<&SecretFinder> {
+        self.secrets.as_ref()
+    }
+
+    /// One observation for a matching matcher, one per secret found.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        m: &mut Matching<'_>,
+        out: &mut impl FnMut(Found<'p>),
+    ) {
+        let Some(app) = line.app else { return };
+        let fields = m.plane.first_match(m.rule, app.body, m.scan, m.memo);
+        let kinds = match &self.secrets {
+            Some(f) => m.plane.secrets(m.rule, f, app.body, m.scan),
+            None => Vec::new(),
+        };
+        for key in self.keys(fields, &kinds) {
+            out(Found {
+                key,
+                request_id: app.request_id.clone(),
+            });
+        }
+    }
+
+    fn key_of<'o>(obs: &'o Found<'_>) -> Option<&'o Key> {
+        Some(&obs.key)
+    }
+
+    /// Every matching event is a finding.
+    fn apply<S: Scope>(&self, found: &Found<'_>, at: &At<'_>, scope: &mut S) {
+        let f = at.keyed_finding(&found.key, found.request_id.as_deref());
+        scope.record(at.group, f, at.hash());
+    }
+
+    fn what(&self, s: &Summary<'_>) -> String {
+        if s.key.is_empty() {
+            format!(
+                "{} matching event(s) in {} {}.",
+                s.count, s.log_group, s.span
+            )
+        } else {
+            format!(
+                "{} matching event(s) with {} in {} {}.",
+                s.count,
+                s.key_words().join(", "),
+                s.log_group,
+                s.span
+            )
+        }
     }
 }
 

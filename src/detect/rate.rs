@@ -22,12 +22,19 @@
 //! in any log line, so it comes from the rule (a default plus per-function
 //! overrides) and the prices from the rule's pricing table.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Detector;
 use super::config::{Cx, KindConfig};
+use super::key::Space;
+use super::kind::DAY_MS;
+use super::{
+    At, Detect, Detector, Finding, Key, Line, Listed, Matching, Scope, StateKey, Summary,
+    function_name, stable_hash,
+};
+use crate::platform::Record;
 
 /// Zero-invocation buckets learned per gap at most (see the module docs).
 pub const MAX_GAP_BUCKETS: i64 = 60;
@@ -328,7 +335,7 @@ impl Rate {
 }
 
 /// Maps keyed by bucket start as `[[start, value], …]`: JSON object keys are
-/// strings, which the tagged [`crate::state::StateValue`] cannot read back
+/// strings, which the tagged [`super::KindState`] cannot read back
 /// as integers.
 mod pairs {
     use std::collections::BTreeMap;
@@ -346,6 +353,143 @@ mod pairs {
         d: D,
     ) -> Result<BTreeMap<i64, T>, D::Error> {
         Ok(Vec::<(i64, T)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// Rates: `r|<rule>|<group>`.
+const RATES: Space = Space::per_group("r");
+
+/// What one event means for a rate rule.
+pub enum Tick<'a> {
+    /// A START counts an invocation.
+    Start(Cow<'a, str>),
+    /// A REPORT carries its billed time and memory.
+    Report {
+        /// Billed duration.
+        billed_ms: Option<u64>,
+        /// Memory size.
+        memory_mb: Option<u32>,
+    },
+}
+
+impl Rate {
+    /// Judge the complete buckets of one function's rate: by the function's
+    /// own latest event time during a batch (so minutes are judged as the
+    /// data passes them, whatever other log groups' clocks say); in a sweep,
+    /// those of a function quiet by the watermark (see [`Rate::sweep`]).
+    fn close_rate<S: Scope>(&self, scope: &mut S, group: &str, key: &str, sweep: Option<i64>) {
+        let (spikes, changed) = {
+            let Some(st) = scope.existing::<RateState>(key) else {
+                return;
+            };
+            let before = st.closed_until;
+            let spikes = match sweep {
+                None => self.close(st, function_name(group), st.clock),
+                Some(watermark) => self.sweep(st, function_name(group), watermark),
+            };
+            (spikes, st.closed_until != before)
+        };
+        if changed {
+            scope.touch(key);
+        }
+        for s in spikes {
+            let (log_stream, evidence) = match s.sample {
+                Some(x) => (x.log_stream, vec![x.line]),
+                None => (String::new(), Vec::new()),
+            };
+            let f = Finding {
+                key: Key::new(),
+                first_seen: s.bucket,
+                last_seen: s.bucket + self.bucket_ms - 1,
+                count: s.count,
+                log_stream,
+                request_ids: Vec::new(),
+                evidence,
+                metrics: s.metrics,
+            };
+            let mut buf = itoa::Buffer::new();
+            let dedupe = stable_hash(&["bucket", buf.format(s.bucket)]);
+            scope.record(group, f, dedupe);
+        }
+    }
+}
+
+impl Detect for Rate {
+    type Obs<'a> = Tick<'a>;
+
+    /// START counts an invocation; REPORT carries its billed time and memory.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        _: &mut Matching<'_>,
+        out: &mut impl FnMut(Tick<'p>),
+    ) {
+        match line.rec {
+            Record::Start { request_id, .. } => out(Tick::Start(request_id.clone())),
+            Record::Report(r) => out(Tick::Report {
+                billed_ms: r.billed_duration_ms,
+                memory_mb: r.memory_size_mb,
+            }),
+            _ => {}
+        }
+    }
+
+    fn batch_key(&self, rule: &str, group: &str, _stream: &str) -> Option<StateKey> {
+        Some(RATES.key(rule, group))
+    }
+
+    /// A START counted in the function's rate, a REPORT's billed time and
+    /// memory added to it; complete buckets are judged.
+    fn apply<S: Scope>(&self, tick: &Tick<'_>, at: &At<'_>, scope: &mut S) {
+        let Some(key) = at.batch_key else { return };
+        let st: &mut RateState = scope.state(key, at.ts + 30 * DAY_MS);
+        match tick {
+            Tick::Start(request_id) => {
+                self.start(st, at.ts, stable_hash(&["req", request_id]), || Sample {
+                    log_stream: at.stream.to_string(),
+                    line: at.message.to_string(),
+                });
+            }
+            Tick::Report {
+                billed_ms,
+                memory_mb,
+            } => self.report(st, at.ts, *billed_ms, *memory_mb),
+        }
+        self.close_rate(scope, at.group, key.as_str(), None);
+    }
+
+    /// Invocations a minute against the typical, and what they cost.
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "{} was invoked {:.0} times a minute against a typical {:.1} ({} invocation(s) {}); at this rate it costs about ${:.2} more per hour.",
+            s.place,
+            s.metric("rate_per_min"),
+            s.metric("baseline_per_min"),
+            s.count,
+            s.span,
+            s.metric("projected_extra_cost_per_hour_usd"),
+        )
+    }
+
+    /// Every function's open buckets, so a minute is judged even when the
+    /// function went quiet after it.
+    fn listed(&self) -> Option<Listed> {
+        Some(Listed {
+            space: RATES,
+            function_facts: false,
+        })
+    }
+
+    /// Judge the complete buckets of every function's rate with the sweep's
+    /// watermark, so a function that went quiet is still judged.
+    fn sweep<S: Scope>(&self, scope: &mut S, watermark: i64) {
+        let rule = scope.rule_id().to_string();
+        for key in scope.loaded::<RateState>(&RATES.prefix(&rule)) {
+            if let Some(place) = RATES.parse(&rule, &key) {
+                let group = place.group.to_string();
+                self.close_rate(scope, &group, &key, Some(watermark));
+            }
+        }
     }
 }
 
@@ -616,7 +760,7 @@ mod tests {
         let r = rule();
         let mut st = RateState::default();
         feed(&r, &mut st, None, &[10, 12, 9]);
-        let v = crate::state::StateValue::Rate(st);
+        let v = crate::state::StateValue::Kind(crate::detect::KindState::Rate(st));
         let text = serde_json::to_string(&v).unwrap();
         assert!(text.starts_with(r#"{"type":"rate""#), "{text}");
         assert_eq!(

@@ -4,9 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Detector;
-use super::Key;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use super::config::{Cx, KindConfig, RawMatcher, check_field_names, compile_matchers};
+use super::key::WINDOWS;
+use super::kind::fold_into_open;
+use super::{At, Detect, Detector, Finding, Key, Line, Matching, Scope, StateKey, Summary};
 use crate::detect::matcher::{Fields, Matcher, field};
 
 /// Configuration of a threshold rule.
@@ -113,6 +117,88 @@ impl Threshold {
             return Some(burst);
         }
         None
+    }
+}
+
+/// A matching event: its key, the hash of its `unique` fields, its request.
+pub struct Hit<'a> {
+    /// Incident key.
+    pub key: Key,
+    /// [`Threshold::unique_hash`].
+    pub unique: u64,
+    /// Request id, when the line has one.
+    pub request_id: Option<Cow<'a, str>>,
+}
+
+impl Detect for Threshold {
+    type Obs<'a> = Hit<'a>;
+
+    fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    /// The rule's first matching matcher, with the key its fields give.
+    fn observe<'p>(
+        &self,
+        line: &Line<'p, '_>,
+        m: &mut Matching<'_>,
+        out: &mut impl FnMut(Hit<'p>),
+    ) {
+        let Some(app) = line.app else { return };
+        let Some(fields) = m.plane.first_match(m.rule, app.body, m.scan, m.memo) else {
+            return;
+        };
+        let Some(key) = self.key(&fields) else { return };
+        out(Hit {
+            unique: self.unique_hash(&fields),
+            key,
+            request_id: app.request_id.clone(),
+        });
+    }
+
+    fn key_of<'o>(obs: &'o Hit<'_>) -> Option<&'o Key> {
+        Some(&obs.key)
+    }
+
+    fn keyed_key(&self, rule: &str, group: &str, key: &Key) -> Option<StateKey> {
+        Some(WINDOWS.keyed(rule, group, key))
+    }
+
+    /// A matching event counted in its key's window; a burst opens an incident.
+    fn apply<S: Scope>(&self, hit: &Hit<'_>, at: &At<'_>, scope: &mut S) {
+        let request_id = hit.request_id.as_deref();
+        if fold_into_open(scope, at, &hit.key, request_id) {
+            return;
+        }
+        let wkey = WINDOWS.keyed(scope.rule_id(), at.group, &hit.key);
+        let win: &mut WindowState = scope.state(&wkey, at.ts + self.window_ms);
+        let Some(burst) = self.apply(win, at.ts, at.hash(), hit.unique, at.message, request_id)
+        else {
+            return;
+        };
+        let f = Finding {
+            key: hit.key.clone(),
+            first_seen: burst.first_seen,
+            last_seen: at.ts,
+            count: burst.count,
+            log_stream: at.stream.to_string(),
+            request_ids: std::mem::take(&mut win.request_ids),
+            evidence: std::mem::take(&mut win.samples),
+            metrics: BTreeMap::from([("threshold".to_string(), self.threshold as f64)]),
+        };
+        scope.record(at.group, f, at.hash());
+    }
+
+    fn what(&self, s: &Summary<'_>) -> String {
+        format!(
+            "{} matching events from {} in {} {} (threshold {} within {} s).",
+            s.count,
+            s.key_words().join(", "),
+            s.log_group,
+            s.span,
+            self.threshold,
+            self.window_ms / 1_000
+        )
     }
 }
 

@@ -5,13 +5,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::observe::{Obs, Observed};
+use super::apply::RuleScope;
+use super::observe::{Observed, Seen};
 use super::work::{BatchKeys, Work};
 use super::{BatchOutcome, Engine, EngineError};
-use crate::detect::Key;
+use crate::detect::{Detector, Key, StateKey};
 use crate::ingest::Payload;
-use crate::rules::{Kind, RuleSet};
-use crate::state::{self, StateStore};
+use crate::rules::RuleSet;
+use crate::state::StateStore;
 
 impl<S: StateStore> Engine<S> {
     /// Steps 2–4 for a batch (or a sweep when `batch` is `None`).
@@ -25,13 +26,8 @@ impl<S: StateStore> Engine<S> {
         let batch_keys = batch.map(|(p, _)| BatchKeys::new(&rules, p));
         let mut keys = match (batch, &batch_keys) {
             (Some((p, observed)), Some(bk)) => observed_keys(&rules, p, bk, observed),
-            _ => Vec::new(),
+            _ => self.listed_keys(read_time).await?,
         };
-        if batch.is_none() {
-            self.add_rate_keys(read_time, &mut keys).await?;
-        }
-        self.add_stream_keys(batch.is_none(), read_time, &mut keys)
-            .await?;
         keys.sort();
         keys.dedup();
         let loaded = self.store.load(&keys, read_time).await?;
@@ -41,10 +37,10 @@ impl<S: StateStore> Engine<S> {
                 self.apply(&mut work, p, bk, o);
             }
         }
-        self.deadlines(&mut work, watermark);
-        if batch.is_none() {
-            self.sweep_rates(&mut work, watermark);
-        }
+        let at_batch = batch
+            .zip(batch_keys.as_ref())
+            .map(|((p, _), bk)| (p.log_group.as_ref(), &bk.function));
+        self.judge(&mut work, at_batch, watermark, batch.is_none());
         let (alerts, unconfirmed) = self.hand_out(&mut work, batch.map(|(p, _)| p));
         self.store.save(work.writes()).await?;
         let (alerts, folded) = self.fold_storm(alerts, unconfirmed);
@@ -57,116 +53,97 @@ impl<S: StateStore> Engine<S> {
         })
     }
 
-    /// Rates: the sweep lists every function's open buckets, so a minute
-    /// is judged even when the function went quiet after it.
-    async fn add_rate_keys(
-        &mut self,
-        read_time: i64,
-        keys: &mut Vec<String>,
-    ) -> Result<(), EngineError> {
+    /// Deadlines of every rule against the watermark; in a sweep, then what
+    /// went quiet ([`crate::detect::Detect::sweep`]).
+    fn judge(
+        &self,
+        work: &mut Work,
+        batch: Option<(&str, &StateKey)>,
+        watermark: i64,
+        sweep: bool,
+    ) {
+        for quiet in [false, true] {
+            if quiet && !sweep {
+                break;
+            }
+            for (ri, r) in self.rules.rules.iter().enumerate() {
+                let mut scope = RuleScope {
+                    engine: self,
+                    work,
+                    rule: ri,
+                    batch,
+                };
+                if quiet {
+                    r.detector.sweep(&mut scope, watermark);
+                } else {
+                    r.detector.deadlines(&mut scope, watermark);
+                }
+            }
+        }
+    }
+
+    /// The sweep lists what each rule asks for ([`crate::detect::Detect::listed`]):
+    /// e.g. every state of the rule in its space, so what went quiet is
+    /// still judged, at one Query per rule. Each listed key comes with its
+    /// rule's incident key and, when the kind needs it, its function's.
+    async fn listed_keys(&mut self, read_time: i64) -> Result<Vec<String>, EngineError> {
         let rules = Arc::clone(&self.rules);
-        for rule in rules.rules.iter().filter(|r| r.kind == Kind::Rate) {
-            let prefix = state::rate_prefix(&rule.id);
+        let mut keys = Vec::new();
+        for rule in &rules.rules {
+            let Some(listed) = rule.detector.listed() else {
+                continue;
+            };
+            let prefix = listed.space.prefix(&rule.id);
             for k in self.store.keys_with_prefix(&prefix, read_time).await? {
-                if let Some(group) = k.strip_prefix(&prefix) {
-                    keys.push(state::incident_key(&rule.id, group, &Key::new()));
+                if let Some(place) = listed.space.parse(&rule.id, &k) {
+                    if listed.function_facts {
+                        keys.push(StateKey::function(place.group).into_string());
+                    }
+                    keys.push(StateKey::incident(&rule.id, place.group, &Key::new()).into_string());
                 }
                 keys.push(k);
             }
         }
-        Ok(())
-    }
-
-    /// Deadlines: a batch checks the streams it touched; the sweep (end of
-    /// replay, the scheduled event) lists every open stream, so a stream
-    /// that went quiet is still judged, at one Query per lifecycle rule.
-    /// Each stream comes with its function's and its rule's incident key.
-    async fn add_stream_keys(
-        &mut self,
-        sweep: bool,
-        read_time: i64,
-        keys: &mut Vec<String>,
-    ) -> Result<(), EngineError> {
-        let rules = Arc::clone(&self.rules);
-        let mut streams: Vec<String> = Vec::new();
-        if sweep {
-            for rule in rules.rules.iter().filter(|r| r.kind == Kind::Lifecycle) {
-                streams.extend(
-                    self.store
-                        .keys_with_prefix(&state::stream_prefix(&rule.id), read_time)
-                        .await?,
-                );
-            }
-        }
-        streams.extend(keys.iter().filter(|k| k.starts_with("s|")).cloned());
-        for k in streams {
-            if let Some((group, _)) = state::split_stream_key(&k)
-                && let Some(rule) = k.split('|').nth(1)
-            {
-                keys.push(state::function_key(group));
-                keys.push(state::incident_key(rule, group, &Key::new()));
-            }
-            keys.push(k);
-        }
-        Ok(())
+        Ok(keys)
     }
 }
 
 /// The state keys a batch's observations touch, each once: per rule for the
-/// event-independent ones, per distinct key for thresholds and patterns.
+/// event-independent ones, per distinct incident key for observations that
+/// carry one ([`crate::detect::Detect::key_of`]), each with the rule's
+/// incident key.
 fn observed_keys(
     rules: &RuleSet,
     p: &Payload<'_>,
     bk: &BatchKeys,
     observed: &[Observed<'_>],
 ) -> Vec<String> {
-    let mut keys = vec![bk.function.clone()];
+    let mut keys = vec![bk.function.as_str().to_string()];
     let mut seen = vec![false; rules.rules.len()];
     let mut seen_keys: HashSet<(usize, &Key)> = HashSet::new();
     for o in observed {
-        match &o.obs {
-            Obs::Threshold { rule: r, key, .. } | Obs::Distinct { rule: r, key, .. } => {
+        let Seen::Rule(r, obs) = &o.seen else {
+            continue;
+        };
+        let rule = &rules.rules[*r];
+        match Detector::key_of(obs) {
+            Some(key) => {
                 if seen_keys.insert((*r, key)) {
-                    let id = &rules.rules[*r].id;
-                    keys.push(state::window_key(id, &p.log_group, key));
-                    keys.push(state::incident_key(id, &p.log_group, key));
-                }
-            }
-            Obs::Failure { rule: r, .. }
-            | Obs::Baseline { rule: r, .. }
-            | Obs::Start { rule: r, .. }
-            | Obs::End { rule: r, .. } => {
-                if std::mem::replace(&mut seen[*r], true) {
-                    continue;
-                }
-                match &o.obs {
-                    Obs::Failure { .. } => keys.push(bk.incident[*r].clone()),
-                    Obs::Baseline { .. } => {
-                        keys.push(bk.baseline[*r].clone());
-                        keys.push(bk.incident[*r].clone());
+                    if let Some(k) = rule.detector.keyed_key(&rule.id, &p.log_group, key) {
+                        keys.push(k.into_string());
                     }
-                    _ => keys.push(bk.stream[*r].clone()),
+                    keys.push(StateKey::incident(&rule.id, &p.log_group, key).into_string());
                 }
             }
-            Obs::RateStart { rule: r, .. }
-            | Obs::RateReport { rule: r, .. }
-            | Obs::Leak { rule: r, .. } => {
+            None => {
                 if std::mem::replace(&mut seen[*r], true) {
                     continue;
                 }
-                keys.push(match &o.obs {
-                    Obs::Leak { .. } => bk.leak[*r].clone(),
-                    _ => bk.rate[*r].clone(),
-                });
-                keys.push(bk.incident[*r].clone());
-            }
-            Obs::Pattern { rule: r, key, .. } => {
-                if seen_keys.insert((*r, key)) {
-                    let id = &rules.rules[*r].id;
-                    keys.push(state::incident_key(id, &p.log_group, key));
+                if let Some(k) = &bk.kind[*r] {
+                    keys.push(k.as_str().to_string());
                 }
+                keys.push(bk.incident[*r].as_str().to_string());
             }
-            Obs::LearnTimeout { .. } => {}
         }
     }
     keys

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::Engine;
 use crate::alert::redact::RedactOptions;
 use crate::alert::{self, Alert, Links};
-use crate::detect::{Detector, Finding, Key, function_name};
+use crate::detect::{Finding, Key, Summary, function_name};
 use crate::rules::Rule;
 use crate::state::StateStore;
 
@@ -137,7 +137,7 @@ impl<S: StateStore> Engine<S> {
     /// The incident's console links. A redacted value finds nothing in Logs
     /// Insights, nor does the kind of a secret: filter on a request id instead.
     fn links(&self, r: &Rule, d: &Draft) -> Links {
-        let secret_kind = matches!(&r.detector, Detector::Pattern(p) if p.secrets.is_some());
+        let secret_kind = r.detector.secrets().is_some();
         let unredacted = |v: &&String| !v.contains("[REDACTED:");
         let needle = d
             .key
@@ -178,7 +178,14 @@ fn summary(r: &Rule, d: &Draft, place: &str) -> String {
             crate::time::rfc3339(d.last_seen)
         )
     };
-    let what = what(r, d, place, &span);
+    let what = r.detector.what(&Summary {
+        count: d.count,
+        key: &d.key,
+        log_group: &d.log_group,
+        metrics: &d.metrics,
+        place,
+        span: &span,
+    });
     let advice: String = r
         .description
         .split_inclusive(". ")
@@ -192,104 +199,4 @@ fn summary(r: &Rule, d: &Draft, place: &str) -> String {
     } else {
         format!("{what} {advice}")
     }
-}
-
-/// What happened and how much, in the words of the rule's kind.
-fn what(r: &Rule, d: &Draft, place: &str, span: &str) -> String {
-    let key: Vec<String> = d.key.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    match &r.detector {
-        Detector::Threshold(t) => format!(
-            "{} matching events from {} in {} {span} (threshold {} within {} s).",
-            d.count,
-            key.join(", "),
-            d.log_group,
-            t.threshold,
-            t.window_ms / 1_000
-        ),
-        Detector::Distinct(x) => format!(
-            "{} distinct {} values in {} matching events from {} in {} {span} (threshold {} within {} s).",
-            d.metrics
-                .get(&format!("distinct_{}", x.field))
-                .copied()
-                .unwrap_or(0.0),
-            x.field,
-            d.count,
-            key.join(", "),
-            d.log_group,
-            x.threshold,
-            x.window_ms / 1_000
-        ),
-        Detector::Pattern(_) if key.is_empty() => {
-            format!("{} matching event(s) in {} {span}.", d.count, d.log_group)
-        }
-        Detector::Pattern(_) => format!(
-            "{} matching event(s) with {} in {} {span}.",
-            d.count,
-            key.join(", "),
-            d.log_group
-        ),
-        Detector::Failure(_) => format!("{} failed invocation(s) of {place} {span}.", d.count),
-        Detector::Lifecycle(_) => format!(
-            "{} invocation(s) of {place} logged START but no END or REPORT (first {span}).",
-            d.count
-        ),
-        Detector::Baseline(_) => baseline_what(d, place, span),
-        Detector::Rate(_) => rate_what(d, place, span),
-        Detector::Leak(_) => leak_what(d, place, span),
-    }
-}
-
-/// A baseline's: how far the duration or memory is from the typical.
-fn baseline_what(d: &Draft, place: &str, span: &str) -> String {
-    let m = &d.metrics;
-    match (
-        m.get("duration_ms"),
-        m.get("baseline_ms"),
-        m.get("max_memory_used_mb"),
-    ) {
-        (Some(x), Some(b), _) if *b > 0.0 => format!(
-            "{place} ran {x:.0} ms against a typical {b:.0} ms ({:.1}×), {} time(s) {span}.",
-            x / b,
-            d.count
-        ),
-        (Some(x), _, _) => format!(
-            "{place} ran {x:.0} ms, close to its timeout, {} time(s) {span}.",
-            d.count
-        ),
-        (_, _, Some(used)) => format!(
-            "{place} used {used:.0} MB of {:.0} MB, {} time(s) {span}.",
-            m.get("memory_size_mb").copied().unwrap_or(0.0),
-            d.count
-        ),
-        _ => format!("{} anomalous invocation(s) of {place} {span}.", d.count),
-    }
-}
-
-/// A rate's: invocations a minute against the typical, and what they cost.
-fn rate_what(d: &Draft, place: &str, span: &str) -> String {
-    let m = &d.metrics;
-    let rate = m.get("rate_per_min").copied().unwrap_or(0.0);
-    let base = m.get("baseline_per_min").copied().unwrap_or(0.0);
-    let cost = m
-        .get("projected_extra_cost_per_hour_usd")
-        .copied()
-        .unwrap_or(0.0);
-    format!(
-        "{place} was invoked {rate:.0} times a minute against a typical {base:.1} ({} invocation(s) {span}); at this rate it costs about ${cost:.2} more per hour.",
-        d.count
-    )
-}
-
-/// A memory trend's: how fast memory rises and when it runs out.
-fn leak_what(d: &Draft, place: &str, span: &str) -> String {
-    let m = &d.metrics;
-    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
-    format!(
-        "Memory of one {place} execution environment rose {:.1} MB per invocation to {:.0} MB of {:.0} MB; at this pace it runs out of memory in about {:.0} invocation(s) ({} report(s) {span}).",
-        get("slope_mb_per_invocation"),
-        get("current_mb"),
-        get("memory_size_mb"),
-        get("invocations_to_limit"),
-        d.count
-    )
 }

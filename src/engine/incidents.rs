@@ -1,16 +1,15 @@
 //! Incidents: a finding opens one (a new alert) or folds into the open one;
-//! the deadlines and rate buckets a batch or sweep judges; the outbox's
-//! confirmation of delivered alerts.
+//! the outbox's confirmation of delivered alerts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::finish::Draft;
 use super::work::{Slot, Work};
 use super::{Engine, EngineError, INCIDENT_REQUESTS_KEPT, MAX_ATTEMPTS};
 use crate::alert::{self, Alert};
-use crate::detect::{Detector, Finding, Key, function_name, stable_hash};
+use crate::detect::{Finding, StateKey, stable_hash};
 use crate::ingest::Payload;
-use crate::state::{self, IncidentState, StateError, StateStore, StateValue, Versioned, Write};
+use crate::state::{IncidentState, StateError, StateStore, StateValue, Versioned, Write};
 
 impl<S: StateStore> Engine<S> {
     /// Record that these alerts were delivered, so a retried batch does not
@@ -98,175 +97,6 @@ impl<S: StateStore> Engine<S> {
         (alerts, unconfirmed)
     }
 
-    /// Orphaned invocations whose deadline the watermark has passed.
-    pub(super) fn deadlines(&self, work: &mut Work, watermark: i64) {
-        for (ri, r) in self.rules.rules.iter().enumerate() {
-            let Detector::Lifecycle(l) = &r.detector else {
-                continue;
-            };
-            let prefix = state::stream_prefix(&r.id);
-            let mut streams: Vec<String> = work
-                .slots
-                .iter()
-                .filter(|(k, s)| {
-                    k.starts_with(&prefix)
-                        && matches!(&s.value, Some(StateValue::Stream(st)) if !st.is_empty())
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            streams.sort();
-            for skey in streams {
-                let Some((group, stream)) = state::split_stream_key(&skey) else {
-                    continue;
-                };
-                let (group, stream) = (group.to_string(), stream.to_string());
-                let fkey = state::function_key(&group);
-                let max = l.max_duration(function_name(&group), work.learned_timeout(&fkey));
-                let due = {
-                    let Some(Slot {
-                        value: Some(StateValue::Stream(st)),
-                        ..
-                    }) = work.slots.get_mut(&skey)
-                    else {
-                        continue;
-                    };
-                    let due = l.due(st, watermark, max);
-                    if due.is_empty() {
-                        continue;
-                    }
-                    due
-                };
-                if let Some(s) = work.slots.get_mut(&skey) {
-                    s.dirty = true;
-                }
-                for o in due {
-                    let mut metrics = BTreeMap::from([("max_duration_ms".to_string(), max as f64)]);
-                    if let Some(s) = o.superseded_at {
-                        metrics.insert("next_start_after_ms".into(), (s - o.start) as f64);
-                    }
-                    let f = Finding {
-                        key: Key::new(),
-                        first_seen: o.start,
-                        last_seen: o.start,
-                        count: 1,
-                        log_stream: stream.clone(),
-                        request_ids: vec![o.request_id.clone()],
-                        evidence: vec![o.line.clone()],
-                        metrics,
-                    };
-                    self.record(work, ri, &group, f, stable_hash(&["req", &o.request_id]));
-                }
-                Self::report_dropped(work, &r.id, &group, &skey);
-            }
-        }
-    }
-
-    /// STARTs a full stream could not track go into the alert its orphans
-    /// open (`open_invocations_dropped`), so the alert says it is incomplete.
-    /// While the incident is already open (no new alert) they wait in the
-    /// stream's state for the next one.
-    fn report_dropped(work: &mut Work, rule: &str, group: &str, skey: &str) {
-        let Some(&d) = work
-            .open_drafts
-            .get(&state::incident_key(rule, group, &Key::new()))
-        else {
-            return;
-        };
-        let Some(Slot {
-            value: Some(StateValue::Stream(st)),
-            ..
-        }) = work.slots.get_mut(skey)
-        else {
-            return;
-        };
-        let dropped = st.take_dropped();
-        if dropped > 0 {
-            *work.drafts[d]
-                .metrics
-                .entry("open_invocations_dropped".to_string())
-                .or_insert(0.0) += dropped as f64;
-        }
-    }
-
-    /// Judge the complete buckets of every function's rate with the sweep's
-    /// watermark, so a function that went quiet is still judged.
-    pub(super) fn sweep_rates(&self, work: &mut Work, watermark: i64) {
-        for (ri, r) in self.rules.rules.iter().enumerate() {
-            if !matches!(r.detector, Detector::Rate(_)) {
-                continue;
-            }
-            let prefix = state::rate_prefix(&r.id);
-            let mut keys: Vec<String> = work
-                .slots
-                .iter()
-                .filter(|(k, s)| {
-                    k.starts_with(&prefix) && matches!(&s.value, Some(StateValue::Rate(_)))
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.sort();
-            for key in keys {
-                if let Some(group) = key.strip_prefix(&prefix) {
-                    let group = group.to_string();
-                    self.close_rate(work, ri, &group, &key, Some(watermark));
-                }
-            }
-        }
-    }
-
-    /// Judge the complete buckets of one function's rate: by the function's
-    /// own latest event time during a batch (so minutes are judged as the
-    /// data passes them, whatever other log groups' clocks say); in a sweep,
-    /// those of a function quiet by the watermark (see [`crate::detect::rate::Rate::sweep`]).
-    pub(super) fn close_rate(
-        &self,
-        work: &mut Work,
-        rule: usize,
-        group: &str,
-        key: &str,
-        sweep: Option<i64>,
-    ) {
-        let Detector::Rate(rt) = &self.rules.rules[rule].detector else {
-            return;
-        };
-        let spikes = {
-            let Some(slot) = work.slots.get_mut(key) else {
-                return;
-            };
-            let Some(StateValue::Rate(st)) = &mut slot.value else {
-                return;
-            };
-            let before = st.closed_until;
-            let spikes = match sweep {
-                None => rt.close(st, function_name(group), st.clock),
-                Some(watermark) => rt.sweep(st, function_name(group), watermark),
-            };
-            if st.closed_until != before {
-                slot.dirty = true;
-            }
-            spikes
-        };
-        for s in spikes {
-            let (log_stream, evidence) = match s.sample {
-                Some(x) => (x.log_stream, vec![x.line]),
-                None => (String::new(), Vec::new()),
-            };
-            let f = Finding {
-                key: Key::new(),
-                first_seen: s.bucket,
-                last_seen: s.bucket + rt.bucket_ms - 1,
-                count: s.count,
-                log_stream,
-                request_ids: Vec::new(),
-                evidence,
-                metrics: s.metrics,
-            };
-            let mut buf = itoa::Buffer::new();
-            let dedupe = stable_hash(&["bucket", buf.format(s.bucket)]);
-            self.record(work, rule, group, f, dedupe);
-        }
-    }
-
     /// Open an incident (a new alert) or fold a finding into the open one.
     pub(super) fn record(
         &self,
@@ -277,7 +107,7 @@ impl<S: StateStore> Engine<S> {
         dedupe: u64,
     ) {
         let r = &self.rules.rules[rule];
-        let ikey = state::incident_key(&r.id, group, &f.key);
+        let ikey = StateKey::incident(&r.id, group, &f.key).into_string();
         let slot = work.slots.entry(ikey.clone()).or_insert(Slot {
             value: None,
             version: 0,

@@ -2,17 +2,20 @@
 //!
 //! Per batch: (1) every message is classified once ([`crate::platform`]) and
 //! each rule says what the event means for it — pure, no state; (2) the state
-//! of every key those observations touch, plus the open streams for the
-//! deadline rules, is read in one [`StateStore::load`]; (3) observations are
+//! of every key those observations touch (in a sweep: what each rule's
+//! detector asks to list) is read in one [`StateStore::load`]; (3) observations are
 //! applied in event order, deadlines evaluated against the watermark, and
 //! incidents opened or folded (one incident, one alert per `realert`);
 //! (4) what changed is written in one [`StateStore::save`]. A conflicting
 //! write (another process changed a key) reruns the batch from step 1.
 //!
+//! The engine names no kind: each rule's detector says what an event means,
+//! which state it touches and how it changes ([`crate::detect::Detect`]).
+//!
 //! Files by role: `observe.rs` is step 1, `batch.rs` steps 2–4 around
-//! `apply.rs` (one observation's state transitions) and `work.rs` (the
-//! batch's state values and keys); `incidents.rs` opens and folds incidents,
-//! judges deadlines and rate buckets and confirms the outbox; `finish.rs`
+//! `apply.rs` (one observation handed to its rule's detector) and `work.rs`
+//! (the batch's state values and keys); `incidents.rs` opens and folds
+//! incidents and confirms the outbox; `finish.rs`
 //! turns a draft into the redacted alert; `digest.rs` folds an alert storm;
 //! `rule_tests.rs` runs a rule file's inline tests.
 
@@ -37,7 +40,6 @@ use crate::state::{StateError, StateStore};
 
 pub use rule_tests::{TestOutcome, run_rule_tests};
 
-const DAY_MS: i64 = 86_400_000;
 const MAX_ATTEMPTS: usize = 5;
 const INCIDENT_REQUESTS_KEPT: usize = 512;
 
@@ -156,7 +158,7 @@ pub struct BatchOutcome {
     /// ([`crate::lenient_json`]) so that their fields still match.
     pub lenient_json: u64,
     /// STARTs not tracked because their stream already held the most open
-    /// invocations a stream keeps ([`crate::detect::lifecycle::MAX_OPEN`]).
+    /// invocations a stream keeps (a limit of the kind's state).
     pub open_invocations_dropped: u64,
 }
 

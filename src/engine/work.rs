@@ -4,44 +4,37 @@
 use std::collections::HashMap;
 
 use super::finish::Draft;
-use crate::detect::Key;
-use crate::detect::baseline::BaselineState;
-use crate::detect::distinct::DistinctState;
-use crate::detect::leak::LeakState;
-use crate::detect::lifecycle::StreamState;
-use crate::detect::rate::RateState;
-use crate::detect::threshold::WindowState;
+use crate::detect::{Key, StateKey, StateOf};
 use crate::ingest::Payload;
-use crate::rules::{Rule, RuleSet};
-use crate::state::{self, FunctionState, StateValue, Versioned, Write};
+use crate::rules::RuleSet;
+use crate::state::{FunctionState, StateValue, Versioned, Write};
 
 /// State keys that do not depend on the event, formatted once per batch
 /// (formatting them per event was a tenth of the engine's time).
 pub(super) struct BatchKeys {
-    pub(super) function: String,
+    pub(super) function: StateKey,
     /// Per rule: its incident key without a key part.
-    pub(super) incident: Vec<String>,
-    /// Per rule: its stream key for the batch's stream.
-    pub(super) stream: Vec<String>,
-    /// Per rule: its baseline key for the batch's log group.
-    pub(super) baseline: Vec<String>,
-    /// Per rule: its rate key for the batch's log group.
-    pub(super) rate: Vec<String>,
-    /// Per rule: its memory-trend key for the batch's stream.
-    pub(super) leak: Vec<String>,
+    pub(super) incident: Vec<StateKey>,
+    /// Per rule: its kind's state key for the batch's group and stream
+    /// ([`crate::detect::Detect::batch_key`]).
+    pub(super) kind: Vec<Option<StateKey>>,
 }
 
 impl BatchKeys {
     pub(super) fn new(rules: &RuleSet, p: &Payload<'_>) -> Self {
         let empty = Key::new();
-        let per_rule = |f: &dyn Fn(&Rule) -> String| rules.rules.iter().map(|r| f(r)).collect();
         BatchKeys {
-            function: state::function_key(&p.log_group),
-            incident: per_rule(&|r| state::incident_key(&r.id, &p.log_group, &empty)),
-            stream: per_rule(&|r| state::stream_key(&r.id, &p.log_group, &p.log_stream)),
-            baseline: per_rule(&|r| state::baseline_key(&r.id, &p.log_group)),
-            rate: per_rule(&|r| state::rate_key(&r.id, &p.log_group)),
-            leak: per_rule(&|r| state::leak_key(&r.id, &p.log_group, &p.log_stream)),
+            function: StateKey::function(&p.log_group),
+            incident: rules
+                .rules
+                .iter()
+                .map(|r| StateKey::incident(&r.id, &p.log_group, &empty))
+                .collect(),
+            kind: rules
+                .rules
+                .iter()
+                .map(|r| r.detector.batch_key(&r.id, &p.log_group, &p.log_stream))
+                .collect(),
         }
     }
 }
@@ -62,38 +55,6 @@ pub(super) struct Work {
     pub(super) suppressed: u64,
     /// STARTs a full stream could not track.
     pub(super) open_dropped: u64,
-}
-
-macro_rules! slot_as {
-    ($name:ident, $variant:ident, $ty:ty) => {
-        pub(super) fn $name(&mut self, key: &str, expires_at: i64) -> &mut $ty {
-            // Look up before inserting: `entry` would allocate the key every time.
-            if !self.slots.contains_key(key) {
-                self.slots.insert(
-                    key.to_string(),
-                    Slot {
-                        value: None,
-                        version: 0,
-                        dirty: false,
-                        expires_at,
-                    },
-                );
-            }
-            let Some(slot) = self.slots.get_mut(key) else {
-                unreachable!("inserted just above")
-            };
-            slot.dirty = true;
-            slot.expires_at = slot.expires_at.max(expires_at);
-            if !matches!(slot.value, Some(StateValue::$variant(_))) {
-                slot.value = Some(StateValue::$variant(<$ty>::default()));
-            }
-            match slot.value {
-                Some(StateValue::$variant(ref mut v)) => v,
-                // Set just above; a different variant cannot be here.
-                _ => unreachable!(),
-            }
-        }
-    };
 }
 
 impl Work {
@@ -144,13 +105,63 @@ impl Work {
             .collect()
     }
 
-    slot_as!(window, Window, WindowState);
-    slot_as!(stream, Stream, StreamState);
-    slot_as!(baseline, Baseline, BaselineState);
-    slot_as!(function, Function, FunctionState);
-    slot_as!(rate, Rate, RateState);
-    slot_as!(leak, Leak, LeakState);
-    slot_as!(distinct, Distinct, DistinctState);
+    /// The slot at `key`, created empty when absent, marked changed.
+    fn slot(&mut self, key: &str, expires_at: i64) -> &mut Slot {
+        // Look up before inserting: `entry` would allocate the key every time.
+        if !self.slots.contains_key(key) {
+            self.slots.insert(
+                key.to_string(),
+                Slot {
+                    value: None,
+                    version: 0,
+                    dirty: false,
+                    expires_at,
+                },
+            );
+        }
+        let Some(slot) = self.slots.get_mut(key) else {
+            unreachable!("inserted just above")
+        };
+        slot.dirty = true;
+        slot.expires_at = slot.expires_at.max(expires_at);
+        slot
+    }
+
+    /// A kind's state at `key`, created empty when absent or of another type.
+    pub(super) fn state<T: StateOf>(&mut self, key: &str, expires_at: i64) -> &mut T {
+        let slot = self.slot(key, expires_at);
+        let fits = matches!(&slot.value, Some(StateValue::Kind(k)) if T::of(k).is_some());
+        if !fits {
+            slot.value = Some(StateValue::Kind(T::default().wrap()));
+        }
+        match &mut slot.value {
+            Some(StateValue::Kind(k)) => match T::of_mut(k) {
+                Some(v) => v,
+                None => unreachable!("set just above"),
+            },
+            _ => unreachable!("set just above"),
+        }
+    }
+
+    /// A kind's state at `key` as loaded, not marked changed.
+    pub(super) fn existing<T: StateOf>(&mut self, key: &str) -> Option<&mut T> {
+        match &mut self.slots.get_mut(key)?.value {
+            Some(StateValue::Kind(k)) => T::of_mut(k),
+            _ => None,
+        }
+    }
+
+    /// What is known about a function, created empty when absent.
+    pub(super) fn function(&mut self, key: &str, expires_at: i64) -> &mut FunctionState {
+        let slot = self.slot(key, expires_at);
+        if !matches!(slot.value, Some(StateValue::Function(_))) {
+            slot.value = Some(StateValue::Function(FunctionState::default()));
+        }
+        match &mut slot.value {
+            Some(StateValue::Function(f)) => f,
+            _ => unreachable!("set just above"),
+        }
+    }
 
     pub(super) fn peek(&self, key: &str) -> Option<&StateValue> {
         self.slots.get(key).and_then(|s| s.value.as_ref())

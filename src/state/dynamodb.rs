@@ -53,15 +53,9 @@ pub struct DynamoStore {
     expired: HashMap<String, u64>,
 }
 
+/// pk = the first two `|`-separated parts (space and rule), sk = the rest.
 fn split(key: &str) -> (&str, &str) {
-    // pk = the first two `|`-separated parts (kind and rule), sk = the rest.
-    match key.match_indices('|').nth(1) {
-        Some((i, _)) => (&key[..i], &key[i + 1..]),
-        None => match key.split_once('|') {
-            Some((a, b)) => (a, b),
-            None => (key, ""),
-        },
-    }
+    crate::detect::StateKey::partition(key)
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StateError {

@@ -16,13 +16,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::Key;
-use crate::detect::baseline::BaselineState;
-use crate::detect::distinct::DistinctState;
-use crate::detect::leak::LeakState;
-use crate::detect::lifecycle::StreamState;
-use crate::detect::rate::RateState;
-use crate::detect::threshold::WindowState;
+use crate::detect::KindState;
 
 pub use memory::MemoryStore;
 pub use store::Store;
@@ -83,26 +77,21 @@ pub struct FunctionState {
     pub timeout_ms: Option<i64>,
 }
 
-/// One stored value.
+/// One stored value: the engine's (incidents, function facts) or a kind's.
+///
+/// Every value is stored as one JSON object whose `"type"` names it; a
+/// kind's state ([`KindState`]) carries its own `"type"`, so the stored text
+/// is the same as when all were variants of one enum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StateValue {
-    /// Recent events of a threshold key.
-    Window(WindowState),
-    /// Open invocations of a log stream.
-    Stream(StreamState),
-    /// A learned baseline.
-    Baseline(BaselineState),
     /// An open incident.
     Incident(IncidentState),
     /// Facts about a function.
     Function(FunctionState),
-    /// A learned invocation rate and its open buckets.
-    Rate(RateState),
-    /// Recent memory use of one log stream.
-    Leak(LeakState),
-    /// Recent distinct values of a distinct key.
-    Distinct(DistinctState),
+    /// A kind's state.
+    #[serde(untagged)]
+    Kind(KindState),
 }
 
 /// A value as read, with the version a write must expect.
@@ -143,7 +132,7 @@ pub trait StateStore: Send {
     /// call with [`StateError::Conflict`] (what was written before it stays).
     fn save(&mut self, writes: Vec<Write>) -> impl Future<Output = Result<(), StateError>> + Send;
 
-    /// Keys starting with `prefix` (the sweep lists open streams this way).
+    /// Keys starting with `prefix` (the sweep lists a rule's states this way).
     fn keys_with_prefix(
         &mut self,
         prefix: &str,
@@ -151,62 +140,11 @@ pub trait StateStore: Send {
     ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
 }
 
-/// State key of a threshold window.
-pub fn window_key(rule: &str, log_group: &str, key: &Key) -> String {
-    format!("w|{rule}|{log_group}|{}", key_text(key))
-}
-
-/// State key of an incident.
-pub fn incident_key(rule: &str, log_group: &str, key: &Key) -> String {
-    format!("i|{rule}|{log_group}|{}", key_text(key))
-}
-
-/// Prefix of the stream states of a lifecycle rule.
-pub fn stream_prefix(rule: &str) -> String {
-    format!("s|{rule}|")
-}
-
-/// State key of a log stream for a lifecycle rule.
-pub fn stream_key(rule: &str, log_group: &str, log_stream: &str) -> String {
-    format!("s|{rule}|{log_group}|{log_stream}")
-}
-
-/// Log group and stream of a [`stream_key`].
-pub fn split_stream_key(key: &str) -> Option<(&str, &str)> {
-    let mut parts = key.splitn(4, '|');
-    let (_, _, group, stream) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    Some((group, stream))
-}
-
-/// State key of a baseline.
-pub fn baseline_key(rule: &str, log_group: &str) -> String {
-    format!("b|{rule}|{log_group}")
-}
-
-/// Prefix of the rate states of a rate rule.
-pub fn rate_prefix(rule: &str) -> String {
-    format!("r|{rule}|")
-}
-
-/// State key of a function's invocation rate for a rate rule.
-pub fn rate_key(rule: &str, log_group: &str) -> String {
-    format!("r|{rule}|{log_group}")
-}
-
-/// State key of a log stream's memory points for a memory-trend rule.
-pub fn leak_key(rule: &str, log_group: &str, log_stream: &str) -> String {
-    format!("l|{rule}|{log_group}|{log_stream}")
-}
-
-/// State key of a function's facts.
-pub fn function_key(log_group: &str) -> String {
-    format!("f|{log_group}")
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::detect::{Key, StateKey};
 
     #[test]
     fn keys_are_canonical_and_escaped() {
@@ -215,11 +153,79 @@ mod tests {
             ("a".into(), "x|y=z".into()),
         ]);
         assert_eq!(key_text(&k), "a=x%7Cy%3Dz,source_ip=1.2.3.4");
-        let s = stream_key("missing-end", "/aws/lambda/f", "2026/11/22/[$LATEST]abc|d");
+    }
+
+    /// The text of every state key, pinned: stored items are found by it.
+    #[test]
+    fn every_key_keeps_its_text() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let rule = |id: &str| &set.rules.iter().find(|r| r.id == id).unwrap().detector;
+        let k = Key::from([("source_ip".into(), "203.0.113.7".into())]);
+        let (g, s) = ("/aws/lambda/f", "2026/11/22/[$LATEST]abc");
+        let keyed = |id: &str| rule(id).keyed_key(id, g, &k).map(StateKey::into_string);
+        let batch = |id: &str| rule(id).batch_key(id, g, s).map(StateKey::into_string);
+        let listed = |id: &str| rule(id).listed().map(|l| l.space.prefix(id));
+        let w = "|/aws/lambda/f|source_ip=203.0.113.7";
         assert_eq!(
-            split_stream_key(&s),
-            Some(("/aws/lambda/f", "2026/11/22/[$LATEST]abc|d"))
+            keyed("failed-auth-burst").unwrap(),
+            format!("w|failed-auth-burst{w}")
         );
+        assert_eq!(
+            keyed("password-spraying").unwrap(),
+            format!("w|password-spraying{w}")
+        );
+        assert_eq!(keyed("secret-in-logs"), None);
+        assert_eq!(
+            batch("missing-end").unwrap(),
+            "s|missing-end|/aws/lambda/f|2026/11/22/[$LATEST]abc"
+        );
+        assert_eq!(listed("missing-end").unwrap(), "s|missing-end|");
+        assert_eq!(
+            batch("duration-anomaly").unwrap(),
+            "b|duration-anomaly|/aws/lambda/f"
+        );
+        assert_eq!(
+            batch("invocation-spike").unwrap(),
+            "r|invocation-spike|/aws/lambda/f"
+        );
+        assert_eq!(listed("invocation-spike").unwrap(), "r|invocation-spike|");
+        assert_eq!(
+            batch("memory-leak").unwrap(),
+            "l|memory-leak|/aws/lambda/f|2026/11/22/[$LATEST]abc"
+        );
+        assert_eq!(batch("invocation-timeout"), None);
+        assert_eq!(
+            StateKey::incident("rule-1", g, &Key::new()).as_str(),
+            "i|rule-1|/aws/lambda/f|"
+        );
+        assert_eq!(StateKey::function(g).as_str(), "f|/aws/lambda/f");
+    }
+
+    /// The stored JSON of every value, pinned: DynamoDB items and the memory
+    /// store hold this text, so a refactoring must read and write it unchanged.
+    #[test]
+    fn every_value_keeps_its_stored_json() {
+        let pinned = [
+            r#"{"type":"window","events":[[1795341600000,12,34]],"samples":["Failed password for root from 203.0.113.7"],"request_ids":["r-1"]}"#,
+            r#"{"type":"stream","open":[{"request_id":"r-1","start":1795341600000,"superseded_at":null,"line":"START RequestId: r-1 Version: $LATEST"}],"done":[7],"dropped":2}"#,
+            r#"{"type":"stream","open":[],"done":[]}"#,
+            r#"{"type":"baseline","n":21,"mean":3010.5,"dev":120.25,"recent":[1,2]}"#,
+            r#"{"type":"incident","id":"ab","until":5,"count":2,"requests":[1]}"#,
+            r#"{"type":"incident","id":"ab","until":5,"count":2,"requests":[1],"pending_batch":9}"#,
+            r#"{"type":"function","timeout_ms":3000}"#,
+            r#"{"type":"rate","open":[[1795341600000,10]],"closed_until":1795341540000,"clock":1795341600001,"n":25,"mean":10.0,"dev":1.5,"billed_ms":120.0,"billed_n":4,"memory_mb":128,"seen":[[1795341600000,[5,6]]],"samples":[[1795341600000,{"log_stream":"s","line":"START RequestId: r"}]]}"#,
+            r#"{"type":"rate","open":[],"closed_until":null,"clock":0,"n":0,"mean":0.0,"dev":0.0,"billed_ms":0.0,"billed_n":0,"memory_mb":null}"#,
+            r#"{"type":"leak","used_mb":[100,104],"at":[1,2],"seen":[3,4],"memory_size_mb":512}"#,
+            r#"{"type":"distinct","values":[[1795341600000,99]],"samples":["bad user x"],"request_ids":[]}"#,
+        ];
+        for text in pinned {
+            let v: StateValue = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        }
+        // A type no one stores is an error (a corrupt item), not a default.
+        for text in [r#"{"type":"nope"}"#, r#"{"type":"window"}"#, r#"{"n":1}"#] {
+            assert!(serde_json::from_str::<StateValue>(text).is_err(), "{text}");
+        }
     }
 
     #[test]
