@@ -177,9 +177,16 @@ pub struct Plane {
     /// order (empty without a finder).
     secrets: Vec<Vec<Need>>,
     literals: Vec<Vec<u8>>,
-    ac: Option<aho_corasick::AhoCorasick>,
-    /// Literal id of `\u`, present when a JSON matcher exists.
-    unicode_escape: Option<usize>,
+    /// Per literal: the literals that are its prefixes (itself included),
+    /// all found wherever it is (see [`Plane::scan`]).
+    prefixes: Vec<Vec<usize>>,
+    /// Whether a line holding `ſ` or `K` makes every matcher a candidate
+    /// (see [`Plane::fold_literals`]).
+    fold_fallback: bool,
+    finder: Option<Finder>,
+    /// Whether a `\u` escape makes JSON matchers candidates (a JSON matcher
+    /// exists).
+    unicode_escape: bool,
     /// Whether any backslash must make JSON matchers candidates.
     any_backslash: bool,
 }
@@ -201,6 +208,8 @@ pub struct Scan {
     found: Vec<bool>,
     touched: Vec<usize>,
     escaped: bool,
+    /// The line, ASCII-lowercased (the literals are lowercase).
+    lower: Vec<u8>,
     /// No prefilter: everything is a candidate.
     all: bool,
 }
@@ -248,23 +257,123 @@ impl Plane {
                     .unwrap_or_default(),
             );
         }
-        if plane.needs.iter().any(|n| n.json_escapable) {
-            plane.unicode_escape = Some(lits.id(b"\\u".to_vec()));
-        }
+        plane.unicode_escape = plane.needs.iter().any(|n| n.json_escapable);
         plane.any_backslash = lits.short_escapes;
-        plane.literals = lits.all;
-        // Built from constant-size literal lists; should it ever fail, no
-        // literal is searched and every matcher is a candidate (sound).
-        // A full DFA: with the default (an NFA), the overlapping search was
-        // 64 % of detection time on the bench corpus (`replay --profile`),
-        // more than all the rules together; the pack's literals make a DFA
-        // of a few hundred states.
-        plane.ac = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(&plane.literals)
-            .ok();
+        plane.fold_literals(lits.all);
+        plane.finder = Finder::new(&plane.literals);
         plane
+    }
+
+    /// Take the literal table: literals holding `ſ` (U+017F, which folds to
+    /// `s`) or `K` (U+212A, the Kelvin sign, which folds to `k`) become their
+    /// ASCII spelling, and those two characters become literals that make
+    /// every matcher a candidate. A `(?i)` regex yields one literal per
+    /// spelling (`secret_access_key` has 2^4 with `ſ`, times `K`), over a
+    /// hundred for the built-in pack, and lines holding either character are
+    /// rare; the fallback keeps the filter sound with a small table.
+    fn fold_literals(&mut self, all: Vec<Vec<u8>>) {
+        const LONG_S: &[u8] = "\u{17f}".as_bytes();
+        const KELVIN: &[u8] = "\u{212a}".as_bytes();
+        let mut table: Vec<Vec<u8>> = Vec::new();
+        let mut folded_any = false;
+        let id = |lit: Vec<u8>, table: &mut Vec<Vec<u8>>| match table.iter().position(|l| *l == lit)
+        {
+            Some(i) => i,
+            None => {
+                table.push(lit);
+                table.len() - 1
+            }
+        };
+        let mut map = Vec::with_capacity(all.len());
+        for lit in all {
+            let folded = fold(&lit, LONG_S, b"s");
+            let folded = fold(&folded, KELVIN, b"k");
+            folded_any |= folded != lit;
+            map.push(id(folded, &mut table));
+        }
+        let remap = |sets: &mut Vec<Vec<usize>>| {
+            for set in sets.iter_mut() {
+                for i in set.iter_mut() {
+                    *i = map[*i];
+                }
+                set.sort_unstable();
+                set.dedup();
+            }
+        };
+        for n in self
+            .needs
+            .iter_mut()
+            .chain(self.secrets.iter_mut().flatten())
+        {
+            remap(&mut n.regex);
+            remap(&mut n.json);
+        }
+        self.fold_fallback = folded_any;
+        let table = self.keep_best_sets(table);
+        self.prefixes = table
+            .iter()
+            .map(|l| {
+                (0..table.len())
+                    .filter(|&j| l.starts_with(&table[j]))
+                    .collect()
+            })
+            .collect();
+        self.literals = table;
+    }
+
+    /// Keep one set per need, its most selective (longest shortest literal,
+    /// then fewest), and only the literals those sets name. Every set of a
+    /// need must be met for a candidate, so one is enough to be sound; the
+    /// others, often short words (`event`, `status`, ` from `), would only make
+    /// the searcher stop more often, and each literal more in the table makes
+    /// every byte of every line dearer to search.
+    fn keep_best_sets(&mut self, table: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let quality = |set: &Vec<usize>| {
+            let shortest = set.iter().map(|&i| table[i].len()).min().unwrap_or(0);
+            (shortest.min(12), std::cmp::Reverse(set.len()))
+        };
+        for n in self
+            .needs
+            .iter_mut()
+            .chain(self.secrets.iter_mut().flatten())
+        {
+            let mut sets: Vec<(bool, Vec<usize>)> = n
+                .regex
+                .drain(..)
+                .map(|s| (false, s))
+                .chain(n.json.drain(..).map(|s| (true, s)))
+                .collect();
+            sets.sort_by_key(|(_, s)| std::cmp::Reverse(quality(s)));
+            // A short best set (`status`) is common; the next one with it
+            // (`401`/`403`) keeps the matcher from being a candidate on
+            // every line that holds the word.
+            let keep = match sets.first() {
+                Some((_, s)) if quality(s).0 < 8 => 2,
+                _ => 1,
+            };
+            for (json, set) in sets.into_iter().take(keep) {
+                if json {
+                    n.json.push(set)
+                } else {
+                    n.regex.push(set)
+                }
+            }
+        }
+        let mut used = vec![None; table.len()];
+        let mut kept = Vec::new();
+        for n in self
+            .needs
+            .iter_mut()
+            .chain(self.secrets.iter_mut().flatten())
+        {
+            for i in n.regex.iter_mut().chain(n.json.iter_mut()).flatten() {
+                *i = *used[*i].get_or_insert_with(|| {
+                    kept.push(table[*i].clone());
+                    kept.len() - 1
+                });
+            }
+        }
+        kept
     }
 
     /// Start a line: find the literals `body` holds and forget the previous
@@ -347,19 +456,35 @@ impl Plane {
         if self.literals.is_empty() {
             return;
         }
-        let Some(ac) = &self.ac else {
+        let Some(finder) = &self.finder else {
             scan.all = true;
             return;
         };
-        for m in ac.find_overlapping_iter(body) {
-            let i = m.pattern().as_usize();
-            if !scan.found[i] {
-                scan.found[i] = true;
-                scan.touched.push(i);
-            }
+        let bytes = body.as_bytes();
+        if self.fold_fallback && has_fold_char(bytes) {
+            scan.all = true;
+            return;
         }
-        scan.escaped = self.unicode_escape.is_some_and(|u| scan.found[u])
-            || (self.any_backslash && memchr::memchr(b'\\', body.as_bytes()).is_some());
+        // Every start of a literal is reported: each search finds the
+        // leftmost start at or after `at`, and the next begins one byte
+        // later. Of the literals starting there, leftmost-longest reports the
+        // longest; the others are its prefixes, found with it.
+        let mut lower = std::mem::take(&mut scan.lower);
+        lower.clear();
+        lower.extend(bytes.iter().map(u8::to_ascii_lowercase));
+        let mut at = 0;
+        while let Some((lit, start)) = finder.find(&lower, at) {
+            for &i in &self.prefixes[lit] {
+                if !scan.found[i] {
+                    scan.found[i] = true;
+                    scan.touched.push(i);
+                }
+            }
+            at = start + 1;
+        }
+        scan.lower = lower;
+        scan.escaped = (self.any_backslash && memchr::memchr(b'\\', bytes).is_some())
+            || (self.unicode_escape && has_unicode_escape(bytes));
     }
 
     /// The matchers of rule `rule`, as plane indices, in the rule's order.
@@ -508,6 +633,85 @@ fn value_in(v: &Value, allowed: &[String]) -> bool {
     }
 }
 
+/// The searcher of the plane's literals (ASCII-lowercase) in a lowercased
+/// line, leftmost-longest.
+#[derive(Debug, Clone)]
+enum Finder {
+    /// Teddy (SIMD, aho-corasick's packed searcher) for up to 128 literals:
+    /// it skips the bytes that cannot start a literal many at a time. On the
+    /// bench corpus an overlapping Aho-Corasick DFA search, byte by byte, was
+    /// 24 % of a single-threaded replay (perf), more than gunzip; the DFA's
+    /// own Teddy prefilter is limited to 64 literals.
+    Packed(aho_corasick::packed::Searcher),
+    /// A DFA for larger tables (rule packs beyond the built-in one).
+    Dfa(aho_corasick::AhoCorasick),
+}
+
+impl Finder {
+    /// None when there is nothing to search for or no searcher can be built
+    /// (then every matcher is a candidate, which is sound).
+    fn new(literals: &[Vec<u8>]) -> Option<Finder> {
+        if literals.is_empty() {
+            return None;
+        }
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(literals)
+            .build();
+        if let Some(p) = packed {
+            return Some(Finder::Packed(p));
+        }
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(literals)
+            .ok()
+            .map(Finder::Dfa)
+    }
+
+    /// The leftmost-longest literal starting at or after `at`: its id and
+    /// start.
+    fn find(&self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
+        if at >= hay.len() {
+            return None;
+        }
+        let m = match self {
+            Finder::Packed(p) => p.find_in(hay, aho_corasick::Span::from(at..hay.len())),
+            Finder::Dfa(ac) => ac.find(aho_corasick::Input::new(hay).span(at..hay.len())),
+        }?;
+        Some((m.pattern().as_usize(), m.start()))
+    }
+}
+
+/// Whether `bytes` holds `\u` or `\U` (as the literal `\u` was searched,
+/// ASCII case-insensitively).
+fn has_unicode_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes).any(|i| bytes.get(i + 1).is_some_and(|b| b | 0x20 == b'u'))
+}
+
+/// Whether `bytes` holds `ſ` (U+017F) or `K` (U+212A).
+fn has_fold_char(bytes: &[u8]) -> bool {
+    memchr::memchr2_iter(0xC5, 0xE2, bytes).any(|i| {
+        let rest = &bytes[i..];
+        rest.starts_with("\u{17f}".as_bytes()) || rest.starts_with("\u{212a}".as_bytes())
+    })
+}
+
+/// `lit` with every `from` replaced by `to`.
+fn fold(lit: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lit.len());
+    let mut rest = lit;
+    while let Some(at) = memchr::memmem::find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -525,6 +729,54 @@ mod tests {
             conv(fields),
             BTreeMap::new(),
         )
+    }
+
+    /// Which matchers of `ms` the plane makes candidates on `line`.
+    fn candidates(ms: &[Matcher], line: &str) -> Vec<usize> {
+        let plane = Plane::new([(ms, None)]);
+        let mut scan = Scan::default();
+        plane.scan(line, &mut scan);
+        (0..plane.len())
+            .filter(|&at| plane.candidate(at, &scan))
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_and_prefix_literals_are_all_found() {
+        // `abcd` hides `abc` (its prefix) and overlaps `cdef`; `bcdexyz`
+        // starts inside `abcd` but is not in the line.
+        let ms: Vec<Matcher> = ["abcd", "cdef", "abc", "bcdexyz", "zzzz"]
+            .iter()
+            .map(|r| m(Some(r), &[], &[]))
+            .collect();
+        assert_eq!(candidates(&ms, "xxABCDEFyy"), vec![0, 1, 2]);
+        assert_eq!(candidates(&ms, "bcdexyz abc"), vec![2, 3]);
+        assert_eq!(candidates(&ms, "nothing here"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_long_s_or_kelvin_sign_makes_every_matcher_a_candidate() {
+        // `(?i)` lets `ſ` stand for `s` and `K` for `k`; the table holds only
+        // the ASCII spelling, so such a line is searched by every matcher.
+        let ms = vec![m(Some("(?i)secret_key"), &[], &[]), m(Some("other"), &[], &[])];
+        assert_eq!(candidates(&ms, "plain line"), Vec::<usize>::new());
+        assert_eq!(candidates(&ms, "SECRET_KEY=1"), vec![0]);
+        for line in ["\u{17f}ecret_key=1", "secret_\u{212a}ey=1"] {
+            assert!(ms[0].matches(line, None).is_some(), "{line}");
+            assert_eq!(candidates(&ms, line), vec![0, 1], "{line}");
+        }
+    }
+
+    #[test]
+    fn the_built_in_pack_is_searched_by_the_packed_searcher() {
+        let set = crate::rules::RuleSet::builtin().unwrap();
+        let plane = set.plane();
+        assert!(
+            matches!(plane.finder, Some(Finder::Packed(_))),
+            "{} literals: {:?}",
+            plane.literals.len(),
+            plane.literals
+        );
     }
 
     #[test]
