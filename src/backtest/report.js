@@ -104,9 +104,17 @@
     var items = [];
     c.series.forEach(function (sr, i) {
       var color = COLORS[i % COLORS.length];
-      el("path", { d: "M" + sr.points.map(function (p) { return s.x(p[0]).toFixed(1) + "," + s.y(p[1]).toFixed(1); }).join("L"), "class": "series", stroke: color }, f.svg);
+      // A line joins adjacent buckets only: a bucket without lines is a gap
+      // (a line across it would draw attempts that never happened).
+      var d = "", prev = null;
       sr.points.forEach(function (p) {
-        var circle = el("circle", { cx: s.x(p[0]).toFixed(1), cy: s.y(p[1]).toFixed(1), r: 3, fill: color, "class": "pt src", "data-key": sr.key }, f.svg);
+        var xy = s.x(p[0]).toFixed(1) + "," + s.y(p[1]).toFixed(1);
+        d += (prev !== null && p[0] - prev === c.bucket_ms ? "L" : "M") + xy;
+        prev = p[0];
+      });
+      if (d.indexOf("L") >= 0) { el("path", { d: d, "class": "series", stroke: color, "data-key": sr.key }, f.svg); }
+      sr.points.forEach(function (p) {
+        var circle = el("circle", { cx: s.x(p[0]).toFixed(1), cy: s.y(p[1]).toFixed(1), r: 3, fill: color, "class": "pt src", "data-key": sr.key, "data-t": p[0] }, f.svg);
         el("title", {}, circle).textContent = sr.key + ": " + p[1] + " at " + iso(p[0]);
       });
       items.push([sr.key + " (" + sr.total + ")", color]);
@@ -116,9 +124,15 @@
       el("title", {}, m).textContent = "alert at " + iso(t);
     });
     if (c.other_sources > 0) { items.push(["+ " + c.other_sources + " more source(s), " + c.other_events + " line(s)"]); }
-    if (!c.series.length) { items.push(["no matching lines"]); }
+    items.push(["(no line across a bucket without matching lines)"]);
     legend(f.sec, items);
     drawn++;
   });
+  if (data.omitted.length) {
+    var p = document.createElement("p");
+    p.className = "omitted";
+    p.textContent = "No chart for " + data.omitted.map(function (o) { return o.rule + " (" + o.why + ")"; }).join(", ") + " in this range.";
+    root.appendChild(p);
+  }
   document.body.setAttribute("data-rendered", String(drawn));
 })();

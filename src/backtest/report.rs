@@ -12,6 +12,11 @@
 //! in the order the engine sees them, so the points it marks anomalous are
 //! the ones the detector judged anomalous. Failed authentications are counted
 //! with the threshold rules' own matchers.
+//!
+//! Only charts with data are drawn (a log group without Lambda REPORT lines
+//! gets no duration or memory chart), and a count series joins adjacent
+//! buckets only: an empty bucket is drawn as a gap rather than a line that
+//! suggests attempts in between.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +24,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::alert::Alert;
-use crate::detect::baseline::{BaselineState, Metric, Sample};
+use crate::detect::baseline::{Baseline, BaselineState, Metric, Sample};
+use crate::detect::threshold::Threshold;
 use crate::detect::{Detector, function_name, stable_hash};
 use crate::ingest::Payload;
 use crate::platform::{self, Record, Status};
@@ -45,12 +51,14 @@ struct Point {
 
 struct BaselineTrack {
     rule: Arc<Rule>,
+    config: Baseline,
     state: BaselineState,
     points: Vec<Point>,
 }
 
 struct AuthTrack {
     rule: Arc<Rule>,
+    config: Threshold,
     /// Matching event times per source key.
     hits: BTreeMap<String, Vec<Millis>>,
 }
@@ -90,15 +98,19 @@ impl Recorder {
     pub fn new(rules: &RuleSet, log_group: &str) -> Self {
         let mut baselines = Vec::new();
         let mut auth = Vec::new();
+        // The one place the report names detector kinds: which rules get a
+        // chart, each track keeping its detector's settings.
         for r in &rules.rules {
             match &r.detector {
-                Detector::Baseline(_) => baselines.push(BaselineTrack {
+                Detector::Baseline(b) => baselines.push(BaselineTrack {
                     rule: Arc::clone(r),
+                    config: b.clone(),
                     state: BaselineState::default(),
                     points: Vec::new(),
                 }),
-                Detector::Threshold(_) => auth.push(AuthTrack {
+                Detector::Threshold(t) => auth.push(AuthTrack {
                     rule: Arc::clone(r),
+                    config: t.clone(),
                     hits: BTreeMap::new(),
                 }),
                 _ => {}
@@ -135,9 +147,7 @@ impl Recorder {
                         memory_size_mb: r.memory_size_mb,
                     };
                     for track in &mut self.baselines {
-                        let Detector::Baseline(b) = &track.rule.detector else {
-                            continue;
-                        };
+                        let b = &track.config;
                         let v = match b.metric {
                             Metric::Duration => sample.duration_ms,
                             Metric::Memory => match sample.max_memory_used_mb {
@@ -182,9 +192,7 @@ impl Recorder {
                 Record::App(line) => {
                     let mut parsed: Option<Option<Value>> = None;
                     for track in &mut self.auth {
-                        let Detector::Threshold(t) = &track.rule.detector else {
-                            continue;
-                        };
+                        let t = &track.config;
                         let json = if line.body_is_json {
                             parsed
                                 .get_or_insert_with(|| crate::lenient_json::from_str(line.body))
@@ -217,94 +225,32 @@ impl Recorder {
         self.alerts.extend_from_slice(alerts);
     }
 
-    /// The report's data, as embedded in the page.
+    /// The report's data, as embedded in the page. A rule whose chart would
+    /// be empty (a duration chart on a group with no REPORT lines, a
+    /// failed-login chart with no matching line) gets no chart, only a
+    /// mention under `omitted`.
     pub fn data(&self, meta: &ReportMeta) -> Value {
         let function = function_name(&self.log_group).unwrap_or(&self.log_group);
         let mut charts = Vec::new();
+        let mut omitted = Vec::new();
         for track in &self.baselines {
-            let Detector::Baseline(b) = &track.rule.detector else {
-                continue;
-            };
-            let (metric, unit, what) = match b.metric {
-                Metric::Duration => ("duration", "ms", "Duration"),
-                Metric::Memory => ("memory", "MB", "Max memory used"),
-            };
-            let stride = track.points.len().div_ceil(MAX_POINTS).max(1);
-            let points: Vec<Value> = track
-                .points
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| i % stride == 0 || p.anomaly)
-                .map(|(_, p)| {
-                    let (lo, hi) = match (p.mean, p.spread) {
-                        (Some(m), Some(s)) => (Some(round2((m - s).max(0.0))), Some(round2(m + s))),
-                        _ => (None, None),
-                    };
-                    // The level the detector flags from: `factor` × typical and
-                    // `sigmas` spreads above it, whichever is higher.
-                    let threshold = p
-                        .mean
-                        .zip(p.spread)
-                        .map(|(m, s)| round2((b.factor * m).max(m + b.sigmas * s)));
-                    json!({
-                        "t": p.t, "v": p.v, "mean": p.mean, "lo": lo, "hi": hi,
-                        "threshold": threshold, "anomaly": p.anomaly, "request_id": p.request_id,
-                    })
-                })
-                .collect();
-            charts.push(json!({
-                "metric": metric,
-                "rule": track.rule.id,
-                "title": format!("{what} of {function} ({unit}) — rule {}", track.rule.id),
-                "unit": unit,
-                "sampled_every": stride,
-                "points": points,
-            }));
+            match baseline_chart(track, function) {
+                Some(c) => charts.push(c),
+                None => omitted.push(json!({
+                    "rule": track.rule.id,
+                    "why": "no successful Lambda REPORT line",
+                })),
+            }
         }
         let mut auth = Vec::new();
         let (lo, hi) = self.span.unwrap_or((meta.start, meta.end));
         let bucket = bucket_ms(hi - lo);
         for track in &self.auth {
-            let mut series: Vec<(usize, Value)> = track
-                .hits
-                .iter()
-                .map(|(key, times)| {
-                    let mut counts: BTreeMap<Millis, u64> = BTreeMap::new();
-                    for t in times {
-                        *counts.entry(t - t.rem_euclid(bucket)).or_default() += 1;
-                    }
-                    let points: Vec<Value> = counts.iter().map(|(t, c)| json!([t, c])).collect();
-                    (
-                        times.len(),
-                        json!({"key": key, "total": times.len(), "points": points}),
-                    )
-                })
-                .collect();
-            // The busiest sources first; a chart of hundreds of lines says nothing.
-            series.sort_by_key(|s| std::cmp::Reverse(s.0));
-            let shown_sources = series.len().min(10);
-            let other: usize = series.iter().skip(10).map(|s| s.0).sum();
-            let marks: Vec<Value> = self
-                .alerts
-                .iter()
-                .filter(|a| a.rule == track.rule.id)
-                .filter_map(|a| crate::time::parse_rfc3339(&a.first_seen).ok())
-                .map(|t| json!(t))
-                .collect();
-            let field = match &track.rule.detector {
-                Detector::Threshold(t) => t.group_by.join(", "),
-                _ => String::new(),
-            };
-            auth.push(json!({
-                "rule": track.rule.id,
-                "title": format!("{} per {field} (matching lines per {}) — rule {}",
-                    track.rule.title, span_text(bucket), track.rule.id),
-                "bucket_ms": bucket,
-                "series": series.into_iter().take(shown_sources).map(|s| s.1).collect::<Vec<_>>(),
-                "other_sources": track.hits.len().saturating_sub(shown_sources),
-                "other_events": other,
-                "alerts": marks,
-            }));
+            if track.hits.is_empty() {
+                omitted.push(json!({"rule": track.rule.id, "why": "no matching line"}));
+                continue;
+            }
+            auth.push(self.auth_chart(track, bucket));
         }
         json!({
             "log_group": self.log_group,
@@ -314,6 +260,49 @@ impl Recorder {
             "span": [lo, hi],
             "charts": charts,
             "auth": auth,
+            "omitted": omitted,
+        })
+    }
+
+    /// Matching lines per source and bucket, sorted by time. Only buckets
+    /// with lines are listed; the page draws a line only between adjacent
+    /// buckets, so an empty bucket is a gap, never a slope.
+    fn auth_chart(&self, track: &AuthTrack, bucket: Millis) -> Value {
+        let mut series: Vec<(usize, Value)> = track
+            .hits
+            .iter()
+            .map(|(key, times)| {
+                let mut counts: BTreeMap<Millis, u64> = BTreeMap::new();
+                for t in times {
+                    *counts.entry(t - t.rem_euclid(bucket)).or_default() += 1;
+                }
+                let points: Vec<Value> = counts.iter().map(|(t, c)| json!([t, c])).collect();
+                (
+                    times.len(),
+                    json!({"key": key, "total": times.len(), "points": points}),
+                )
+            })
+            .collect();
+        // The busiest sources first; a chart of hundreds of lines says nothing.
+        series.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let shown_sources = series.len().min(10);
+        let other: usize = series.iter().skip(10).map(|s| s.0).sum();
+        let marks: Vec<Value> = self
+            .alerts
+            .iter()
+            .filter(|a| a.rule == track.rule.id)
+            .filter_map(|a| crate::time::parse_rfc3339(&a.first_seen).ok())
+            .map(|t| json!(t))
+            .collect();
+        json!({
+            "rule": track.rule.id,
+            "title": format!("{} per {} (matching lines per {}) — rule {}",
+                track.rule.title, track.config.group_by.join(", "), span_text(bucket), track.rule.id),
+            "bucket_ms": bucket,
+            "series": series.into_iter().take(shown_sources).map(|s| s.1).collect::<Vec<_>>(),
+            "other_sources": track.hits.len().saturating_sub(shown_sources),
+            "other_events": other,
+            "alerts": marks,
         })
     }
 
@@ -332,9 +321,10 @@ impl Recorder {
                 .join(" ");
             let evidence = a.evidence.first().map(String::as_str).unwrap_or("");
             rows.push_str(&format!(
-                "<tr class=\"alert sev-{sev}\"><td>{first}</td><td>{sev}</td><td>{rule}</td>\
-                 <td><b>{title}</b><div class=\"summary\">{summary}</div><code>{evidence}</code></td>\
-                 <td>{key}</td><td>{count}</td><td>{stream}</td></tr>\n",
+                "<tr class=\"alert sev-{sev}\"><td class=\"first\">{first}</td><td class=\"sev\">{sev}</td>\
+                 <td class=\"rule\">{rule}</td><td class=\"what\"><b>{title}</b><div class=\"summary\">{summary}</div>\
+                 <code>{evidence}</code></td><td class=\"key\">{key}</td><td class=\"count\">{count}</td>\
+                 <td class=\"stream\">{stream}</td></tr>\n",
                 sev = esc(a.severity.as_str()),
                 first = esc(&a.first_seen),
                 rule = esc(&a.rule),
@@ -377,6 +367,50 @@ impl Recorder {
             ],
         )
     }
+}
+
+/// A baseline rule's chart: one point per REPORT (sampled down to
+/// [`MAX_POINTS`], every anomaly kept), or `None` when there is none.
+fn baseline_chart(track: &BaselineTrack, function: &str) -> Option<Value> {
+    if track.points.is_empty() {
+        return None;
+    }
+    let b = &track.config;
+    let (metric, unit, what) = match b.metric {
+        Metric::Duration => ("duration", "ms", "Duration"),
+        Metric::Memory => ("memory", "MB", "Max memory used"),
+    };
+    let stride = track.points.len().div_ceil(MAX_POINTS).max(1);
+    let points: Vec<Value> = track
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| i % stride == 0 || p.anomaly)
+        .map(|(_, p)| {
+            let (lo, hi) = match (p.mean, p.spread) {
+                (Some(m), Some(s)) => (Some(round2((m - s).max(0.0))), Some(round2(m + s))),
+                _ => (None, None),
+            };
+            // The level the detector flags from: `factor` × typical and
+            // `sigmas` spreads above it, whichever is higher.
+            let threshold = p
+                .mean
+                .zip(p.spread)
+                .map(|(m, s)| round2((b.factor * m).max(m + b.sigmas * s)));
+            json!({
+                "t": p.t, "v": p.v, "mean": p.mean, "lo": lo, "hi": hi,
+                "threshold": threshold, "anomaly": p.anomaly, "request_id": p.request_id,
+            })
+        })
+        .collect();
+    Some(json!({
+        "metric": metric,
+        "rule": track.rule.id,
+        "title": format!("{what} of {function} ({unit}) — rule {}", track.rule.id),
+        "unit": unit,
+        "sampled_every": stride,
+        "points": points,
+    }))
 }
 
 fn round2(x: f64) -> f64 {
@@ -487,6 +521,51 @@ mod tests {
             &[("a", "{{b}}"), ("b", "x")],
         );
         assert_eq!(out, "<p>{{b}}</p><i>x</i>{{c}}");
+    }
+
+    /// sshd lines in a group that is not a Lambda function: no REPORT line,
+    /// so the duration and memory rules get no chart, only a mention.
+    #[test]
+    fn rules_without_data_get_no_chart_on_a_non_lambda_group() {
+        use crate::ingest::{LogEvent, MessageType};
+        let rules = RuleSet::builtin().unwrap();
+        let mut rec = Recorder::new(&rules, "/var/log/secure");
+        let lines: Vec<String> = (0..3)
+            .map(|i| format!("sshd[{i}]: Failed password for root from 203.0.113.7 port {i} ssh2"))
+            .collect();
+        rec.batch(&Payload {
+            message_type: MessageType::Data,
+            owner: "123456789012".into(),
+            log_group: "/var/log/secure".into(),
+            log_stream: "bastion".into(),
+            subscription_filters: vec![],
+            log_events: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LogEvent {
+                    id: i.to_string().into(),
+                    timestamp: 1_795_341_600_000 + i as i64 * 3_600_000,
+                    message: l.as_str().into(),
+                })
+                .collect(),
+        });
+        let data = rec.data(&ReportMeta::default());
+        assert_eq!(data["charts"], json!([]));
+        let auth = data["auth"].as_array().unwrap();
+        assert_eq!(auth.len(), 1);
+        assert_eq!(auth[0]["rule"], "failed-auth-burst");
+        // One point per bucket with lines, none for the empty hours between.
+        assert_eq!(auth[0]["series"][0]["points"].as_array().unwrap().len(), 3);
+        let omitted: Vec<&str> = data["omitted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["rule"].as_str().unwrap())
+            .collect();
+        for rule in ["duration-anomaly", "memory-anomaly"] {
+            assert!(omitted.contains(&rule), "{omitted:?}");
+        }
+        assert!(!omitted.contains(&"failed-auth-burst"), "{omitted:?}");
     }
 
     #[test]

@@ -405,7 +405,8 @@ fn bad_times_are_usage_errors_naming_the_option() {
     }
 }
 
-/// The page as the browser has it after its scripts ran.
+/// The page as the browser has it after its scripts ran, in a window
+/// 1280 px wide (a laptop screen; the alert table must read well there).
 fn rendered_dom(browser: &Path, page: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(browser)
@@ -414,6 +415,8 @@ fn rendered_dom(browser: &Path, page: &Path) -> String {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
             &format!("--user-data-dir={}", profile.path().display()),
             "--dump-dom",
         ])
@@ -436,6 +439,154 @@ fn svgs<'a>(dom: &'a str, kind: &str) -> Vec<&'a str> {
         .map(|(i, _)| &dom[i..i + dom[i..].find("</svg>").unwrap()])
         .filter(|s| s[..s.find('>').unwrap()].contains(&tag))
         .collect()
+}
+
+/// The opening tags `<name ...>` in `markup`, in order.
+fn tags<'a>(markup: &'a str, name: &str) -> Vec<&'a str> {
+    let open = format!("<{name} ");
+    markup
+        .match_indices(&open)
+        .map(|(i, _)| &markup[i..i + markup[i..].find('>').unwrap()])
+        .collect()
+}
+
+/// The value of attribute `name` in an opening tag.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let i = tag.find(&key)? + key.len();
+    Some(&tag[i..i + tag[i..].find('"')?])
+}
+
+/// No chart is drawn without points: every chart's SVG has at least one
+/// point, and says so in `data-points`.
+fn assert_no_chart_without_points(dom: &str) {
+    let charts: Vec<&str> = dom
+        .match_indices("<svg")
+        .map(|(i, _)| &dom[i..i + dom[i..].find("</svg>").unwrap()])
+        .filter(|s| attr(s, "class") == Some("chart"))
+        .collect();
+    for svg in charts {
+        let open = &svg[..svg.find('>').unwrap()];
+        let n: usize = attr(open, "data-points").unwrap().parse().unwrap();
+        assert!(
+            n > 0 && svg.matches("<circle").count() > 0,
+            "a chart without points: {open}"
+        );
+    }
+}
+
+/// Every line segment of every failed-login chart joins one source's counts
+/// in two adjacent buckets: a line never crosses a bucket without matching
+/// lines. Each vertex is matched to the point drawn there (same source,
+/// same position), whose `data-t` is its bucket. Returns the segments seen.
+fn assert_no_line_across_an_empty_bucket(dom: &str, data: &Value) -> usize {
+    let mut segments = 0;
+    for chart in data["auth"].as_array().unwrap() {
+        let bucket = chart["bucket_ms"].as_i64().unwrap();
+        let rule = format!("data-rule=\"{}\"", chart["rule"].as_str().unwrap());
+        let svg = svgs(dom, "auth")
+            .into_iter()
+            .find(|s| s[..s.find('>').unwrap()].contains(&rule))
+            .unwrap();
+        let points: Vec<(&str, &str, &str, i64)> = tags(svg, "circle")
+            .into_iter()
+            .map(|c| {
+                (
+                    attr(c, "data-key").unwrap(),
+                    attr(c, "cx").unwrap(),
+                    attr(c, "cy").unwrap(),
+                    attr(c, "data-t").unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        for path in tags(svg, "path") {
+            if attr(path, "class") != Some("series") {
+                continue;
+            }
+            let key = attr(path, "data-key").unwrap();
+            for run in attr(path, "d")
+                .unwrap()
+                .split('M')
+                .filter(|r| !r.is_empty())
+            {
+                let times: Vec<i64> = run
+                    .split('L')
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        points
+                            .iter()
+                            .find(|p| p.0 == key && p.1 == x && p.2 == y)
+                            .unwrap_or_else(|| panic!("no point of {key} at {xy}"))
+                            .3
+                    })
+                    .collect();
+                for w in times.windows(2) {
+                    assert_eq!(
+                        w[1] - w[0],
+                        bucket,
+                        "{key}: a line from {} to {} crosses a bucket without lines",
+                        rfc3339(w[0]),
+                        rfc3339(w[1])
+                    );
+                    segments += 1;
+                }
+            }
+        }
+    }
+    segments
+}
+
+/// Added to a copy of the page: measures the alert table as the browser
+/// laid it out and leaves the figures in `<pre id="layout">` for
+/// `--dump-dom`. Lines of a cell = distinct tops of its text's line boxes.
+const MEASURE_TABLE: &str = r##"<script>
+(function () {
+  var heads = Array.prototype.map.call(document.querySelectorAll("#alerts thead th"), function (th) { return th.textContent; });
+  var out = { viewport: window.innerWidth, page: document.documentElement.scrollWidth, cells: [] };
+  document.querySelectorAll("#alerts tbody tr.alert").forEach(function (tr) {
+    ["First seen", "Severity"].forEach(function (name) {
+      var td = tr.children[heads.indexOf(name)];
+      var r = document.createRange();
+      r.selectNodeContents(td);
+      var tops = {};
+      Array.prototype.forEach.call(r.getClientRects(), function (b) { if (b.width > 0) { tops[Math.round(b.top)] = 1; } });
+      out.cells.push({ column: name, text: td.textContent, lines: Object.keys(tops).length });
+    });
+  });
+  var pre = document.createElement("pre");
+  pre.id = "layout";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>"##;
+
+/// The severity and first-seen cells of every alert row sit on one line in
+/// a 1280 px window, and the page does not scroll sideways.
+fn assert_alert_table_reads_at_1280px(browser: &Path, page: &Path, alerts: usize) {
+    let html = std::fs::read_to_string(page).unwrap();
+    let measured = page.with_file_name("measured.html");
+    std::fs::write(
+        &measured,
+        html.replacen("</body>", &format!("{MEASURE_TABLE}</body>"), 1),
+    )
+    .unwrap();
+    let dom = rendered_dom(browser, &measured);
+    let start = dom
+        .find("<pre id=\"layout\">")
+        .expect("the measuring script did not run")
+        + "<pre id=\"layout\">".len();
+    let layout: Value =
+        serde_json::from_str(&dom[start..start + dom[start..].find("</pre>").unwrap()]).unwrap();
+    assert_eq!(layout["viewport"], 1280, "{layout}");
+    assert!(
+        layout["page"].as_i64().unwrap() <= 1280,
+        "the page scrolls sideways: {layout}"
+    );
+    let cells = layout["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * alerts, "{layout}");
+    for c in cells {
+        assert_eq!(c["lines"], 1, "a cell wraps at 1280 px: {c}");
+    }
 }
 
 #[test]
@@ -605,6 +756,137 @@ fn report_renders_charts_in_a_real_browser() {
     for a in &fired {
         assert!(dom.contains(a["first_seen"].as_str().unwrap()));
     }
+    assert_no_chart_without_points(&dom);
+    assert_no_line_across_an_empty_bucket(&dom, &data);
+    assert_alert_table_reads_at_1280px(&browser, &page, fired.len());
+}
+
+/// sshd history in a group that is not a Lambda function: failed passwords
+/// from one source in two bursts three hours apart, and a slower source in
+/// three adjacent 5-minute buckets. The report must draw no duration or
+/// memory chart (there is no REPORT line), no line from the first burst to
+/// the second, and a table that reads at 1280 px.
+#[test]
+fn report_on_sshd_history_draws_only_charts_with_data_and_no_line_across_a_gap() {
+    let test = "report_on_sshd_history_draws_only_charts_with_data_and_no_line_across_a_gap";
+    let Some(endpoint) = support::moto(test) else {
+        return;
+    };
+    let Some(browser) = support::chromium(test) else {
+        return;
+    };
+    let group = format!("/var/log/secure-{}", support::unique("sshd"));
+    // A long stream name, as agents make them: log text that must not widen the table.
+    let stream =
+        "ip-10-20-30-40.eu-west-1.compute.internal/var/log/secure/bastion-i-0123456789abcdef0";
+    // On a 5-minute boundary, so the slow source's tries fall in adjacent buckets.
+    let base = (now_ms() - 5 * 3_600_000) / 300_000 * 300_000;
+    let line = |t: i64, pid: i64, user: &str, ip: &str| {
+        (
+            t,
+            format!(
+                "{} bastion sshd[{pid}]: Failed password for {user} from {ip} port {} ssh2",
+                rfc3339(t),
+                40_000 + pid
+            ),
+        )
+    };
+    let mut events: Vec<(i64, String)> = Vec::new();
+    for burst in [base, base + 3 * 3_600_000] {
+        for i in 0..12 {
+            events.push(line(burst + i * 1_000, 100 + i, "root", "203.0.113.7"));
+        }
+    }
+    for i in 0..3 {
+        events.push(line(
+            base + 3_600_000 + i * 300_000,
+            500 + i,
+            "admin",
+            "198.51.100.23",
+        ));
+    }
+    events.push((
+        base + 2 * 3_600_000,
+        "bastion sshd[900]: Accepted publickey for deploy from 192.0.2.10 port 50000 ssh2".into(),
+    ));
+    events.sort_by_key(|e| e.0);
+    let rt = runtime();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(support::aws(&endpoint)));
+    rt.block_on(async {
+        logs.create_log_group()
+            .log_group_name(&group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        put_events(&logs, &group, stream, &events).await;
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let out = logwarden(&[
+        "backtest",
+        "--log-group",
+        &group,
+        "--start",
+        "-1d",
+        "--output",
+        "json",
+        "--report",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fired = alerts(&out);
+    assert_eq!(fired.len(), 2, "one alert per burst: {fired:?}");
+    assert!(fired.iter().all(|a| a["rule"] == "failed-auth-burst"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let start = html.find("id=\"report-data\">").unwrap() + "id=\"report-data\">".len();
+    let data: Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()])
+            .unwrap();
+    assert_eq!(
+        data["charts"],
+        serde_json::json!([]),
+        "no REPORT line, no baseline chart"
+    );
+    let omitted: Vec<&str> = data["omitted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["rule"].as_str().unwrap())
+        .collect();
+    for rule in ["duration-anomaly", "memory-anomaly"] {
+        assert!(
+            omitted.contains(&rule),
+            "{rule} not listed as omitted: {omitted:?}"
+        );
+    }
+    let auth = data["auth"].as_array().unwrap();
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert_eq!(auth[0]["bucket_ms"], 300_000);
+
+    let dom = rendered_dom(&browser, &page);
+    assert!(
+        dom.contains("data-rendered=\"1\""),
+        "the script did not finish"
+    );
+    assert_eq!(svgs(&dom, "duration").len() + svgs(&dom, "memory").len(), 0);
+    assert!(
+        dom.contains("No chart for duration-anomaly"),
+        "omitted charts not named"
+    );
+    assert_no_chart_without_points(&dom);
+    // The burst source's two points, three hours apart, stay unjoined; the
+    // slow source's three adjacent buckets are joined by two segments.
+    let svg = svgs(&dom, "auth")[0];
+    assert_eq!(svg.matches("<circle").count(), 2 + 3);
+    assert_eq!(assert_no_line_across_an_empty_bucket(&dom, &data), 2);
+    assert_alert_table_reads_at_1280px(&browser, &page, fired.len());
 }
 
 /// A stand-in for CloudWatch Logs in front of moto that answers the first
