@@ -31,7 +31,7 @@ struct Config {
 fn config() -> Result<Config, String> {
     let rules = match std::env::var_os("LOGWARDEN_RULES") {
         Some(dir) => RuleSet::load_dir(std::path::Path::new(&dir)),
-        None => RuleSet::builtin(),
+        None => RuleSet::builtin_for_detection(),
     }
     .map_err(|e| format!("LOGWARDEN_RULES: {}", e.to_string().replace('\n', "; ")))?;
     let max_decoded_bytes = match std::env::var("LOGWARDEN_MAX_DECODED_BYTES") {

@@ -422,7 +422,7 @@ fn parse_positive(s: &str) -> Result<usize, String> {
 fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
     let loaded = match dir {
         Some(d) => RuleSet::load_dir(d),
-        None => RuleSet::builtin(),
+        None => RuleSet::builtin_for_detection(),
     };
     loaded.map_err(|errs| {
         for e in &errs.0 {

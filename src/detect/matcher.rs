@@ -758,7 +758,10 @@ mod tests {
     fn a_long_s_or_kelvin_sign_makes_every_matcher_a_candidate() {
         // `(?i)` lets `ſ` stand for `s` and `K` for `k`; the table holds only
         // the ASCII spelling, so such a line is searched by every matcher.
-        let ms = vec![m(Some("(?i)secret_key"), &[], &[]), m(Some("other"), &[], &[])];
+        let ms = vec![
+            m(Some("(?i)secret_key"), &[], &[]),
+            m(Some("other"), &[], &[]),
+        ];
         assert_eq!(candidates(&ms, "plain line"), Vec::<usize>::new());
         assert_eq!(candidates(&ms, "SECRET_KEY=1"), vec![0]);
         for line in ["\u{17f}ecret_key=1", "secret_\u{212a}ey=1"] {
