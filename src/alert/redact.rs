@@ -69,12 +69,14 @@ pub fn redact_with<'a>(line: &'a str, opts: &RedactOptions) -> Cow<'a, str> {
         // compile, dropping the text is the only safe answer.
         return Cow::Owned("[REDACTED:unavailable]".into());
     };
-    let hits = c.set.matches(line);
-    if !hits.matched_any() {
+    let hits: Vec<usize> = (0..c.each.len())
+        .filter(|&i| c.each[i].1.is_match(line))
+        .collect();
+    if hits.is_empty() {
         return Cow::Borrowed(line);
     }
     let mut out = line.to_string();
-    for i in hits.iter() {
+    for i in hits {
         let (kind, re) = &c.each[i];
         if *kind == "email" && !opts.emails {
             continue;
