@@ -21,6 +21,7 @@ mod bad_input;
 mod cli;
 mod dynamodb;
 mod email;
+mod eval;
 mod faults;
 mod golden;
 mod handler;
