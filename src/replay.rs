@@ -26,6 +26,12 @@ use crate::runner::{RunError, Runner};
 use crate::sinks::{AlertSink, FnSink};
 use crate::state::{MemoryStore, StateStore};
 
+/// A file in a directory listing entries (one name a line, `#` comments)
+/// that a walk of that directory leaves out; naming such an entry on the
+/// command line reads it. `fixtures/` uses it so that `replay fixtures/`
+/// stays the bundled demo while `fixtures/real/` is replayed on its own.
+pub const WALK_IGNORE_FILE: &str = ".logwarden-ignore";
+
 /// File name endings read when walking a directory; files named explicitly
 /// are always read.
 pub const INPUT_EXTENSIONS: &[&str] = &["json", "ndjson", "jsonl", "gz", "log", "txt"];
@@ -203,7 +209,8 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<InputError>) {
 
 /// The inputs of `paths`: each path named is an input (a directory is
 /// walked recursively, in name order, skipping hidden entries and names
-/// without an input ending, see [`INPUT_EXTENSIONS`]). What the walk finds is
+/// without an input ending, see [`INPUT_EXTENSIONS`], and the entries a
+/// [`WALK_IGNORE_FILE`] in the directory lists). What the walk finds is
 /// an input only if it is a regular file (a symlink to one included): a FIFO
 /// would block the run and a device (`/dev/zero`) never ends, so they are
 /// skipped with a warning. A directory or regular file already taken (by
@@ -298,10 +305,12 @@ impl Walker {
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let ignored = ignored_names(dir);
         for p in paths {
-            if p.file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-            {
+            if p.file_name().is_some_and(|n| {
+                n.as_encoded_bytes().starts_with(b".")
+                    || n.to_str().is_some_and(|n| ignored.iter().any(|i| i == n))
+            }) {
                 continue;
             }
             // Follows symlinks: a link to a directory is walked, a link to
@@ -334,6 +343,20 @@ impl Walker {
             }
         }
     }
+}
+
+/// The entry names `dir`'s [`WALK_IGNORE_FILE`] lists (none when there is
+/// no such file or it cannot be read): one a line, a trailing `/` allowed,
+/// blank lines and `#` comments skipped.
+fn ignored_names(dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(WALK_IGNORE_FILE)) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| l.trim().trim_end_matches('/'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn has_input_extension(p: &Path) -> bool {
@@ -898,5 +921,28 @@ mod tests {
         assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
         assert!(inputs.errors[0].input.ends_with("/dangling.log"));
         assert!(inputs.errors[0].message.starts_with("cannot read: "));
+    }
+
+    #[test]
+    fn a_walk_leaves_out_what_the_ignore_file_lists_and_a_named_path_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/sample.log"), "x\n").unwrap();
+        std::fs::write(d.join("skip.log"), "x\n").unwrap();
+        std::fs::write(d.join("keep.log"), "x\n").unwrap();
+        std::fs::write(
+            d.join(WALK_IGNORE_FILE),
+            "# not the demo\nreal/\n\nskip.log\n",
+        )
+        .unwrap();
+        let walked = |paths: &[PathBuf]| -> Vec<PathBuf> {
+            let inputs = walk_inputs(paths);
+            assert!(inputs.warnings.is_empty() && inputs.errors.is_empty());
+            inputs.files.into_iter().map(|f| f.path).collect()
+        };
+        assert_eq!(walked(&[d.to_path_buf()]), [d.join("keep.log")]);
+        assert_eq!(walked(&[d.join("real")]), [d.join("real/sample.log")]);
+        assert_eq!(walked(&[d.join("skip.log")]), [d.join("skip.log")]);
     }
 }

@@ -49,7 +49,9 @@ enum Command {
     ///
     /// A PATH named here is read whatever it is (a FIFO, a device). In a
     /// directory, what is not a regular file (a FIFO, a socket, a device, or a
-    /// symlink to one) is skipped with a warning; symlinks are followed, but
+    /// symlink to one) is skipped with a warning, and so are, silently,
+    /// hidden entries and the entries a `.logwarden-ignore` file in the
+    /// directory lists (one name a line; naming one as a PATH reads it); symlinks are followed, but
     /// each directory and file is read once per run however many links reach
     /// it, so a symlink loop ends and no event counts twice. Every input is
     /// read up to --max-file-bytes, every plain log up to --max-file-lines;

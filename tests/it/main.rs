@@ -31,6 +31,7 @@ mod layout;
 mod profile;
 mod properties;
 mod readme;
+mod real;
 mod security;
 mod slack;
 mod sns;
