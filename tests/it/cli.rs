@@ -458,3 +458,59 @@ fn rules_check_names_each_limit() {
         assert!(err.contains(limit), "{limit}: {err}");
     }
 }
+
+/// Lambda lines saved by `aws logs tail` or `sam logs` (time and stream in
+/// front of each) raise what the bare lines raise, in the line's stream.
+#[test]
+fn lambda_lines_as_the_aws_tools_print_them_raise_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let tail = dir.path().join("tail.log");
+    std::fs::write(
+        &tail,
+        "2026-11-22T10:00:00.100000+00:00 2026/11/22/[$LATEST]abc START RequestId: 0e1c Version: $LATEST\n\
+         2026-11-22T10:00:02.900000+00:00 2026/11/22/[$LATEST]abc END RequestId: 0e1c\n\
+         2026-11-22T10:00:02.900000+00:00 2026/11/22/[$LATEST]abc REPORT RequestId: 0e1c\tDuration: 2800.00 ms\tBilled Duration: 2800 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n",
+    )
+    .unwrap();
+    let sam = dir.path().join("sam.log");
+    std::fs::write(
+        &sam,
+        "2026/11/22/[$LATEST]def 2026-11-22T10:05:00.000000 START RequestId: 7f2a Version: $LATEST\n\
+         2026/11/22/[$LATEST]def 2026-11-22T10:05:03.000000 END RequestId: 7f2a\n\
+         2026/11/22/[$LATEST]def 2026-11-22T10:05:03.000000 REPORT RequestId: 7f2a\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: timeout\n",
+    )
+    .unwrap();
+    for (file, rule, stream, first_seen) in [
+        (
+            &tail,
+            "out-of-memory",
+            "2026/11/22/[$LATEST]abc",
+            "2026-11-22T10:00:02.900Z",
+        ),
+        (
+            &sam,
+            "invocation-timeout",
+            "2026/11/22/[$LATEST]def",
+            "2026-11-22T10:05:03.000Z",
+        ),
+    ] {
+        let out = logwarden(&[
+            "replay",
+            "--output",
+            "json",
+            "--log-group",
+            "/aws/lambda/checkout",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let alerts: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], rule);
+        assert_eq!(alerts[0]["log_stream"], stream);
+        assert_eq!(alerts[0]["first_seen"], first_seen);
+        assert_eq!(alerts[0]["function"], "checkout");
+    }
+}
