@@ -52,6 +52,9 @@ pub struct ReplayOptions {
     /// Decoding threads (0: one per available core). Detection itself runs
     /// in input order on the calling thread whatever this is.
     pub threads: usize,
+    /// The year of syslog dates in plain logs (`--year`); `None` infers it
+    /// from the file's modification time (the clock for stdin).
+    pub year: Option<i32>,
 }
 
 /// One input that could not be read or decoded (whole or in part), or, as a
@@ -435,7 +438,8 @@ fn decode_each(
         limits: opts.limits,
         log_group: opts.log_group.clone(),
         log_stream: opts.log_stream.clone(),
-        default_timestamp_ms: mtime_ms(path),
+        default_timestamp_ms: reference_ms(file),
+        syslog_year: opts.year,
     };
     // The log stream of a plain log: alert renderers escape it.
     let name = match path.file_name() {
@@ -827,6 +831,18 @@ fn read_input(file: &InputFile, limits: &Limits) -> std::io::Result<(Vec<u8>, Op
         buf.len()
     );
     Ok((buf, Some(note)))
+}
+
+/// The time an input was written, for lines without a time and syslog
+/// dates without a year: a file's modification time; the clock for stdin, a
+/// FIFO or a device, which are written as they are read.
+fn reference_ms(file: &InputFile) -> i64 {
+    match file.kind {
+        InputKind::Stream => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        InputKind::Walked | InputKind::Named => mtime_ms(&file.path),
+    }
 }
 
 fn mtime_ms(path: &Path) -> i64 {

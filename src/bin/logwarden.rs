@@ -303,6 +303,14 @@ struct ReplayArgs {
     /// Log stream for plain log files (default: the file name).
     #[arg(long, value_name = "NAME")]
     log_stream: Option<String>,
+    /// Year of syslog dates in plain logs (`Nov 22 10:00:01` has none).
+    /// Default: the year that puts each date at most a day after the file's
+    /// modification time (the clock for stdin), so December lines in a file
+    /// written in January are last year's. With --year N the first date is
+    /// in N and a date that goes back by months (December, then January) is
+    /// in the next year.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=9999))]
+    year: Option<i32>,
     /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
@@ -382,6 +390,14 @@ struct EvalArgs {
     /// Log stream for plain log files (default: the file name).
     #[arg(long, value_name = "NAME")]
     log_stream: Option<String>,
+    /// Year of syslog dates in plain logs (`Nov 22 10:00:01` has none).
+    /// Default: the year that puts each date at most a day after the file's
+    /// modification time (the clock for stdin), so December lines in a file
+    /// written in January are last year's. With --year N the first date is
+    /// in N and a date that goes back by months (December, then January) is
+    /// in the next year.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=9999))]
+    year: Option<i32>,
     /// AWS region used in console links.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
@@ -791,6 +807,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             region: args.delivery.region.clone(),
         },
         threads: args.threads,
+        year: args.year,
     };
     let store = match replay_store(&rt, args.state, args.state_table.as_deref()) {
         Ok(s) => s,
@@ -856,6 +873,7 @@ fn run_eval(args: EvalArgs) -> ExitCode {
             region: args.region,
         },
         threads: 0,
+        year: args.year,
     };
     let (alerts, summary) = match collect_alerts(set, &args.paths, &opts, Safeguards::default()) {
         Ok(r) => r,

@@ -37,8 +37,14 @@
 //! 1. an ISO-8601/RFC 3339 prefix, optionally after `[`:
 //!    `2026-11-22T10:00:01.123Z`, `2026-11-22 10:00:01,123`, `…+01:00`,
 //!    `…+0100`; without a zone it is UTC;
-//! 2. a syslog prefix `Nov 22 10:00:01` (UTC; the year, which syslog omits,
-//!    is the UTC year of [`FileOptions::default_timestamp_ms`]);
+//! 2. a syslog prefix `Nov 22 10:00:01` (UTC). Syslog omits the year: a
+//!    date is put in the year of [`FileOptions::default_timestamp_ms`] (the
+//!    file's modification time, the clock for stdin), or the year before
+//!    when that would put it more than a day after that time, so `Dec 31`
+//!    in a file written on Jan 5 is last year's and a file running across
+//!    New Year keeps its order. [`FileOptions::syslog_year`] sets the year
+//!    of the first date instead, and a date that goes back by more than six
+//!    months from the one before is in the next year;
 //! 3. else the previous line's timestamp (continuation lines, stack traces,
 //!    Lambda `START`/`END`/`REPORT` lines),
 //! 4. else [`FileOptions::default_timestamp_ms`].
@@ -125,8 +131,7 @@ pub(crate) fn for_each_plain(
     opts: &FileOptions,
     f: &mut dyn FnMut(&str, Result<&Payload<'_>, DecodeError>),
 ) {
-    let syslog_year =
-        DateTime::from_timestamp_millis(opts.default_timestamp_ms).map_or(1970, |t| t.year());
+    let mut years = SyslogYears::new(opts);
     let mut payload = Payload {
         message_type: MessageType::Data,
         owner: Cow::Borrowed(""),
@@ -180,7 +185,7 @@ pub(crate) fn for_each_plain(
                 p.message
             }
             None => {
-                if let Some(ts) = line_timestamp(line, syslog_year) {
+                if let Some(ts) = line_time(line, &mut years) {
                     last_ts = ts;
                 }
                 Cow::Borrowed(line)
@@ -217,11 +222,66 @@ fn lines_origin(first: usize, last: usize) -> String {
 }
 
 /// The timestamp a line starts with, in ms since the epoch.
+#[cfg(test)]
 pub(crate) fn line_timestamp(line: &[u8], syslog_year: i32) -> Option<i64> {
     if line.first() == Some(&b'{') {
         return json_time(line);
     }
     iso_prefix(line).or_else(|| syslog_prefix(line, syslog_year))
+}
+
+/// The timestamp a line starts with, in ms since the epoch, a syslog date
+/// placed in its year by `years`.
+fn line_time(line: &[u8], years: &mut SyslogYears) -> Option<i64> {
+    if line.first() == Some(&b'{') {
+        return json_time(line);
+    }
+    iso_prefix(line).or_else(|| years.place(line))
+}
+
+/// A day, in ms: how far past the reference time a syslog date may be.
+const DAY_MS: i64 = 86_400_000;
+
+/// Puts syslog dates (which have no year) in a year, line after line.
+#[derive(Debug)]
+struct SyslogYears {
+    /// The reference time (ms): a date lands at most a day after it.
+    reference: i64,
+    /// `--year`: the year of the first date, then of the dates after it.
+    fixed: Option<i32>,
+    /// The previous date placed under `fixed`.
+    previous: Option<i64>,
+}
+
+impl SyslogYears {
+    fn new(opts: &FileOptions) -> Self {
+        SyslogYears {
+            reference: opts.default_timestamp_ms,
+            fixed: opts.syslog_year,
+            previous: None,
+        }
+    }
+
+    /// The syslog date `line` starts with, in its year.
+    fn place(&mut self, line: &[u8]) -> Option<i64> {
+        if let Some(year) = self.fixed {
+            let mut t = syslog_prefix(line, year)?;
+            // December, then January: the year turned. Six months back is
+            // a new year, not lines out of order.
+            if self.previous.is_some_and(|p| t < p - 183 * DAY_MS) {
+                self.fixed = Some(year + 1);
+                t = syslog_prefix(line, year + 1)?;
+            }
+            self.previous = Some(t);
+            return Some(t);
+        }
+        let year = DateTime::from_timestamp_millis(self.reference).map_or(1970, |t| t.year());
+        let t = syslog_prefix(line, year)?;
+        if t > self.reference + DAY_MS {
+            return syslog_prefix(line, year - 1);
+        }
+        Some(t)
+    }
 }
 
 /// The ISO-8601 time in a JSON log line's usual time field
@@ -652,7 +712,8 @@ mod tests {
 
     #[test]
     fn plain_log_with_iso_syslog_and_bare_lines() {
-        let default = ms("2026-01-01T00:00:00Z");
+        // Written after its lines, as a log is: the syslog date is this year's.
+        let default = ms("2026-12-01T00:00:00Z");
         let opts = FileOptions {
             default_timestamp_ms: default,
             ..FileOptions::default()
@@ -802,6 +863,55 @@ mod tests {
         );
         assert_eq!(text.len(), 1);
         assert_eq!(text[0].2, "timestamp and message are logged");
+    }
+
+    #[test]
+    fn syslog_dates_roll_back_a_year_past_the_reference_and_cross_new_year() {
+        // A file written on 2027-01-05 12:00 UTC.
+        let opts = FileOptions {
+            default_timestamp_ms: ms("2027-01-05T12:00:00Z"),
+            ..FileOptions::default()
+        };
+        let got = events(
+            b"Dec 10 08:00:00 h a\nDec 31 23:59:59 h b\nJan  1 00:00:01 h c\nJan  6 11:00:00 h d\nJan  7 00:00:00 h e\n",
+            &opts,
+        );
+        let times: Vec<i64> = got.iter().map(|e| e.1).collect();
+        assert_eq!(
+            times,
+            [
+                ms("2026-12-10T08:00:00Z"),
+                ms("2026-12-31T23:59:59Z"),
+                ms("2027-01-01T00:00:01Z"),
+                // Within a day after the reference: this year.
+                ms("2027-01-06T11:00:00Z"),
+                // More than a day after it: a year before.
+                ms("2026-01-07T00:00:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_given_year_is_the_first_dates_and_turns_at_new_year() {
+        let opts = FileOptions {
+            default_timestamp_ms: ms("2027-06-01T00:00:00Z"),
+            syslog_year: Some(2024),
+            ..FileOptions::default()
+        };
+        let got = events(
+            b"Dec 31 23:59:59 h a\nDec 31 23:59:58 h late\nJan  1 00:00:01 h b\nFeb  1 00:00:00 h c\n",
+            &opts,
+        );
+        let times: Vec<i64> = got.iter().map(|e| e.1).collect();
+        assert_eq!(
+            times,
+            [
+                ms("2024-12-31T23:59:59Z"),
+                ms("2024-12-31T23:59:58Z"),
+                ms("2025-01-01T00:00:01Z"),
+                ms("2025-02-01T00:00:00Z"),
+            ]
+        );
     }
 
     #[test]

@@ -514,3 +514,35 @@ fn lambda_lines_as_the_aws_tools_print_them_raise_alerts() {
         assert_eq!(alerts[0]["function"], "checkout");
     }
 }
+
+/// Syslog lines on stdin take their year from the clock (they used to get
+/// 1970), and --year sets it.
+#[test]
+fn syslog_lines_on_stdin_get_a_year_from_the_clock_or_from_year() {
+    let input = std::fs::read(root().join("fixtures/plain/bastion-auth.log")).unwrap();
+    let run = |extra: &[&str]| -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(["replay", "--output", "json"])
+            .args(extra)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let first: serde_json::Value =
+            serde_json::from_str(text(&out.stdout).lines().next().expect("an alert")).unwrap();
+        first["first_seen"].as_str().unwrap().to_string()
+    };
+    let now = chrono::Utc::now();
+    let inferred = run(&[]);
+    let year: i32 = inferred[..4].parse().unwrap();
+    // Nov 22 is at most a day after the clock: this year or the one before.
+    use chrono::Datelike as _;
+    assert!(year == now.year() || year == now.year() - 1, "{inferred}");
+    assert!(inferred.ends_with("-11-22T10:07:00.000Z"), "{inferred}");
+    assert_eq!(run(&["--year", "2024"]), "2024-11-22T10:07:00.000Z");
+}
