@@ -430,9 +430,16 @@ fn decode_each(
     f: &mut dyn FnMut(&str, Result<ingest::OwnedPayload, ingest::DecodeError>),
 ) -> Vec<String> {
     let path = &file.path;
-    let (bytes, cut) = match read_input(file, &opts.limits) {
+    let (bytes, mut cut) = match read_input(file, &opts.limits) {
         Ok(read) => read,
         Err(e) => return vec![format!("cannot read: {e}")],
+    };
+    let bytes = match gunzip_text(bytes, &opts.limits) {
+        Ok((text, text_cut)) => {
+            cut = cut.or(text_cut);
+            text
+        }
+        Err(e) => return vec![e],
     };
     let fopts = FileOptions {
         limits: opts.limits,
@@ -453,6 +460,59 @@ fn decode_each(
         .collect();
     errors.extend(cut);
     errors
+}
+
+/// Bytes of decompressed text looked at to tell a gzipped log from a
+/// gzipped subscription payload.
+const GZIP_PEEK: usize = 256;
+
+/// A gzipped plain log (`auth.log.2.gz`, a CloudWatch Logs export to S3)
+/// gunzipped, with a note when it stopped at the cap; any other input
+/// unchanged. A gzip whose text starts with `{` or `[` (a subscription
+/// payload) or `<` (an HTML error page in a payload's place), or is binary,
+/// or cannot be inflated, stays as it is, for ingest to decode or report. The text is read up to
+/// [`Limits::max_file_bytes`], like any input, up to its last line break
+/// before the cap.
+fn gunzip_text(bytes: Vec<u8>, limits: &Limits) -> Result<(Vec<u8>, Option<String>), String> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok((bytes, None));
+    }
+    let mut peek = Vec::new();
+    match ingest::decode::gunzip_capped(&bytes, GZIP_PEEK, &mut peek) {
+        Ok(()) | Err(ingest::DecodeError::TooLarge { .. }) => {}
+        Err(_) => return Ok((bytes, None)),
+    }
+    // JSON is a payload; markup is an HTTP error page saved in a payload's
+    // place. Both are ingest's to decode or report.
+    match peek.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[' | b'<') | None => return Ok((bytes, None)),
+        Some(_) => {}
+    }
+    // Text, not binary (a gzip bomb of zeros): else ingest reports it as it
+    // does any gzip that is no payload, without inflating it all here.
+    let binary = peek
+        .iter()
+        .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f);
+    if binary {
+        return Ok((bytes, None));
+    }
+    let cap = limits.max_file_bytes;
+    let mut text = Vec::new();
+    match ingest::decode::gunzip_capped(&bytes, cap, &mut text) {
+        Ok(()) => Ok((text, None)),
+        Err(ingest::DecodeError::TooLarge { .. }) => {
+            text.truncate(cap);
+            if let Some(end) = memchr::memrchr(b'\n', &text) {
+                text.truncate(end + 1);
+            }
+            let note = format!(
+                "stopped at the {cap}-byte cap (--max-file-bytes) on its gunzipped text: read its first {} bytes, the rest is not read",
+                text.len()
+            );
+            Ok((text, Some(note)))
+        }
+        Err(e) => Err(format!("gzipped log: {e}")),
+    }
 }
 
 /// Decodes one input ahead of detection, holding its payloads while the
@@ -937,6 +997,49 @@ mod tests {
         assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
         assert!(inputs.errors[0].input.ends_with("/dangling.log"));
         assert!(inputs.errors[0].message.starts_with("cannot read: "));
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzipped_logs_are_gunzipped_and_gzipped_payloads_left_to_ingest() {
+        let limits = Limits::default();
+        let log = b"Nov 22 10:07:00 bastion sshd[3100]: Invalid user oracle from 198.51.100.23\n";
+        assert_eq!(gunzip_text(gzip(log), &limits), Ok((log.to_vec(), None)));
+        for kept in [
+            gzip(b"  {\"messageType\":\"DATA_MESSAGE\"}"),
+            gzip(b"[1]"),
+            gzip(b"<html><body>502 Bad Gateway</body></html>\n"),
+            gzip(b""),
+            log.to_vec(),
+            // Gzip magic, then garbage: ingest says what is wrong, as before.
+            vec![0x1f, 0x8b, 0, 0],
+            // Binary inside (a bomb of zeros): left whole, not inflated here.
+            gzip(&[0u8; 4096]),
+        ] {
+            assert_eq!(gunzip_text(kept.clone(), &limits), Ok((kept, None)));
+        }
+        // Past the cap: whole lines up to it, and a note.
+        let small = Limits {
+            max_file_bytes: 100,
+            ..Limits::default()
+        };
+        let (text, note) = gunzip_text(gzip(&log.repeat(3)), &small).unwrap();
+        assert_eq!(text, log.to_vec());
+        assert!(note.unwrap().contains("100-byte cap"));
+        // A gzipped log cut short is an input error.
+        let mut cut = gzip(&log.repeat(50));
+        cut.truncate(cut.len() - 20);
+        assert!(
+            gunzip_text(cut, &limits)
+                .unwrap_err()
+                .starts_with("gzipped log: ")
+        );
     }
 
     #[test]

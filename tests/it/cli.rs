@@ -546,3 +546,39 @@ fn syslog_lines_on_stdin_get_a_year_from_the_clock_or_from_year() {
     assert!(inferred.ends_with("-11-22T10:07:00.000Z"), "{inferred}");
     assert_eq!(run(&["--year", "2024"]), "2024-11-22T10:07:00.000Z");
 }
+
+/// A rotated, gzipped syslog file (`auth.log.2.gz`) is read as the plain log
+/// it holds: the same alerts as the file itself.
+#[test]
+fn gzipped_plain_logs_raise_what_the_plain_file_raises() {
+    use std::io::Write as _;
+    let plain = root().join("fixtures/plain/bastion-auth.log");
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("auth.log.2.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    let rules = |path: &std::path::Path| -> Vec<(String, String)> {
+        let out = logwarden(&[
+            "replay",
+            "--output",
+            "json",
+            "--year",
+            "2026",
+            "--log-stream",
+            "auth",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["rule"].to_string(), v["id"].to_string())
+            })
+            .collect()
+    };
+    let want = rules(&plain);
+    assert!(!want.is_empty());
+    assert_eq!(rules(&gz), want);
+}
