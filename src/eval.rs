@@ -146,6 +146,25 @@ impl Truth {
         }
     }
 
+    /// The rules named that `known` (the rule set's ids) lacks, each as an
+    /// error at the line of its first incident (line 1 for `rules:`): a
+    /// misspelt id would otherwise score as all misses.
+    pub fn unknown_rules(&self, known: &[&str], path: &str) -> Vec<TruthError> {
+        self.rules
+            .iter()
+            .filter(|r| !known.contains(&r.as_str()))
+            .map(|r| TruthError {
+                path: path.to_string(),
+                line: self
+                    .incidents
+                    .iter()
+                    .find(|i| i.rule == *r)
+                    .map_or(1, |i| i.line),
+                message: format!("rule `{r}` is not in the rule set (see `logwarden rules list`)"),
+            })
+            .collect()
+    }
+
     /// Read and parse the truth file at `path`.
     pub fn load(path: &Path) -> Result<Truth, Vec<TruthError>> {
         let shown = crate::replay::shown_path(path);
@@ -590,6 +609,23 @@ rules: [secret-in-logs]
         assert_eq!(t.incidents[1].note.as_deref(), Some("the second attacker"));
         let rules: Vec<&str> = t.rules.iter().map(String::as_str).collect();
         assert_eq!(rules, ["failed-auth-burst", "secret-in-logs"]);
+    }
+
+    #[test]
+    fn rules_the_rule_set_lacks_are_named_with_their_line() {
+        let t = Truth::parse(
+            &TRUTH.replace("rules: [secret-in-logs]", "rules: [secret-in-log]"),
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(
+            t.unknown_rules(&["failed-auth-burst", "secret-in-logs"], "t.yaml")[0]
+                .to_string()
+                .starts_with("t.yaml:1: rule `secret-in-log` is not in the rule set")
+        );
+        let e = t.unknown_rules(&["secret-in-log"], "t.yaml");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, 3);
     }
 
     #[test]

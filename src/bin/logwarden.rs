@@ -864,6 +864,15 @@ fn run_eval(args: EvalArgs) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    let unknown = truth.unknown_rules(&ids, &shown_path(&args.truth));
+    if !unknown.is_empty() {
+        for e in &unknown {
+            eprintln!("{}", visible(&e.to_string(), false));
+        }
+        eprintln!("logwarden: {} truth file error(s)", unknown.len());
+        return ExitCode::from(2);
+    }
     let opts = ReplayOptions {
         limits: Limits::default(),
         log_group: args.log_group,

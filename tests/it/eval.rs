@@ -189,3 +189,18 @@ fn eval_help_teaches_with_a_truth_file() {
         assert!(help.contains(want), "{want}: {help}");
     }
 }
+
+#[test]
+fn a_rule_the_rule_set_lacks_is_a_truth_file_error() {
+    let t = truth_file(&TRUTH.replace("rules: [password-spraying]", "rules: [password-spray]"));
+    let path = t.path().to_str().unwrap();
+    let out = logwarden(&["eval", "--truth", path, "fixtures/auth"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{path}:1: rule `password-spray` is not in the rule set"
+        )),
+        "{stderr}"
+    );
+}
