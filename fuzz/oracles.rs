@@ -66,6 +66,7 @@ pub fn options(reference_parser: bool) -> FileOptions {
         log_group: None,
         log_stream: None,
         default_timestamp_ms: 0,
+        syslog_year: None,
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`sinks`]: where alerts go, each an [`sinks::AlertSink`]: stdout, SNS (per-protocol bodies),
 //!   Slack (Block Kit; the notifier).
 //! - [`replay`]: files and directories through the engine, for the CLI.
+//! - [`eval`]: alerts of a replay scored against labelled incidents (a truth file), per rule.
 //! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.
 //! - [`handler`]: Lambda events (CloudWatch Logs, Kinesis, Firehose, schedule) through the engine.
 //! - [`time`]: event-time helpers and the injected clock.
@@ -35,6 +36,7 @@ pub mod alloc;
 pub mod backtest;
 pub mod detect;
 pub mod engine;
+pub mod eval;
 pub mod handler;
 pub mod ingest;
 pub mod lenient_json;

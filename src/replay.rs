@@ -26,6 +26,12 @@ use crate::runner::{RunError, Runner};
 use crate::sinks::{AlertSink, FnSink};
 use crate::state::{MemoryStore, StateStore};
 
+/// A file in a directory listing entries (one name a line, `#` comments)
+/// that a walk of that directory leaves out; naming such an entry on the
+/// command line reads it. `fixtures/` uses it so that `replay fixtures/`
+/// stays the bundled demo while `fixtures/real/` is replayed on its own.
+pub const WALK_IGNORE_FILE: &str = ".logwarden-ignore";
+
 /// File name endings read when walking a directory; files named explicitly
 /// are always read.
 pub const INPUT_EXTENSIONS: &[&str] = &["json", "ndjson", "jsonl", "gz", "log", "txt"];
@@ -46,6 +52,9 @@ pub struct ReplayOptions {
     /// Decoding threads (0: one per available core). Detection itself runs
     /// in input order on the calling thread whatever this is.
     pub threads: usize,
+    /// The year of syslog dates in plain logs (`--year`); `None` infers it
+    /// from the file's modification time (the clock for stdin).
+    pub year: Option<i32>,
 }
 
 /// One input that could not be read or decoded (whole or in part), or, as a
@@ -203,7 +212,8 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<InputError>) {
 
 /// The inputs of `paths`: each path named is an input (a directory is
 /// walked recursively, in name order, skipping hidden entries and names
-/// without an input ending, see [`INPUT_EXTENSIONS`]). What the walk finds is
+/// without an input ending, see [`INPUT_EXTENSIONS`], and the entries a
+/// [`WALK_IGNORE_FILE`] in the directory lists). What the walk finds is
 /// an input only if it is a regular file (a symlink to one included): a FIFO
 /// would block the run and a device (`/dev/zero`) never ends, so they are
 /// skipped with a warning. A directory or regular file already taken (by
@@ -298,10 +308,12 @@ impl Walker {
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let ignored = ignored_names(dir);
         for p in paths {
-            if p.file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-            {
+            if p.file_name().is_some_and(|n| {
+                n.as_encoded_bytes().starts_with(b".")
+                    || n.to_str().is_some_and(|n| ignored.iter().any(|i| i == n))
+            }) {
                 continue;
             }
             // Follows symlinks: a link to a directory is walked, a link to
@@ -334,6 +346,20 @@ impl Walker {
             }
         }
     }
+}
+
+/// The entry names `dir`'s [`WALK_IGNORE_FILE`] lists (none when there is
+/// no such file or it cannot be read): one a line, a trailing `/` allowed,
+/// blank lines and `#` comments skipped.
+fn ignored_names(dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(WALK_IGNORE_FILE)) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| l.trim().trim_end_matches('/'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn has_input_extension(p: &Path) -> bool {
@@ -404,15 +430,23 @@ fn decode_each(
     f: &mut dyn FnMut(&str, Result<ingest::OwnedPayload, ingest::DecodeError>),
 ) -> Vec<String> {
     let path = &file.path;
-    let (bytes, cut) = match read_input(file, &opts.limits) {
+    let (bytes, mut cut) = match read_input(file, &opts.limits) {
         Ok(read) => read,
         Err(e) => return vec![format!("cannot read: {e}")],
+    };
+    let bytes = match gunzip_text(bytes, &opts.limits) {
+        Ok((text, text_cut)) => {
+            cut = cut.or(text_cut);
+            text
+        }
+        Err(e) => return vec![e],
     };
     let fopts = FileOptions {
         limits: opts.limits,
         log_group: opts.log_group.clone(),
         log_stream: opts.log_stream.clone(),
-        default_timestamp_ms: mtime_ms(path),
+        default_timestamp_ms: reference_ms(file),
+        syslog_year: opts.year,
     };
     // The log stream of a plain log: alert renderers escape it.
     let name = match path.file_name() {
@@ -426,6 +460,59 @@ fn decode_each(
         .collect();
     errors.extend(cut);
     errors
+}
+
+/// Bytes of decompressed text looked at to tell a gzipped log from a
+/// gzipped subscription payload.
+const GZIP_PEEK: usize = 256;
+
+/// A gzipped plain log (`auth.log.2.gz`, a CloudWatch Logs export to S3)
+/// gunzipped, with a note when it stopped at the cap; any other input
+/// unchanged. A gzip whose text starts with `{` or `[` (a subscription
+/// payload) or `<` (an HTML error page in a payload's place), or is binary,
+/// or cannot be inflated, stays as it is, for ingest to decode or report. The text is read up to
+/// [`Limits::max_file_bytes`], like any input, up to its last line break
+/// before the cap.
+fn gunzip_text(bytes: Vec<u8>, limits: &Limits) -> Result<(Vec<u8>, Option<String>), String> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok((bytes, None));
+    }
+    let mut peek = Vec::new();
+    match ingest::decode::gunzip_capped(&bytes, GZIP_PEEK, &mut peek) {
+        Ok(()) | Err(ingest::DecodeError::TooLarge { .. }) => {}
+        Err(_) => return Ok((bytes, None)),
+    }
+    // JSON is a payload; markup is an HTTP error page saved in a payload's
+    // place. Both are ingest's to decode or report.
+    match peek.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[' | b'<') | None => return Ok((bytes, None)),
+        Some(_) => {}
+    }
+    // Text, not binary (a gzip bomb of zeros): else ingest reports it as it
+    // does any gzip that is no payload, without inflating it all here.
+    let binary = peek
+        .iter()
+        .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f);
+    if binary {
+        return Ok((bytes, None));
+    }
+    let cap = limits.max_file_bytes;
+    let mut text = Vec::new();
+    match ingest::decode::gunzip_capped(&bytes, cap, &mut text) {
+        Ok(()) => Ok((text, None)),
+        Err(ingest::DecodeError::TooLarge { .. }) => {
+            text.truncate(cap);
+            if let Some(end) = memchr::memrchr(b'\n', &text) {
+                text.truncate(end + 1);
+            }
+            let note = format!(
+                "stopped at the {cap}-byte cap (--max-file-bytes) on its gunzipped text: read its first {} bytes, the rest is not read",
+                text.len()
+            );
+            Ok((text, Some(note)))
+        }
+        Err(e) => Err(format!("gzipped log: {e}")),
+    }
 }
 
 /// Decodes one input ahead of detection, holding its payloads while the
@@ -806,6 +893,18 @@ fn read_input(file: &InputFile, limits: &Limits) -> std::io::Result<(Vec<u8>, Op
     Ok((buf, Some(note)))
 }
 
+/// The time an input was written, for lines without a time and syslog
+/// dates without a year: a file's modification time; the clock for stdin, a
+/// FIFO or a device, which are written as they are read.
+fn reference_ms(file: &InputFile) -> i64 {
+    match file.kind {
+        InputKind::Stream => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        InputKind::Walked | InputKind::Named => mtime_ms(&file.path),
+    }
+}
+
 fn mtime_ms(path: &Path) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -898,5 +997,71 @@ mod tests {
         assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
         assert!(inputs.errors[0].input.ends_with("/dangling.log"));
         assert!(inputs.errors[0].message.starts_with("cannot read: "));
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzipped_logs_are_gunzipped_and_gzipped_payloads_left_to_ingest() {
+        let limits = Limits::default();
+        let log = b"Nov 22 10:07:00 bastion sshd[3100]: Invalid user oracle from 198.51.100.23\n";
+        assert_eq!(gunzip_text(gzip(log), &limits), Ok((log.to_vec(), None)));
+        for kept in [
+            gzip(b"  {\"messageType\":\"DATA_MESSAGE\"}"),
+            gzip(b"[1]"),
+            gzip(b"<html><body>502 Bad Gateway</body></html>\n"),
+            gzip(b""),
+            log.to_vec(),
+            // Gzip magic, then garbage: ingest says what is wrong, as before.
+            vec![0x1f, 0x8b, 0, 0],
+            // Binary inside (a bomb of zeros): left whole, not inflated here.
+            gzip(&[0u8; 4096]),
+        ] {
+            assert_eq!(gunzip_text(kept.clone(), &limits), Ok((kept, None)));
+        }
+        // Past the cap: whole lines up to it, and a note.
+        let small = Limits {
+            max_file_bytes: 100,
+            ..Limits::default()
+        };
+        let (text, note) = gunzip_text(gzip(&log.repeat(3)), &small).unwrap();
+        assert_eq!(text, log.to_vec());
+        assert!(note.unwrap().contains("100-byte cap"));
+        // A gzipped log cut short is an input error.
+        let mut cut = gzip(&log.repeat(50));
+        cut.truncate(cut.len() - 20);
+        assert!(
+            gunzip_text(cut, &limits)
+                .unwrap_err()
+                .starts_with("gzipped log: ")
+        );
+    }
+
+    #[test]
+    fn a_walk_leaves_out_what_the_ignore_file_lists_and_a_named_path_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/sample.log"), "x\n").unwrap();
+        std::fs::write(d.join("skip.log"), "x\n").unwrap();
+        std::fs::write(d.join("keep.log"), "x\n").unwrap();
+        std::fs::write(
+            d.join(WALK_IGNORE_FILE),
+            "# not the demo\nreal/\n\nskip.log\n",
+        )
+        .unwrap();
+        let walked = |paths: &[PathBuf]| -> Vec<PathBuf> {
+            let inputs = walk_inputs(paths);
+            assert!(inputs.warnings.is_empty() && inputs.errors.is_empty());
+            inputs.files.into_iter().map(|f| f.path).collect()
+        };
+        assert_eq!(walked(&[d.to_path_buf()]), [d.join("keep.log")]);
+        assert_eq!(walked(&[d.join("real")]), [d.join("real/sample.log")]);
+        assert_eq!(walked(&[d.join("skip.log")]), [d.join("skip.log")]);
     }
 }

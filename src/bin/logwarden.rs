@@ -49,7 +49,9 @@ enum Command {
     ///
     /// A PATH named here is read whatever it is (a FIFO, a device). In a
     /// directory, what is not a regular file (a FIFO, a socket, a device, or a
-    /// symlink to one) is skipped with a warning; symlinks are followed, but
+    /// symlink to one) is skipped with a warning, and so are, silently,
+    /// hidden entries and the entries a `.logwarden-ignore` file in the
+    /// directory lists (one name a line; naming one as a PATH reads it); symlinks are followed, but
     /// each directory and file is read once per run however many links reach
     /// it, so a symlink loop ends and no event counts twice. Every input is
     /// read up to --max-file-bytes, every plain log up to --max-file-lines;
@@ -77,6 +79,30 @@ enum Command {
     ///
     /// Example: logwarden backtest --log-group /aws/lambda/checkout --start -24h --report checkout.html
     Backtest(BacktestArgs),
+    /// Score the rules against labelled incidents: replay the inputs (as
+    /// replay does) and match each alert against a truth file.
+    ///
+    /// An alert matches an incident when its rule is the incident's, the
+    /// incident's key is a subset of the alert's key, the log group is the
+    /// incident's (when it names one) and the alert's first_seen is within
+    /// [from, to]. Per rule named in the truth file (by an incident or in
+    /// `rules:`): tp = incidents matched, fp = alerts matching no incident,
+    /// fn = incidents no alert matched, precision = tp/(tp+fp) (1 when the
+    /// rule raised nothing), recall = tp/(tp+fn) (1 when nothing is
+    /// labelled). Several alerts on one incident count once; the others are
+    /// listed as duplicates. The text report lists each miss (with its line
+    /// in the truth file) and each false alert with the evidence line that
+    /// raised it; --output json prints one object per rule: rule, tp, fp, fn,
+    /// precision, recall, duplicates.
+    ///
+    /// Exit status: 0 scored; 3 a --min-precision or --min-recall bound is not
+    /// met (each rule, miss and false alert that fails it is named on
+    /// stderr); 1 some input could not be decoded; 2 usage, rule or truth-file
+    /// errors (path:line: message).
+    ///
+    /// Example: logwarden eval --truth fixtures/real/truth.yaml --min-recall 1 fixtures/real
+    #[command(after_long_help = EVAL_TRUTH_EXAMPLE)]
+    Eval(EvalArgs),
     /// Check or list rule files.
     Rules {
         #[command(subcommand)]
@@ -277,6 +303,14 @@ struct ReplayArgs {
     /// Log stream for plain log files (default: the file name).
     #[arg(long, value_name = "NAME")]
     log_stream: Option<String>,
+    /// Year of syslog dates in plain logs (`Nov 22 10:00:01` has none).
+    /// Default: the year that puts each date at most a day after the file's
+    /// modification time (the clock for stdin), so December lines in a file
+    /// written in January are last year's. With --year N the first date is
+    /// in N and a date that goes back by months (December, then January) is
+    /// in the next year.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=9999))]
+    year: Option<i32>,
     /// Largest decoded payload accepted, in bytes (a gzip bomb stops here).
     #[arg(long, value_name = "BYTES", env = "LOGWARDEN_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     max_decoded_bytes: usize,
@@ -302,6 +336,71 @@ struct ReplayArgs {
     profile: bool,
     #[command(flatten)]
     safeguards: SafeguardArgs,
+}
+
+/// The truth file `eval --help` shows, verbatim (clap would rewrap a doc comment).
+const EVAL_TRUTH_EXAMPLE: &str = "\
+A truth file (YAML):
+
+  incidents:
+    - rule: failed-auth-burst
+      key: {source_ip: 203.0.113.7}   # subset of the alert's key
+      log_group: /ec2/bastion/sshd     # optional
+      from: 2026-11-22T10:00:00Z       # the alert's first_seen is in [from, to]
+      to: 2026-11-22T10:15:00Z
+      note: 40 passwords in a minute   # optional, printed with a miss
+  rules: [secret-in-logs]              # optional: also score these rules (any alert is false)
+
+Text output (a miss names its line in the truth file; a false alert its evidence):
+
+  rule               tp   fp   fn  precision  recall   dup
+  failed-auth-burst   1    0    1       1.00    0.50     0
+  miss: failed-auth-burst {source_ip=198.51.100.9} from ... to ... (truth.yaml:8)
+  false alert: secret-in-logs {} in /aws/lambda/api stream ... first_seen ...
+        evidence: ...";
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Truth file (YAML) labelling the incidents the rules should raise.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Files or directories to replay; '-' reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Rule directory (default: the built-in pack).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// text: a table, then each miss, false alert and duplicate; json: one
+    /// object per rule.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Exit 3 when a scored rule's precision is under this (0 to 1).
+    #[arg(long, value_name = "X", value_parser = parse_fraction)]
+    min_precision: Option<f64>,
+    /// Exit 3 when a scored rule's recall is under this (0 to 1).
+    #[arg(long, value_name = "Y", value_parser = parse_fraction)]
+    min_recall: Option<f64>,
+    /// Watermark for deadline detectors at the end of input, RFC 3339
+    /// (default: the last event time).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+    now: Option<i64>,
+    /// Log group for plain log files.
+    #[arg(long, value_name = "NAME")]
+    log_group: Option<String>,
+    /// Log stream for plain log files (default: the file name).
+    #[arg(long, value_name = "NAME")]
+    log_stream: Option<String>,
+    /// Year of syslog dates in plain logs (`Nov 22 10:00:01` has none).
+    /// Default: the year that puts each date at most a day after the file's
+    /// modification time (the clock for stdin), so December lines in a file
+    /// written in January are last year's. With --year N the first date is
+    /// in N and a date that goes back by months (December, then January) is
+    /// in the next year.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=9999))]
+    year: Option<i32>,
+    /// AWS region used in console links.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
 }
 
 #[derive(clap::Args)]
@@ -411,6 +510,14 @@ fn parse_now(s: &str) -> Result<i64, String> {
     logwarden::time::parse_rfc3339(s)
 }
 
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err("must be between 0 and 1".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_string()),
@@ -463,6 +570,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Eval(args) => run_eval(args),
         Command::Sweep(args) => run_sweep(args),
         Command::Backtest(args) => run_backtest(args),
         Command::State {
@@ -699,6 +807,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             region: args.delivery.region.clone(),
         },
         threads: args.threads,
+        year: args.year,
     };
     let store = match replay_store(&rt, args.state, args.state_table.as_deref()) {
         Ok(s) => s,
@@ -736,6 +845,70 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn run_eval(args: EvalArgs) -> ExitCode {
+    use logwarden::eval::{Truth, collect_alerts, score};
+    let truth = match Truth::load(&args.truth) {
+        Ok(t) => t,
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{}", visible(&e.to_string(), false));
+            }
+            eprintln!("logwarden: {} truth file error(s)", errs.len());
+            return ExitCode::from(2);
+        }
+    };
+    let set = match load_rules(args.rules.as_ref()) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    let unknown = truth.unknown_rules(&ids, &shown_path(&args.truth));
+    if !unknown.is_empty() {
+        for e in &unknown {
+            eprintln!("{}", visible(&e.to_string(), false));
+        }
+        eprintln!("logwarden: {} truth file error(s)", unknown.len());
+        return ExitCode::from(2);
+    }
+    let opts = ReplayOptions {
+        limits: Limits::default(),
+        log_group: args.log_group,
+        log_stream: args.log_stream,
+        now: args.now,
+        engine: EngineConfig {
+            region: args.region,
+        },
+        threads: 0,
+        year: args.year,
+    };
+    let (alerts, summary) = match collect_alerts(set, &args.paths, &opts, Safeguards::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("logwarden: {}", visible(&e.to_string(), false));
+            return ExitCode::FAILURE;
+        }
+    };
+    eprint!("{}", summary.closing_lines());
+    let report = score(&truth, &alerts);
+    let shown = shown_path(&args.truth);
+    match args.output {
+        Output::Text => print!("{}", report.render_text(&shown)),
+        Output::Json => print!("{}", report.render_json()),
+    }
+    if !summary.errors.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    let unmet = report.unmet(args.min_precision, args.min_recall, &shown);
+    for line in &unmet {
+        eprintln!("logwarden: eval: {line}");
+    }
+    if unmet.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
     }
 }
 

@@ -148,8 +148,15 @@ pub struct FileOptions {
     pub log_group: Option<String>,
     /// Log stream for plain log files.
     pub log_stream: Option<String>,
-    /// Time for plain lines that carry no timestamp, ms since the epoch.
+    /// Time for plain lines that carry no timestamp, ms since the epoch
+    /// (the file's modification time; the clock for stdin). Syslog dates,
+    /// which have no year, are placed in the year that puts them at most a
+    /// day after it.
     pub default_timestamp_ms: i64,
+    /// The year of the first syslog date (`--year`), instead of inferring
+    /// it; later dates that go back by months (December, then January) are
+    /// in the next year.
+    pub syslog_year: Option<i32>,
 }
 
 /// A [`Payload`] that owns its text, so it can be decoded on one thread and

@@ -15,12 +15,36 @@
 //! chunk is [`DecodeError::TooManyLines`], at origin `line N` (the first line
 //! not read).
 //!
+//! Lines as the AWS tools print them are taken apart, so the message is the
+//! event as CloudWatch Logs holds it and the platform lines (`START`,
+//! `REPORT`, …) are recognised:
+//! - `aws logs tail` (detailed, its default): `<time> <stream> <message>`,
+//!   `2026-11-22T10:00:00.123000+00:00 2026/11/22/[$LATEST]abc START …`;
+//! - `aws logs tail --format short`: `<time> <message>` when the message is
+//!   a Lambda platform line or a Lambda line that starts with its own time;
+//! - `sam logs`: `<stream> <time> <message>`,
+//!   `2023/06/02/[72]88ab… 2023-06-02T11:27:22.355000 RESTORE_START …`;
+//! - a console or Logs Insights export (CSV): a first line naming the
+//!   columns, `timestamp,message` (or `@timestamp,@logStream,@message`, in
+//!   any order, quoted or not), then one row per event; the time is epoch
+//!   milliseconds or ISO-8601, a quoted field may hold commas and `""`.
+//!   A row whose message spans lines is not put back together.
+//!
+//! The stream named by a line is the event's log stream (a new payload
+//! starts where it changes), unless [`FileOptions::log_stream`] names one.
+//!
 //! Timestamps, in order of preference:
 //! 1. an ISO-8601/RFC 3339 prefix, optionally after `[`:
 //!    `2026-11-22T10:00:01.123Z`, `2026-11-22 10:00:01,123`, `…+01:00`,
 //!    `…+0100`; without a zone it is UTC;
-//! 2. a syslog prefix `Nov 22 10:00:01` (UTC; the year, which syslog omits,
-//!    is the UTC year of [`FileOptions::default_timestamp_ms`]);
+//! 2. a syslog prefix `Nov 22 10:00:01` (UTC). Syslog omits the year: a
+//!    date is put in the year of [`FileOptions::default_timestamp_ms`] (the
+//!    file's modification time, the clock for stdin), or the year before
+//!    when that would put it more than a day after that time, so `Dec 31`
+//!    in a file written on Jan 5 is last year's and a file running across
+//!    New Year keeps its order. [`FileOptions::syslog_year`] sets the year
+//!    of the first date instead, and a date that goes back by more than six
+//!    months from the one before is in the next year;
 //! 3. else the previous line's timestamp (continuation lines, stack traces,
 //!    Lambda `START`/`END`/`REPORT` lines),
 //! 4. else [`FileOptions::default_timestamp_ms`].
@@ -107,8 +131,7 @@ pub(crate) fn for_each_plain(
     opts: &FileOptions,
     f: &mut dyn FnMut(&str, Result<&Payload<'_>, DecodeError>),
 ) {
-    let syslog_year =
-        DateTime::from_timestamp_millis(opts.default_timestamp_ms).map_or(1970, |t| t.year());
+    let mut years = SyslogYears::new(opts);
     let mut payload = Payload {
         message_type: MessageType::Data,
         owner: Cow::Borrowed(""),
@@ -122,9 +145,14 @@ pub(crate) fn for_each_plain(
     let mut last_line = 0;
 
     let body = input.strip_prefix(BOM).unwrap_or(input);
+    let csv = csv_columns(body);
     for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // The CSV header names the columns; it is no event.
+        if csv.as_ref().is_some_and(|c| c.header_line == index) {
             continue;
         }
         let number = index + 1;
@@ -140,9 +168,29 @@ pub(crate) fn for_each_plain(
             );
             return;
         }
-        if let Some(ts) = line_timestamp(line, syslog_year) {
-            last_ts = ts;
-        }
+        let printed = match &csv {
+            Some(c) => c.row(line),
+            None => printed(line),
+        };
+        let message = match printed {
+            Some(p) => {
+                last_ts = p.timestamp.unwrap_or(last_ts);
+                if let Some(stream) = p.stream.filter(|_| opts.log_stream.is_none()) {
+                    if !payload.log_events.is_empty() && payload.log_stream.as_bytes() != stream {
+                        f(&lines_origin(first_line, last_line), Ok(&payload));
+                        payload.log_events.clear();
+                    }
+                    payload.log_stream = String::from_utf8_lossy(stream);
+                }
+                p.message
+            }
+            None => {
+                if let Some(ts) = line_time(line, &mut years) {
+                    last_ts = ts;
+                }
+                Cow::Borrowed(line)
+            }
+        };
         if payload.log_events.is_empty() {
             first_line = number;
         }
@@ -150,7 +198,10 @@ pub(crate) fn for_each_plain(
         payload.log_events.push(LogEvent {
             id: Cow::Owned(number.to_string()),
             timestamp: last_ts,
-            message: String::from_utf8_lossy(line),
+            message: match message {
+                Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+            },
         });
         if payload.log_events.len() == PLAIN_CHUNK_EVENTS {
             f(&lines_origin(first_line, last_line), Ok(&payload));
@@ -171,11 +222,66 @@ fn lines_origin(first: usize, last: usize) -> String {
 }
 
 /// The timestamp a line starts with, in ms since the epoch.
+#[cfg(test)]
 pub(crate) fn line_timestamp(line: &[u8], syslog_year: i32) -> Option<i64> {
     if line.first() == Some(&b'{') {
         return json_time(line);
     }
     iso_prefix(line).or_else(|| syslog_prefix(line, syslog_year))
+}
+
+/// The timestamp a line starts with, in ms since the epoch, a syslog date
+/// placed in its year by `years`.
+fn line_time(line: &[u8], years: &mut SyslogYears) -> Option<i64> {
+    if line.first() == Some(&b'{') {
+        return json_time(line);
+    }
+    iso_prefix(line).or_else(|| years.place(line))
+}
+
+/// A day, in ms: how far past the reference time a syslog date may be.
+const DAY_MS: i64 = 86_400_000;
+
+/// Puts syslog dates (which have no year) in a year, line after line.
+#[derive(Debug)]
+struct SyslogYears {
+    /// The reference time (ms): a date lands at most a day after it.
+    reference: i64,
+    /// `--year`: the year of the first date, then of the dates after it.
+    fixed: Option<i32>,
+    /// The previous date placed under `fixed`.
+    previous: Option<i64>,
+}
+
+impl SyslogYears {
+    fn new(opts: &FileOptions) -> Self {
+        SyslogYears {
+            reference: opts.default_timestamp_ms,
+            fixed: opts.syslog_year,
+            previous: None,
+        }
+    }
+
+    /// The syslog date `line` starts with, in its year.
+    fn place(&mut self, line: &[u8]) -> Option<i64> {
+        if let Some(year) = self.fixed {
+            let mut t = syslog_prefix(line, year)?;
+            // December, then January: the year turned. Six months back is
+            // a new year, not lines out of order.
+            if self.previous.is_some_and(|p| t < p - 183 * DAY_MS) {
+                self.fixed = Some(year + 1);
+                t = syslog_prefix(line, year + 1)?;
+            }
+            self.previous = Some(t);
+            return Some(t);
+        }
+        let year = DateTime::from_timestamp_millis(self.reference).map_or(1970, |t| t.year());
+        let t = syslog_prefix(line, year)?;
+        if t > self.reference + DAY_MS {
+            return syslog_prefix(line, year - 1);
+        }
+        Some(t)
+    }
 }
 
 /// The ISO-8601 time in a JSON log line's usual time field
@@ -234,6 +340,12 @@ fn fraction(s: &[u8]) -> (u32, usize) {
 /// ISO-8601/RFC 3339 date-time prefix (optionally after `[`).
 fn iso_prefix(line: &[u8]) -> Option<i64> {
     let s = line.strip_prefix(b"[").unwrap_or(line);
+    iso_time(s).map(|(t, _)| t)
+}
+
+/// ISO-8601/RFC 3339 date-time at the start of `s`: ms since the epoch and
+/// the bytes it takes.
+fn iso_time(s: &[u8]) -> Option<(i64, usize)> {
     if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
         return None;
     }
@@ -270,7 +382,214 @@ fn iso_prefix(line: &[u8]) -> Option<i64> {
     }
     let t =
         NaiveDate::from_ymd_opt(year, month, day)?.and_hms_milli_opt(hour, minute, second, ms)?;
-    Some(t.and_utc().timestamp_millis() - offset_minutes * 60_000)
+    Some((
+        t.and_utc().timestamp_millis() - offset_minutes * 60_000,
+        s.len() - rest.len(),
+    ))
+}
+
+/// A line as a tool printed it, taken apart.
+#[derive(Debug, PartialEq)]
+struct Printed<'l> {
+    /// The event's time, when the line gives it.
+    timestamp: Option<i64>,
+    /// The log stream the line names.
+    stream: Option<&'l [u8]>,
+    /// The event's message, as CloudWatch Logs holds it.
+    message: Cow<'l, [u8]>,
+}
+
+/// Starts of Lambda platform lines: after a bare time (`aws logs tail
+/// --format short`) they say the line is a printed event.
+const PLATFORM_STARTS: [&[u8]; 9] = [
+    b"START RequestId:",
+    b"END RequestId:",
+    b"REPORT RequestId:",
+    b"INIT_START ",
+    b"INIT_REPORT ",
+    b"RESTORE_START ",
+    b"RESTORE_REPORT ",
+    b"EXTENSION",
+    b"TELEMETRY",
+];
+
+/// `line` as `aws logs tail` or `sam logs` prints an event (see the module
+/// docs), else `None`: the line is the message.
+fn printed(line: &[u8]) -> Option<Printed<'_>> {
+    // sam logs: <stream> <time> <message>.
+    if let Some(n) = lambda_stream(line)
+        && line.get(n) == Some(&b' ')
+        && let Some((t, m)) = iso_time(&line[n + 1..])
+        && line.get(n + 1 + m) == Some(&b' ')
+    {
+        return Some(Printed {
+            timestamp: Some(t),
+            stream: Some(&line[..n]),
+            message: Cow::Borrowed(&line[n + 2 + m..]),
+        });
+    }
+    let (t, m) = iso_time(line)?;
+    let rest = line.get(m..)?.strip_prefix(b" ")?;
+    // aws logs tail: <time> <stream> <message>.
+    if let Some(n) = lambda_stream(rest)
+        && rest.get(n) == Some(&b' ')
+    {
+        return Some(Printed {
+            timestamp: Some(t),
+            stream: Some(&rest[..n]),
+            message: Cow::Borrowed(&rest[n + 1..]),
+        });
+    }
+    // aws logs tail --format short: <time> <message>, only for messages
+    // that are Lambda's own (an application line that happens to start
+    // with a time stays whole).
+    let lambda_line = PLATFORM_STARTS.iter().any(|p| rest.starts_with(p))
+        || iso_time(rest).is_some_and(|(_, k)| matches!(rest.get(k), Some(b' ' | b'\t')));
+    lambda_line.then_some(Printed {
+        timestamp: Some(t),
+        stream: None,
+        message: Cow::Borrowed(rest),
+    })
+}
+
+/// Length of a Lambda log stream name at the start of `s`
+/// (`2026/11/22/[$LATEST]0123abcd`: a date, `/`, then a `[version]` and an
+/// id, no spaces).
+fn lambda_stream(s: &[u8]) -> Option<usize> {
+    let date = s.get(..11)?;
+    let shape = date.iter().enumerate().all(|(i, &b)| {
+        if matches!(i, 4 | 7 | 10) {
+            b == b'/'
+        } else {
+            b.is_ascii_digit()
+        }
+    });
+    if !shape || s.get(11) != Some(&b'[') {
+        return None;
+    }
+    let n = s
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(s.len());
+    s[11..n].contains(&b']').then_some(n)
+}
+
+/// The columns of a CSV export, from its header line.
+#[derive(Debug, PartialEq)]
+struct CsvColumns {
+    /// Index of the header among the input's lines.
+    header_line: usize,
+    timestamp: usize,
+    message: usize,
+    stream: Option<usize>,
+}
+
+/// The columns when the first line that is not blank is a CSV header naming
+/// `timestamp` and `message` (`@` prefixes, quotes and case ignored).
+fn csv_columns(body: &[u8]) -> Option<CsvColumns> {
+    let (header_line, line) = body
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .find(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > 200 {
+        return None;
+    }
+    let names: Vec<Vec<u8>> = csv_fields(line)
+        .into_iter()
+        .map(|f| {
+            let f = f.trim_ascii();
+            f.strip_prefix(b"@").unwrap_or(f).to_ascii_lowercase()
+        })
+        .collect();
+    let at = |name: &[u8]| names.iter().position(|n| n == name);
+    Some(CsvColumns {
+        header_line,
+        timestamp: at(b"timestamp")?,
+        message: at(b"message")?,
+        stream: at(b"logstream"),
+    })
+}
+
+impl CsvColumns {
+    /// One row: its time, stream and message (a row without a message
+    /// column is taken whole).
+    fn row<'l>(&self, line: &'l [u8]) -> Option<Printed<'l>> {
+        let mut fields = csv_fields(line);
+        if self.message >= fields.len() {
+            return None;
+        }
+        let ts = fields
+            .get(self.timestamp)
+            .and_then(|f| csv_time(f.trim_ascii()));
+        let stream = self.stream.and_then(|i| match fields.get(i) {
+            Some(Cow::Borrowed(b)) if !b.is_empty() => Some(*b),
+            _ => None,
+        });
+        Some(Printed {
+            timestamp: ts,
+            stream,
+            message: fields.swap_remove(self.message),
+        })
+    }
+}
+
+/// A CSV time: epoch seconds or milliseconds, or ISO-8601 (`2026-11-22
+/// 10:00:00.123` is UTC).
+fn csv_time(f: &[u8]) -> Option<i64> {
+    if !f.is_empty() && f.iter().all(u8::is_ascii_digit) {
+        let n: i64 = std::str::from_utf8(f).ok()?.parse().ok()?;
+        return Some(if f.len() <= 10 { n * 1000 } else { n });
+    }
+    iso_time(f).map(|(t, _)| t)
+}
+
+/// The fields of one CSV line: quoted fields unquoted (`""` is `"`), borrowed
+/// when nothing had to change. An unterminated quote runs to the end of the
+/// line.
+fn csv_fields(line: &[u8]) -> Vec<Cow<'_, [u8]>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        if line.get(i) == Some(&b'"') {
+            let start = i + 1;
+            let mut j = start;
+            let mut owned: Option<Vec<u8>> = None;
+            while j < line.len() {
+                if line[j] == b'"' {
+                    if line.get(j + 1) == Some(&b'"') {
+                        owned
+                            .get_or_insert_with(|| line[start..j].to_vec())
+                            .push(b'"');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                if let Some(o) = owned.as_mut() {
+                    o.push(line[j]);
+                }
+                j += 1;
+            }
+            out.push(owned.map_or(Cow::Borrowed(&line[start..j.min(line.len())]), Cow::Owned));
+            // Past the closing quote, to the next comma.
+            i = match line[j.min(line.len())..].iter().position(|&b| b == b',') {
+                Some(k) => j + k + 1,
+                None => return out,
+            };
+        } else {
+            match line[i..].iter().position(|&b| b == b',') {
+                Some(k) => {
+                    out.push(Cow::Borrowed(&line[i..i + k]));
+                    i += k + 1;
+                }
+                None => {
+                    out.push(Cow::Borrowed(&line[i..]));
+                    return out;
+                }
+            }
+        }
+    }
 }
 
 /// Traditional syslog prefix `Mmm dd HH:MM:SS` (day space- or zero-padded).
@@ -393,7 +712,8 @@ mod tests {
 
     #[test]
     fn plain_log_with_iso_syslog_and_bare_lines() {
-        let default = ms("2026-01-01T00:00:00Z");
+        // Written after its lines, as a log is: the syslog date is this year's.
+        let default = ms("2026-12-01T00:00:00Z");
         let opts = FileOptions {
             default_timestamp_ms: default,
             ..FileOptions::default()
@@ -424,6 +744,174 @@ mod tests {
             .map(|&(id, ts, m)| (id.to_owned(), ts, m.to_owned()))
             .collect();
         assert_eq!(events, &want);
+    }
+
+    /// (stream, timestamp, message) of each event, in order.
+    fn events(input: &[u8], opts: &FileOptions) -> Vec<(String, i64, String)> {
+        let mut out = Vec::new();
+        for_each_plain(input, "saved.log", opts, &mut |_, p| {
+            let p = p.unwrap();
+            for e in &p.log_events {
+                out.push((p.log_stream.to_string(), e.timestamp, e.message.to_string()));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn aws_logs_tail_lines_give_time_stream_and_the_message_as_logged() {
+        let input = b"2026-11-22T10:00:00.123000+00:00 2026/11/22/[$LATEST]abc START RequestId: r1 Version: $LATEST\n\
+2026-11-22T10:00:03.200000+00:00 2026/11/22/[$LATEST]abc REPORT RequestId: r1\tDuration: 3000.00 ms\tStatus: timeout\n\
+2026-11-22T10:00:04.000000+00:00 2026/11/22/[$LATEST]def START RequestId: r2 Version: $LATEST\n";
+        let got = events(input, &FileOptions::default());
+        assert_eq!(
+            got,
+            [
+                (
+                    "2026/11/22/[$LATEST]abc".into(),
+                    T0 + 123,
+                    "START RequestId: r1 Version: $LATEST".into()
+                ),
+                (
+                    "2026/11/22/[$LATEST]abc".into(),
+                    T0 + 3200,
+                    "REPORT RequestId: r1\tDuration: 3000.00 ms\tStatus: timeout".into()
+                ),
+                (
+                    "2026/11/22/[$LATEST]def".into(),
+                    T0 + 4000,
+                    "START RequestId: r2 Version: $LATEST".into()
+                ),
+            ]
+        );
+        // An explicit --log-stream wins over the line's.
+        let opts = FileOptions {
+            log_stream: Some("mine".into()),
+            ..FileOptions::default()
+        };
+        assert!(events(input, &opts).iter().all(|(s, _, _)| s == "mine"));
+    }
+
+    #[test]
+    fn sam_logs_and_short_tail_lines_are_taken_apart_and_app_lines_stay_whole() {
+        let input = b"2023/06/02/[72]88ab 2023-06-02T11:27:22.719000 RESTORE_REPORT Restore Duration: 398.97 ms\n\
+2026-11-22T10:00:01 REPORT RequestId: r1\tDuration: 1.00 ms\n\
+2026-11-22T10:00:02 2026-11-22T10:00:01.500Z r1 Task timed out after 3.00 seconds\n\
+2026-11-22T10:00:03Z INFO START of the nightly job\n";
+        let got = events(input, &FileOptions::default());
+        let restore = ms("2023-06-02T11:27:22.719Z");
+        assert_eq!(
+            got,
+            [
+                (
+                    "2023/06/02/[72]88ab".into(),
+                    restore,
+                    "RESTORE_REPORT Restore Duration: 398.97 ms".into()
+                ),
+                (
+                    "2023/06/02/[72]88ab".into(),
+                    T0 + 1000,
+                    "REPORT RequestId: r1\tDuration: 1.00 ms".into()
+                ),
+                (
+                    "2023/06/02/[72]88ab".into(),
+                    T0 + 2000,
+                    "2026-11-22T10:00:01.500Z r1 Task timed out after 3.00 seconds".into()
+                ),
+                (
+                    "2023/06/02/[72]88ab".into(),
+                    T0 + 3000,
+                    "2026-11-22T10:00:03Z INFO START of the nightly job".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_exports_give_time_stream_and_unquoted_message() {
+        let input = b"\"@timestamp\",\"@logStream\",\"@message\"\n\
+2026-11-22 10:00:00.123,2026/11/22/[$LATEST]abc,\"REPORT RequestId: r1\tStatus: error\tError Type: Runtime.OutOfMemory\"\n\
+1795341601000,2026/11/22/[$LATEST]abc,\"said \"\"hi\"\", then, left\"\n";
+        let got = events(input, &FileOptions::default());
+        assert_eq!(
+            got,
+            [
+                (
+                    "2026/11/22/[$LATEST]abc".into(),
+                    T0 + 123,
+                    "REPORT RequestId: r1\tStatus: error\tError Type: Runtime.OutOfMemory".into()
+                ),
+                (
+                    "2026/11/22/[$LATEST]abc".into(),
+                    T0 + 1000,
+                    "said \"hi\", then, left".into()
+                ),
+            ]
+        );
+        let plain = events(
+            b"timestamp,message\n1795341600000,END RequestId: r1\n",
+            &FileOptions::default(),
+        );
+        assert_eq!(
+            plain,
+            [("saved.log".into(), T0, "END RequestId: r1".into())]
+        );
+        // A first line that merely mentions the words is no header.
+        let text = events(
+            b"timestamp and message are logged\n",
+            &FileOptions::default(),
+        );
+        assert_eq!(text.len(), 1);
+        assert_eq!(text[0].2, "timestamp and message are logged");
+    }
+
+    #[test]
+    fn syslog_dates_roll_back_a_year_past_the_reference_and_cross_new_year() {
+        // A file written on 2027-01-05 12:00 UTC.
+        let opts = FileOptions {
+            default_timestamp_ms: ms("2027-01-05T12:00:00Z"),
+            ..FileOptions::default()
+        };
+        let got = events(
+            b"Dec 10 08:00:00 h a\nDec 31 23:59:59 h b\nJan  1 00:00:01 h c\nJan  6 11:00:00 h d\nJan  7 00:00:00 h e\n",
+            &opts,
+        );
+        let times: Vec<i64> = got.iter().map(|e| e.1).collect();
+        assert_eq!(
+            times,
+            [
+                ms("2026-12-10T08:00:00Z"),
+                ms("2026-12-31T23:59:59Z"),
+                ms("2027-01-01T00:00:01Z"),
+                // Within a day after the reference: this year.
+                ms("2027-01-06T11:00:00Z"),
+                // More than a day after it: a year before.
+                ms("2026-01-07T00:00:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_given_year_is_the_first_dates_and_turns_at_new_year() {
+        let opts = FileOptions {
+            default_timestamp_ms: ms("2027-06-01T00:00:00Z"),
+            syslog_year: Some(2024),
+            ..FileOptions::default()
+        };
+        let got = events(
+            b"Dec 31 23:59:59 h a\nDec 31 23:59:58 h late\nJan  1 00:00:01 h b\nFeb  1 00:00:00 h c\n",
+            &opts,
+        );
+        let times: Vec<i64> = got.iter().map(|e| e.1).collect();
+        assert_eq!(
+            times,
+            [
+                ms("2024-12-31T23:59:59Z"),
+                ms("2024-12-31T23:59:58Z"),
+                ms("2025-01-01T00:00:01Z"),
+                ms("2025-02-01T00:00:00Z"),
+            ]
+        );
     }
 
     #[test]

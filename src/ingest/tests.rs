@@ -507,7 +507,8 @@ fn ndjson_line_with_invalid_utf8_is_reported_alone() {
 fn plain_log_through_for_each_payload() {
     let opts = FileOptions {
         log_group: Some("/aws/lambda/auth".to_owned()),
-        default_timestamp_ms: 1_795_000_000_000,
+        // 2026-11-23T02:13Z: written after its lines, so Nov 22 is this year's.
+        default_timestamp_ms: 1_795_400_000_000,
         ..FileOptions::default()
     };
     let input = b"Nov 22 10:00:01 host sshd[123]: Failed password for root from 203.0.113.7 port 22 ssh2\r\n\

@@ -458,3 +458,127 @@ fn rules_check_names_each_limit() {
         assert!(err.contains(limit), "{limit}: {err}");
     }
 }
+
+/// Lambda lines saved by `aws logs tail` or `sam logs` (time and stream in
+/// front of each) raise what the bare lines raise, in the line's stream.
+#[test]
+fn lambda_lines_as_the_aws_tools_print_them_raise_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let tail = dir.path().join("tail.log");
+    std::fs::write(
+        &tail,
+        "2026-11-22T10:00:00.100000+00:00 2026/11/22/[$LATEST]abc START RequestId: 0e1c Version: $LATEST\n\
+         2026-11-22T10:00:02.900000+00:00 2026/11/22/[$LATEST]abc END RequestId: 0e1c\n\
+         2026-11-22T10:00:02.900000+00:00 2026/11/22/[$LATEST]abc REPORT RequestId: 0e1c\tDuration: 2800.00 ms\tBilled Duration: 2800 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n",
+    )
+    .unwrap();
+    let sam = dir.path().join("sam.log");
+    std::fs::write(
+        &sam,
+        "2026/11/22/[$LATEST]def 2026-11-22T10:05:00.000000 START RequestId: 7f2a Version: $LATEST\n\
+         2026/11/22/[$LATEST]def 2026-11-22T10:05:03.000000 END RequestId: 7f2a\n\
+         2026/11/22/[$LATEST]def 2026-11-22T10:05:03.000000 REPORT RequestId: 7f2a\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: timeout\n",
+    )
+    .unwrap();
+    for (file, rule, stream, first_seen) in [
+        (
+            &tail,
+            "out-of-memory",
+            "2026/11/22/[$LATEST]abc",
+            "2026-11-22T10:00:02.900Z",
+        ),
+        (
+            &sam,
+            "invocation-timeout",
+            "2026/11/22/[$LATEST]def",
+            "2026-11-22T10:05:03.000Z",
+        ),
+    ] {
+        let out = logwarden(&[
+            "replay",
+            "--output",
+            "json",
+            "--log-group",
+            "/aws/lambda/checkout",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let alerts: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], rule);
+        assert_eq!(alerts[0]["log_stream"], stream);
+        assert_eq!(alerts[0]["first_seen"], first_seen);
+        assert_eq!(alerts[0]["function"], "checkout");
+    }
+}
+
+/// Syslog lines on stdin take their year from the clock (they used to get
+/// 1970), and --year sets it.
+#[test]
+fn syslog_lines_on_stdin_get_a_year_from_the_clock_or_from_year() {
+    let input = std::fs::read(root().join("fixtures/plain/bastion-auth.log")).unwrap();
+    let run = |extra: &[&str]| -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(["replay", "--output", "json"])
+            .args(extra)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let first: serde_json::Value =
+            serde_json::from_str(text(&out.stdout).lines().next().expect("an alert")).unwrap();
+        first["first_seen"].as_str().unwrap().to_string()
+    };
+    let now = chrono::Utc::now();
+    let inferred = run(&[]);
+    let year: i32 = inferred[..4].parse().unwrap();
+    // Nov 22 is at most a day after the clock: this year or the one before.
+    use chrono::Datelike as _;
+    assert!(year == now.year() || year == now.year() - 1, "{inferred}");
+    assert!(inferred.ends_with("-11-22T10:07:00.000Z"), "{inferred}");
+    assert_eq!(run(&["--year", "2024"]), "2024-11-22T10:07:00.000Z");
+}
+
+/// A rotated, gzipped syslog file (`auth.log.2.gz`) is read as the plain log
+/// it holds: the same alerts as the file itself.
+#[test]
+fn gzipped_plain_logs_raise_what_the_plain_file_raises() {
+    use std::io::Write as _;
+    let plain = root().join("fixtures/plain/bastion-auth.log");
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("auth.log.2.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    let rules = |path: &std::path::Path| -> Vec<(String, String)> {
+        let out = logwarden(&[
+            "replay",
+            "--output",
+            "json",
+            "--year",
+            "2026",
+            "--log-stream",
+            "auth",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["rule"].to_string(), v["id"].to_string())
+            })
+            .collect()
+    };
+    let want = rules(&plain);
+    assert!(!want.is_empty());
+    assert_eq!(rules(&gz), want);
+}

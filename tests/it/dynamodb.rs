@@ -260,6 +260,7 @@ fn replay_files(conf: aws_config::SdkConfig, table: String, files: Vec<PathBuf>)
         now: Some(logwarden::time::parse_rfc3339("2026-11-22T10:10:00Z").unwrap()),
         engine: EngineConfig::default(),
         threads: 1,
+        year: None,
     };
     let mut alerts = Vec::new();
     let s = replay_with(&mut e, &rt, &files, &opts, &mut |a| {
@@ -343,6 +344,7 @@ fn requests_per_batch_stay_small() {
         now: None,
         engine: EngineConfig::default(),
         threads: 1,
+        year: None,
     };
     let s = replay_with(&mut e, &rt, &files, &opts, &mut |_| Ok(())).unwrap();
     let requests = e.store_mut().requests();

@@ -41,6 +41,7 @@ fn run_with(
             region: "eu-west-1".into(),
         },
         threads,
+        year: None,
     };
     let mut alerts = Vec::new();
     let summary = replay(
@@ -363,6 +364,7 @@ fn a_delivery_failure_stops_a_parallel_replay() {
         now: None,
         engine: EngineConfig::default(),
         threads: 2,
+        year: None,
     };
     let paths = [root().join("fixtures")];
     let (mut failed, mut after_failure) = (false, 0);
