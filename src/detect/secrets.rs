@@ -11,7 +11,7 @@
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 /// The value of a `key = value` pair: a JSON-escaped quoted string
 /// (`\"…\"`, a JSON document logged inside a JSON string), a quoted string,
@@ -113,10 +113,10 @@ pub(crate) const TRIGGERS: &[&str] = &[
 ];
 
 /// Every pattern, compiled on first use (redaction, [`secrets_in`]). No
-/// [`RegexSet`] beside them: these run on alert text, not on every line,
-/// and compiling the set too doubled the cost of the first alert of a
-/// process (callgrind: 45 M instructions, against 1.3 M to redact the
-/// bench corpus's 43 alerts once compiled).
+/// `RegexSet` beside them: these run on alert text, not on every line,
+/// and compiling the set too made the first alert of a process dearer
+/// (callgrind over 8 text batches: 45 M instructions with the set, 29 M
+/// without).
 pub(crate) struct Compiled {
     pub(crate) each: Vec<(&'static str, Regex)>,
 }
@@ -185,12 +185,14 @@ pub fn secrets_in(line: &str) -> Vec<&'static str> {
     }
 }
 
-/// The patterns of some kinds of secret, compiled together once: what a rule
-/// that looks for those kinds runs on every line. Fewer patterns than
+/// The patterns of some kinds of secret, compiled once: what a rule
+/// that looks for those kinds runs on the lines the matching plane's
+/// prefilter lets through (no `RegexSet`: the plane already says which
+/// patterns can match, so compiling one was start-up work the hot path
+/// never used). Fewer patterns than
 /// [`secrets_in`] runs, same answers for the kinds chosen.
 #[derive(Debug, Clone)]
 pub struct SecretFinder {
-    set: RegexSet,
     each: Vec<(&'static str, Regex)>,
 }
 
@@ -217,19 +219,17 @@ impl SecretFinder {
         // Keep redaction's order, whatever the rule's.
         chosen.sort_by_key(|p| PATTERNS.iter().position(|q| q.0 == p.0));
         chosen.dedup_by_key(|p| p.0);
-        let set = RegexSet::new(chosen.iter().map(|p| p.1.as_str()))
-            .map_err(|e| format!("secret patterns: {e}"))?;
         let each = chosen
             .iter()
             .map(|(k, p)| Regex::new(p).map(|r| (*k, r)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("secret patterns: {e}"))?;
-        Ok(SecretFinder { set, each })
+        Ok(SecretFinder { each })
     }
 
     /// The chosen kinds of secret in `line`, each once, as [`secrets_in`].
     pub fn find(&self, line: &str) -> Vec<&'static str> {
-        kinds_found(&self.set, &self.each, line)
+        self.find_among(line, |_| true)
     }
 
     /// The patterns of the chosen kinds, in the order [`SecretFinder::find`]
@@ -253,18 +253,6 @@ impl SecretFinder {
             .map(|(_, (kind, _))| *kind)
             .collect()
     }
-}
-
-fn kinds_found(set: &RegexSet, each: &[(&'static str, Regex)], line: &str) -> Vec<&'static str> {
-    if !may_hold_secret(line) {
-        return Vec::new();
-    }
-    set.matches(line)
-        .iter()
-        .map(|i| &each[i])
-        .filter(|(kind, re)| *kind != "email" && real_match(kind, re, line))
-        .map(|(kind, _)| *kind)
-        .collect()
 }
 
 /// Whether `re` (the pattern of `kind`) matches a real secret in `line`: a
