@@ -189,6 +189,9 @@ pub struct Plane {
     unicode_escape: bool,
     /// Whether any backslash must make JSON matchers candidates.
     any_backslash: bool,
+    /// Per rule: every one of its matchers needs a literal, so a line in
+    /// which none was found skips the rule at once.
+    gated: Vec<bool>,
 }
 
 /// What a line must hold for a matcher (or a secret pattern) to be run.
@@ -261,6 +264,14 @@ impl Plane {
         plane.any_backslash = lits.short_escapes;
         plane.fold_literals(lits.all);
         plane.finder = Finder::new(&plane.literals);
+        plane.gated = plane
+            .rules
+            .iter()
+            .map(|ms| {
+                ms.iter()
+                    .all(|&m| !plane.needs[m].regex.is_empty() || !plane.needs[m].json.is_empty())
+            })
+            .collect();
         plane
     }
 
@@ -396,6 +407,9 @@ impl Plane {
         scan: &Scan,
         memo: &mut Memo,
     ) -> Option<Fields> {
+        if scan.nothing() && self.gated.get(rule).copied().unwrap_or(false) {
+            return None;
+        }
         for &at in self.rule_matchers(rule) {
             if !self.candidate(at, scan) {
                 continue;
@@ -522,6 +536,14 @@ impl Plane {
                 .secrets
                 .get(rule)
                 .is_some_and(|s| s.iter().any(|n| n.met(scan)))
+    }
+}
+
+impl Scan {
+    /// No literal found, no escape, no fallback: only matchers that need no
+    /// literal can match.
+    fn nothing(&self) -> bool {
+        self.touched.is_empty() && !self.escaped && !self.all
     }
 }
 
