@@ -109,6 +109,7 @@ impl<S: StateStore> Engine<S> {
                 f.timeout_ms = Some(f.timeout_ms.map_or(*ms, |t| t.max(*ms)));
             }
             Seen::Rule(rule, obs) => {
+                work.step += 1;
                 let at = At {
                     ts: ev.timestamp,
                     id: &ev.id,

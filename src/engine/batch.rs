@@ -67,6 +67,7 @@ impl<S: StateStore> Engine<S> {
                 break;
             }
             for (ri, r) in self.rules.rules.iter().enumerate() {
+                work.step += 1;
                 let mut scope = RuleScope {
                     engine: self,
                     work,

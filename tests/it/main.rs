@@ -18,6 +18,7 @@
 mod attacker;
 mod backtest;
 mod bad_input;
+mod batching;
 mod cli;
 mod dynamodb;
 mod email;
