@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use logwarden::alert::redact::RedactOptions;
 use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
-use logwarden::engine::{DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, run_rule_tests};
+use logwarden::engine::{
+    DEFAULT_MAX_ALERTS_PER_BATCH, EngineConfig, Safeguards, run_rule_tests_in,
+};
 use logwarden::ingest::{
     DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_LINES, Limits,
 };
@@ -651,7 +653,7 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
     };
     let (mut passed, mut failed) = (0, 0);
     for r in &set.rules {
-        for o in rt.block_on(run_rule_tests(r)) {
+        for o in rt.block_on(run_rule_tests_in(&set, r)) {
             match o.failure {
                 None => passed += 1,
                 Some(why) => {

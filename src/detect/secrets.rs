@@ -216,7 +216,7 @@ impl SecretFinder {
     }
 
     /// The chosen kinds of secret in `line`, each once, as [`secrets_in`],
-    /// but an access key id only when it is leaked ([`key_id_leaked`]):
+    /// but an access key id only when it is leaked (`SecretFinder::key_id_leaked`):
     /// redaction still removes every key id, a report needs more.
     pub fn find(&self, line: &str) -> Vec<&'static str> {
         let mut kinds = kinds_found(&self.set, &self.each, line);

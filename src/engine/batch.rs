@@ -134,6 +134,9 @@ fn observed_keys(
                         keys.push(k.into_string());
                     }
                     keys.push(StateKey::incident(&rule.id, &p.log_group, key).into_string());
+                    if let Some(other) = rule.detector.follows() {
+                        keys.push(StateKey::incident(other, &p.log_group, key).into_string());
+                    }
                 }
             }
             None => {

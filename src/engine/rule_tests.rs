@@ -24,9 +24,25 @@ pub struct TestOutcome {
 
 /// Run the inline tests of one rule, each on a fresh engine holding only that rule.
 pub async fn run_rule_tests(rule: &Arc<Rule>) -> Vec<TestOutcome> {
+    run_rule_tests_in(&RuleSet::new(Vec::new()), rule).await
+}
+
+/// Run the inline tests of one rule of `set`, each on a fresh engine holding
+/// that rule and the rule it follows ([`crate::detect::Detect::follows`]),
+/// whose incidents are its first step.
+pub async fn run_rule_tests_in(set: &RuleSet, rule: &Arc<Rule>) -> Vec<TestOutcome> {
+    let mut rules: Vec<Arc<Rule>> = rule
+        .detector
+        .follows()
+        .and_then(|id| set.rules.iter().find(|r| r.id == id))
+        .into_iter()
+        .cloned()
+        .collect();
+    rules.push(Arc::clone(rule));
+    let set = Arc::new(RuleSet::new(rules));
     let mut out = Vec::new();
     for t in &rule.tests {
-        let (alerts, count, error) = run_test(rule, t).await;
+        let (alerts, count, error) = run_test(&set, rule, t).await;
         let mine: Vec<&Alert> = alerts.iter().filter(|a| a.rule == rule.id).collect();
         out.push(TestOutcome {
             rule: rule.id.clone(),
@@ -41,8 +57,12 @@ pub async fn run_rule_tests(rule: &Arc<Rule>) -> Vec<TestOutcome> {
 /// One test's events through a fresh engine, a batch per run of one log
 /// stream, then a sweep: every alert, the count of the first alert's
 /// incident at the end, and the last error if there was one.
-async fn run_test(rule: &Arc<Rule>, t: &RuleTest) -> (Vec<Alert>, Option<u64>, Option<String>) {
-    let set = Arc::new(RuleSet::new(vec![Arc::clone(rule)]));
+async fn run_test(
+    set: &Arc<RuleSet>,
+    rule: &Arc<Rule>,
+    t: &RuleTest,
+) -> (Vec<Alert>, Option<u64>, Option<String>) {
+    let set = Arc::clone(set);
     let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
     let mut alerts = Vec::new();
     let mut error = None;
@@ -146,7 +166,7 @@ mod tests {
         let set = RuleSet::builtin().unwrap();
         let mut n = 0;
         for r in &set.rules {
-            for o in run_rule_tests(r).await {
+            for o in run_rule_tests_in(&set, r).await {
                 n += 1;
                 assert!(
                     o.failure.is_none(),

@@ -145,7 +145,7 @@ fn usage_and_rule_errors_exit_two() {
 fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
     let out = logwarden(&["rules", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("13 rules,"));
+    assert!(text(&out.stdout).contains("14 rules,"));
     let out = logwarden(&["rules", "check", "detectors"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = logwarden(&["rules", "list"]);
@@ -164,6 +164,7 @@ fn rules_check_runs_inline_tests_and_list_shows_the_pack() {
         "password-spraying",
         "unauthorized-access",
         "secret-in-logs",
+        "brute-force-success",
     ] {
         assert!(s.contains(id), "{id}");
     }
@@ -422,7 +423,7 @@ fn rules_check_missing_kind_lists_every_kind() {
     let (code, _, err) = rules_check(&[("r.yaml", "id: r\ntitle: t\nseverity: low\n")]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate or pattern)"),
+        err.contains("r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate, pattern or sequence)"),
         "{err}"
     );
 }

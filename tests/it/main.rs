@@ -32,6 +32,7 @@ mod profile;
 mod properties;
 mod readme;
 mod security;
+mod sequence;
 mod slack;
 mod sns;
 mod soak;
