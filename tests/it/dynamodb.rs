@@ -295,7 +295,7 @@ async fn two_concurrent_instances_give_the_alerts_of_one() {
     let two = tokio::task::spawn_blocking(move || replay_files(c3, t3, even));
     let mut concurrent = one.await.unwrap();
     concurrent.extend(two.await.unwrap());
-    assert_eq!(sequential.len(), 22);
+    assert_eq!(sequential.len(), 24);
     assert_eq!(shape(&concurrent), shape(&sequential));
 }
 
