@@ -31,6 +31,9 @@ pub struct Threshold {
     pub attempt: Option<Attempt>,
 }
 
+/// Announcing lines kept per key ([`WindowState::announced`]).
+pub const MAX_ANNOUNCED: usize = 256;
+
 /// `attempt:` — sshd logs `Invalid user X` and PAM's `authentication
 /// failure` *before* the `Failed password` line of the same attempt, from the
 /// same process. An announcing line counts; the next reporting line of the
@@ -143,6 +146,11 @@ impl Threshold {
             }
             let at = st.announced.partition_point(|e| e.0 <= ts);
             st.announced.insert(at, (ts, conn));
+            // Bounded, so a flood of connections cannot grow one key's item:
+            // a forgotten announcement only lets one later try count twice.
+            if st.announced.len() > MAX_ANNOUNCED {
+                st.announced.remove(0);
+            }
             return false;
         }
         match st.announced.iter().position(|e| e.1 == conn && e.0 <= ts) {
@@ -452,6 +460,16 @@ mod attempt_tests {
         // Another connection is not absorbed.
         assert!(!r.seen_attempt(&mut st, 7_000, 8, false));
         assert!(st.announced.is_empty());
+    }
+
+    #[test]
+    fn announcements_kept_are_bounded() {
+        let r = rule();
+        let mut st = WindowState::default();
+        for c in 1..=(MAX_ANNOUNCED as u64 + 10) {
+            assert!(!r.seen_attempt(&mut st, 1_000, c, true));
+        }
+        assert_eq!(st.announced.len(), MAX_ANNOUNCED);
     }
 
     #[test]
