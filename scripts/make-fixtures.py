@@ -376,6 +376,36 @@ def secrets():
     b.write("security/billing-sync-secrets.json")
 
 
+def brute_force():
+    # bastion sshd via the CloudWatch agent: 192.0.2.66 guesses passwords for unknown users,
+    # 4 connections of 3 tries (sshd logs Invalid user + PAM once per connection and one
+    # Failed line per try: 12 attempts), then logs in as ubuntu three minutes later:
+    # failed-auth-burst, then brute-force-success. Control: a deploy key login from another
+    # source with no burst stays silent.
+    b = Batch("/ec2/bastion/sshd", "i-0b4571044e1a2c3d4")
+    t = MS0 + 900_000  # ends before the other fixtures' last event (the watermark)
+    ip = "192.0.2.66"
+
+    def line(ms, pid, text):
+        s = (ms - MS0) // 1000
+        return f"Nov 22 10:{s // 60:02d}:{s % 60:02d} bastion sshd[{pid}]: {text}"
+    for c, user in enumerate(["oracle", "test", "git", "pi"]):
+        pid, port, ms = 7100 + c, 51000 + c, t + c * 12_000
+        b.add(ms, line(ms, pid, f"Invalid user {user} from {ip} port {port}"))
+        b.add(ms, line(ms, pid, "pam_unix(sshd:auth): check pass; user unknown"))
+        b.add(ms, line(ms, pid, "pam_unix(sshd:auth): authentication failure; logname= uid=0 "
+                                f"euid=0 tty=ssh ruser= rhost={ip}"))
+        for k in range(3):
+            at = ms + 2_000 + k * 3_000
+            b.add(at, line(at, pid, f"Failed password for invalid user {user} from {ip} port {port} ssh2"))
+    ok = t + 230_000
+    b.add(ok - 30_000, line(ok - 30_000, 7200, "Accepted publickey for deploy from 198.51.100.20 "
+                                               "port 40022 ssh2: ED25519 SHA256:Zm9vYmFyYmF6"))
+    b.add(ok, line(ok, 7201, f"Accepted password for ubuntu from {ip} port 51010 ssh2"))
+    b.add(ok, line(ok, 7201, "pam_unix(sshd:session): session opened for user ubuntu(uid=1000) by (uid=0)"))
+    b.write("auth/bastion-brute-force-success.json")
+
+
 if __name__ == "__main__":
     envelope_sources()
     auth()
@@ -388,3 +418,4 @@ if __name__ == "__main__":
     spraying()
     access()
     secrets()
+    brute_force()

@@ -168,6 +168,11 @@ pub trait Scope {
     fn learned_timeout(&self, group: &str) -> Option<i64>;
     /// Whether the rule's incident for `key` in `group` is open at `ts`.
     fn open_incident(&self, group: &str, key: &Key, ts: i64) -> bool;
+    /// The incident of rule `rule` (the one [`Detect::follows`] names) for
+    /// `key` in `group`, as stored or opened earlier in the batch.
+    fn incident_of(&self, _rule: &str, _group: &str, _key: &Key) -> Option<Opened> {
+        None
+    }
     /// Open an incident (a new alert) or fold the finding into the open one;
     /// `dedupe` identifies what it counts, so nothing counts twice.
     fn record(&mut self, group: &str, f: Finding, dedupe: u64);
@@ -178,6 +183,15 @@ pub trait Scope {
     /// Add `value` to metric `name` of the alert this batch opened for the
     /// rule's keyless incident in `group`.
     fn add_to_opened(&mut self, group: &str, name: &str, value: f64);
+}
+
+/// Another rule's incident, as a kind that follows it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The id of the alert that opened it.
+    pub id: String,
+    /// Event time it opened at (the finding's last event).
+    pub at: i64,
 }
 
 /// State a sweep lists for a rule, so that what went quiet is still judged.
@@ -228,6 +242,12 @@ pub trait Detect {
 
     /// The state key of the rule for an incident key.
     fn keyed_key(&self, _rule: &str, _group: &str, _key: &Key) -> Option<StateKey> {
+        None
+    }
+
+    /// The rule whose incident for the same key this rule reads
+    /// ([`Scope::incident_of`]): the engine loads it with the observation's state.
+    fn follows(&self) -> Option<&str> {
         None
     }
 

@@ -1137,7 +1137,7 @@ mod tests {
             set.plane().rule_matchers(ri).to_vec()
         };
         assert_eq!(ids("failed-auth-burst"), ids("password-spraying"));
-        assert_eq!(ids("failed-auth-burst").len(), 7);
+        assert_eq!(ids("failed-auth-burst").len(), 9);
         // A quiet line costs the prefilter pass only: no matcher is a candidate.
         let (mut scan, mut memo) = (Scan::default(), Memo::default());
         set.plane().begin(

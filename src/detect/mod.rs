@@ -20,6 +20,7 @@ pub mod pattern;
 pub mod profile;
 pub mod rate;
 pub mod secrets;
+pub mod sequence;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use config::{ConfigVisitor, KindConfig};
 pub use key::StateKey;
-pub use kind::{At, Detect, Line, Listed, Matching, Scope, StateOf, Summary};
+pub use kind::{At, Detect, Line, Listed, Matching, Opened, Scope, StateOf, Summary};
 
 /// The values that identify one incident of a rule within a log group,
 /// e.g. `{"source_ip": "203.0.113.7"}`; empty for per-function rules.
@@ -167,6 +168,11 @@ macro_rules! kinds {
                 match self { $( Detector::$v(d) => <$ty as Detect>::batch_key(d, rule, group, stream), )* }
             }
 
+            /// The rule whose incident this rule reads ([`Detect::follows`]).
+            pub fn follows(&self) -> Option<&str> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::follows(d), )* }
+            }
+
             /// The rule's state key for an incident key ([`Detect::keyed_key`]).
             pub fn keyed_key(&self, rule: &str, group: &str, key: &Key) -> Option<StateKey> {
                 match self { $( Detector::$v(d) => <$ty as Detect>::keyed_key(d, rule, group, key), )* }
@@ -235,6 +241,8 @@ kinds! {
     Leak(leak::Leak), state Leak(leak::LeakState);
     /// Every matching event (or secret) is a finding.
     Pattern(pattern::Pattern), kind Pattern = "pattern"(pattern::Config);
+    /// Another rule's incident, then a matching event for the same key within a span.
+    Sequence(sequence::Sequence), kind Sequence = "sequence"(sequence::Config);
 }
 
 /// Something a detector found: the start or the continuation of an incident.

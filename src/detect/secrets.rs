@@ -227,9 +227,34 @@ impl SecretFinder {
         Ok(SecretFinder { each })
     }
 
-    /// The chosen kinds of secret in `line`, each once, as [`secrets_in`].
+    /// The chosen kinds of secret in `line`, each once, as [`secrets_in`],
+    /// but an access key id only when it is leaked (`SecretFinder::key_id_leaked`):
+    /// redaction still removes every key id, a report needs more.
     pub fn find(&self, line: &str) -> Vec<&'static str> {
         self.find_among(line, |_| true)
+    }
+
+    /// Whether the AWS access key id in `line` is a leak to report: the
+    /// line also holds a secret access key, or it is a long-term user key
+    /// (`AKIA…`) in anything but a CloudTrail record. A key id alone is not
+    /// a credential; a temporary (`ASIA…`) one is useless without its secret
+    /// and session token; ids of users, roles and groups (`AIDA…`, `AROA…`)
+    /// are not keys; and every CloudTrail record names the caller's key in
+    /// `userIdentity.accessKeyId`.
+    fn key_id_leaked(&self, line: &str) -> bool {
+        if secret_key_in(line) {
+            return true;
+        }
+        let cloudtrail = line.contains("userIdentity") && line.contains("eventSource");
+        !cloudtrail
+            && self
+                .each
+                .iter()
+                .filter(|(k, _)| *k == KEY_ID)
+                .any(|(_, re)| {
+                    re.captures_iter(line)
+                        .any(|c| c.get(1).is_some_and(|m| m.as_str().starts_with("AKIA")))
+                })
     }
 
     /// The patterns of the chosen kinds, in the order [`SecretFinder::find`]
@@ -251,8 +276,21 @@ impl SecretFinder {
             .filter(|(i, _)| candidate(*i))
             .filter(|(_, (kind, re))| real_match(kind, re, line))
             .map(|(_, (kind, _))| *kind)
+            .filter(|k| *k != KEY_ID || self.key_id_leaked(line))
             .collect()
     }
+}
+
+/// The kind of an AWS access key id.
+const KEY_ID: &str = "aws-access-key-id";
+
+/// Whether `line` holds an AWS secret access key (redaction's pattern).
+fn secret_key_in(line: &str) -> bool {
+    COMPILED.as_ref().is_some_and(|c| {
+        c.each
+            .iter()
+            .any(|(k, re)| *k == "aws-secret-key" && real_match(k, re, line))
+    })
 }
 
 /// Whether `re` (the pattern of `kind`) matches a real secret in `line`: a
@@ -295,4 +333,59 @@ pub(crate) fn luhn(s: &str) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A CloudTrail record as CloudWatch Logs delivers it (shape of the AWS
+    /// documentation's examples): every record names the caller's key id.
+    const CLOUDTRAIL: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROA5XMPLE7K3Q2Z4B6NQ:ci-deploy","arn":"arn:aws:sts::123456789012:assumed-role/deploy/ci-deploy","accountId":"123456789012","accessKeyId":"ASIA5XMPLE7K3Q2Z4B6N","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROA5XMPLE7K3Q2Z4B6NQ","arn":"arn:aws:iam::123456789012:role/deploy","accountId":"123456789012","userName":"deploy"},"attributes":{"creationDate":"2026-11-22T09:58:00Z","mfaAuthenticated":"false"}}},"eventTime":"2026-11-22T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userAgent":"aws-cli/2.13.0","requestParameters":null,"responseElements":null,"requestID":"8D2A3B1C0E9F7A65","eventID":"3c1f2a0e-8d1b-4f6e-9a7c-2b5d4e6f8a9b","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}"#;
+
+    fn finder() -> SecretFinder {
+        SecretFinder::new(&[KEY_ID.to_string(), "aws-secret-key".to_string()]).unwrap()
+    }
+
+    #[test]
+    fn a_key_id_in_a_cloudtrail_record_is_not_reported_but_still_redacted() {
+        assert!(finder().find(CLOUDTRAIL).is_empty());
+        assert!(finder().find_among(CLOUDTRAIL, |_| true).is_empty());
+        let long_term = CLOUDTRAIL.replace("ASIA5XMPLE7K3Q2Z4B6N", "AKIA5XMPLE7K3Q2Z4B6N");
+        assert!(finder().find(&long_term).is_empty());
+        assert_eq!(secrets_in(CLOUDTRAIL), [KEY_ID]);
+        let red = crate::alert::redact::redact(CLOUDTRAIL);
+        assert!(!red.contains("ASIA5XMPLE7K3Q2Z4B6N"), "{red}");
+    }
+
+    #[test]
+    fn a_temporary_or_principal_id_alone_is_not_a_leak() {
+        assert!(
+            finder()
+                .find("assumed role, key ASIA5XMPLE7K3Q2Z4B6N")
+                .is_empty()
+        );
+        assert!(finder().find("role id AROA5XMPLE7K3Q2Z4B6N").is_empty());
+    }
+
+    #[test]
+    fn a_long_term_id_in_application_output_or_an_id_beside_its_secret_is() {
+        assert_eq!(
+            finder().find("using AKIAIOSFODNN7EXAMPLE for upload"),
+            [KEY_ID]
+        );
+        let pair = "aws_access_key_id=ASIA5XMPLE7K3Q2Z4B6N aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert_eq!(finder().find(pair), [KEY_ID, "aws-secret-key"]);
+        assert_eq!(
+            finder().find_among(pair, |_| true),
+            [KEY_ID, "aws-secret-key"]
+        );
+        // A CloudTrail record that carries a secret key is a leak, id and all.
+        let leaked = CLOUDTRAIL.replace(
+            r#""requestParameters":null"#,
+            r#""requestParameters":{"secretAccessKey":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#,
+        );
+        assert_eq!(finder().find(&leaked), [KEY_ID, "aws-secret-key"]);
+    }
 }

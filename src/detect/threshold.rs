@@ -27,6 +27,34 @@ pub struct Threshold {
     /// Events with equal values of these fields within the window count once
     /// (sshd logs `Invalid user` and `Failed password` for one attempt).
     pub unique: Vec<String>,
+    /// Lines that announce an attempt another line reports again, if set.
+    pub attempt: Option<Attempt>,
+}
+
+/// Announcing lines kept per key ([`WindowState::announced`]).
+pub const MAX_ANNOUNCED: usize = 256;
+
+/// `attempt:` — sshd logs `Invalid user X` and PAM's `authentication
+/// failure` *before* the `Failed password` line of the same attempt, from the
+/// same process. An announcing line counts; the next reporting line of the
+/// same connection (equal `join` fields) is then the same attempt and does not;
+/// further reporting lines (one per password tried) count. Announcing lines of
+/// one connection within one second are one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// A line that captures this field announces an attempt.
+    pub announced_by: String,
+    /// Fields naming the connection (e.g. `host`, `pid`); a line with none of
+    /// them joins nothing and counts as usual.
+    pub join: Vec<String>,
+}
+
+/// The fields of `attempt:`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttempt {
+    announced_by: String,
+    join: Vec<String>,
 }
 
 /// Recent events of one key: at most `threshold` of them are kept, which is all
@@ -39,6 +67,10 @@ pub struct WindowState {
     pub samples: Vec<String>,
     /// Request ids of recent events.
     pub request_ids: Vec<String>,
+    /// `(time, connection hash)` of announcing lines not yet reported again
+    /// ([`Attempt`]), sorted by time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announced: Vec<(i64, u64)>,
 }
 
 /// Events of one key that reached the threshold.
@@ -76,6 +108,58 @@ impl Threshold {
         }
         let vals: Option<Vec<&str>> = self.unique.iter().map(|u| field(fields, u)).collect();
         vals.map_or(0, |v| super::stable_hash(&v))
+    }
+
+    /// The connection a line belongs to and whether it announces an attempt:
+    /// `(0, _)` when the rule has no `attempt:` or the line names no
+    /// connection.
+    pub fn connection(&self, fields: &Fields) -> (u64, bool) {
+        let Some(a) = &self.attempt else {
+            return (0, false);
+        };
+        let vals: Vec<&str> = a
+            .join
+            .iter()
+            .map(|j| field(fields, j).unwrap_or(""))
+            .collect();
+        if vals.iter().all(|v| v.is_empty()) {
+            return (0, false);
+        }
+        let announces = field(fields, &a.announced_by).is_some_and(|v| !v.is_empty());
+        (super::stable_hash(&vals).max(1), announces)
+    }
+
+    /// Whether a line of connection `conn` is an attempt already counted: a
+    /// reporting line after an announcing one, or a second announcing line in
+    /// the same second. Remembers announcing lines.
+    pub fn seen_attempt(&self, st: &mut WindowState, ts: i64, conn: u64, announces: bool) -> bool {
+        let floor = ts - self.window_ms;
+        st.announced.retain(|e| e.0 >= floor);
+        if announces {
+            let sec = ts.div_euclid(1_000);
+            if st
+                .announced
+                .iter()
+                .any(|e| e.1 == conn && e.0.div_euclid(1_000) == sec)
+            {
+                return true;
+            }
+            let at = st.announced.partition_point(|e| e.0 <= ts);
+            st.announced.insert(at, (ts, conn));
+            // Bounded, so a flood of connections cannot grow one key's item:
+            // a forgotten announcement only lets one later try count twice.
+            if st.announced.len() > MAX_ANNOUNCED {
+                st.announced.remove(0);
+            }
+            return false;
+        }
+        match st.announced.iter().position(|e| e.1 == conn && e.0 <= ts) {
+            Some(i) => {
+                st.announced.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Count one event; `Some` when the window now holds `threshold` events.
@@ -128,6 +212,9 @@ pub struct Hit<'a> {
     pub unique: u64,
     /// Request id, when the line has one.
     pub request_id: Option<Cow<'a, str>>,
+    /// [`Threshold::connection`]: the connection hash (0 = none) and whether
+    /// the line announces an attempt.
+    pub connection: (u64, bool),
 }
 
 impl Detect for Threshold {
@@ -151,6 +238,7 @@ impl Detect for Threshold {
         let Some(key) = self.key(&fields) else { return };
         out(Hit {
             unique: self.unique_hash(&fields),
+            connection: self.connection(&fields),
             key,
             request_id: app.request_id.clone(),
         });
@@ -167,10 +255,17 @@ impl Detect for Threshold {
     /// A matching event counted in its key's window; a burst opens an incident.
     fn apply<S: Scope>(&self, hit: &Hit<'_>, at: &At<'_>, scope: &mut S) {
         let request_id = hit.request_id.as_deref();
+        let wkey = WINDOWS.keyed(scope.rule_id(), at.group, &hit.key);
+        // Before folding into an open incident: an attempt counts once there too.
+        if let (conn @ 1.., announces) = hit.connection {
+            let win: &mut WindowState = scope.state(&wkey, at.ts + self.window_ms);
+            if self.seen_attempt(win, at.ts, conn, announces) {
+                return;
+            }
+        }
         if fold_into_open(scope, at, &hit.key, request_id) {
             return;
         }
-        let wkey = WINDOWS.keyed(scope.rule_id(), at.group, &hit.key);
         let win: &mut WindowState = scope.state(&wkey, at.ts + self.window_ms);
         let Some(burst) = self.apply(win, at.ts, at.hash(), hit.unique, at.message, request_id)
         else {
@@ -219,6 +314,7 @@ pub struct Config {
     threshold: Option<u64>,
     window: Option<String>,
     unique: Option<Vec<String>>,
+    attempt: Option<RawAttempt>,
 }
 
 impl KindConfig for Config {
@@ -240,19 +336,24 @@ impl KindConfig for Config {
             "a threshold rule needs `window:` (e.g. 60s)",
         );
         let unique = self.unique.clone().unwrap_or_default();
-        check_field_names(
-            cx,
-            self.matchers.as_ref(),
-            &matchers,
-            &[],
-            &[("group_by", group_by.clone()), ("unique", unique.clone())],
-        );
+        let attempt = self.attempt.map(|a| Attempt {
+            announced_by: a.announced_by,
+            join: a.join,
+        });
+        let mut uses = vec![("group_by", group_by.clone()), ("unique", unique.clone())];
+        if let Some(a) = &attempt {
+            let mut named = a.join.clone();
+            named.push(a.announced_by.clone());
+            uses.push(("attempt", named));
+        }
+        check_field_names(cx, self.matchers.as_ref(), &matchers, &[], &uses);
         Some(Detector::Threshold(Threshold {
             matchers,
             group_by,
             threshold: threshold as usize,
             window_ms,
             unique,
+            attempt,
         }))
     }
 }
@@ -269,6 +370,7 @@ mod tests {
             threshold,
             window_ms,
             unique: vec![],
+            attempt: None,
         }
     }
 
@@ -323,5 +425,60 @@ mod tests {
             r.apply(&mut st, 2, 3, 43, "Failed password", None)
                 .is_some()
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod attempt_tests {
+    use super::*;
+
+    fn rule() -> Threshold {
+        Threshold {
+            matchers: vec![],
+            group_by: vec![],
+            threshold: 100,
+            window_ms: 60_000,
+            unique: vec![],
+            attempt: Some(Attempt {
+                announced_by: "announce".into(),
+                join: vec!["host".into(), "pid".into()],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_reporting_line_after_an_announcing_one_is_the_same_attempt() {
+        let r = rule();
+        let mut st = WindowState::default();
+        // Invalid user + PAM failure (same second), then three Failed lines.
+        assert!(!r.seen_attempt(&mut st, 1_000, 7, true));
+        assert!(r.seen_attempt(&mut st, 1_400, 7, true));
+        assert!(r.seen_attempt(&mut st, 3_000, 7, false));
+        assert!(!r.seen_attempt(&mut st, 5_000, 7, false));
+        assert!(!r.seen_attempt(&mut st, 7_000, 7, false));
+        // Another connection is not absorbed.
+        assert!(!r.seen_attempt(&mut st, 7_000, 8, false));
+        assert!(st.announced.is_empty());
+    }
+
+    #[test]
+    fn announcements_kept_are_bounded() {
+        let r = rule();
+        let mut st = WindowState::default();
+        for c in 1..=(MAX_ANNOUNCED as u64 + 10) {
+            assert!(!r.seen_attempt(&mut st, 1_000, c, true));
+        }
+        assert_eq!(st.announced.len(), MAX_ANNOUNCED);
+    }
+
+    #[test]
+    fn announcing_lines_in_different_seconds_are_different_attempts() {
+        let r = rule();
+        let mut st = WindowState::default();
+        assert!(!r.seen_attempt(&mut st, 1_000, 7, true));
+        assert!(!r.seen_attempt(&mut st, 3_000, 7, true));
+        // An announcement older than the window no longer absorbs anything.
+        assert!(!r.seen_attempt(&mut st, 200_000, 7, false));
     }
 }

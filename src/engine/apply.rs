@@ -6,7 +6,7 @@ use super::Engine;
 use super::observe::{Observed, Seen};
 use super::work::{BatchKeys, Work};
 use crate::detect::kind::DAY_MS;
-use crate::detect::{At, Finding, Key, Scope, StateKey, StateOf};
+use crate::detect::{At, Finding, Key, Opened, Scope, StateKey, StateOf};
 use crate::ingest::Payload;
 use crate::state::{StateStore, StateValue};
 
@@ -74,6 +74,19 @@ impl<S: StateStore> Scope for RuleScope<'_, S> {
             .open_incident(self.incident_key(group, key).as_str(), ts)
     }
 
+    fn incident_of(&self, rule: &str, group: &str, key: &Key) -> Option<Opened> {
+        let other = self.engine.rules.rules.iter().find(|r| r.id == rule)?;
+        let ikey = StateKey::incident(rule, group, key).into_string();
+        match &self.work.slots.get(&ikey)?.value {
+            // An incident is silent until its opening time + realert.
+            Some(StateValue::Incident(inc)) => Some(Opened {
+                id: inc.id.clone(),
+                at: inc.until.saturating_sub(other.realert_ms.max(1)),
+            }),
+            _ => None,
+        }
+    }
+
     fn record(&mut self, group: &str, f: Finding, dedupe: u64) {
         self.engine.record(self.work, self.rule, group, f, dedupe);
     }
@@ -109,6 +122,7 @@ impl<S: StateStore> Engine<S> {
                 f.timeout_ms = Some(f.timeout_ms.map_or(*ms, |t| t.max(*ms)));
             }
             Seen::Rule(rule, obs) => {
+                work.step += 1;
                 let at = At {
                     ts: ev.timestamp,
                     id: &ev.id,

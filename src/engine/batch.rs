@@ -67,6 +67,7 @@ impl<S: StateStore> Engine<S> {
                 break;
             }
             for (ri, r) in self.rules.rules.iter().enumerate() {
+                work.step += 1;
                 let mut scope = RuleScope {
                     engine: self,
                     work,
@@ -133,6 +134,9 @@ fn observed_keys(
                         keys.push(k.into_string());
                     }
                     keys.push(StateKey::incident(&rule.id, &p.log_group, key).into_string());
+                    if let Some(other) = rule.detector.follows() {
+                        keys.push(StateKey::incident(other, &p.log_group, key).into_string());
+                    }
                 }
             }
             None => {

@@ -63,7 +63,7 @@ impl Draft {
         }
     }
 
-    /// Fold a later finding of the same incident into the draft, which now
+    /// Fold a finding of the step that opened the incident into the draft, which now
     /// stands for `count` events: its span widens, its request ids and
     /// evidence grow up to the alert's limits.
     pub(super) fn fold(&mut self, count: u64, f: Finding) {

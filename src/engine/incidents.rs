@@ -97,7 +97,8 @@ impl<S: StateStore> Engine<S> {
         (alerts, unconfirmed)
     }
 
-    /// Open an incident (a new alert) or fold a finding into the open one.
+    /// Open an incident (a new alert: the finding as it is) or fold a finding
+    /// into the open one (its count, not the alert already opened).
     pub(super) fn record(
         &self,
         work: &mut Work,
@@ -124,12 +125,18 @@ impl<S: StateStore> Engine<S> {
                 inc.requests.remove(0);
             }
             inc.requests.push(dedupe);
+            // The alert is what opened the incident (the findings of that one
+            // step, e.g. every orphan one deadline judged), even when this
+            // batch opened it: an alert that grew with the rest of its batch
+            // would depend on where batches split. The incident's count goes on.
             inc.count += f.count;
             slot.dirty = true;
             let count = inc.count;
             match work.open_drafts.get(&ikey) {
-                Some(&d) => work.drafts[d].fold(count, f),
-                None => work.suppressed += 1,
+                Some(&d) if work.opened_at_step.get(&ikey) == Some(&work.step) => {
+                    work.drafts[d].fold(count, f)
+                }
+                _ => work.suppressed += 1,
             }
             return;
         }
@@ -145,6 +152,7 @@ impl<S: StateStore> Engine<S> {
         }));
         slot.dirty = true;
         slot.expires_at = slot.expires_at.max(until);
+        work.opened_at_step.insert(ikey.clone(), work.step);
         work.open_drafts.insert(ikey, work.drafts.len());
         work.drafts.push(Draft::new(rule, group, id, f));
     }

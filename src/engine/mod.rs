@@ -38,7 +38,7 @@ use crate::ingest::{MessageType, Payload};
 use crate::rules::RuleSet;
 use crate::state::{StateError, StateStore};
 
-pub use rule_tests::{TestOutcome, run_rule_tests};
+pub use rule_tests::{TestOutcome, run_rule_tests, run_rule_tests_in};
 
 const MAX_ATTEMPTS: usize = 5;
 const INCIDENT_REQUESTS_KEPT: usize = 512;

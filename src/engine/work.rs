@@ -52,6 +52,12 @@ pub(super) struct Work {
     pub(super) slots: HashMap<String, Slot>,
     pub(super) drafts: Vec<Draft>,
     pub(super) open_drafts: HashMap<String, usize>,
+    /// The step ([`Work::step`]) that opened each draft's incident.
+    pub(super) opened_at_step: HashMap<String, u64>,
+    /// What the engine is doing: one observation applied, or one rule's
+    /// deadlines judged. Findings of the step that opened an alert are the
+    /// alert; later ones only count into the incident.
+    pub(super) step: u64,
     pub(super) suppressed: u64,
     /// STARTs a full stream could not track.
     pub(super) open_dropped: u64,
@@ -86,6 +92,8 @@ impl Work {
                 .collect(),
             drafts: Vec::new(),
             open_drafts: HashMap::new(),
+            opened_at_step: HashMap::new(),
+            step: 0,
             suppressed: 0,
             open_dropped: 0,
         }

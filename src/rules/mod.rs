@@ -82,6 +82,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "secret-in-logs.yaml",
         include_str!("../../detectors/secret-in-logs.yaml"),
     ),
+    (
+        "brute-force-success.yaml",
+        include_str!("../../detectors/brute-force-success.yaml"),
+    ),
 ];
 
 /// How urgent an alert is.
@@ -322,9 +326,14 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut seen = HashSet::new();
+        // `(path, line, rule id)` of each rule a sequence follows: it must exist.
+        let mut follows: Vec<(String, usize, String)> = Vec::new();
         for (path, text) in files {
             match compile(&path, &text) {
                 Ok(rule) => {
+                    if let Some(id) = rule.detector.follows() {
+                        follows.push((path.clone(), line_of(&text, "rule:"), id.to_string()));
+                    }
                     if !seen.insert(rule.id.clone()) {
                         errors.push(RuleError {
                             line: line_of(&text, "id:"),
@@ -336,6 +345,15 @@ impl RuleSet {
                     }
                 }
                 Err(mut es) => errors.append(&mut es),
+            }
+        }
+        for (path, line, id) in follows {
+            if !seen.contains(&id) {
+                errors.push(RuleError {
+                    path,
+                    line,
+                    message: format!("`steps` follows rule `{id}`, which is not in the rule set"),
+                });
             }
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
@@ -431,6 +449,7 @@ mod tests {
         assert_eq!(
             ids,
             [
+                "brute-force-success",
                 "duration-anomaly",
                 "failed-auth-burst",
                 "init-failure",
@@ -728,6 +747,31 @@ mod tests {
     }
 
     #[test]
+    fn a_sequence_names_an_existing_rule_and_two_steps() {
+        let seq = |after: &str| {
+            format!(
+                "id: s\ntitle: t\nseverity: critical\nkind: sequence\nsteps:\n  - rule: {after}\n  - match:\n      - regex: 'ok from (?P<source_ip>\\S+)'\ngroup_by: [source_ip]\nwithin: 10m\n"
+            )
+        };
+        let burst = "id: b\ntitle: t\nseverity: low\nkind: threshold\nmatch:\n  - regex: 'bad from (?P<source_ip>\\S+)'\ngroup_by: [source_ip]\nthreshold: 2\nwindow: 60s\n";
+        let ok = RuleSet::from_sources(vec![
+            ("s.yaml".into(), seq("b")),
+            ("b.yaml".into(), burst.into()),
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = RuleSet::from_sources(vec![("s.yaml".into(), seq("nope"))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s.yaml:6: `steps` follows rule `nope`, which is not in the rule set"),
+            "{e}"
+        );
+        let one_step = "id: s\ntitle: t\nseverity: low\nkind: sequence\nsteps: [{rule: b}]\ngroup_by: [ip]\nwithin: 10m\n";
+        let e = errs("s.yaml", one_step).join("\n");
+        assert!(e.contains("a sequence rule needs `steps:`"), "{e}");
+    }
+
+    #[test]
     fn unique_and_distinct_fields_must_be_captured_too() {
         let text = format!(
             "{THRESHOLD_HEAD}match:\n  - regex: 'user (?P<user>\\S+)'\nunique: [session]\n"
@@ -768,7 +812,7 @@ mod tests {
         assert_eq!(
             e,
             [
-                "r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate or pattern)"
+                "r.yaml:1: missing `kind` (threshold, distinct, lifecycle, failure, baseline, rate, pattern or sequence)"
             ]
         );
         // Kind::ALL is the enum: serde's list of variants names the same kinds.

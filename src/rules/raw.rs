@@ -49,7 +49,7 @@ const COMMON: [&str; 7] = [
 /// The order in which an `unknown field` error lists the fields, kept from
 /// when one struct held every kind's fields so that the message did not
 /// change. A field a kind adds later is listed before `tests`.
-const LISTED_ORDER: [&str; 32] = [
+const LISTED_ORDER: [&str; 35] = [
     "id",
     "title",
     "severity",
@@ -60,6 +60,7 @@ const LISTED_ORDER: [&str; 32] = [
     "threshold",
     "window",
     "unique",
+    "attempt",
     "realert",
     "on",
     "grace",
@@ -81,6 +82,8 @@ const LISTED_ORDER: [&str; 32] = [
     "horizon",
     "distinct",
     "secrets",
+    "steps",
+    "within",
     "tests",
 ];
 
@@ -88,12 +91,13 @@ const LISTED_ORDER: [&str; 32] = [
 /// reported (kept, like [`LISTED_ORDER`]); a field a kind adds later comes
 /// last. The fields from [`MODE_FROM`] on are reported with the rule's mode
 /// ([`crate::detect::config::KindConfig::mode`]), as they always were.
-const FOREIGN_ORDER: [&str; 25] = [
+const FOREIGN_ORDER: [&str; 28] = [
     "match",
     "group_by",
     "threshold",
     "window",
     "unique",
+    "attempt",
     "on",
     "grace",
     "max_duration",
@@ -106,6 +110,8 @@ const FOREIGN_ORDER: [&str; 25] = [
     "memory_fraction",
     "distinct",
     "secrets",
+    "steps",
+    "within",
     "min_rate",
     "architecture",
     "function_architectures",

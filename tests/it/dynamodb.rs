@@ -15,7 +15,7 @@ use logwarden::ingest::{self, Payload};
 use logwarden::replay::{ReplayOptions, replay_with};
 use logwarden::rules::RuleSet;
 use logwarden::state::dynamodb::DynamoStore;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 const T: i64 = 1_795_341_600_000;
@@ -90,8 +90,9 @@ async fn failures_split_across_two_engines_alert_exactly_once() {
     assert!(first.is_empty(), "6 failures are below the threshold");
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0].rule, "failed-auth-burst");
-    // Threshold reached at the 10th failure; the 2 after it in the batch fold in.
-    assert_eq!(second[0].count, 12, "the burst is counted across engines");
+    // Threshold reached at the 10th failure, 6 of them seen by engine 1: the
+    // alert is the burst as it opened; the 2 after it count into the incident.
+    assert_eq!(second[0].count, 10, "the burst is counted across engines");
     // More failures in engine 1 fold into the same incident.
     let more = process(
         &mut a,
@@ -295,7 +296,7 @@ async fn two_concurrent_instances_give_the_alerts_of_one() {
     let two = tokio::task::spawn_blocking(move || replay_files(c3, t3, even));
     let mut concurrent = one.await.unwrap();
     concurrent.extend(two.await.unwrap());
-    assert_eq!(sequential.len(), 22);
+    assert_eq!(sequential.len(), 24);
     assert_eq!(shape(&concurrent), shape(&sequential));
 }
 
@@ -399,4 +400,48 @@ async fn an_unconfirmed_alert_is_resent_only_by_a_retry_of_its_own_batch() {
     let ids: Vec<String> = retry.alerts.iter().map(|x| x.id.clone()).collect();
     a.confirm(&ids).await.unwrap();
     assert!(a.process(&payload).await.unwrap().alerts.is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_in_one_engine_then_a_login_in_another_is_brute_force_success() {
+    let Some(ep) = moto("a_burst_in_one_engine_then_a_login_in_another_is_brute_force_success")
+    else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let g = "/ec2/bastion/auth";
+    let burst = process(&mut a, &p(g, "s1", &sshd(T, 12, "203.0.113.7", 1000))).await;
+    assert_eq!(burst.len(), 1, "{burst:?}");
+    assert_eq!(burst[0].rule, "failed-auth-burst");
+    let login = |t: i64, ip: &str| {
+        vec![(
+            t,
+            format!("sshd[77]: Accepted password for root from {ip} port 2222 ssh2"),
+        )]
+    };
+    // Another source's login, then the attacker's 4 minutes after the burst.
+    let other = process(&mut b, &p(g, "s2", &login(T + 60_000, "198.51.100.1"))).await;
+    assert!(other.is_empty(), "{other:?}");
+    let got = process(&mut b, &p(g, "s2", &login(T + 240_000, "203.0.113.7"))).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let s = &got[0];
+    assert_eq!(s.rule, "brute-force-success");
+    let j = serde_json::to_value(s).unwrap();
+    assert_eq!(
+        (&j["kind"], &j["severity"]),
+        (&json!("sequence"), &json!("critical"))
+    );
+    assert_eq!(s.key["source_ip"], "203.0.113.7");
+    assert!(
+        s.evidence[0].contains(&burst[0].id),
+        "links the burst: {:?}",
+        s.evidence
+    );
+    assert_eq!(s.metrics.get("seconds_after_first_step"), Some(&231.0));
+    // A login long after the burst (in a fresh engine) stays silent.
+    let mut c = engine(&conf, &t);
+    let late = process(&mut c, &p(g, "s3", &login(T + 31 * 60_000, "203.0.113.7"))).await;
+    assert!(late.is_empty(), "{late:?}");
 }

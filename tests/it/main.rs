@@ -18,6 +18,7 @@
 mod attacker;
 mod backtest;
 mod bad_input;
+mod batching;
 mod cli;
 mod dynamodb;
 mod email;
@@ -33,6 +34,7 @@ mod properties;
 mod readme;
 mod real;
 mod security;
+mod sequence;
 mod slack;
 mod sns;
 mod soak;

@@ -59,13 +59,13 @@ fn replay_profile_prints_consistent_figures_for_every_rule() {
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // The profile comes after the summary line.
-    let summary = stderr.find("22 alert(s)").expect("summary");
+    let summary = stderr.find("24 alert(s)").expect("summary");
     assert!(
         stderr.find("logwarden: profile").unwrap() > summary,
         "{stderr}"
     );
     let rows = rows(&stderr);
-    assert_eq!(rows.len(), 13, "{stderr}");
+    assert_eq!(rows.len(), 14, "{stderr}");
     let alerts_out = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
     assert_eq!(rows.values().map(|r| r.alerts).sum::<u64>(), alerts_out);
     for (id, r) in &rows {

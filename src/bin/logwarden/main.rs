@@ -9,7 +9,7 @@ use clap::Parser;
 use logwarden::alert::redact::RedactOptions;
 use logwarden::alert::visible::visible;
 use logwarden::engine::Engine;
-use logwarden::engine::{EngineConfig, Safeguards, run_rule_tests};
+use logwarden::engine::{EngineConfig, Safeguards, run_rule_tests_in};
 use logwarden::ingest::Limits;
 use logwarden::replay::{ReplayOptions, replay_to, shown_path};
 use logwarden::rules::RuleSet;
@@ -255,7 +255,7 @@ fn run_check(dir: Option<&PathBuf>) -> ExitCode {
     };
     let (mut passed, mut failed) = (0, 0);
     for r in &set.rules {
-        for o in rt.block_on(run_rule_tests(r)) {
+        for o in rt.block_on(run_rule_tests_in(&set, r)) {
             match o.failure {
                 None => passed += 1,
                 Some(why) => {
