@@ -20,7 +20,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// fixtures/auth raises one failed-auth-burst (203.0.113.7 in
+/// Two files of fixtures/auth (not the brute-force-success one) raise one failed-auth-burst (203.0.113.7 in
 /// /aws/lambda/auth-api) and one password-spraying alert. The truth labels
 /// the burst, an attacker the rules do not see, and no spraying at all.
 const TRUTH: &str = "\
@@ -48,7 +48,13 @@ fn truth_file(text: &str) -> tempfile::NamedTempFile {
 fn eval_scores_each_rule_and_lists_misses_and_false_alerts() {
     let t = truth_file(TRUTH);
     let path = t.path().to_str().unwrap();
-    let out = logwarden(&["eval", "--truth", path, "fixtures/auth"]);
+    let out = logwarden(&[
+        "eval",
+        "--truth",
+        path,
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let rows: Vec<Vec<&str>> = stdout
@@ -79,7 +85,15 @@ fn eval_scores_each_rule_and_lists_misses_and_false_alerts() {
     assert!(evidence.trim_start().starts_with("evidence: "), "{stdout}");
     assert!(evidence.contains("203.0.113.150"), "{stdout}");
 
-    let out = logwarden(&["eval", "--truth", path, "--output", "json", "fixtures/auth"]);
+    let out = logwarden(&[
+        "eval",
+        "--truth",
+        path,
+        "--output",
+        "json",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let rules: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
@@ -105,7 +119,8 @@ fn eval_exits_three_under_a_bound_and_names_each_miss() {
         path,
         "--min-recall",
         "0.9",
-        "fixtures/auth",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
     ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -125,7 +140,8 @@ fn eval_exits_three_under_a_bound_and_names_each_miss() {
         path,
         "--min-precision",
         "1",
-        "fixtures/auth",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
     ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -142,7 +158,8 @@ fn eval_exits_three_under_a_bound_and_names_each_miss() {
         "0.5",
         "--min-precision",
         "0",
-        "fixtures/auth",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
@@ -151,14 +168,26 @@ fn eval_exits_three_under_a_bound_and_names_each_miss() {
 fn a_bad_truth_file_is_named_with_its_line_and_exits_two() {
     let t = truth_file(&TRUTH.replace("    note:", "    notes:"));
     let path = t.path().to_str().unwrap();
-    let out = logwarden(&["eval", "--truth", path, "fixtures/auth"]);
+    let out = logwarden(&[
+        "eval",
+        "--truth",
+        path,
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
+    ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with(&format!("{path}:11: ")), "{stderr}");
     assert!(stderr.contains("notes"), "{stderr}");
     assert!(out.stdout.is_empty());
 
-    let out = logwarden(&["eval", "--truth", "no/such/truth.yaml", "fixtures/auth"]);
+    let out = logwarden(&[
+        "eval",
+        "--truth",
+        "no/such/truth.yaml",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("no/such/truth.yaml:1: cannot read"));
 
@@ -168,7 +197,8 @@ fn a_bad_truth_file_is_named_with_its_line_and_exits_two() {
         path,
         "--min-recall",
         "2",
-        "fixtures/auth",
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -194,7 +224,13 @@ fn eval_help_teaches_with_a_truth_file() {
 fn a_rule_the_rule_set_lacks_is_a_truth_file_error() {
     let t = truth_file(&TRUTH.replace("rules: [password-spraying]", "rules: [password-spray]"));
     let path = t.path().to_str().unwrap();
-    let out = logwarden(&["eval", "--truth", path, "fixtures/auth"]);
+    let out = logwarden(&[
+        "eval",
+        "--truth",
+        path,
+        "fixtures/auth/auth-api-login-burst.json",
+        "fixtures/auth/customer-portal-password-spraying.json",
+    ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -155,8 +155,10 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
+    // Hex runs behind letters: no run of 13 digits, so a name never looks
+    // like a card number to redaction (pid-n-nanos in decimal once did).
     format!(
-        "{prefix}-{}-{n}-{}",
+        "{prefix}-p{:x}-n{n}-t{:x}",
         std::process::id(),
         nanos % 1_000_000_000_000
     )
