@@ -155,11 +155,12 @@ impl Matcher {
 ///
 /// - Identical matchers of different rules are one matcher here, run at most
 ///   once per line (`failed-auth-burst` and `password-spraying` share theirs).
-/// - One Aho-Corasick pass (ASCII case-insensitive, every occurrence, overlaps
-///   included) finds which of the pack's required literals a line holds
-///   ([`super::literals`] for regexes; values and the last key of each
-///   condition for JSON matchers). A matcher whose literals are not all there
-///   cannot match and is not run; one with no literal known is always run.
+/// - One search of the lowercased line (Teddy, see `Finder`; every literal
+///   that occurs is found, overlaps included) finds which of the pack's
+///   required literals a line holds ([`super::literals`] for regexes; values
+///   and the last key of each condition for JSON matchers; each matcher keeps
+///   its most selective sets). A matcher whose kept literal sets are not all
+///   met cannot match and is not run; one with no literal known is always run.
 /// - JSON values can hide behind escapes (`"login\u005ffailed"`), in the line
 ///   or in a double-encoded `message`: a line holding `\u` (any backslash when
 ///   a literal holds a character with a short escape: `"`, `\`, `/`, a
