@@ -201,9 +201,9 @@ fn bench_matchers(c: &mut Criterion) {
     let m = &builtin[0].threshold.matchers;
     // Built-in failed-auth-burst matchers, by position in detectors/failed-auth-burst.yaml.
     let regex_sshd = &m[0];
-    let regex_pam = &m[2];
-    let json_fields = &m[3];
-    let json_ecs = &m[5];
+    let regex_pam = &m[3];
+    let json_fields = &m[5];
+    let json_ecs = &m[7];
     let json_only = custom_matcher(
         "  - json: {event: [login_failed, login_failure, authentication_failed, auth_failed]}",
     );
