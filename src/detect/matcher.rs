@@ -278,30 +278,22 @@ impl Plane {
 
     /// Take the literal table: literals holding `ſ` (U+017F, which folds to
     /// `s`) or `K` (U+212A, the Kelvin sign, which folds to `k`) become their
-    /// ASCII spelling, and those two characters become literals that make
-    /// every matcher a candidate. A `(?i)` regex yields one literal per
+    /// ASCII spelling, and a line holding either character makes every
+    /// matcher a candidate ([`has_fold_char`]). A `(?i)` regex yields one literal per
     /// spelling (`secret_access_key` has 2^4 with `ſ`, times `K`), over a
     /// hundred for the built-in pack, and lines holding either character are
     /// rare; the fallback keeps the filter sound with a small table.
     fn fold_literals(&mut self, all: Vec<Vec<u8>>) {
         const LONG_S: &[u8] = "\u{17f}".as_bytes();
         const KELVIN: &[u8] = "\u{212a}".as_bytes();
-        let mut table: Vec<Vec<u8>> = Vec::new();
+        let mut table = Literals::default();
         let mut folded_any = false;
-        let id = |lit: Vec<u8>, table: &mut Vec<Vec<u8>>| match table.iter().position(|l| *l == lit)
-        {
-            Some(i) => i,
-            None => {
-                table.push(lit);
-                table.len() - 1
-            }
-        };
         let mut map = Vec::with_capacity(all.len());
         for lit in all {
             let folded = fold(&lit, LONG_S, b"s");
             let folded = fold(&folded, KELVIN, b"k");
             folded_any |= folded != lit;
-            map.push(id(folded, &mut table));
+            map.push(table.id(folded));
         }
         let remap = |sets: &mut Vec<Vec<usize>>| {
             for set in sets.iter_mut() {
@@ -321,7 +313,7 @@ impl Plane {
             remap(&mut n.json);
         }
         self.fold_fallback = folded_any;
-        let table = self.keep_best_sets(table);
+        let table = self.keep_best_sets(table.all);
         self.prefixes = table
             .iter()
             .map(|l| {
