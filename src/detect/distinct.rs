@@ -150,7 +150,7 @@ impl Detect for Distinct {
         out: &mut impl FnMut(Seen<'p>),
     ) {
         let Some(app) = line.app else { return };
-        let Some(fields) = m.plane.first_match(m.rule, app.body, m.scan, m.memo) else {
+        let Some(fields) = m.first_match(app.body) else {
             return;
         };
         let Some((key, value)) = self.key_and_value(&fields) else {

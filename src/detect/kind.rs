@@ -60,6 +60,15 @@ pub struct Matching<'a> {
     pub memo: &'a mut Memo,
 }
 
+impl Matching<'_> {
+    /// The fields of the rule's first matcher that matches `body` (the
+    /// plane's answer for this rule on this line).
+    pub fn first_match(&mut self, body: &str) -> Option<super::matcher::Fields> {
+        self.plane
+            .first_match(self.rule, body, self.scan, self.memo)
+    }
+}
+
 /// The event an observation came from, as a kind's transition needs it.
 pub struct At<'a> {
     /// Event time.

@@ -103,7 +103,7 @@ impl Detect for Pattern {
         out: &mut impl FnMut(Found<'p>),
     ) {
         let Some(app) = line.app else { return };
-        let fields = m.plane.first_match(m.rule, app.body, m.scan, m.memo);
+        let fields = m.first_match(app.body);
         let kinds = match &self.secrets {
             Some(f) => m.plane.secrets(m.rule, f, app.body, m.scan),
             None => Vec::new(),

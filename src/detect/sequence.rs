@@ -55,7 +55,7 @@ impl Detect for Sequence {
         out: &mut impl FnMut(Step<'p>),
     ) {
         let Some(app) = line.app else { return };
-        let Some(fields) = m.plane.first_match(m.rule, app.body, m.scan, m.memo) else {
+        let Some(fields) = m.first_match(app.body) else {
             return;
         };
         let key: Option<Key> = self

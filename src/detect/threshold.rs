@@ -232,7 +232,7 @@ impl Detect for Threshold {
         out: &mut impl FnMut(Hit<'p>),
     ) {
         let Some(app) = line.app else { return };
-        let Some(fields) = m.plane.first_match(m.rule, app.body, m.scan, m.memo) else {
+        let Some(fields) = m.first_match(app.body) else {
             return;
         };
         let Some(key) = self.key(&fields) else { return };
