@@ -117,6 +117,12 @@ mod tests {
             metrics: Default::default(),
             evidence: vec!["Task timed out after 3.00 seconds".into()],
             links: Links::default(),
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         }
     }
 

@@ -149,7 +149,56 @@ impl From<&str> for AlertKind {
     }
 }
 
-/// Strings at the edges: both enums are written and read as their text.
+/// Where an incident is in its life: `firing` when it opens (and on each
+/// realert), `resolved` once its condition has stayed clear. Alerts may come
+/// from outside logwarden (the notifier's input): an alert without a status
+/// is firing, and a value that is neither is kept as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum AlertStatus {
+    /// `firing`.
+    #[default]
+    Firing,
+    /// `resolved`.
+    Resolved,
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl AlertStatus {
+    /// The contract's spelling (or the text as written).
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Other(s) => s,
+        }
+    }
+
+    /// Whether this is a resolution.
+    pub fn is_resolved(&self) -> bool {
+        *self == AlertStatus::Resolved
+    }
+
+    /// The text of a value from outside, to make visible in place.
+    pub(crate) fn other_mut(&mut self) -> Option<&mut String> {
+        match self {
+            AlertStatus::Other(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for AlertStatus {
+    fn from(s: &str) -> AlertStatus {
+        match s {
+            "firing" => AlertStatus::Firing,
+            "resolved" => AlertStatus::Resolved,
+            other => AlertStatus::Other(other.to_string()),
+        }
+    }
+}
+
+/// Strings at the edges: these enums are written and read as their text.
 macro_rules! text_enum {
     ($t:ty) => {
         impl From<String> for $t {
@@ -192,6 +241,7 @@ macro_rules! text_enum {
 
 text_enum!(AlertSeverity);
 text_enum!(AlertKind);
+text_enum!(AlertStatus);
 
 /// One alert, exactly as the design's contract spells it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +290,24 @@ pub struct Alert {
     /// Console links.
     #[serde(default, skip_serializing_if = "links_empty")]
     pub links: Links,
+    /// `firing` or `resolved` (always written; read as `firing` when absent).
+    #[serde(default)]
+    pub status: AlertStatus,
+    /// RFC 3339 event time the incident resolved (resolutions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// AWS region of the log group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The account's name, when an accounts map names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
+    /// The team that owns the account, when an accounts map names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Raised by a shadow rule (`mode: shadow`): shown, never delivered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 fn links_empty(l: &Links) -> bool {
@@ -341,6 +409,12 @@ mod tests {
             metrics: BTreeMap::new(),
             evidence: vec![],
             links: Links::default(),
+            status: AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         };
         let v: serde_json::Value = serde_json::to_value(&a).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -356,9 +430,48 @@ mod tests {
                 "log_group",
                 "rule",
                 "severity",
+                "status",
                 "title"
             ]
         );
         assert_eq!(v["key"], serde_json::json!({}));
+        assert_eq!(v["status"], "firing");
+
+        // The optional fields, once set, are written under their contract names.
+        let a = Alert {
+            status: AlertStatus::Resolved,
+            resolved_at: Some("2026-11-22T10:12:00.000Z".into()),
+            region: Some("eu-west-1".into()),
+            account_name: Some("payments-prod".into()),
+            team: Some("payments".into()),
+            shadow: true,
+            ..a
+        };
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["status"], "resolved");
+        assert_eq!(v["resolved_at"], "2026-11-22T10:12:00.000Z");
+        assert_eq!(v["region"], "eu-west-1");
+        assert_eq!(v["account_name"], "payments-prod");
+        assert_eq!(v["team"], "payments");
+        assert_eq!(v["shadow"], true);
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn an_alert_without_status_is_firing_and_an_unknown_status_is_kept() {
+        let mut v = serde_json::json!({
+            "id": "i", "rule": "r", "kind": "failure", "severity": "high", "title": "t",
+            "log_group": "g", "key": {}, "count": 1,
+            "first_seen": "2026-11-22T10:00:00.000Z", "last_seen": "2026-11-22T10:00:00.000Z"
+        });
+        let a: Alert = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(a.status, AlertStatus::Firing);
+        assert!(!a.shadow);
+        v["status"] = "acknowledged".into();
+        let a: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(a.status, AlertStatus::Other("acknowledged".into()));
+        assert_eq!(serde_json::to_value(&a).unwrap()["status"], "acknowledged");
+        assert!(!a.status.is_resolved());
     }
 }

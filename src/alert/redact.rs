@@ -129,9 +129,16 @@ pub fn alert(a: &mut Alert, opts: &RedactOptions) {
     for v in a.key.values_mut() {
         redact_in_place(v, opts);
     }
-    for s in [&mut a.log_stream, &mut a.function, &mut a.account]
-        .into_iter()
-        .flatten()
+    for s in [
+        &mut a.log_stream,
+        &mut a.function,
+        &mut a.account,
+        &mut a.region,
+        &mut a.account_name,
+        &mut a.team,
+    ]
+    .into_iter()
+    .flatten()
     {
         redact_in_place(s, opts);
     }
@@ -580,6 +587,12 @@ mod tests {
                     0,
                 )),
             },
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         };
         let before = serde_json::to_string(&a).unwrap();
         assert!(
@@ -658,6 +671,12 @@ mod tests {
             metrics: Default::default(),
             evidence: vec![],
             links: l.clone(),
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         };
         alert(&mut a, &RedactOptions::default());
         assert_eq!(a.links, l);

@@ -111,6 +111,12 @@ mod tests {
                 log_stream: Some("https://x".into()),
                 insights: None,
             },
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         }
     }
 

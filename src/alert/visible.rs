@@ -82,9 +82,13 @@ pub fn alert(a: &Alert) -> Alert {
     ] {
         visible_in_place(s, false);
     }
-    for s in [a.kind.other_mut(), a.severity.other_mut()]
-        .into_iter()
-        .flatten()
+    for s in [
+        a.kind.other_mut(),
+        a.severity.other_mut(),
+        a.status.other_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
         visible_in_place(s, false);
     }
@@ -94,6 +98,10 @@ pub fn alert(a: &Alert) -> Alert {
         &mut a.function,
         &mut a.links.log_stream,
         &mut a.links.insights,
+        &mut a.resolved_at,
+        &mut a.region,
+        &mut a.account_name,
+        &mut a.team,
     ]
     .into_iter()
     .flatten()

@@ -149,6 +149,12 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
             log_stream: None,
             insights,
         },
+        status: crate::alert::AlertStatus::Firing,
+        resolved_at: None,
+        region: None,
+        account_name: None,
+        team: None,
+        shadow: false,
     };
     alert::redact::links(&mut out, &no_emails);
     out

@@ -123,6 +123,12 @@ impl<S: StateStore> Engine<S> {
                 .map(|e| alert::evidence_line_with(e, opts))
                 .collect(),
             links,
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         };
         alert::redact::alert(&mut out, opts);
         for e in &mut out.evidence {

@@ -333,6 +333,12 @@ mod tests {
             metrics: Default::default(),
             evidence: vec!["line".into()],
             links: Links::default(),
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         }
     }
 

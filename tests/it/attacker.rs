@@ -614,6 +614,12 @@ fn alert_full_of_secrets() -> Alert {
         metrics: Default::default(),
         evidence: all.iter().map(|s| format!("line with {s}")).collect(),
         links: Default::default(),
+        status: logwarden::alert::AlertStatus::Firing,
+        resolved_at: None,
+        region: None,
+        account_name: None,
+        team: None,
+        shadow: false,
     }
 }
 

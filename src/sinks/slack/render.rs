@@ -354,6 +354,12 @@ mod tests {
                 log_stream: Some("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups".into()),
                 insights: Some("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:logs-insights".into()),
             },
+            status: crate::alert::AlertStatus::Firing,
+            resolved_at: None,
+            region: None,
+            account_name: None,
+            team: None,
+            shadow: false,
         }
     }
 
