@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alert::Alert;
 use crate::alert::visible::visible;
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::engine::{BatchOutcome, Engine, EngineConfig, EngineError, Prepared};
 use crate::ingest::{self, FileOptions, Limits};
 use crate::rules::RuleSet;
 use crate::runner::{RunError, Runner};
@@ -410,7 +410,7 @@ pub const DECODE_AHEAD_BYTES: usize = 64 << 20;
 /// can run on another thread) or what went wrong, in input order.
 struct DecodedInput {
     file: InputFile,
-    units: Vec<(String, Result<ingest::OwnedPayload, ingest::DecodeError>)>,
+    units: Vec<(String, Result<Prepared, ingest::DecodeError>)>,
     /// Why the input as a whole could not be read, recognised or read to
     /// its end.
     errors: Vec<String>,
@@ -517,7 +517,12 @@ fn gunzip_text(bytes: Vec<u8>, limits: &Limits) -> Result<(Vec<u8>, Option<Strin
 
 /// Decodes one input ahead of detection, holding its payloads while the
 /// shared `budget` (bytes held by all decoders) allows.
-fn decode_input(file: &InputFile, opts: &ReplayOptions, budget: &AtomicUsize) -> DecodedInput {
+fn decode_input(
+    file: &InputFile,
+    opts: &ReplayOptions,
+    rules: Option<&Arc<RuleSet>>,
+    budget: &AtomicUsize,
+) -> DecodedInput {
     let mut units = Vec::new();
     let mut held = 0;
     let mut overflowed = false;
@@ -535,7 +540,7 @@ fn decode_input(file: &InputFile, opts: &ReplayOptions, budget: &AtomicUsize) ->
             return;
         }
         held += size;
-        units.push((origin.to_string(), unit));
+        units.push((origin.to_string(), unit.map(|p| Prepared::of(rules, p))));
     });
     DecodedInput {
         file: file.clone(),
@@ -605,12 +610,15 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
         bar
     });
     let threads = decode_threads(opts.threads).min(files.len().max(1));
+    // The decoding threads also do pass 1 ([`Prepared`]) with these rules,
+    // but for a profile, which times pass 1 where detection runs.
+    let rules = (runner.engine().profile().is_none()).then(|| Arc::clone(runner.engine().rules()));
     let mut detect = |input: Input| -> Result<(), ReplayError> {
         let mut d = Detection::new(&input.file().path);
         match input {
             Input::Decoded(decoded) if !decoded.overflowed => {
                 for (origin, unit) in decoded.units {
-                    d.unit(runner, rt, &mut summary, &origin, unit);
+                    d.prepared(runner, rt, &mut summary, &origin, unit);
                 }
                 d.errors = decoded.errors;
             }
@@ -635,7 +643,7 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
             detect(Input::File(file))?;
         }
     } else {
-        decode_in_parallel(&files, opts, threads, &mut detect)?;
+        decode_in_parallel(&files, opts, rules.as_ref(), threads, &mut detect)?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -653,6 +661,7 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
 fn decode_in_parallel(
     files: &[InputFile],
     opts: &ReplayOptions,
+    rules: Option<&Arc<RuleSet>>,
     threads: usize,
     detect: &mut dyn FnMut(Input<'_>) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
@@ -691,7 +700,10 @@ fn decode_in_parallel(
                         }
                     }
                     drop(needed);
-                    if tx.send((i, decode_input(&files[i], opts, budget))).is_err() {
+                    if tx
+                        .send((i, decode_input(&files[i], opts, rules, budget)))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -782,24 +794,57 @@ impl Detection {
             return;
         }
         match unit {
-            Err(e) => self.batch_errors.push(InputError {
-                input: self.shown.clone(),
-                origin: Some(origin.to_string()),
-                message: e.to_string(),
-            }),
-            Ok(p) => match rt.block_on(runner.process(&p.view())) {
-                Ok(o) => {
-                    if !o.control {
-                        summary.batches += 1;
-                    }
-                    summary.events += o.events;
-                    summary.suppressed += o.suppressed;
-                    summary.lenient_json += o.lenient_json;
-                    summary.open_invocations_dropped += o.open_invocations_dropped;
-                    summary.alerts += o.alerts.len();
+            Err(e) => self.decode_error(origin, e),
+            Ok(p) => {
+                let outcome = rt.block_on(runner.process(&p.view()));
+                self.outcome(summary, outcome);
+            }
+        }
+    }
+
+    /// [`Detection::unit`] for a unit decoded, and its pass 1 done, ahead.
+    fn prepared<S: StateStore, K: AlertSink>(
+        &mut self,
+        runner: &mut Runner<'_, S, K>,
+        rt: &tokio::runtime::Runtime,
+        summary: &mut ReplaySummary,
+        origin: &str,
+        unit: Result<Prepared, ingest::DecodeError>,
+    ) {
+        if self.stop.is_some() {
+            return;
+        }
+        match unit {
+            Err(e) => self.decode_error(origin, e),
+            Ok(p) => {
+                let outcome =
+                    p.with_dependent(|_, pass1| rt.block_on(runner.process_prepared(pass1)));
+                self.outcome(summary, outcome);
+            }
+        }
+    }
+
+    fn decode_error(&mut self, origin: &str, e: ingest::DecodeError) {
+        self.batch_errors.push(InputError {
+            input: self.shown.clone(),
+            origin: Some(origin.to_string()),
+            message: e.to_string(),
+        });
+    }
+
+    fn outcome(&mut self, summary: &mut ReplaySummary, outcome: Result<BatchOutcome, RunError>) {
+        match outcome {
+            Ok(o) => {
+                if !o.control {
+                    summary.batches += 1;
                 }
-                Err(e) => self.stop = Some(e.into()),
-            },
+                summary.events += o.events;
+                summary.suppressed += o.suppressed;
+                summary.lenient_json += o.lenient_json;
+                summary.open_invocations_dropped += o.open_invocations_dropped;
+                summary.alerts += o.alerts.len();
+            }
+            Err(e) => self.stop = Some(e.into()),
         }
     }
 

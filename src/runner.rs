@@ -15,7 +15,7 @@
 //!   (the Lambda does not fail the invocation, which would send them again).
 
 use crate::alert::Alert;
-use crate::engine::{BatchOutcome, Engine, EngineError};
+use crate::engine::{BatchOutcome, Engine, EngineError, Pass1};
 use crate::ingest::Payload;
 use crate::sinks::{AlertSink, SinkError};
 use crate::state::StateStore;
@@ -77,6 +77,17 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
         let o = self
             .engine
             .process(payload)
+            .await
+            .map_err(RunError::Engine)?;
+        self.finish(o).await
+    }
+
+    /// Detect on a payload whose pass 1 was done ahead
+    /// ([`crate::engine::Prepared`]), then publish and confirm its alerts.
+    pub async fn process_prepared(&mut self, pass1: &Pass1<'_>) -> Result<BatchOutcome, RunError> {
+        let o = self
+            .engine
+            .process_prepared(pass1)
             .await
             .map_err(RunError::Engine)?;
         self.finish(o).await

@@ -25,6 +25,7 @@ mod digest;
 mod finish;
 mod incidents;
 mod observe;
+mod prepared;
 mod rule_tests;
 mod work;
 
@@ -38,6 +39,7 @@ use crate::ingest::{MessageType, Payload};
 use crate::rules::RuleSet;
 use crate::state::{StateError, StateStore};
 
+pub use prepared::{Pass1, Prepared};
 pub use rule_tests::{TestOutcome, run_rule_tests, run_rule_tests_in};
 
 const MAX_ATTEMPTS: usize = 5;
@@ -227,8 +229,41 @@ impl<S: StateStore> Engine<S> {
 
     /// Process one decoded payload.
     pub async fn process(&mut self, p: &Payload<'_>) -> Result<BatchOutcome, EngineError> {
+        if let Some(skipped) = self.skipped(p) {
+            return Ok(skipped);
+        }
+        let (observed, lenient_json) = self.observe(p);
+        self.process_observed(p, &observed, lenient_json).await
+    }
+
+    /// Process a payload whose pass 1 was done ahead, maybe on another
+    /// thread ([`Prepared`]): the same outcome as [`Engine::process`] on it.
+    /// Pass 1 is done again here when it was done with other rules than
+    /// this engine's, or when profiling (the profile times it).
+    pub async fn process_prepared(
+        &mut self,
+        pass1: &Pass1<'_>,
+    ) -> Result<BatchOutcome, EngineError> {
+        let p = &pass1.payload;
+        if let Some(skipped) = self.skipped(p) {
+            return Ok(skipped);
+        }
+        let same_rules = pass1
+            .rules
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, &self.rules));
+        if self.profile.is_some() || !same_rules {
+            return self.process(p).await;
+        }
+        self.process_observed(p, &pass1.observed, pass1.lenient_json)
+            .await
+    }
+
+    /// The outcome of a payload that is not detected on: a control message,
+    /// or a batch of an ignored log group.
+    fn skipped(&self, p: &Payload<'_>) -> Option<BatchOutcome> {
         if p.message_type == MessageType::Control {
-            return Ok(BatchOutcome {
+            return Some(BatchOutcome {
                 control: true,
                 ..BatchOutcome::default()
             });
@@ -240,13 +275,22 @@ impl<S: StateStore> Engine<S> {
             .any(|g| *g == p.log_group)
         {
             tracing::debug!(log_group = %p.log_group, "Ignored a batch from an ignored log group.");
-            return Ok(BatchOutcome {
+            return Some(BatchOutcome {
                 ignored: true,
                 events: p.log_events.len(),
                 ..BatchOutcome::default()
             });
         }
-        let (observed, lenient_json) = self.observe(p);
+        None
+    }
+
+    /// Steps 2–4 on a payload and its pass 1.
+    async fn process_observed(
+        &mut self,
+        p: &Payload<'_>,
+        observed: &[observe::Observed<'_>],
+        lenient_json: u64,
+    ) -> Result<BatchOutcome, EngineError> {
         if let Some(max) = p.log_events.iter().map(|e| e.timestamp).max() {
             self.watermark = self.watermark.max(max);
         }
@@ -262,7 +306,7 @@ impl<S: StateStore> Engine<S> {
         loop {
             attempt += 1;
             match self
-                .run(Some((p, &observed)), self.watermark, read_time)
+                .run(Some((p, observed)), self.watermark, read_time)
                 .await
             {
                 Err(EngineError::State(StateError::Conflict { key })) if attempt < MAX_ATTEMPTS => {

@@ -220,6 +220,14 @@ impl OwnedPayload {
                 * std::mem::size_of::<(std::ops::Range<usize>, i64, std::ops::Range<usize>)>()
     }
 
+    /// Each event's timestamp and message, in order, borrowed from the
+    /// payload itself (not from a [`OwnedPayload::view`]).
+    pub fn events(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.events
+            .iter()
+            .map(|(_, timestamp, message)| (*timestamp, &self.text[message.clone()]))
+    }
+
     /// The payload, borrowing from `self`.
     pub fn view(&self) -> Payload<'_> {
         let s = |r: &std::ops::Range<usize>| Cow::Borrowed(&self.text[r.clone()]);
