@@ -1,10 +1,14 @@
 //! Where alerts go: stdout (text for people or one JSON object per line),
-//! SNS ([`sns`], the detector Lambda's sink) and Slack ([`slack`], used by the
-//! notifier Lambda subscribed to the topic and by `logwarden notify slack`).
+//! SNS ([`sns`], the detector Lambda's sink), Slack ([`slack`]) and PagerDuty
+//! ([`pagerduty`]), used by the notifier Lambda subscribed to the topic and by
+//! `logwarden notify slack|pagerduty`.
 //!
 //! Every sink is an [`AlertSink`]: the runner (`src/runner.rs`) hands it each
 //! batch's alerts and confirms in the engine exactly the ones it delivered.
 
+pub mod destinations;
+pub mod pagerduty;
+pub mod secret;
 pub mod slack;
 pub mod sns;
 mod stdout;
@@ -109,6 +113,9 @@ pub enum SinkCause {
     /// Slack did not take every alert.
     #[error(transparent)]
     Slack(slack::SlackError),
+    /// PagerDuty did not take every alert.
+    #[error(transparent)]
+    PagerDuty(pagerduty::PagerDutyError),
 }
 
 /// Alerts a sink did not deliver. It reads as the sink's own error, which
@@ -142,6 +149,7 @@ impl SinkError {
             SinkCause::Io(e) => e,
             SinkCause::Sns(e) => std::io::Error::other(e),
             SinkCause::Slack(e) => std::io::Error::other(e),
+            SinkCause::PagerDuty(e) => std::io::Error::other(e),
         }
     }
 }
