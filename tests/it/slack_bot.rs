@@ -404,3 +404,95 @@ async fn the_notifier_follows_an_incident_in_slack_and_at_pagerduty_and_sends_no
     assert_eq!(actions, ["trigger", "resolve"]);
     assert_eq!(events[0]["dedup_key"], events[1]["dedup_key"]);
 }
+
+/// The notifier binary as Lambda runs it, configured as the SAM template
+/// does: bot token and routing key in Secrets Manager, the state table for
+/// the messages' ts. Two notifier processes (two containers) share the table.
+#[tokio::test]
+async fn the_notifier_binary_reads_its_secrets_and_two_containers_follow_one_message() {
+    use crate::support::runtime_api::{Outcome, RuntimeApi, lambda_env};
+    let Some(ep) = crate::support::moto("the_notifier_binary_reads_its_secrets") else {
+        return;
+    };
+    let conf = crate::support::aws(&ep).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&conf);
+    let mut arns = Vec::new();
+    for (name, value) in [
+        ("lw-bot", json!({"bot_token": TOKEN}).to_string()),
+        ("lw-pd", KEY.to_string()),
+    ] {
+        let out = sm
+            .create_secret()
+            .name(crate::support::unique(name))
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+        arns.push(out.arn().unwrap().to_string());
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let table = crate::support::unique("lw-notifier");
+    logwarden::state::dynamodb::DynamoStore::create_table(&ddb, &table)
+        .await
+        .unwrap();
+    let (srv, state) = slack().await;
+    let pd = StandIn::start(events_api).await;
+    let mut outcomes = Vec::new();
+    for (id, a) in [
+        ("m1", firing(31, "2026-11-22T10:00:41.000Z")),
+        ("m2", resolved(33)),
+    ] {
+        let mut api = RuntimeApi::start(vec![sns(id, &a)], Duration::from_secs(30)).await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_logwarden-notifier"))
+            .envs(lambda_env(api.addr))
+            .env("LOGWARDEN_SLACK_BOT_TOKEN_SECRET_ARN", &arns[0])
+            .env("LOGWARDEN_SLACK_CHANNEL", "#alerts")
+            .env("LOGWARDEN_SLACK_API_URL", srv.url("/api/"))
+            .env("LOGWARDEN_PAGERDUTY_ROUTING_KEY_SECRET_ARN", &arns[1])
+            .env("LOGWARDEN_PAGERDUTY_URL", pd.url("/v2/enqueue"))
+            .env("LOGWARDEN_STATE_TABLE", &table)
+            .env("AWS_ENDPOINT_URL", &ep)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("LOGWARDEN_SLACK_WEBHOOK_URL")
+            .env_remove("LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN")
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        outcomes.push(api.next_outcome(Duration::from_secs(60)).await);
+        child.kill().await.unwrap();
+    }
+    for o in &outcomes {
+        match o {
+            Some(Outcome::Response(v)) => {
+                assert_eq!(
+                    (v["posted"].as_u64(), v["pagerduty"].as_u64()),
+                    (Some(1), Some(1)),
+                    "{v}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let s = state.lock().unwrap();
+    assert_eq!(
+        s.messages.len(),
+        1,
+        "the second container updated the first's message"
+    );
+    assert!(
+        s.messages.values().next().unwrap()["blocks"]
+            .to_string()
+            .contains("RESOLVED")
+    );
+    assert_eq!(s.replies.len(), 1);
+    let actions: Vec<Value> = pd
+        .requests()
+        .iter()
+        .map(|r| r.json()["event_action"].clone())
+        .collect();
+    assert_eq!(actions, [json!("trigger"), json!("resolve")]);
+}
