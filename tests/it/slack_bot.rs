@@ -127,7 +127,7 @@ const T: Duration = Duration::from_secs(10);
 async fn one_message_per_incident_updated_and_answered_in_its_thread() {
     let (srv, state) = slack().await;
     let b = bot(&srv, TOKEN, "#alerts", Threads::memory());
-    let first = firing(31, "2026-11-22T10:00:41.000Z");
+    let first = firing(31, "2026-11-22T10:01:41.000Z");
     assert_eq!(b.deliver(&first, T).await.unwrap(), BotOutcome::Posted);
     let realert = firing(58, "2026-11-22T10:03:00.000Z");
     assert_eq!(b.deliver(&realert, T).await.unwrap(), BotOutcome::Updated);
@@ -180,7 +180,7 @@ async fn permanent_errors_fail_at_once_with_slacks_code() {
     ] {
         let before = srv.requests().len();
         let e = bot(&srv, token, channel, Threads::memory())
-            .deliver(&firing(31, "2026-11-22T10:00:41.000Z"), T)
+            .deliver(&firing(31, "2026-11-22T10:01:41.000Z"), T)
             .await
             .unwrap_err();
         match &e {
@@ -212,7 +212,7 @@ async fn ratelimited_waits_for_retry_after_then_posts_and_gives_up_within_the_de
         .with_timer(timer.clone());
     let b = SlackBot::new(api, CHANNEL_ID, Threads::memory());
     assert_eq!(
-        b.deliver(&firing(31, "2026-11-22T10:00:41.000Z"), T)
+        b.deliver(&firing(31, "2026-11-22T10:01:41.000Z"), T)
             .await
             .unwrap(),
         BotOutcome::Posted
@@ -235,7 +235,7 @@ async fn ratelimited_waits_for_retry_after_then_posts_and_gives_up_within_the_de
         .with_timer(timer.clone());
     let e = SlackBot::new(api, CHANNEL_ID, Threads::memory())
         .deliver(
-            &firing(31, "2026-11-22T10:00:41.000Z"),
+            &firing(31, "2026-11-22T10:01:41.000Z"),
             Duration::from_secs(10),
         )
         .await
@@ -255,7 +255,7 @@ async fn ratelimited_waits_for_retry_after_then_posts_and_gives_up_within_the_de
 async fn a_deleted_message_is_posted_again_and_its_new_ts_followed() {
     let (srv, state) = slack().await;
     let b = bot(&srv, TOKEN, CHANNEL_ID, Threads::memory());
-    b.deliver(&firing(31, "2026-11-22T10:00:41.000Z"), T)
+    b.deliver(&firing(31, "2026-11-22T10:01:41.000Z"), T)
         .await
         .unwrap();
     state.lock().unwrap().messages.clear(); // someone deleted it in Slack
@@ -297,7 +297,7 @@ async fn two_containers_sharing_the_state_table_follow_one_message() {
     let a = bot(&srv, TOKEN, "#alerts", threads());
     let b = bot(&srv, TOKEN, "#alerts", threads());
     assert_eq!(
-        a.deliver(&firing(31, "2026-11-22T10:00:41.000Z"), T)
+        a.deliver(&firing(31, "2026-11-22T10:01:41.000Z"), T)
             .await
             .unwrap(),
         BotOutcome::Posted
@@ -359,7 +359,7 @@ async fn the_notifier_follows_an_incident_in_slack_and_at_pagerduty_and_sends_no
         )),
     );
     let call = |ev: Value| svc.call(LambdaEvent::new(ev, Context::default()));
-    let mut shadow = firing(5, "2026-11-22T10:00:41.000Z");
+    let mut shadow = firing(5, "2026-11-22T10:01:41.000Z");
     shadow.shadow = true;
     let r = call(sns("m0", &shadow)).await.unwrap();
     assert_eq!(
@@ -370,7 +370,7 @@ async fn the_notifier_follows_an_incident_in_slack_and_at_pagerduty_and_sends_no
         ),
         (Some(1), Some(0), Some(0))
     );
-    let r = call(sns("m1", &firing(31, "2026-11-22T10:00:41.000Z")))
+    let r = call(sns("m1", &firing(31, "2026-11-22T10:01:41.000Z")))
         .await
         .unwrap();
     assert_eq!(
@@ -439,7 +439,7 @@ async fn the_notifier_binary_reads_its_secrets_and_two_containers_follow_one_mes
     let pd = StandIn::start(events_api).await;
     let mut outcomes = Vec::new();
     for (id, a) in [
-        ("m1", firing(31, "2026-11-22T10:00:41.000Z")),
+        ("m1", firing(31, "2026-11-22T10:01:41.000Z")),
         ("m2", resolved(33)),
     ] {
         let mut api = RuntimeApi::start(vec![sns(id, &a)], Duration::from_secs(30)).await;
@@ -495,4 +495,78 @@ async fn the_notifier_binary_reads_its_secrets_and_two_containers_follow_one_mes
         .map(|r| r.json()["event_action"].clone())
         .collect();
     assert_eq!(actions, [json!("trigger"), json!("resolve")]);
+}
+
+/// The messages of one incident's life exactly as they go out, recorded by
+/// the stand-ins: the webhook bodies (firing, resolution), the bot's Web API
+/// calls, and PagerDuty's trigger and resolve. Compared with
+/// `tests/snapshots/destinations/`; README.md shows them and must show them
+/// as they are (`LOGWARDEN_BLESS=1` rewrites the snapshots; review the diff).
+#[tokio::test]
+async fn the_messages_of_an_incident_match_their_snapshots_and_the_readme() {
+    // The golden alert as fired; it resolves once no failure has come from
+    // the source for twice the rule's 60 s window.
+    let firing = crate::support::golden_alerts()
+        .into_iter()
+        .find(|a| a.rule == "failed-auth-burst")
+        .unwrap();
+    let mut resolved = firing.clone();
+    resolved.status = AlertStatus::Resolved;
+    resolved.count = 12;
+    resolved.last_seen = "2026-11-22T10:01:19.503Z".into();
+    resolved.resolved_at = Some("2026-11-22T10:03:19.503Z".into());
+
+    let hook = StandIn::start(|_: &Req| Reply::json(200, json!("ok"))).await;
+    let client =
+        logwarden::sinks::slack::SlackClient::new(&hook.url("/services/T000/B000/XXXX")).unwrap();
+    client.post_alert(&firing).await.unwrap();
+    client.post_alert(&resolved).await.unwrap();
+    let (srv, _) = slack().await;
+    let b = bot(&srv, TOKEN, "C0LOGWARDEN", Threads::memory());
+    b.deliver(&firing, T).await.unwrap();
+    b.deliver(&resolved, T).await.unwrap();
+    let pd = StandIn::start(events_api).await;
+    let sink = logwarden::sinks::pagerduty::PagerDutySink::new(
+        PagerDutyClient::new(KEY, Some(&pd.url("/v2/enqueue"))).unwrap(),
+        Default::default(),
+    );
+    sink.send(&firing).await.unwrap();
+    sink.send(&resolved).await.unwrap();
+
+    let hooks = hook.requests();
+    let calls: Vec<Value> = srv
+        .requests()
+        .iter()
+        .map(|r| json!({"method": r.path.trim_start_matches("/api/"), "body": r.json()}))
+        .collect();
+    let events = pd.requests();
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap() + "\n";
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/destinations");
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let mut not_in_readme = Vec::new();
+    for (name, got) in [
+        ("slack-webhook-firing.json", pretty(&hooks[0].json())),
+        ("slack-webhook-resolved.json", pretty(&hooks[1].json())),
+        ("slack-bot-calls.json", pretty(&Value::Array(calls))),
+        ("pagerduty-trigger.json", pretty(&events[0].json())),
+        ("pagerduty-resolve.json", pretty(&events[1].json())),
+    ] {
+        let path = dir.join(name);
+        if crate::support::bless() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(got, want, "{name} differs from {}", path.display());
+        if name != "slack-bot-calls.json" && !readme.contains(&got) {
+            not_in_readme.push(name);
+        }
+    }
+    assert!(
+        not_in_readme.is_empty(),
+        "README.md does not show {not_in_readme:?} as sent"
+    );
 }
