@@ -92,7 +92,14 @@ pub fn severity(s: &AlertSeverity) -> &'static str {
 /// The event for one alert: `resolve` for a resolution, `trigger` otherwise.
 /// Pure; redacts and escapes everything taken from the alert.
 pub fn event(alert: &Alert, routing_key: &str) -> Value {
-    let mut redacted = alert.clone();
+    // redact::alert leaves the fields logwarden writes itself alone (id,
+    // rule, kind, times), but the notifier's input may come from anyone:
+    // every string goes through redaction first, before escaping hides a
+    // secret's edges. The same id redacts the same way, so a trigger and its
+    // resolve keep one dedup_key.
+    let mut v = serde_json::to_value(alert).unwrap_or(Value::Null);
+    redact_strings(&mut v);
+    let mut redacted: Alert = serde_json::from_value(v).unwrap_or_else(|_| alert.clone());
     redact::alert(&mut redacted, &RedactOptions::default());
     let a = &visible::alert(&redacted);
     let dedup_key = truncate_chars(&a.id, MAX_DEDUP_KEY_CHARS);
@@ -143,6 +150,28 @@ pub fn event(alert: &Alert, routing_key: &str) -> Value {
         ev["links"] = Value::Array(links);
     }
     ev
+}
+
+/// Every string of `v`, object keys included, redacted in place.
+fn redact_strings(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(r) = redact::redact(s) {
+                *s = r;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_strings),
+        Value::Object(o) => {
+            let keys: Vec<String> = o.keys().cloned().collect();
+            for k in keys {
+                if let Some(mut x) = o.remove(&k) {
+                    redact_strings(&mut x);
+                    o.insert(redact::redact(&k).into_owned(), x);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The four W's, from an alert already redacted and made visible.
@@ -551,6 +580,73 @@ mod tests {
             MAX_SUMMARY_CHARS
         );
         assert!(ev["payload"].get("timestamp").is_none());
+    }
+
+    /// Every string of `v` with the path that leads to it.
+    fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
+        match v {
+            Value::String(s) => out.push((path, s)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| strings(x, format!("{path}[{i}]"), out)),
+            Value::Object(o) => o
+                .iter()
+                .for_each(|(k, x)| strings(x, format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn hostile_values_in_every_field_arrive_escaped_and_redacted() {
+        let evil = "\u{1b}[31m<!here>\r\nX\u{202e}AKIAIOSFODNN7EXAMPLE";
+        let mut v = serde_json::to_value(alert()).unwrap();
+        for f in [
+            "id",
+            "rule",
+            "kind",
+            "severity",
+            "title",
+            "summary",
+            "account",
+            "region",
+            "log_group",
+            "log_stream",
+            "function",
+            "first_seen",
+            "last_seen",
+        ] {
+            v[f] = json!(evil);
+        }
+        v["key"] = json!({evil: evil});
+        v["request_ids"] = json!([evil]);
+        v["evidence"] = json!([evil]);
+        v["metrics"] = json!({evil: 1.0});
+        v["account_name"] = json!(evil);
+        v["team"] = json!(evil);
+        let a: Alert = serde_json::from_value(v).unwrap();
+        let ev = event(&a, "K");
+        let mut all = Vec::new();
+        strings(&ev, String::new(), &mut all);
+        for (path, s) in &all {
+            assert!(!s.contains("AKIAIOSFODNN7EXAMPLE"), "{path}: {s:?}");
+            assert!(
+                !s.chars()
+                    .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+                "{path}: {s:?}"
+            );
+            if s.contains('\n') {
+                assert!(
+                    path.contains("evidence"),
+                    "a line break outside evidence: {path}"
+                );
+            }
+        }
+        assert!(all.len() > 20, "{all:?}");
+        assert_eq!(
+            ev["payload"]["severity"], "info",
+            "an unknown severity is info"
+        );
     }
 
     #[test]
