@@ -164,6 +164,41 @@ impl From<sns::SnsError> for SinkError {
     }
 }
 
+/// `alert` with every string redacted, object keys included, and then its
+/// links checked ([`crate::alert::redact::alert`]). That function leaves the
+/// fields logwarden writes itself alone (id, rule, kind, times), but a
+/// destination's input may come from anyone; redacting before escaping also
+/// keeps a secret's edges visible to the finder.
+pub(crate) fn fully_redacted(alert: &Alert) -> Alert {
+    let mut v = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+    redact_strings(&mut v);
+    let mut a: Alert = serde_json::from_value(v).unwrap_or_else(|_| alert.clone());
+    crate::alert::redact::alert(&mut a, &Default::default());
+    a
+}
+
+/// Every string of `v`, object keys included, redacted in place.
+fn redact_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(r) = crate::alert::redact::redact(s) {
+                *s = r;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_strings),
+        serde_json::Value::Object(o) => {
+            let keys: Vec<String> = o.keys().cloned().collect();
+            for k in keys {
+                if let Some(mut x) = o.remove(&k) {
+                    redact_strings(&mut x);
+                    o.insert(crate::alert::redact::redact(&k).into_owned(), x);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -92,16 +92,9 @@ pub fn severity(s: &AlertSeverity) -> &'static str {
 /// The event for one alert: `resolve` for a resolution, `trigger` otherwise.
 /// Pure; redacts and escapes everything taken from the alert.
 pub fn event(alert: &Alert, routing_key: &str) -> Value {
-    // redact::alert leaves the fields logwarden writes itself alone (id,
-    // rule, kind, times), but the notifier's input may come from anyone:
-    // every string goes through redaction first, before escaping hides a
-    // secret's edges. The same id redacts the same way, so a trigger and its
-    // resolve keep one dedup_key.
-    let mut v = serde_json::to_value(alert).unwrap_or(Value::Null);
-    redact_strings(&mut v);
-    let mut redacted: Alert = serde_json::from_value(v).unwrap_or_else(|_| alert.clone());
-    redact::alert(&mut redacted, &RedactOptions::default());
-    let a = &visible::alert(&redacted);
+    // The same id redacts the same way: a trigger and its resolve keep one
+    // dedup_key.
+    let a = &visible::alert(&super::fully_redacted(alert));
     let dedup_key = truncate_chars(&a.id, MAX_DEDUP_KEY_CHARS);
     if a.status.is_resolved() {
         return json!({
@@ -150,28 +143,6 @@ pub fn event(alert: &Alert, routing_key: &str) -> Value {
         ev["links"] = Value::Array(links);
     }
     ev
-}
-
-/// Every string of `v`, object keys included, redacted in place.
-fn redact_strings(v: &mut Value) {
-    match v {
-        Value::String(s) => {
-            if let std::borrow::Cow::Owned(r) = redact::redact(s) {
-                *s = r;
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(redact_strings),
-        Value::Object(o) => {
-            let keys: Vec<String> = o.keys().cloned().collect();
-            for k in keys {
-                if let Some(mut x) = o.remove(&k) {
-                    redact_strings(&mut x);
-                    o.insert(redact::redact(&k).into_owned(), x);
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The four W's, from an alert already redacted and made visible.

@@ -8,15 +8,12 @@ use serde_json::{Value, json};
 use super::MAX_FALLBACK_CHARS;
 use super::blockkit::{body, button, context, field, header, mrkdwn_capped};
 use crate::alert::Alert;
-use crate::alert::redact::{self, RedactOptions};
 use crate::alert::visible;
 
-/// The alert as renderers take it: redacted again (the input may not come
-/// from logwarden's engine) and with controls made visible.
+/// The alert as renderers take it: every string redacted again (the input
+/// may not come from logwarden's engine) and controls made visible.
 fn ready(alert: &Alert) -> Alert {
-    let mut redacted = alert.clone();
-    redact::alert(&mut redacted, &RedactOptions::default());
-    visible::alert(&redacted)
+    visible::alert(&crate::sinks::fully_redacted(alert))
 }
 
 fn key_text(a: &Alert) -> String {
@@ -146,6 +143,16 @@ mod tests {
             b["text"],
             "[RESOLVED] failed-auth-burst: Burst &lt;!channel&gt;\\r\\nfrom 203.0.113.7"
         );
+    }
+
+    #[test]
+    fn a_secret_in_fields_logwarden_writes_itself_is_redacted_too() {
+        let mut a = resolved();
+        a.id = "id AKIAIOSFODNN7EXAMPLE".into();
+        a.rule = "rule AKIAIOSFODNN7EXAMPLE".into();
+        a.resolved_at = Some("AKIAIOSFODNN7EXAMPLE".into());
+        let text = resolved_blocks(&a).to_string() + &thread_reply(&a);
+        assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
     }
 
     #[test]
