@@ -347,12 +347,13 @@ fn sns(message_id: &str, a: &Alert) -> Value {
 async fn the_notifier_follows_an_incident_in_slack_and_at_pagerduty_and_sends_no_shadow() {
     let (srv, state) = slack().await;
     let pd = StandIn::start(events_api).await;
+    let threads = Threads::memory();
     let svc = NotifierService::with_destinations(
         Some(SlackDest::Bot(SecretBacked::ready(bot(
             &srv,
             TOKEN,
             "#alerts",
-            Threads::memory(),
+            threads.clone(),
         )))),
         Some(SecretBacked::ready(
             PagerDutyClient::new(KEY, Some(&pd.url("/v2/enqueue"))).unwrap(),
@@ -391,6 +392,26 @@ async fn the_notifier_follows_an_incident_in_slack_and_at_pagerduty_and_sends_no
             r["duplicates"].as_u64()
         ),
         (Some(0), Some(0), Some(2))
+    );
+
+    // Another container, sharing where the messages are, gets the same
+    // retry: the message already shows it.
+    let other = NotifierService::with_destinations(
+        Some(SlackDest::Bot(SecretBacked::ready(bot(
+            &srv, TOKEN, "#alerts", threads,
+        )))),
+        None,
+    );
+    let r = other
+        .call(LambdaEvent::new(
+            sns("m2", &resolved(33)),
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["posted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(1))
     );
 
     let s = state.lock().unwrap();

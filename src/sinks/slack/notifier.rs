@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::bot::SlackBot;
+use super::bot::{BotOutcome, SlackBot};
 use super::{
     AlarmNotification, RetryPolicy, SlackClient, SlackError, alarm_blocks, blocks, message_blocks,
     parse_webhook_url,
@@ -608,21 +608,34 @@ impl NotifierService {
             );
             return Ok(());
         }
+        // `None`: the message already shows this (an earlier try, or
+        // another container, did it).
         let done = match (target, n) {
             (SlackTarget::Webhook(client), n) => client
                 .post_within(&n.body(), budget)
                 .await
-                .map(|d| format!("{} attempt(s)", d.attempts)),
+                .map(|d| Some(format!("{} attempt(s)", d.attempts))),
             (SlackTarget::Bot(bot), Notification::Alert(a)) => {
-                bot.deliver(a, budget).await.map(|o| format!("{o:?}"))
+                bot.deliver(a, budget).await.map(|o| match o {
+                    BotOutcome::Unchanged => None,
+                    o => Some(format!("{o:?}")),
+                })
             }
             (SlackTarget::Bot(bot), n) => bot
                 .post_message(&n.body(), budget)
                 .await
-                .map(|()| "posted".to_string()),
+                .map(|()| Some("posted".to_string())),
         };
         match done {
-            Ok(how) => {
+            Ok(None) => {
+                c.duplicates += 1;
+                tracing::info!(
+                    id = id.as_deref().unwrap_or(""),
+                    "The incident's Slack message already shows this; not posting again."
+                );
+                Ok(())
+            }
+            Ok(Some(how)) => {
                 c.posted += 1;
                 tracing::info!(kind = n.kind(), id = id.as_deref().unwrap_or(""), how = %how, "Posted to Slack.");
                 if let Some(id) = id {
