@@ -7,7 +7,7 @@
 #   1. pinned tool versions are the ones installed
 #   2. the generated log-group slots of the template are up to date
 #   3. cfn-lint infra/template.yaml: no error, no warning
-#   4. offline translation (aws-sam-translator) of six parameter scenarios, plus
+#   4. offline translation (aws-sam-translator) of seven parameter scenarios, plus
 #      static checks of what the emulator ignores (infra/smoke_moto.py --offline)
 #   5. cfn-lint of the translated CloudFormation (each distinct translation)
 #   6. checkov (offline, --skip-download) of the template, of a copy per

@@ -132,11 +132,36 @@ def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
         # Every slot in use (the most LogGroupNames accepts).
         "direct-20-loggroups": {"LogGroupNames": ",".join(MANY_GROUPS), "MinEmailSeverity": "critical"},
         "account-direct": {"SubscriptionMode": "AccountPolicy", "AlertEmail": "ops@example.com"},
+        # Slack by bot token (messages that follow the incident) and PagerDuty.
+        "bot-pagerduty": {
+            "SlackBotTokenSecretArn": fixtures["secret_arn"],
+            "SlackChannel": "C0LOGWARDEN",
+            "PagerDutyRoutingKeySecretArn": fixtures["secret_arn"],
+        },
         "account-kinesis": {"SubscriptionMode": "AccountPolicy", "IngestPath": "kinesis"},
     }
 
 
 # ------------------------------------------------------------- static checks
+
+
+def has_notifier(params: dict[str, Any]) -> bool:
+    """The notifier exists when any of its destinations is configured."""
+    return any(params.get(p) for p in ("SlackWebhookSecretArn", "SlackBotTokenSecretArn",
+                                        "PagerDutyRoutingKeySecretArn"))
+
+
+def notifier_env(params: dict[str, Any]) -> dict[str, str]:
+    """The notifier's environment for these parameters: only what is configured."""
+    env = {"LOGWARDEN_REDACT_EMAILS": params["RedactEmails"]}
+    if params.get("SlackWebhookSecretArn"):
+        env["LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN"] = params["SlackWebhookSecretArn"]
+    if params.get("SlackBotTokenSecretArn"):
+        env["LOGWARDEN_SLACK_BOT_TOKEN_SECRET_ARN"] = params["SlackBotTokenSecretArn"]
+        env["LOGWARDEN_SLACK_CHANNEL"] = params["SlackChannel"]
+    if params.get("PagerDutyRoutingKeySecretArn"):
+        env["LOGWARDEN_PAGERDUTY_ROUTING_KEY_SECRET_ARN"] = params["PagerDutyRoutingKeySecretArn"]
+    return env
 
 
 def active_resources(translated: dict[str, Any], evaluator: translate.Evaluator) -> dict[str, Any]:
@@ -220,7 +245,7 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
     elif mode == "None" or not groups:
         c.check(not logs_permissions, "no logs.amazonaws.com invoke permission", str(sorted(logs_permissions)))
 
-    slack, kinesis = bool(params["SlackWebhookSecretArn"]), path == "kinesis"
+    slack, kinesis = has_notifier(params), path == "kinesis"
     alarms = dict(by_type.get("AWS::CloudWatch::Alarm", []))
     want_alarms = {"DetectorErrorsAlarm", "DetectorThrottlesAlarm", "OnFailureQueueAlarm"}
     want_alarms |= {"NotifierErrorsAlarm"} if slack else set()
@@ -267,7 +292,7 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
     c.check(table.get("BillingMode") == "PAY_PER_REQUEST", "table on demand")
 
     invoke_configs = by_type.get("AWS::Lambda::EventInvokeConfig", [])
-    want_configs = 2 if params["SlackWebhookSecretArn"] else 1
+    want_configs = 2 if has_notifier(params) else 1
     c.check(len(invoke_configs) == want_configs
             and all("OnFailure" in r["Properties"]["DestinationConfig"] for _, r in invoke_configs),
             f"{want_configs} EventInvokeConfig with an on-failure destination")
@@ -309,7 +334,7 @@ def wait_stack(cfn: Any, stack: str, pending: str, timeout: float = 120.0) -> di
 
 def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str, Any],
                     outputs: dict[str, str]) -> None:
-    slack = bool(params["SlackWebhookSecretArn"])
+    slack = has_notifier(params)
     kinesis = params["IngestPath"] == "kinesis"
     want = {"AlertTopicArn", "StateTableName", "DetectorFunctionName", "DetectorFunctionArn",
             "OnFailureQueueUrl", "DataKeyArn"}
@@ -410,16 +435,29 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
         nfn = c.attempt("notifier exists", lambda: aws["lambda"].get_function(FunctionName=notifier)["Configuration"])
         if nfn is not None:
             env = nfn.get("Environment", {}).get("Variables", {})
-            c.check(env == {"LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN": params["SlackWebhookSecretArn"],
-                            "LOGWARDEN_REDACT_EMAILS": params["RedactEmails"]},
-                    f"notifier {notifier}: LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN and LOGWARDEN_REDACT_EMAILS in its environment",
+            want_env = notifier_env(params)
+            bot = bool(params.get("SlackBotTokenSecretArn"))
+            # The state table's name is moto's; its presence is what matters.
+            table = env.pop("LOGWARDEN_STATE_TABLE", None)
+            c.check(env == want_env and (table is not None) == bot,
+                    f"notifier {notifier}: {', '.join(sorted(want_env))}"
+                    + (" and LOGWARDEN_STATE_TABLE" if bot else "") + " in its environment",
                     str(env))
             role = nfn["Role"].split("/")[-1]
             doc = policy_document(aws["iam"].get_role_policy(RoleName=role, PolicyName="notifier")["PolicyDocument"])
             text = json.dumps(doc)
-            c.check("secretsmanager:GetSecretValue" in text and params["SlackWebhookSecretArn"] in text
-                    and "sns:Publish" not in text and "dynamodb:" not in text,
-                    "notifier may read only its secret (no SNS, no DynamoDB)")
+            secrets = [params[p] for p in ("SlackWebhookSecretArn", "SlackBotTokenSecretArn",
+                                           "PagerDutyRoutingKeySecretArn") if params.get(p)]
+            dynamo = [st for st in doc["Statement"] if "dynamodb:" in json.dumps(st.get("Action"))]
+            c.check("secretsmanager:GetSecretValue" in text and all(a in text for a in secrets)
+                    and "sns:Publish" not in text,
+                    "notifier may read only its secrets (no SNS)")
+            if bot:
+                c.check(len(dynamo) == 1 and sorted(dynamo[0]["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+                        and "slack|*" in json.dumps(dynamo[0].get("Condition")),
+                        "the bot may get and put only its slack|* items of the state table", str(dynamo))
+            else:
+                c.check(not dynamo, "no DynamoDB for the notifier without a bot", str(dynamo))
             decrypt = [st for st in doc["Statement"] if st.get("Sid") == "DecryptSlackWebhook"]
             if params["SlackWebhookSecretKmsKeyArn"]:
                 c.check(len(decrypt) == 1 and decrypt[0]["Resource"] == params["SlackWebhookSecretKmsKeyArn"],

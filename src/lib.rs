@@ -20,7 +20,7 @@
 //!   one file per step (observe, apply, incidents and outbox, finish, storm digest); names no kind.
 //! - [`runner`]: process → publish → confirm, once, for replay, backtest, sweep and the Lambda handler.
 //! - [`sinks`]: where alerts go, each an [`sinks::AlertSink`]: stdout, SNS (per-protocol bodies),
-//!   Slack (Block Kit; the notifier).
+//!   Slack (Block Kit by webhook, or a bot's message per incident; the notifier), PagerDuty.
 //! - [`replay`]: files and directories through the engine, for the CLI.
 //! - [`eval`]: alerts of a replay scored against labelled incidents (a truth file), per rule.
 //! - [`backtest`]: a log group's history (CloudWatch Logs `FilterLogEvents`) through the engine, and its HTML report.

@@ -9,15 +9,17 @@ use super::visible::visible;
 /// Longest subject SNS accepts for email (it must be under 100 characters).
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
-/// `[HIGH] <title>`, one line, at most [`MAX_SUBJECT_CHARS`] characters.
-/// Line breaks and other controls in the title are shown as escapes (`\r\n`),
-/// so a log line cannot add a header or a line to the subject.
+/// `[HIGH] <title>` (a resolution: `[RESOLVED] <title>`), one line, at most
+/// [`MAX_SUBJECT_CHARS`] characters. Line breaks and other controls in the
+/// title are shown as escapes (`\r\n`), so a log line cannot add a header or
+/// a line to the subject.
 pub fn subject(a: &Alert) -> String {
-    let raw = format!(
-        "[{}] {}",
-        visible(&a.severity.as_str().to_uppercase(), false),
-        visible(&a.title, false)
-    );
+    let tag = if a.status.is_resolved() {
+        "RESOLVED".to_string()
+    } else {
+        visible(&a.severity.as_str().to_uppercase(), false).into_owned()
+    };
+    let raw = format!("[{tag}] {}", visible(&a.title, false));
     let one_line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     super::truncate_chars(&one_line, MAX_SUBJECT_CHARS)
 }
@@ -27,6 +29,9 @@ pub fn subject(a: &Alert) -> String {
 /// Control sequences from log content are shown as escapes.
 pub fn body(a: &Alert, region: &str) -> String {
     let a = &super::visible::alert(a);
+    if a.status.is_resolved() {
+        return resolved_body(a, region);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "{}", subject(a));
     let _ = writeln!(out);
@@ -91,6 +96,43 @@ pub fn body(a: &Alert, region: &str) -> String {
     out
 }
 
+/// A resolution's body: short, it closes an incident the reader has seen.
+/// What cleared, when, the incident's span and count, where, then the links.
+/// `a` is already made visible.
+fn resolved_body(a: &Alert, region: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", subject(a));
+    let _ = writeln!(out);
+    let resolved = a.resolved_at.as_deref().unwrap_or("(time not given)");
+    let _ = writeln!(out, "RESOLVED  {resolved}");
+    let _ = writeln!(out, "RULE      {} ({}, {})", a.rule, a.kind, a.severity);
+    let key: Vec<String> = a.key.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let key = if key.is_empty() {
+        "(per function)".to_string()
+    } else {
+        key.join(", ")
+    };
+    let _ = writeln!(out, "KEY       {key}");
+    let _ = writeln!(out, "SEEN      {} to {}", a.first_seen, a.last_seen);
+    let _ = writeln!(out, "COUNT     {}", a.count);
+    let account = a.account.as_deref().unwrap_or("unknown account");
+    let _ = writeln!(out, "WHERE     account {account}, region {region}");
+    let _ = writeln!(out, "          log group {}", a.log_group);
+    for (label, link) in [
+        ("Log stream", &a.links.log_stream),
+        ("Logs Insights", &a.links.insights),
+    ] {
+        if let Some(l) = link {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{label}:");
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "alert id {} (the firing alert's id)", a.id);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +187,46 @@ mod tests {
         let what = b.find("WHAT").unwrap();
         assert!(when < wher && wher < who && who < what, "{b}");
         assert!(b.contains("  > Task timed out after 3.00 seconds"));
+    }
+
+    fn resolved(title: &str) -> Alert {
+        let mut a = alert(title);
+        a.status = crate::alert::AlertStatus::Resolved;
+        a.resolved_at = Some("2026-11-22T10:12:00.000Z".into());
+        a.last_seen = "2026-11-22T10:02:00.000Z".into();
+        a.count = 7;
+        a.key = Key::from([("source_ip".to_string(), "203.0.113.7\r\nBcc: x".to_string())]);
+        a.links.log_stream = Some("https://console.aws.amazon.com/x".into());
+        a
+    }
+
+    #[test]
+    fn a_resolution_has_its_own_one_line_subject_and_a_short_body() {
+        let s = subject(&resolved(&format!("evil\r\nBcc: x {}", "y".repeat(300))));
+        assert!(s.starts_with("[RESOLVED] evil\\r\\nBcc: x yyy"), "{s}");
+        assert!(s.chars().count() <= MAX_SUBJECT_CHARS);
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        let b = body(&resolved("Invocation timed out in f"), "eu-west-1");
+        assert!(
+            b.starts_with("[RESOLVED] Invocation timed out in f\n\n"),
+            "{b}"
+        );
+        for want in [
+            "RESOLVED  2026-11-22T10:12:00.000Z\n",
+            "RULE      invocation-timeout (failure, high)\n",
+            "KEY       source_ip 203.0.113.7\\r\\nBcc: x\n",
+            "SEEN      2026-11-22T10:00:00.000Z to 2026-11-22T10:02:00.000Z\n",
+            "COUNT     7\n",
+            "WHERE     account 123456789012, region eu-west-1\n",
+            "Log stream:\nhttps://console.aws.amazon.com/x\n",
+            "alert id 0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(b.contains(want), "{want:?} not in\n{b}");
+        }
+        assert!(!b.contains("Evidence"), "a resolution is short: {b}");
+        // A firing alert with the same fields still renders as before.
+        let mut firing = resolved("t");
+        firing.status = crate::alert::AlertStatus::Firing;
+        assert!(body(&firing, "r").starts_with("[HIGH] t\n\nWHEN"));
     }
 }

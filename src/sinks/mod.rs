@@ -1,10 +1,14 @@
 //! Where alerts go: stdout (text for people or one JSON object per line),
-//! SNS ([`sns`], the detector Lambda's sink) and Slack ([`slack`], used by the
-//! notifier Lambda subscribed to the topic and by `logwarden notify slack`).
+//! SNS ([`sns`], the detector Lambda's sink), Slack ([`slack`]) and PagerDuty
+//! ([`pagerduty`]), used by the notifier Lambda subscribed to the topic and by
+//! `logwarden notify slack|pagerduty`.
 //!
 //! Every sink is an [`AlertSink`]: the runner (`src/runner.rs`) hands it each
 //! batch's alerts and confirms in the engine exactly the ones it delivered.
 
+pub mod destinations;
+pub mod pagerduty;
+pub mod secret;
 pub mod slack;
 pub mod sns;
 mod stdout;
@@ -109,6 +113,9 @@ pub enum SinkCause {
     /// Slack did not take every alert.
     #[error(transparent)]
     Slack(slack::SlackError),
+    /// PagerDuty did not take every alert.
+    #[error(transparent)]
+    PagerDuty(pagerduty::PagerDutyError),
 }
 
 /// Alerts a sink did not deliver. It reads as the sink's own error, which
@@ -142,6 +149,7 @@ impl SinkError {
             SinkCause::Io(e) => e,
             SinkCause::Sns(e) => std::io::Error::other(e),
             SinkCause::Slack(e) => std::io::Error::other(e),
+            SinkCause::PagerDuty(e) => std::io::Error::other(e),
         }
     }
 }
@@ -153,6 +161,41 @@ impl From<sns::SnsError> for SinkError {
             failed: e.failed.clone(),
             cause: SinkCause::Sns(e),
         }
+    }
+}
+
+/// `alert` with every string redacted, object keys included, and then its
+/// links checked ([`crate::alert::redact::alert`]). That function leaves the
+/// fields logwarden writes itself alone (id, rule, kind, times), but a
+/// destination's input may come from anyone; redacting before escaping also
+/// keeps a secret's edges visible to the finder.
+pub(crate) fn fully_redacted(alert: &Alert) -> Alert {
+    let mut v = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+    redact_strings(&mut v);
+    let mut a: Alert = serde_json::from_value(v).unwrap_or_else(|_| alert.clone());
+    crate::alert::redact::alert(&mut a, &Default::default());
+    a
+}
+
+/// Every string of `v`, object keys included, redacted in place.
+fn redact_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(r) = crate::alert::redact::redact(s) {
+                *s = r;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_strings),
+        serde_json::Value::Object(o) => {
+            let keys: Vec<String> = o.keys().cloned().collect();
+            for k in keys {
+                if let Some(mut x) = o.remove(&k) {
+                    redact_strings(&mut x);
+                    o.insert(crate::alert::redact::redact(&k).into_owned(), x);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

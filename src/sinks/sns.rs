@@ -113,6 +113,8 @@ fn render_once(a: &Alert, region: &str) -> SnsMessage {
     if let Some(f) = a.function.as_ref().filter(|f| !f.is_empty()) {
         attributes.push(("function", f.clone()));
     }
+    // Subscribers filter on it (e.g. page on firing only).
+    attributes.push(("status", a.status.to_string()));
     SnsMessage {
         message: doc.to_string(),
         subject: email::subject(a),
@@ -357,7 +359,27 @@ mod tests {
             "email is plain text"
         );
         let names: Vec<&str> = m.attributes.iter().map(|(k, _)| *k).collect();
-        assert_eq!(names, ["severity", "rule", "kind", "log_group"]);
+        assert_eq!(names, ["severity", "rule", "kind", "log_group", "status"]);
+        assert_eq!(m.attributes[4].1, "firing");
+        assert_eq!(m.subject, "[HIGH] Burst");
+    }
+
+    #[test]
+    fn a_resolution_says_so_in_its_attribute_subject_and_email() {
+        let mut a = alert();
+        a.status = crate::alert::AlertStatus::Resolved;
+        a.resolved_at = Some("2026-11-22T10:12:00.000Z".into());
+        let m = render(&a, "eu-west-1");
+        assert!(m.attributes.contains(&("status", "resolved".to_string())));
+        assert_eq!(m.subject, "[RESOLVED] Burst");
+        let doc: serde_json::Value = serde_json::from_str(&m.message).unwrap();
+        let email = doc["email"].as_str().unwrap();
+        assert!(
+            email.contains("RESOLVED  2026-11-22T10:12:00.000Z"),
+            "{email}"
+        );
+        let back: Alert = serde_json::from_str(doc["sqs"].as_str().unwrap()).unwrap();
+        assert_eq!(back, a);
     }
 
     #[test]

@@ -616,6 +616,50 @@ async fn a_failed_post_fails_the_invocation_after_trying_the_others_and_the_retr
 }
 
 #[tokio::test]
+async fn a_resolution_after_its_firing_is_posted_as_its_own_message_naming_the_incident() {
+    let srv = server(vec![ok()]).await;
+    let svc = service(&srv, RetryPolicy::default());
+    let firing = alert("a1");
+    let mut resolved = firing.clone();
+    resolved.status = logwarden::alert::AlertStatus::Resolved;
+    resolved.resolved_at = Some("2026-11-22T10:12:00.000Z".into());
+    let mut shadow = firing.clone();
+    shadow.shadow = true;
+    let ev = |id: &str, a: &Alert| sns_event(vec![sns_record(id, "s", &json!(a).to_string())]);
+    assert_eq!(call(&svc, ev("m1", &firing)).await.unwrap()["posted"], 1);
+    // Same id as the firing: not taken for a duplicate of it.
+    assert_eq!(call(&svc, ev("m2", &resolved)).await.unwrap()["posted"], 1);
+    // A retry of the resolution is.
+    assert_eq!(
+        call(&svc, ev("m2", &resolved)).await.unwrap()["duplicates"],
+        1
+    );
+    let resp = call(&svc, ev("m3", &shadow)).await.unwrap();
+    assert_eq!(
+        (resp["posted"].as_u64(), resp["shadow"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 2, "shadow alerts are never posted");
+    let r = reqs[1].json();
+    assert!(
+        header_text(&r).starts_with(":white_check_mark: RESOLVED · Burst of failed"),
+        "{r}"
+    );
+    let text = r["blocks"].to_string();
+    for want in [
+        "*Rule*\\nfailed-auth-burst",
+        "*Key*\\nsource_ip = 203.0.113.7",
+        "*First seen*",
+        "*Last seen*",
+        "*Count*\\n31",
+        "id `a1`",
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+}
+
+#[tokio::test]
 async fn the_invocation_deadline_bounds_retries() {
     let srv = server(vec![Reply::Status(500, vec![], "oops")]).await;
     // The client alone would keep trying for 20 s; its waits go through the

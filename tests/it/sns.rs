@@ -59,6 +59,7 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
     assert_eq!(attrs["kind"]["Value"], "threshold");
     assert_eq!(attrs["log_group"]["Value"], "/aws/lambda/auth-api");
     assert_eq!(attrs["function"]["Value"], "auth-api");
+    assert_eq!(attrs["status"]["Value"], "firing");
 
     // moto records what was published per topic: the email body is plain text.
     let data: Value = moto_state(&ep).await;
@@ -80,6 +81,36 @@ async fn one_alert_arrives_with_envelope_subject_attributes_and_alert_json() {
         "email is not JSON"
     );
     assert!(body.contains("WHO    source_ip 203.0.113.7"));
+}
+
+#[tokio::test]
+async fn a_resolution_arrives_with_status_resolved_and_its_own_subject() {
+    let Some(ep) = moto("a_resolution_arrives_with_status_resolved_and_its_own_subject") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = topic_with_queue(&conf, &unique("lw-res"), None).await;
+    let mut alert = golden_alerts()
+        .into_iter()
+        .find(|a| a.rule == "failed-auth-burst")
+        .unwrap();
+    alert.status = logwarden::alert::AlertStatus::Resolved;
+    alert.resolved_at = Some("2026-11-22T10:12:00.000Z".into());
+    sink(&conf, &t.topic_arn)
+        .publish(std::slice::from_ref(&alert))
+        .await
+        .unwrap();
+    let got = t.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let n = &got[0];
+    assert_eq!(n["MessageAttributes"]["status"]["Value"], "resolved");
+    let subject = n["Subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[RESOLVED] Burst of failed"),
+        "{subject}"
+    );
+    let back: Alert = serde_json::from_str(n["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(back, alert, "same id, final count, resolved_at");
 }
 
 /// Records the number of entries of each `PublishBatch` call the client makes

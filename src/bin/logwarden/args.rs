@@ -267,6 +267,32 @@ pub(crate) enum NotifyCommand {
         #[arg(long, env = "LOGWARDEN_REDACT_EMAILS")]
         redact_emails: bool,
     },
+    /// Send alert JSON lines to PagerDuty (Events API v2) as the notifier does:
+    /// `trigger` for a firing alert, `resolve` for a resolution, `dedup_key` =
+    /// alert id; shadow alerts are skipped.
+    ///
+    /// Exit status: 0 every alert sent; 1 some line was not an alert or was
+    /// not accepted (each reported on stderr with its line number); 2 usage.
+    ///
+    /// Example: logwarden replay --output json fixtures/ | logwarden notify pagerduty --routing-key "$KEY"
+    Pagerduty {
+        /// The integration's routing key (keep it out of shell history: use the env var).
+        #[arg(
+            long,
+            value_name = "K",
+            env = "LOGWARDEN_PAGERDUTY_ROUTING_KEY",
+            hide_env_values = true
+        )]
+        routing_key: String,
+        /// Events API endpoint.
+        #[arg(long, value_name = "U", default_value = logwarden::sinks::pagerduty::EVENTS_URL)]
+        url: String,
+        /// File of alert JSON lines; '-' or nothing reads stdin.
+        file: Option<PathBuf>,
+        /// Also redact email addresses (secrets are always redacted).
+        #[arg(long, env = "LOGWARDEN_REDACT_EMAILS")]
+        redact_emails: bool,
+    },
 }
 
 #[derive(clap::Args)]

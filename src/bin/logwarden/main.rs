@@ -14,7 +14,8 @@ use logwarden::ingest::Limits;
 use logwarden::replay::{ReplayOptions, replay_to, shown_path};
 use logwarden::rules::RuleSet;
 use logwarden::runner::Runner;
-use logwarden::sinks::slack::{SlackClient, post_alert_lines_with};
+use logwarden::sinks::pagerduty::{PagerDutyClient, PagerDutySink};
+use logwarden::sinks::slack::{SlackClient, SlackSink, deliver_alert_lines};
 use logwarden::sinks::{Both, PerRule};
 use logwarden::state::dynamodb::DynamoStore;
 use logwarden::time::Clock;
@@ -86,6 +87,22 @@ fn main() -> ExitCode {
                 emails: redact_emails,
             },
         ),
+        Command::Notify {
+            command:
+                NotifyCommand::Pagerduty {
+                    routing_key,
+                    url,
+                    file,
+                    redact_emails,
+                },
+        } => run_notify_pagerduty(
+            &routing_key,
+            &url,
+            file.as_deref(),
+            RedactOptions {
+                emails: redact_emails,
+            },
+        ),
         Command::Rules {
             command: RulesCommand::List { dir },
         } => match load_rules(dir.as_ref()) {
@@ -118,6 +135,33 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
             return ExitCode::from(2);
         }
     };
+    let mut sink = SlackSink::new(client, *opts);
+    notify_lines(file, &mut sink, "posted")
+}
+
+fn run_notify_pagerduty(
+    key: &str,
+    url: &str,
+    file: Option<&std::path::Path>,
+    opts: RedactOptions,
+) -> ExitCode {
+    let client = match PagerDutyClient::new(key, Some(url)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sink = PagerDutySink::new(client, opts);
+    notify_lines(file, &mut sink, "sent")
+}
+
+/// `notify slack|pagerduty`: alert lines from `file` (or stdin) through `sink`.
+fn notify_lines<K: logwarden::sinks::AlertSink>(
+    file: Option<&std::path::Path>,
+    sink: &mut K,
+    done: &str,
+) -> ExitCode {
     let reader: Box<dyn std::io::BufRead> = match file {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
@@ -133,7 +177,7 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(post_alert_lines_with(reader, &client, opts)) {
+    match rt.block_on(deliver_alert_lines(reader, sink)) {
         Err(e) => {
             eprintln!("logwarden: {e}");
             ExitCode::FAILURE
@@ -143,8 +187,13 @@ fn run_notify_slack(url: &str, file: Option<&std::path::Path>, opts: &RedactOpti
             for p in &s.problems {
                 eprintln!("logwarden: {}", visible(&p.to_string(), false));
             }
+            let shadow = if s.shadow > 0 {
+                format!(", {} shadow (never delivered)", s.shadow)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "logwarden: {} posted, {} not posted, {} not alerts",
+                "logwarden: {} {done}, {} not {done}, {} not alerts{shadow}",
                 s.posted, s.failed, s.malformed
             );
             if s.all_posted() {

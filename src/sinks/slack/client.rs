@@ -56,6 +56,18 @@ pub enum SlackError {
         /// What went wrong (never the secret's value).
         reason: String,
     },
+    /// The Slack Web API refused a call with an error a retry cannot
+    /// change (`channel_not_found`, `invalid_auth`, `message_not_found`, …).
+    #[error("Slack {method} failed: {error}")]
+    Api {
+        /// The Web API method.
+        method: String,
+        /// Slack's error code (or the HTTP status and body).
+        error: String,
+    },
+    /// The store of posted messages (their `ts`) failed.
+    #[error("Slack message store: {0}")]
+    Store(String),
     /// Reading alert lines failed.
     #[error("reading line {line}: {source}")]
     Read {
@@ -68,10 +80,13 @@ pub enum SlackError {
 
 impl SlackError {
     /// Whether trying the same message again later can help: true for
-    /// exhausted retries and Secrets Manager failures, false for rejections
-    /// and configuration errors.
+    /// exhausted retries, Secrets Manager and message store failures, false
+    /// for rejections and configuration errors.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SlackError::GaveUp { .. } | SlackError::Secret { .. })
+        matches!(
+            self,
+            SlackError::GaveUp { .. } | SlackError::Secret { .. } | SlackError::Store(_)
+        )
     }
 }
 
@@ -176,12 +191,7 @@ impl SlackClient {
     /// A client for `webhook_url` with the default [`RetryPolicy`] and the real timer.
     pub fn new(webhook_url: &str) -> Result<SlackClient, SlackError> {
         let url = parse_webhook_url(webhook_url, "webhook URL")?;
-        let http = reqwest::Client::builder()
-            // A webhook that redirects is misconfigured; a 3xx is reported, not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SlackError::Client(error_chain(&e)))?;
+        let http = http_client().map_err(SlackError::Client)?;
         Ok(SlackClient {
             http,
             url,
@@ -332,18 +342,32 @@ impl SlackClient {
         }
     }
 
-    /// Exponential backoff with "equal jitter": after failure `n` (1-based),
-    /// a random wait between half and all of `initial · 2^(n-1)`, capped.
-    /// Jitter keeps many containers from retrying in lockstep.
     fn backoff(&self, n: u32) -> Duration {
-        let cap = self
-            .policy
-            .initial_backoff
-            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(20)))
-            .min(self.policy.max_backoff);
-        let half = cap / 2;
-        half + half.mul_f64(unit_random())
+        backoff(&self.policy, n)
     }
+}
+
+/// The one HTTP client logwarden's webhooks and APIs use (reqwest on the
+/// SDK's rustls stack). An endpoint that redirects is misconfigured: a 3xx
+/// is reported, not followed.
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| error_chain(&e))
+}
+
+/// Exponential backoff with "equal jitter": after failure `n` (1-based),
+/// a random wait between half and all of `initial · 2^(n-1)`, capped.
+/// Jitter keeps many containers from retrying in lockstep.
+pub(crate) fn backoff(policy: &RetryPolicy, n: u32) -> Duration {
+    let cap = policy
+        .initial_backoff
+        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(20)))
+        .min(policy.max_backoff);
+    let half = cap / 2;
+    half + half.mul_f64(unit_random())
 }
 
 /// A number in [0, 1): std's per-instance random hash keys, no extra crate.
@@ -360,14 +384,14 @@ fn unit_random() -> f64 {
 
 /// `Retry-After` in seconds (what Slack sends); an HTTP date is not used by
 /// Slack and falls back to backoff.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// The first KiB of a response body, one line: enough for Slack's
 /// `invalid_payload`-style answers without reading an unbounded body.
-async fn body_start(mut resp: reqwest::Response) -> String {
+pub(crate) async fn body_start(mut resp: reqwest::Response) -> String {
     const MAX: usize = 1024;
     let mut buf = Vec::new();
     while buf.len() < MAX {
@@ -392,7 +416,7 @@ async fn body_start(mut resp: reqwest::Response) -> String {
 
 /// An error and its sources on one line (reqwest's top-level message alone
 /// says only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

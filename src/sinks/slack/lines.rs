@@ -50,6 +50,8 @@ pub struct NotifySummary {
     pub failed: usize,
     /// Non-blank lines that are not alert JSON.
     pub malformed: usize,
+    /// Alerts of shadow rules: never delivered, only counted.
+    pub shadow: usize,
     /// Every failed or malformed line, in input order.
     pub problems: Vec<LineProblem>,
 }
@@ -74,11 +76,21 @@ pub async fn post_alert_lines<R: BufRead>(
 
 /// [`post_alert_lines`], redacting with `opts` (e.g. email addresses too).
 pub async fn post_alert_lines_with<R: BufRead>(
-    mut reader: R,
+    reader: R,
     client: &SlackClient,
     opts: &RedactOptions,
 ) -> Result<NotifySummary, SlackError> {
     let mut sink = SlackSink::new(client.clone(), *opts);
+    deliver_alert_lines(reader, &mut sink).await
+}
+
+/// Alert JSON lines through any sink, as [`post_alert_lines`] does for Slack
+/// (`logwarden notify pagerduty` uses it with the PagerDuty sink). Only a
+/// read error stops early (it reads as [`SlackError::Read`]).
+pub async fn deliver_alert_lines<R: BufRead, K: AlertSink>(
+    mut reader: R,
+    sink: &mut K,
+) -> Result<NotifySummary, SlackError> {
     let mut summary = NotifySummary::default();
     let mut buf = Vec::new();
     let mut line = 0usize;
@@ -121,10 +133,15 @@ pub async fn post_alert_lines_with<R: BufRead>(
                 continue;
             }
         };
+        if alert.shadow {
+            summary.shadow += 1;
+            tracing::info!(line, alert = %alert.id, rule = %alert.rule, "Shadow alert; not delivered.");
+            continue;
+        }
         match sink.publish(std::slice::from_ref(&alert)).await {
             Ok(_) => {
                 summary.posted += 1;
-                tracing::info!(line, alert = %alert.id, rule = %alert.rule, "Posted alert to Slack.");
+                tracing::info!(line, alert = %alert.id, rule = %alert.rule, status = %alert.status, "Delivered alert.");
             }
             Err(e) => {
                 summary.failed += 1;

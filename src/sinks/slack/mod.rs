@@ -1,4 +1,6 @@
-//! Slack: alerts as Block Kit messages posted to an incoming webhook.
+//! Slack: alerts as Block Kit messages posted to an incoming webhook, or
+//! with a bot token ([`bot`]) as one message per incident that is updated as
+//! the incident goes on and answered in its thread.
 //!
 //! Three parts, each usable alone:
 //! - rendering ([`blocks`], [`alarm_blocks`], [`message_blocks`]): pure functions
@@ -16,21 +18,28 @@
 //! The Lambda side (SNS events, the webhook URL from Secrets Manager) is in
 //! [`notifier`].
 
+pub mod bot;
 pub mod notifier;
 
+mod api;
 mod blockkit;
 mod client;
+mod lifecycle;
 mod lines;
 mod render;
 mod sink;
 
+pub use api::{API_URL, SlackApi, bot_token_from_secret};
 pub use blockkit::escape;
 pub use client::{
     Delivery, RetryPolicy, SlackClient, SlackError, SleepFuture, Timer, TokioTimer,
     parse_webhook_url,
 };
+pub(crate) use client::{backoff, body_start, error_chain, http_client, retry_after};
+pub use lifecycle::{resolved_blocks, thread_reply};
 pub use lines::{
-    LineProblem, LineProblemKind, NotifySummary, post_alert_lines, post_alert_lines_with,
+    LineProblem, LineProblemKind, NotifySummary, deliver_alert_lines, post_alert_lines,
+    post_alert_lines_with,
 };
 pub use render::{AlarmNotification, alarm_blocks, blocks, message_blocks};
 pub use sink::SlackSink;

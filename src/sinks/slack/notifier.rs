@@ -1,4 +1,9 @@
-//! The `logwarden-notifier` Lambda: SNS events from the alert topic → Slack.
+//! The `logwarden-notifier` Lambda: SNS events from the alert topic → Slack
+//! (incoming webhook, or a bot token: [`super::bot`]) and/or PagerDuty
+//! ([`crate::sinks::pagerduty`]), as [`crate::sinks::destinations`] reads
+//! them from the environment. Alerts of shadow rules go nowhere; a
+//! resolution follows its firing (its own Slack message, the bot's update
+//! and thread reply, PagerDuty's `resolve`).
 //!
 //! Each SNS record's `Message` is one of three things, told apart by
 //! [`Notification::classify`]: an alert (the SNS `lambda` body is the alert
@@ -7,8 +12,8 @@
 //! with a warning in the log: nothing on the topic crashes the function or
 //! disappears silently.
 //!
-//! The webhook URL comes from the environment or from a Secrets Manager
-//! secret ([`WebhookConfig`]). The secret is read once per container, on the
+//! The webhook URL (like the bot token and the routing key) comes from the
+//! environment or from a Secrets Manager secret ([`WebhookConfig`]). The secret is read once per container, on the
 //! first invocation that has something to post ([`Webhook`]): a Secrets
 //! Manager failure then fails that invocation, which SNS retries, and the next
 //! invocation in the same container tries again. Read during init instead, a
@@ -29,11 +34,14 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use super::bot::{BotOutcome, SlackBot};
 use super::{
     AlarmNotification, RetryPolicy, SlackClient, SlackError, alarm_blocks, blocks, message_blocks,
     parse_webhook_url,
 };
 use crate::alert::Alert;
+use crate::sinks::pagerduty::{PagerDutyClient, PagerDutyError};
+use crate::sinks::secret::SecretBacked;
 
 /// Environment variable holding the webhook URL itself.
 pub const WEBHOOK_URL_VAR: &str = "LOGWARDEN_SLACK_WEBHOOK_URL";
@@ -63,6 +71,19 @@ pub enum NotifierError {
     /// The webhook URL could not be obtained (Secrets Manager); a retry may help.
     #[error("Slack webhook: {0}")]
     Webhook(#[source] SlackError),
+    /// The PagerDuty routing key could not be obtained (Secrets Manager).
+    #[error("PagerDuty routing key: {0}")]
+    RoutingKey(#[source] PagerDutyError),
+    /// Some alerts were not accepted by PagerDuty; the others were.
+    #[error("{failed} of {total} message(s) not delivered (PagerDuty); first failure: {first}")]
+    UndeliveredPagerDuty {
+        /// Deliveries that failed.
+        failed: usize,
+        /// Messages in the event.
+        total: usize,
+        /// The first failure.
+        first: PagerDutyError,
+    },
     /// Some messages were not delivered; the others were.
     #[error("{failed} of {total} message(s) not delivered to Slack; first failure: {first}")]
     Undelivered {
@@ -83,7 +104,10 @@ impl NotifierError {
             NotifierError::Config(_) => "Logwarden.Config",
             NotifierError::Unrecognised(_) => "Logwarden.UnknownEvent",
             NotifierError::Webhook(_) => "Logwarden.WebhookUnavailable",
-            NotifierError::Undelivered { .. } => "Logwarden.Undelivered",
+            NotifierError::RoutingKey(_) => "Logwarden.RoutingKeyUnavailable",
+            NotifierError::Undelivered { .. } | NotifierError::UndeliveredPagerDuty { .. } => {
+                "Logwarden.Undelivered"
+            }
         }
     }
 }
@@ -374,9 +398,15 @@ pub struct NotifyCounters {
     pub messages: usize,
     /// Posted to Slack.
     pub posted: usize,
-    /// Already posted by this container (an SNS retry), not posted again.
+    /// Sent to PagerDuty.
+    pub pagerduty: usize,
+    /// Alerts of shadow rules: delivered nowhere.
+    pub shadow: usize,
+    /// Already delivered by this container (an SNS retry), not delivered
+    /// again (counted once per destination).
     pub duplicates: usize,
-    /// Not delivered (the invocation fails so SNS retries).
+    /// Deliveries that failed, per destination (the invocation fails so SNS
+    /// retries).
     pub failed: usize,
     /// Posted as plain text because they were neither alert nor alarm.
     pub unrecognised: usize,
@@ -384,10 +414,27 @@ pub struct NotifyCounters {
     pub malformed_records: usize,
 }
 
+/// Where Slack messages go.
+#[derive(Debug)]
+pub enum SlackDest {
+    /// An incoming webhook: one message per alert.
+    Webhook(Webhook),
+    /// A bot token: one message per incident, updated and answered in its
+    /// thread ([`super::bot`]).
+    Bot(SecretBacked<SlackBot>),
+}
+
+/// The Slack destination, ready to post.
+enum SlackTarget<'a> {
+    Webhook(&'a SlackClient),
+    Bot(&'a SlackBot),
+}
+
 /// The notifier function as Lambda runs it: built once per container,
 /// called once per event.
 pub struct NotifierService {
-    webhook: Webhook,
+    slack: Option<SlackDest>,
+    pagerduty: Option<SecretBacked<PagerDutyClient>>,
     recent: Mutex<RecentIds>,
     redact: crate::alert::redact::RedactOptions,
 }
@@ -395,7 +442,8 @@ pub struct NotifierService {
 impl std::fmt::Debug for NotifierService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifierService")
-            .field("webhook", &self.webhook)
+            .field("slack", &self.slack)
+            .field("pagerduty", &self.pagerduty)
             .finish_non_exhaustive()
     }
 }
@@ -403,8 +451,17 @@ impl std::fmt::Debug for NotifierService {
 impl NotifierService {
     /// A service posting to `webhook`.
     pub fn new(webhook: Webhook) -> NotifierService {
+        NotifierService::with_destinations(Some(SlackDest::Webhook(webhook)), None)
+    }
+
+    /// A service delivering to Slack (`slack`), PagerDuty (`pagerduty`) or both.
+    pub fn with_destinations(
+        slack: Option<SlackDest>,
+        pagerduty: Option<SecretBacked<PagerDutyClient>>,
+    ) -> NotifierService {
         NotifierService {
-            webhook,
+            slack,
+            pagerduty,
             recent: Mutex::new(RecentIds::default()),
             redact: Default::default(),
         }
@@ -417,9 +474,11 @@ impl NotifierService {
         self
     }
 
-    /// Handle one invocation: every message is posted (or found already
-    /// posted), then the invocation fails if any was not delivered, so that
-    /// SNS retries it. The response is the [`NotifyCounters`] as JSON.
+    /// Handle one invocation: every message goes to every destination (or
+    /// is found already delivered there), then the invocation fails if any
+    /// was not delivered, so that SNS retries it. Alerts of shadow rules go
+    /// nowhere; PagerDuty gets alerts only. The response is the
+    /// [`NotifyCounters`] as JSON.
     pub async fn call(
         &self,
         event: lambda_runtime::LambdaEvent<Value>,
@@ -435,75 +494,189 @@ impl NotifierService {
             tracing::info!(malformed_records, "Nothing to post.");
             return Ok(json!(c));
         }
-        let client = self
-            .webhook
-            .client()
-            .await
-            .map_err(NotifierError::Webhook)?;
-        let mut first_failure = None;
+        let slack = match &self.slack {
+            None => None,
+            Some(SlackDest::Webhook(w)) => Some(SlackTarget::Webhook(
+                w.client().await.map_err(NotifierError::Webhook)?,
+            )),
+            Some(SlackDest::Bot(b)) => Some(SlackTarget::Bot(b.get().await.map_err(|e| {
+                NotifierError::Webhook(SlackError::Secret {
+                    arn: e.arn,
+                    reason: e.reason,
+                })
+            })?)),
+        };
+        let pagerduty = match &self.pagerduty {
+            None => None,
+            Some(p) => Some(p.get().await.map_err(|e| {
+                NotifierError::RoutingKey(PagerDutyError::Secret {
+                    arn: e.arn,
+                    reason: e.reason,
+                })
+            })?),
+        };
+        let (mut slack_failure, mut pd_failure) = (None, None);
         for m in messages {
-            let mut n = Notification::classify(m.subject.as_deref(), &m.message);
-            if let Notification::Alert(a) = &mut n {
-                crate::alert::redact::alert(a, &self.redact);
-            }
-            if let Notification::Other { why, message, .. } = &n {
-                c.unrecognised += 1;
-                tracing::warn!(
-                    message_id = m.message_id.as_deref().unwrap_or(""),
-                    subject = m.subject.as_deref().unwrap_or(""),
-                    why = %why,
-                    body = %crate::alert::truncate_chars(message, MAX_LOGGED_MESSAGE),
-                    "Message is neither an alert nor an alarm; posting it as text."
-                );
-            }
-            let id = match &n {
-                Notification::Alert(a) => Some(format!("alert:{}", a.id)),
-                _ => m.message_id.as_ref().map(|id| format!("sns:{id}")),
-            };
-            if id.as_deref().is_some_and(|id| self.already_posted(id)) {
-                c.duplicates += 1;
-                tracing::info!(
-                    id = id.as_deref().unwrap_or(""),
-                    "Already posted by this container; not posting again."
-                );
+            let n = self.classify(&m, &mut c);
+            if let Notification::Alert(a) = &n
+                && a.shadow
+            {
+                c.shadow += 1;
+                tracing::info!(alert = %a.id, rule = %a.rule, "Shadow alert; not delivered.");
                 continue;
             }
-            match client.post_within(&n.body(), time_left(end)).await {
-                Ok(d) => {
-                    c.posted += 1;
-                    tracing::info!(
-                        kind = n.kind(),
-                        id = id.as_deref().unwrap_or(""),
-                        attempts = d.attempts,
-                        "Posted to Slack."
-                    );
-                    if let Some(id) = id {
-                        self.remember(id);
-                    }
-                }
-                Err(e) => {
-                    // SlackClient has logged the failure at ERROR already.
-                    c.failed += 1;
-                    first_failure.get_or_insert(e);
-                }
+            if let Some(t) = &slack
+                && let Err(e) = self.to_slack(t, &n, &m, time_left(end), &mut c).await
+            {
+                slack_failure.get_or_insert(e);
+            }
+            if let (Some(pd), Notification::Alert(a)) = (pagerduty, &n)
+                && let Err(e) = self.to_pagerduty(pd, a, time_left(end), &mut c).await
+            {
+                pd_failure.get_or_insert(e);
             }
         }
         tracing::info!(
             messages = c.messages,
             posted = c.posted,
+            pagerduty = c.pagerduty,
             duplicates = c.duplicates,
+            shadow = c.shadow,
             failed = c.failed,
             unrecognised = c.unrecognised,
             malformed_records = c.malformed_records,
             "Notified."
         );
-        match first_failure {
-            None => Ok(json!(c)),
-            Some(first) => Err(NotifierError::Undelivered {
-                failed: c.failed,
-                total: c.messages,
+        let (failed, total) = (c.failed, c.messages);
+        match (slack_failure, pd_failure) {
+            (None, None) => Ok(json!(c)),
+            (Some(first), _) => Err(NotifierError::Undelivered {
+                failed,
+                total,
                 first,
             }),
+            (None, Some(first)) => Err(NotifierError::UndeliveredPagerDuty {
+                failed,
+                total,
+                first,
+            }),
+        }
+    }
+
+    /// What a message is, alerts redacted; an unrecognised one is counted
+    /// and logged.
+    fn classify(&self, m: &Incoming, c: &mut NotifyCounters) -> Notification {
+        let mut n = Notification::classify(m.subject.as_deref(), &m.message);
+        if let Notification::Alert(a) = &mut n {
+            crate::alert::redact::alert(a, &self.redact);
+        }
+        if let Notification::Other { why, message, .. } = &n {
+            c.unrecognised += 1;
+            tracing::warn!(
+                message_id = m.message_id.as_deref().unwrap_or(""),
+                subject = m.subject.as_deref().unwrap_or(""),
+                why = %why,
+                body = %crate::alert::truncate_chars(message, MAX_LOGGED_MESSAGE),
+                "Message is neither an alert nor an alarm; posting it as text."
+            );
+        }
+        n
+    }
+
+    async fn to_slack(
+        &self,
+        target: &SlackTarget<'_>,
+        n: &Notification,
+        m: &Incoming,
+        budget: Duration,
+        c: &mut NotifyCounters,
+    ) -> Result<(), SlackError> {
+        let id = match n {
+            // A realert and the resolution share the firing's id: what the
+            // incident has reached tells them apart, a retry does not.
+            Notification::Alert(a) => Some(format!(
+                "alert:{}:{}:{}:{}",
+                a.id, a.status, a.last_seen, a.count
+            )),
+            _ => m.message_id.as_ref().map(|id| format!("sns:{id}")),
+        };
+        if id.as_deref().is_some_and(|id| self.already_posted(id)) {
+            c.duplicates += 1;
+            tracing::info!(
+                id = id.as_deref().unwrap_or(""),
+                "Already posted by this container; not posting again."
+            );
+            return Ok(());
+        }
+        // `None`: the message already shows this (an earlier try, or
+        // another container, did it).
+        let done = match (target, n) {
+            (SlackTarget::Webhook(client), n) => client
+                .post_within(&n.body(), budget)
+                .await
+                .map(|d| Some(format!("{} attempt(s)", d.attempts))),
+            (SlackTarget::Bot(bot), Notification::Alert(a)) => {
+                bot.deliver(a, budget).await.map(|o| match o {
+                    BotOutcome::Unchanged => None,
+                    o => Some(format!("{o:?}")),
+                })
+            }
+            (SlackTarget::Bot(bot), n) => bot
+                .post_message(&n.body(), budget)
+                .await
+                .map(|()| Some("posted".to_string())),
+        };
+        match done {
+            Ok(None) => {
+                c.duplicates += 1;
+                tracing::info!(
+                    id = id.as_deref().unwrap_or(""),
+                    "The incident's Slack message already shows this; not posting again."
+                );
+                Ok(())
+            }
+            Ok(Some(how)) => {
+                c.posted += 1;
+                tracing::info!(kind = n.kind(), id = id.as_deref().unwrap_or(""), how = %how, "Posted to Slack.");
+                if let Some(id) = id {
+                    self.remember(id);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The Slack clients have logged the failure at ERROR already.
+                c.failed += 1;
+                Err(e)
+            }
+        }
+    }
+
+    async fn to_pagerduty(
+        &self,
+        client: &PagerDutyClient,
+        a: &Alert,
+        budget: Duration,
+        c: &mut NotifyCounters,
+    ) -> Result<(), PagerDutyError> {
+        let id = format!(
+            "pagerduty:{}:{}:{}:{}",
+            a.id, a.status, a.last_seen, a.count
+        );
+        if self.already_posted(&id) {
+            c.duplicates += 1;
+            return Ok(());
+        }
+        match client.send_within(a, budget).await {
+            Ok(sent) => {
+                c.pagerduty += 1;
+                tracing::info!(alert = %a.id, status = %a.status, attempts = sent.attempts, "Sent to PagerDuty.");
+                self.remember(id);
+                Ok(())
+            }
+            Err(e) => {
+                c.failed += 1;
+                Err(e)
+            }
         }
     }
 

@@ -22,7 +22,12 @@ use crate::alert::{Alert, MAX_EVIDENCE};
 /// again: the input may not come from logwarden's engine), control sequences
 /// are shown as escapes ([`crate::alert::visible`]), mentions and links are
 /// escaped, and every Slack limit is held.
+///
+/// A resolution gets its own, shorter message: [`super::resolved_blocks`].
 pub fn blocks(alert: &Alert) -> Value {
+    if alert.status.is_resolved() {
+        return super::resolved_blocks(alert);
+    }
     let mut redacted = alert.clone();
     redact::alert(&mut redacted, &RedactOptions::default());
     let alert = &visible::alert(&redacted);

@@ -21,7 +21,12 @@ impl SlackSink {
     }
 
     /// Redact and post one alert: [`SlackClient::post_alert`].
+    /// A shadow alert is not posted (shadow rules are never delivered).
     pub async fn post(&self, alert: &Alert) -> Result<(), SlackError> {
+        if alert.shadow {
+            tracing::info!(alert = %alert.id, rule = %alert.rule, "Shadow alert; not posted to Slack.");
+            return Ok(());
+        }
         let mut alert = alert.clone();
         redact::alert(&mut alert, &self.redact);
         self.client.post_alert(&alert).await.map(drop)

@@ -2,6 +2,7 @@
 
 pub mod fault_proxy;
 pub mod runtime_api;
+pub mod standin;
 
 use std::io::Write;
 
