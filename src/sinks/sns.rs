@@ -113,6 +113,16 @@ fn render_once(a: &Alert, region: &str) -> SnsMessage {
     if let Some(f) = a.function.as_ref().filter(|f| !f.is_empty()) {
         attributes.push(("function", f.clone()));
     }
+    // Routing by account, region and team (README, "Many accounts and regions").
+    for (name, v) in [
+        ("account", &a.account),
+        ("region", &a.region),
+        ("team", &a.team),
+    ] {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            attributes.push((name, v.clone()));
+        }
+    }
     SnsMessage {
         message: doc.to_string(),
         subject: email::subject(a),
@@ -357,6 +367,42 @@ mod tests {
             "email is plain text"
         );
         let names: Vec<&str> = m.attributes.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, ["severity", "rule", "kind", "log_group", "account"]);
+    }
+
+    #[test]
+    fn account_region_and_team_are_attributes_for_routing() {
+        let mut a = alert();
+        a.region = Some("eu-west-1".into());
+        a.team = Some("payments".into());
+        a.account_name = Some("payments-prod".into());
+        let m = render(&a, "us-east-1");
+        let got: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            got[4..],
+            [
+                ("account", "123456789012"),
+                ("region", "eu-west-1"),
+                ("team", "payments")
+            ]
+        );
+        // The email names the account by its name, in the alert's own region.
+        let doc: serde_json::Value = serde_json::from_str(&m.message).unwrap();
+        let email = doc["email"].as_str().unwrap();
+        assert!(
+            email.contains(
+                "WHERE  account payments-prod (123456789012), region eu-west-1, team payments"
+            ),
+            "{email}"
+        );
+        a.account = None;
+        a.region = Some(String::new());
+        a.team = None;
+        let names: Vec<&str> = render(&a, "eu-west-1")
+            .attributes
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
         assert_eq!(names, ["severity", "rule", "kind", "log_group"]);
     }
 

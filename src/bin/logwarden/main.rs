@@ -20,6 +20,7 @@ use logwarden::state::dynamodb::DynamoStore;
 use logwarden::time::Clock;
 
 mod args;
+mod places;
 use args::*;
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
@@ -207,14 +208,15 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
     let now = args
         .now
         .unwrap_or_else(|| logwarden::time::SystemClock.now_ms() - args.lag);
-    let mut engine = Engine::new(
-        set,
-        table_store(&rt, table),
-        EngineConfig {
-            region: args.delivery.region.clone(),
-        },
-    )
-    .with_safeguards(args.safeguards.safeguards());
+    let config = match args.places.engine_config(&args.delivery.region) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut engine = Engine::new(set, table_store(&rt, table), config)
+        .with_safeguards(args.safeguards.safeguards());
     // Published and confirmed first; printed after, as a record of what went out.
     let result = rt.block_on(Runner::new(&mut engine, sns).sweep(now));
     match result {
@@ -289,6 +291,13 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let engine = match args.places.engine_config(&args.delivery.region) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = ReplayOptions {
         limits: Limits {
             max_decoded_bytes: args.max_decoded_bytes,
@@ -299,9 +308,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         log_group: args.log_group,
         log_stream: args.log_stream,
         now: args.now,
-        engine: EngineConfig {
-            region: args.delivery.region.clone(),
-        },
+        engine,
         threads: args.threads,
         year: args.year,
     };
@@ -376,6 +383,7 @@ fn run_eval(args: EvalArgs) -> ExitCode {
         now: args.now,
         engine: EngineConfig {
             region: args.region,
+            ..EngineConfig::default()
         },
         threads: 0,
         year: args.year,
@@ -435,6 +443,13 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         Ok(range) => range,
         Err(code) => return code,
     };
+    let config = match args.places.engine_config(&args.region) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
@@ -488,9 +503,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         set,
         &history,
         end,
-        EngineConfig {
-            region: args.region.clone(),
-        },
+        config,
         &rt,
         recorder.as_mut(),
         &mut sink,
