@@ -69,6 +69,7 @@ fn config() -> Result<Config, String> {
     );
     let engine = PlaceSettings {
         region: &region,
+        home_region: Some(&region),
         home_account: home.as_deref(),
         accounts: accounts.as_deref().map(|a| (a, "LOGWARDEN_ACCOUNTS")),
         access_portal_url: portal.as_deref(),

@@ -163,7 +163,9 @@ impl<S: StateStore> Engine<S> {
                     Some(a) => Some(a).filter(|a| !a.is_empty()).map(str::to_string),
                     None => self.home_account.clone(),
                 },
-                self.config.region.clone(),
+                self.home_region
+                    .clone()
+                    .unwrap_or_else(|| self.config.region.clone()),
                 std::mem::take(&mut d.log_group),
             ),
         };

@@ -60,9 +60,13 @@ pub enum EngineError {
 /// Settings that are not rules.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// The home region: the detector's own (`AWS_REGION`), the CLI's
-    /// `--region`. Alerts of payloads whose envelope names no region are in it.
+    /// The default region (the detector's `AWS_REGION`, the CLI's
+    /// `--region`): alerts of payloads whose envelope names no region are in it.
     pub region: String,
+    /// The home region: the detector's own. `None`: the region of the first
+    /// payload the engine reads (the CLI, so that replaying one region's
+    /// events keeps their ids whatever `--region` says).
+    pub home_region: Option<String>,
     /// The home account: the detector's own. `None`: the first account the
     /// engine reads becomes home. Payloads of the home account and region
     /// keep the state keys and alert ids a single-account deployment always
@@ -79,6 +83,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             region: "us-east-1".into(),
+            home_region: None,
             home_account: None,
             accounts: Arc::default(),
             access_portal: None,
@@ -188,6 +193,8 @@ pub struct Engine<S: StateStore> {
     config: EngineConfig,
     /// The home account ([`EngineConfig::home_account`], else the first read).
     home_account: Option<String>,
+    /// The home region ([`EngineConfig::home_region`], else the first read).
+    home_region: Option<String>,
     safeguards: Safeguards,
     watermark: i64,
     /// Per-rule figures, when asked for ([`Engine::with_profile`]).
@@ -205,6 +212,7 @@ impl<S: StateStore> Engine<S> {
             rules,
             store,
             home_account: config.home_account.clone(),
+            home_region: config.home_region.clone(),
             config,
             safeguards: Safeguards::default(),
             watermark: i64::MIN,
@@ -314,7 +322,8 @@ impl<S: StateStore> Engine<S> {
         }
         let home_account = owner.is_empty() || self.home_account.as_deref() == Some(owner);
         let region = p.region.as_deref().unwrap_or(&self.config.region);
-        if home_account && region == self.config.region {
+        let home_region = self.home_region.get_or_insert_with(|| region.to_string());
+        if home_account && region == home_region.as_str() {
             return None;
         }
         let b = |s: &'a Cow<'_, str>| Cow::Borrowed(s.as_ref());

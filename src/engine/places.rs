@@ -10,8 +10,10 @@ use crate::alert::links::AccessPortal;
 /// What the binaries read about accounts and regions, as given.
 #[derive(Debug, Clone, Default)]
 pub struct PlaceSettings<'a> {
-    /// The home region (`AWS_REGION`, `--region`).
+    /// The default region (`AWS_REGION`, `--region`).
     pub region: &'a str,
+    /// The home region (the detector's `AWS_REGION`); `None`: the first read.
+    pub home_region: Option<&'a str>,
     /// `LOGWARDEN_HOME_ACCOUNT` / `--home-account`.
     pub home_account: Option<&'a str>,
     /// `LOGWARDEN_ACCOUNTS` / `--accounts`: a file, or inline YAML, with
@@ -61,8 +63,17 @@ impl PlaceSettings<'_> {
                 );
             }
         };
+        let home_region = match self.home_region {
+            Some(r) => Some(
+                crate::ingest::region_code(r)
+                    .ok_or_else(|| format!("home region `{r}` is not an AWS region code"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
         Ok(EngineConfig {
             region: region.to_string(),
+            home_region,
             home_account,
             accounts: Arc::new(accounts),
             access_portal,
@@ -84,6 +95,7 @@ mod tests {
     fn settings_are_checked_at_start() {
         let ok = PlaceSettings {
             region: "eu-west-1",
+            home_region: Some("eu-west-1"),
             home_account: Some("111111111111"),
             accounts: Some((
                 "accounts: {\"222222222222\": {name: b, team: t}}",

@@ -28,6 +28,7 @@ const ACCOUNTS: &str = r#"accounts:
 fn config(portal: bool) -> EngineConfig {
     PlaceSettings {
         region: "us-east-1",
+        home_region: Some("us-east-1"),
         home_account: Some(CENTRAL),
         accounts: Some((ACCOUNTS, "LOGWARDEN_ACCOUNTS")),
         access_portal_url: portal.then_some("https://d-1234567890.awsapps.com/start"),
@@ -311,6 +312,18 @@ async fn the_home_account_in_the_home_region_keeps_the_single_account_ids() {
     assert_eq!(central[0]["id"], single[0]["id"]);
     assert_eq!(central[0]["account"], CENTRAL);
     assert_eq!(single[0]["region"], "us-east-1");
+    // The CLI's home region is the first one read: a replay of one region's
+    // events keeps its ids whatever the default region (`--region`) is.
+    let from_eu = kinesis("eu-west-1", false, std::slice::from_ref(&home));
+    let cli_default = alerts(&service(EngineConfig::default()), from_eu.clone()).await;
+    let cli_eu = EngineConfig {
+        region: "eu-west-1".into(),
+        ..EngineConfig::default()
+    };
+    let cli_eu = alerts(&service(cli_eu), from_eu).await;
+    assert_eq!(cli_default[0]["id"], cli_eu[0]["id"]);
+    assert_eq!(cli_default[0]["id"], single[0]["id"]);
+    assert_eq!(cli_default[0]["region"], "eu-west-1");
     // The same payload from another region is another incident.
     let other = alerts(
         &service(config(false)),

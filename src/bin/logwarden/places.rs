@@ -29,6 +29,7 @@ impl PlaceArgs {
     pub(crate) fn engine_config(&self, region: &str) -> Result<EngineConfig, String> {
         PlaceSettings {
             region,
+            home_region: None,
             home_account: self.home_account.as_deref(),
             accounts: self.accounts.as_deref().map(|a| (a, "--accounts")),
             access_portal_url: self.access_portal_url.as_deref(),
