@@ -11,7 +11,11 @@ out across an organisation: per scenario (a set of parameter values),
 3. unless --offline: the stack is created in moto (CREATE_COMPLETE), its outputs
    resolve, and it is deleted. moto does not emulate AWS::Logs::AccountPolicy or
    AWS::Logs::SubscriptionFilter from CloudFormation, nor deliver through a
-   destination (step 2 checks them), and keeps one account per server.
+   destination (step 2 checks them);
+4. unless --offline, in moto's multi-account mode (the x-moto-account-id
+   header): a central account with a stream and the destination in front of
+   it, a member account with the member stack; the member's output is the
+   central destination's ARN, and each stack lives in its own account.
 
 Runs only against a loopback endpoint. Exits 1 on any failed check.
 
@@ -30,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import translate  # noqa: E402
-from smoke_moto import REGION, Checks, clients, wait_stack  # noqa: E402
+from smoke_moto import REGION, Checks, clients, endpoint, wait_stack  # noqa: E402
 
 CENTRAL = "111111111111"
 RUN_ID = uuid.uuid4().hex[:8]
@@ -141,6 +145,60 @@ def run_scenario(c: Checks, aws: dict[str, Any] | None, template_path: str, name
                 c.check(True, f"stack {stack} deleted")
 
 
+def in_account(account: str, *names: str) -> list[Any]:
+    """Clients of the loopback endpoint acting in `account` (moto's
+    x-moto-account-id header)."""
+    import boto3
+
+    made = []
+    for name in names:
+        client = boto3.client(name, endpoint_url=endpoint(), region_name=REGION)
+
+        def header(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account
+
+        client.meta.events.register("before-sign.*.*", header)
+        made.append(client)
+    return made
+
+
+def multi_account(c: Checks, template_path: str) -> None:
+    member_id = "222222222222"
+    print(f"\n== multi-account: central {CENTRAL}, member {member_id}")
+    kinesis, logs, central_cfn = in_account(CENTRAL, "kinesis", "logs", "cloudformation")
+    member_cfn, member_logs = in_account(member_id, "cloudformation", "logs")
+    stream = f"logwarden-member-{RUN_ID}"
+    name = f"logwarden-{RUN_ID}-logs"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["StreamARN"]
+    c.check(stream_arn.split(":")[4] == CENTRAL, f"stream in the central account ({stream_arn})")
+    made = logs.put_destination(destinationName=name, targetArn=stream_arn,
+                                roleArn=f"arn:aws:iam::{CENTRAL}:role/logwarden-logs-to-kinesis")["destination"]
+    member_stack = f"logwarden-member-{RUN_ID}"
+    try:
+        member_cfn.create_stack(StackName=member_stack, TemplateBody=Path(template_path).read_text(), Parameters=[
+            {"ParameterKey": "CentralAccountId", "ParameterValue": CENTRAL},
+            {"ParameterKey": "DestinationName", "ParameterValue": name}])
+        desc = wait_stack(member_cfn, member_stack, "CREATE_IN_PROGRESS")
+        c.check(desc["StackStatus"] == "CREATE_COMPLETE" and desc["StackId"].split(":")[4] == member_id,
+                f"member stack CREATE_COMPLETE in account {member_id}", desc["StackId"])
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+        c.check(outputs.get("DestinationArn") == made["arn"],
+                "the member's DestinationArn is the central account's destination", f"{outputs} vs {made['arn']}")
+        central_stacks = [s["StackName"] for s in central_cfn.list_stacks()["StackSummaries"]]
+        c.check(member_stack not in central_stacks, "the member stack is not in the central account")
+        c.check(not member_logs.describe_destinations(DestinationNamePrefix=name)["destinations"],
+                "the destination is not in the member account")
+    finally:
+        member_cfn.delete_stack(StackName=member_stack)
+        try:
+            wait_stack(member_cfn, member_stack, "DELETE_IN_PROGRESS")
+        except member_cfn.exceptions.ClientError:
+            pass  # moto forgets a deleted stack at once: gone is what was asked
+        logs.delete_destination(destinationName=name)
+        kinesis.delete_stream(StreamName=stream)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", default=str(Path(__file__).resolve().parent / "member.yaml"))
@@ -156,6 +214,8 @@ def main(argv: list[str]) -> int:
             run_scenario(c, aws, args.template, name, overrides)
         except translate.TranslateError as error:
             c.check(False, f"{name}: evaluate", str(error))
+    if aws is not None:
+        multi_account(c, args.template)
     print(f"\nmember {'static' if args.offline else 'smoke'}: {c.passed} passed, {len(c.failures)} failed "
           f"({time.monotonic() - started:.1f} s)")
     for failure in c.failures:
