@@ -332,3 +332,45 @@ async fn the_home_account_in_the_home_region_keeps_the_single_account_ids() {
     .await;
     assert_ne!(other[0]["id"], central[0]["id"]);
 }
+
+#[tokio::test]
+async fn a_deadline_alert_of_the_sweep_names_the_member_account_too() {
+    // The sweep has no batch: the account and region come back from the
+    // place in the state key, and the accounts map names them.
+    let svc = service(config(false));
+    let start = vec![(
+        T,
+        "START RequestId: 9b2f0c1e-0bad-4a6e-9c1d-000000000bad Version: $LATEST\n".to_string(),
+    )];
+    let got = alerts(
+        &svc,
+        kinesis(
+            "ap-southeast-2",
+            false,
+            &[payload("444444444444", "/aws/lambda/upload", &start)],
+        ),
+    )
+    .await;
+    assert!(got.is_empty(), "{got:#?}");
+    let sweep = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": CENTRAL, "time": "2026-11-22T11:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let got = alerts(&svc, sweep).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let a = &got[0];
+    assert_eq!(a["rule"], "missing-end");
+    assert_eq!(a["log_group"], "/aws/lambda/upload");
+    assert_eq!(a["function"], "upload");
+    assert_eq!(
+        (&a["account"], &a["region"], &a["team"]),
+        (
+            &json!("444444444444"),
+            &json!("ap-southeast-2"),
+            &json!("identity")
+        )
+    );
+    let link = a["links"]["log_stream"].as_str().unwrap();
+    assert!(
+        link.starts_with("https://ap-southeast-2.console.aws.amazon.com/"),
+        "{link}"
+    );
+}
