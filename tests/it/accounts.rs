@@ -374,3 +374,61 @@ async fn a_deadline_alert_of_the_sweep_names_the_member_account_too() {
         "{link}"
     );
 }
+
+#[test]
+fn the_cli_checks_the_accounts_map_and_the_portal_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("accounts.yaml");
+    std::fs::write(
+        &map,
+        "accounts:\n  \"123456789012\": {name: ok}\n  \"1234\": {name: short}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(["replay", "--output", "json"])
+            .args(args)
+            .arg("fixtures/envelopes/kinesis-event.json")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("LOGWARDEN_ACCOUNTS")
+            .env_remove("LOGWARDEN_ACCESS_PORTAL_URL")
+            .env_remove("LOGWARDEN_ACCESS_ROLE")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--accounts", map.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3: account id `1234`", map.display())),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = run(&[
+        "--access-portal-url",
+        "http://d-1.awsapps.com/start",
+        "--access-role",
+        "R",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with https://"));
+    // A good map names the account in every alert of the replay.
+    std::fs::write(
+        &map,
+        "accounts:\n  \"123456789012\": {name: payments-prod, team: payments}\n",
+    )
+    .unwrap();
+    let out = run(&["--accounts", map.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        assert_eq!(
+            (&a["team"], &a["region"]),
+            (&json!("payments"), &json!("eu-west-1"))
+        );
+    }
+}

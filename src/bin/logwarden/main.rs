@@ -210,10 +210,7 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         .unwrap_or_else(|| logwarden::time::SystemClock.now_ms() - args.lag);
     let config = match args.places.engine_config(&args.delivery.region) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("logwarden: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut engine = Engine::new(set, table_store(&rt, table), config)
         .with_safeguards(args.safeguards.safeguards());
@@ -293,10 +290,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     };
     let engine = match args.places.engine_config(&args.delivery.region) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("logwarden: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let opts = ReplayOptions {
         limits: Limits {
@@ -445,10 +439,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
     };
     let config = match args.places.engine_config(&args.region) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("logwarden: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),

@@ -1,6 +1,8 @@
 //! `--home-account`, `--accounts`, `--access-portal-url`, `--access-role`:
 //! shared by replay, sweep and backtest.
 
+use std::process::ExitCode;
+
 use logwarden::engine::{EngineConfig, PlaceSettings};
 
 /// Accounts and regions (see the README's "Many accounts and regions").
@@ -25,8 +27,16 @@ pub(crate) struct PlaceArgs {
 }
 
 impl PlaceArgs {
-    /// The engine configuration for `region`, or the one line that says what is wrong.
-    pub(crate) fn engine_config(&self, region: &str) -> Result<EngineConfig, String> {
+    /// The engine configuration for `region`; what is wrong goes to stderr
+    /// and is a usage error (exit 2).
+    pub(crate) fn engine_config(&self, region: &str) -> Result<EngineConfig, ExitCode> {
+        self.settings(region).engine_config().map_err(|e| {
+            eprintln!("logwarden: {e}");
+            ExitCode::from(2)
+        })
+    }
+
+    fn settings<'a>(&'a self, region: &'a str) -> PlaceSettings<'a> {
         PlaceSettings {
             region,
             home_region: None,
@@ -35,6 +45,5 @@ impl PlaceArgs {
             access_portal_url: self.access_portal_url.as_deref(),
             access_role: self.access_role.as_deref(),
         }
-        .engine_config()
     }
 }
