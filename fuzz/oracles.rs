@@ -38,6 +38,7 @@ fn own(s: &str) -> Cow<'static, str> {
 /// `p` with every string copied.
 pub fn owned(p: &Payload<'_>) -> OwnedView {
     Payload {
+        region: None,
         message_type: p.message_type,
         owner: own(&p.owner),
         log_group: own(&p.log_group),

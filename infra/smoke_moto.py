@@ -107,6 +107,9 @@ def code_zip() -> bytes:
 
 
 MANY_GROUPS = [f"/aws/lambda/fn-{i:02d}" for i in range(1, 21)]
+ORG_ID = "o-a1b2c3d4e5"
+MEMBERS = ["222222222222", "333333333333"]
+ACCOUNTS_MAP = 'accounts: {"222222222222": {name: payments-prod, team: payments}}'
 
 
 def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -139,6 +142,15 @@ def scenarios(fixtures: dict[str, str]) -> dict[str, dict[str, str]]:
             "PagerDutyRoutingKeySecretArn": fixtures["secret_arn"],
         },
         "account-kinesis": {"SubscriptionMode": "AccountPolicy", "IngestPath": "kinesis"},
+        # Central account of an organisation: a destination in front of the
+        # stream, names and teams of accounts, links through the access portal.
+        "org-central": {
+            "SubscriptionMode": "AccountPolicy", "IngestPath": "kinesis", "OrganizationId": ORG_ID,
+            "AccountsMap": ACCOUNTS_MAP, "AccessPortalUrl": "https://d-1234567890.awsapps.com/start",
+            "AccessRole": "SecurityResponder",
+        },
+        # Central account admitting listed accounts instead of an organisation.
+        "accounts-central": {"IngestPath": "kinesis", "SourceAccountIds": ",".join(MEMBERS)},
     }
 
 
@@ -282,6 +294,8 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
         c.check(sub["Properties"].get("Protocol") == ("email" if sub_id == "EmailSubscription" else "lambda"),
                 f"{sub_id} protocol")
 
+    central_checks(c, params, active, evaluator)
+
     table = active["StateTable"]["Properties"]
     c.check(table.get("TimeToLiveSpecification") == {"AttributeName": "expires_at", "Enabled": True},
             "table TTL on attribute expires_at")
@@ -304,6 +318,48 @@ def static_checks(c: Checks, name: str, overrides: dict[str, str], params: dict[
                     and props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
                     and "OnFailure" in props.get("DestinationConfig", {}),
                     "mapping bisects on error, reports batch item failures, has an on-failure destination")
+
+
+def central_checks(c: Checks, params: dict[str, Any], active: dict[str, Any],
+                   evaluator: translate.Evaluator) -> None:
+    """The central account's destination, its policy and the role behind it."""
+    org, members = params["OrganizationId"], [a for a in params["SourceAccountIds"].split(",") if a]
+    cross = params["IngestPath"] == "kinesis" and bool(org or members)
+    if not c.check(("LogDestination" in active) == cross,
+                   f"CloudWatch Logs destination in front of the stream: {'yes' if cross else 'no'}"):
+        return
+    env = active["DetectorFunction"]["Properties"]["Environment"]["Variables"]
+    c.check(env.get("LOGWARDEN_HOME_ACCOUNT") == {"Ref": "AWS::AccountId"},
+            "detector's home account is the stack's account (LOGWARDEN_HOME_ACCOUNT)")
+    if not cross:
+        return
+    props = active["LogDestination"]["Properties"]
+    c.check(props["TargetArn"] == {"Fn::GetAtt": ["LogStream", "Arn"]}
+            and props["RoleArn"] == {"Fn::GetAtt": ["LogsToKinesisRole", "Arn"]},
+            "destination writes into the stream through LogsToKinesisRole")
+    name = evaluator.value(props["DestinationName"])
+    policy = json.loads(evaluator.value(props["DestinationPolicy"]))
+    [statement] = policy["Statement"]
+    c.check(statement["Resource"] == f"arn:aws:logs:{REGION}:123456789012:destination:{name}"
+            and sorted(statement["Action"]) == ["logs:PutAccountPolicy", "logs:PutSubscriptionFilter"],
+            "destination policy: subscription filters and account policies on this destination only",
+            json.dumps(statement))
+    if org:
+        c.check(statement["Principal"] == "*"
+                and statement.get("Condition") == {"StringEquals": {"aws:PrincipalOrgID": org}},
+                f"destination policy admits organisation {org} only", json.dumps(statement))
+    else:
+        c.check(statement["Principal"] == {"AWS": members} and "Condition" not in statement,
+                f"destination policy admits accounts {', '.join(members)} only", json.dumps(statement))
+    trust = active["LogsToKinesisRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    condition = evaluator.value(trust["Condition"])
+    want = ({"StringEquals": {"aws:SourceOrgID": org}} if org
+            else {"StringEquals": {"aws:SourceAccount": ["123456789012", *members]}})
+    c.check(condition == want, "CloudWatch Logs may assume the role only for the admitted accounts",
+            json.dumps(condition))
+    if params["AccountsMap"]:
+        c.check(evaluator.value(env["LOGWARDEN_ACCOUNTS"]) == params["AccountsMap"],
+                "accounts map passed as LOGWARDEN_ACCOUNTS")
 
 
 # ----------------------------------------------------------- deployed checks
@@ -342,6 +398,8 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
         want |= {"NotifierFunctionName"}
     if kinesis:
         want |= {"LogStreamArn", "LogsToKinesisRoleArn"}
+    if kinesis and (params["OrganizationId"] or params["SourceAccountIds"]):
+        want |= {"LogDestinationArn"}
     c.check(set(outputs) == want, "outputs present: " + ", ".join(sorted(want)),
             f"got {sorted(outputs)}")
     unresolved = {k: v for k, v in outputs.items() if not v or "Fn::" in v or "{" in v or "Ref" in v}
@@ -389,7 +447,13 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
                       "LOGWARDEN_MAX_DECODED_BYTES": params["MaxDecodedBytes"],
                       "LOGWARDEN_MAX_ALERTS_PER_BATCH": str(params["MaxAlertsPerBatch"]),
                       "LOGWARDEN_REDACT_EMAILS": params["RedactEmails"],
-                      "LOGWARDEN_IGNORE_LOG_GROUPS": f"/aws/lambda/{stack}-notifier"}
+                      "LOGWARDEN_IGNORE_LOG_GROUPS": f"/aws/lambda/{stack}-notifier",
+                      "LOGWARDEN_HOME_ACCOUNT": "123456789012"}
+        if params["AccountsMap"]:
+            expect_env["LOGWARDEN_ACCOUNTS"] = params["AccountsMap"]
+        if params["AccessPortalUrl"] and params["AccessRole"]:
+            expect_env["LOGWARDEN_ACCESS_PORTAL_URL"] = params["AccessPortalUrl"]
+            expect_env["LOGWARDEN_ACCESS_ROLE"] = params["AccessRole"]
         if params["RulesDirectory"]:
             expect_env["LOGWARDEN_RULES"] = params["RulesDirectory"]
         c.check(env == expect_env, "detector environment " + ", ".join(sorted(expect_env)), str(env))
@@ -519,6 +583,9 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
                 sweep.append(rule["Name"])
     c.check(len(sweep) == 1, "sweep rule rate(1 minute) -> detector", str(sweep))
 
+    if "LogDestinationArn" in outputs:
+        destination_checks(c, aws, stack, params, outputs)
+
     if kinesis:
         stream = c.attempt("Kinesis stream exists", lambda: aws["kinesis"].describe_stream_summary(
             StreamARN=outputs.get("LogStreamArn", ""))["StreamDescriptionSummary"])
@@ -536,6 +603,29 @@ def deployed_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str
                     c.check(m[field] == expected, f"mapping {field}={expected}", str(m[field]))
                 else:
                     c.info(f"moto does not return {field} (checked statically)")
+
+
+def destination_checks(c: Checks, aws: dict[str, Any], stack: str, params: dict[str, Any],
+                       outputs: dict[str, str]) -> None:
+    """moto has no CloudFormation support for AWS::Logs::Destination: create
+    the destination the template declares through the API, in front of the
+    stack's stream, and check that the output names it."""
+    name = f"{stack}-logs"
+    made = c.attempt("destination created by API in front of the stack's stream", lambda: aws["logs"].put_destination(
+        destinationName=name, targetArn=outputs["LogStreamArn"], roleArn=outputs["LogsToKinesisRoleArn"]))
+    if made is None:
+        return
+    c.check(made["destination"]["arn"] == outputs["LogDestinationArn"],
+            "output LogDestinationArn is the destination's ARN", f"{made['destination']['arn']} vs {outputs['LogDestinationArn']}")
+    statement = {"Effect": "Allow", "Action": ["logs:PutSubscriptionFilter", "logs:PutAccountPolicy"],
+                 "Resource": outputs["LogDestinationArn"], "Principal": "*",
+                 "Condition": {"StringEquals": {"aws:PrincipalOrgID": params["OrganizationId"] or "o-none"}}}
+    aws["logs"].put_destination_policy(destinationName=name, accessPolicy=json.dumps(
+        {"Version": "2012-10-17", "Statement": [statement]}))
+    listed = aws["logs"].describe_destinations(DestinationNamePrefix=name)["destinations"]
+    c.check(len(listed) == 1 and listed[0]["targetArn"] == outputs["LogStreamArn"],
+            "destination targets the stack's Kinesis stream", str(listed))
+    aws["logs"].delete_destination(destinationName=name)
 
 
 def run_scenario(c: Checks, aws: dict[str, Any] | None, template_path: str, name: str, overrides: dict[str, str],

@@ -156,6 +156,8 @@ class Evaluator:
             return node
         if isinstance(node, list):
             return [self.value(v) for v in node]
+        if isinstance(node, dict) and not any(k == "Ref" or k.startswith("Fn::") for k in node):
+            return {k: self.value(v) for k, v in node.items()}
         if isinstance(node, dict) and len(node) == 1:
             (fn, args), = node.items()
             if fn == "Ref" and args in self.params:

@@ -462,7 +462,11 @@ async fn kinesis<S: StateStore>(
             failures.push(serde_json::json!({ "itemIdentifier": id }));
             continue;
         }
-        let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
+        let region = r.region;
+        let payload = r
+            .data
+            .and_then(|data| ingest::decode_record(&data, limits))
+            .map(|p| p.with_region(region.as_deref()));
         match process(runner, payload, out).await {
             Ok(()) | Err(Failure::Control) => {}
             Err(Failure::Decode(e)) => {
@@ -504,7 +508,11 @@ async fn firehose<S: StateStore>(
             continue;
         };
         let data = r.data.as_deref().unwrap_or_default().to_owned();
-        let payload = r.data.and_then(|data| ingest::decode_record(&data, limits));
+        let region = r.region;
+        let payload = r
+            .data
+            .and_then(|data| ingest::decode_record(&data, limits))
+            .map(|p| p.with_region(region.as_deref()));
         let result = match process(runner, payload, out).await {
             Ok(()) => "Ok",
             Err(Failure::Control) => "Dropped",

@@ -206,6 +206,7 @@ mod tests {
 
     fn payload(lines: &[String]) -> Payload<'_> {
         Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/aws/lambda/auth".into(),

@@ -542,6 +542,7 @@ pub fn message_bytes(events: &[Event]) -> u64 {
 /// A decoded data payload borrowing the events' messages.
 pub fn payload(events: &[Event]) -> Payload<'_> {
     Payload {
+        region: None,
         message_type: MessageType::Data,
         owner: Cow::Borrowed("123456789012"),
         log_group: Cow::Borrowed(LOG_GROUP),

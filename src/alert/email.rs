@@ -25,7 +25,8 @@ pub fn subject(a: &Alert) -> String {
 }
 
 /// The body: the four W's first, then evidence, then where to look.
-/// `region` completes "where" (alerts carry the account, not the region).
+/// `region` completes "where" when the alert names none (an alert from
+/// outside logwarden, or from a version before alerts carried it).
 /// Control sequences from log content are shown as escapes.
 pub fn body(a: &Alert, region: &str) -> String {
     let a = &super::visible::alert(a);
@@ -42,8 +43,16 @@ pub fn body(a: &Alert, region: &str) -> String {
     };
     let _ = writeln!(out, "WHEN   {span}");
     let _ = writeln!(out, "       count {}", a.count);
-    let account = a.account.as_deref().unwrap_or("unknown account");
-    let _ = writeln!(out, "WHERE  account {account}, region {region}");
+    let account = a
+        .account_label()
+        .unwrap_or_else(|| "unknown account".to_string());
+    let region = a.region.as_deref().unwrap_or(region);
+    let team = a
+        .team
+        .as_deref()
+        .map(|t| format!(", team {t}"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "WHERE  account {account}, region {region}{team}");
     let _ = writeln!(out, "       log group {}", a.log_group);
     if let Some(s) = &a.log_stream {
         let _ = writeln!(out, "       log stream {s}");

@@ -188,9 +188,135 @@ pub fn insights_link(
     )
 }
 
+/// The IAM Identity Center access portal that links go through, so that
+/// one click signs a responder into the alert's account with `role` and
+/// lands on the console page: `URL/#/console?account_id=ID&role_name=ROLE&destination=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPortal {
+    url: String,
+    role: String,
+}
+
+impl AccessPortal {
+    /// A portal at `url` (an `https://` URL without query, fragment or
+    /// credentials, e.g. `https://d-1234567890.awsapps.com/start`) signing in
+    /// with the permission set's role `role` (IAM role name characters:
+    /// letters, digits and `+=,.@_-`, at most 64).
+    ///
+    /// # Errors
+    /// Which of the two is wrong, and why.
+    pub fn new(url: &str, role: &str) -> Result<AccessPortal, String> {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| format!("access portal URL `{url}` must start with https://"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        let path_ok = path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'));
+        if !host_ok || !path_ok {
+            return Err(format!(
+                "access portal URL `{url}` must be https://HOST[/PATH] (no query, fragment, port or credentials)"
+            ));
+        }
+        let role_ok = (1..=64).contains(&role.len())
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+        if !role_ok {
+            return Err(format!(
+                "access role `{role}` is not an IAM role name (1-64 of letters, digits and +=,.@_-)"
+            ));
+        }
+        Ok(AccessPortal {
+            url: format!("https://{rest}"),
+            role: role.to_string(),
+        })
+    }
+
+    /// `console` through the portal into `account`; `None` when `account` is
+    /// not an account id (12 digits), so the link stays direct.
+    pub fn wrap(&self, account: &str, console: &str) -> Option<String> {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(format!(
+            "{}/#/console?account_id={account}&role_name={}&destination={}",
+            self.url,
+            percent(&self.role),
+            percent(console)
+        ))
+    }
+
+    /// Both links of an incident through the portal into `account` (each
+    /// left direct when it cannot go through, see [`AccessPortal::wrap`]).
+    pub fn links(&self, account: Option<&str>, links: Links) -> Links {
+        let Some(account) = account else { return links };
+        let via = |l: Option<String>| l.map(|l| self.wrap(account, &l).unwrap_or(l));
+        Links {
+            log_stream: via(links.log_stream),
+            insights: via(links.insights),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_portal_url_and_role_are_checked() {
+        assert!(
+            AccessPortal::new("https://d-1234567890.awsapps.com/start/", "SecurityAudit").is_ok()
+        );
+        for bad in [
+            "http://d-1.awsapps.com/start",
+            "https://evil.example@d-1.awsapps.com/start",
+            "https://d-1.awsapps.com/start?x=1",
+            "https://d-1.awsapps.com/start#/x",
+            "https://d-1.awsapps.com:8443/start",
+            "https:// d-1.awsapps.com",
+            "https://",
+        ] {
+            let e = AccessPortal::new(bad, "R").unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+        for bad in ["", "a b", "role&x=1", "r/x", &"r".repeat(65)] {
+            let e = AccessPortal::new("https://d-1.awsapps.com/start", bad).unwrap_err();
+            assert!(e.starts_with("access role"), "{e}");
+        }
+    }
+
+    #[test]
+    fn portal_links_sign_into_the_account_and_encode_the_destination() {
+        let p = AccessPortal::new("https://d-1234567890.awsapps.com/start/", "Sec.Read+1").unwrap();
+        let console = log_stream_link("eu-west-1", "/aws/lambda/a&b", "s#1", 0, 1);
+        let l = p.wrap("123456789012", &console).unwrap();
+        let (head, dest) = l.split_once("&destination=").unwrap();
+        assert_eq!(
+            head,
+            "https://d-1234567890.awsapps.com/start/#/console?account_id=123456789012&role_name=Sec.Read%2B1"
+        );
+        // One parameter: nothing of the console URL is left unencoded.
+        assert!(!dest.contains(['&', '#', '?', '/', '=']), "{dest}");
+        assert_eq!(decodings(dest).unwrap()[1], console);
+        assert!(decodings(&l).is_some());
+        // An account that is not an id (a hostile owner) keeps the link direct.
+        assert_eq!(p.wrap("1234&x=1", &console), None);
+        let links = p.links(
+            Some("123456789012"),
+            Links {
+                log_stream: Some(console.clone()),
+                insights: None,
+            },
+        );
+        assert_eq!(links.log_stream.as_deref(), Some(l.as_str()));
+        assert_eq!(links.insights, None);
+    }
 
     #[test]
     fn stream_link_escapes_lambda_stream_names() {

@@ -1,6 +1,7 @@
 //! Alerts: the contract of the design (the SNS `default` body, the CLI's JSON
 //! line, the notifier's input), their fingerprints, links and renderings.
 
+pub mod accounts;
 pub mod email;
 pub mod links;
 pub mod redact;
@@ -308,6 +309,19 @@ pub struct Alert {
     /// Raised by a shadow rule (`mode: shadow`): shown, never delivered.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+}
+
+impl Alert {
+    /// The account as people know it: `payments-prod (123456789012)` when
+    /// the accounts map names it, else the id; `None` when unknown.
+    pub fn account_label(&self) -> Option<String> {
+        let id = self.account.as_deref().filter(|a| !a.is_empty());
+        match (self.account_name.as_deref().filter(|n| !n.is_empty()), id) {
+            (Some(name), Some(id)) => Some(format!("{name} ({id})")),
+            (Some(name), None) => Some(name.to_string()),
+            (None, id) => id.map(str::to_string),
+        }
+    }
 }
 
 fn links_empty(l: &Links) -> bool {

@@ -40,8 +40,14 @@ pub fn render(a: &Alert, color: bool) -> String {
     };
     let _ = writeln!(out, "  when   {span}  (count {})", a.count);
     let mut wher = Vec::new();
-    if let Some(acc) = a.account.as_deref().filter(|acc| !acc.is_empty()) {
+    if let Some(acc) = a.account_label() {
         wher.push(format!("account {acc}"));
+    }
+    if let Some(r) = &a.region {
+        wher.push(format!("region {r}"));
+    }
+    if let Some(t) = &a.team {
+        wher.push(format!("team {t}"));
     }
     wher.push(a.log_group.clone());
     if let Some(s) = &a.log_stream {
@@ -132,6 +138,17 @@ mod tests {
         );
         assert!(t.contains("where  account 123456789012  /aws/lambda/auth  s1  function auth"));
         assert!(t.contains("who    source_ip=203.0.113.7  requests r1"));
+        let named = Alert {
+            region: Some("eu-west-1".into()),
+            account_name: Some("payments-prod".into()),
+            team: Some("payments".into()),
+            ..alert()
+        };
+        let t = render(&named, false);
+        assert!(
+            t.contains("where  account payments-prod (123456789012)  region eu-west-1  team payments  /aws/lambda/auth"),
+            "{t}"
+        );
         assert!(t.contains("| Failed password"));
         assert!(!t.contains('\x1b'));
     }

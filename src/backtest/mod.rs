@@ -387,6 +387,7 @@ pub fn run<K: AlertSink>(
     };
     for (stream, events) in history.batches(MAX_BATCH_EVENTS) {
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: Cow::Borrowed(&owner),
             log_group: Cow::Borrowed(&history.log_group),

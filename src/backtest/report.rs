@@ -534,6 +534,7 @@ mod tests {
             .map(|i| format!("sshd[{i}]: Failed password for root from 203.0.113.7 port {i} ssh2"))
             .collect();
         rec.batch(&Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/var/log/secure".into(),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use logwarden::engine::{Engine, EngineConfig, Safeguards};
+use logwarden::engine::{Engine, EngineConfig, PlaceSettings, Safeguards};
 use logwarden::handler::{Delivery, DetectorService, HandlerError};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
@@ -26,6 +26,7 @@ struct Config {
     region: String,
     function: String,
     safeguards: Safeguards,
+    engine: EngineConfig,
 }
 
 fn config() -> Result<Config, String> {
@@ -59,6 +60,22 @@ fn config() -> Result<Config, String> {
         }
         Err(_) => 60_000,
     };
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let var = |n: &str| std::env::var(n).ok();
+    let (home, accounts) = (var("LOGWARDEN_HOME_ACCOUNT"), var("LOGWARDEN_ACCOUNTS"));
+    let (portal, role) = (
+        var("LOGWARDEN_ACCESS_PORTAL_URL"),
+        var("LOGWARDEN_ACCESS_ROLE"),
+    );
+    let engine = PlaceSettings {
+        region: &region,
+        home_region: Some(&region),
+        home_account: home.as_deref(),
+        accounts: accounts.as_deref().map(|a| (a, "LOGWARDEN_ACCOUNTS")),
+        access_portal_url: portal.as_deref(),
+        access_role: role.as_deref(),
+    }
+    .engine_config()?;
     // Checked last: a wrong setting of ours is the more useful line.
     logwarden::handler::check_lambda_environment(|n| std::env::var(n).ok())?;
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
@@ -75,8 +92,9 @@ fn config() -> Result<Config, String> {
             max_decoded_bytes,
             ..Limits::default()
         },
-        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        region,
         function,
+        engine,
     })
 }
 
@@ -109,7 +127,7 @@ async fn main() -> Result<(), Error> {
         _ => Delivery::Log,
     };
     let rules = Arc::new(cfg.rules);
-    let engine_config = EngineConfig { region: cfg.region };
+    let engine_config = cfg.engine;
     let clock = Box::new(LaggedClock::new(SystemClock, cfg.sweep_lag_ms));
     // DynamoDB when a table is configured (shared by every container), else memory.
     let store = Store::for_table(cfg.state_table.as_deref(), conf.as_ref());

@@ -373,6 +373,7 @@ mod tests {
 
     fn payload<'a>(ip_user: &'a [(String, String)]) -> Payload<'a> {
         Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/aws/ec2/bastion".into(),

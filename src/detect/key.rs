@@ -6,7 +6,15 @@
 //! function. Each kind's file names the [`Space`] its state lives in; the
 //! engine knows only incidents and function facts. The text is stored in
 //! shared state (DynamoDB items), so it never changes.
+//!
+//! The `<group>` of a key is a log group in its account and region
+//! ([`Located`]): the bare name for the detector's home account and region
+//! (so a single-account deployment keeps the keys it always had), else
+//! `:<account>:<region>:<name>`. A log group name never holds `:`, so the
+//! two cannot be confused, and two accounts' (or regions') groups of the
+//! same name are two places: two baselines, two rate series, two incidents.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::{Key, key_text};
@@ -84,6 +92,59 @@ impl Space {
         }
         let (group, tail) = rest.split_once('|')?;
         Some(Place { group, tail })
+    }
+}
+
+/// A log group in its account and region, as state keys and alert ids name
+/// it (see the module docs): `account` and `region` are `None` for the home
+/// place, whose text is the bare group name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<'a> {
+    /// Account id of a place outside home (`None`: home, or unknown).
+    pub account: Option<Cow<'a, str>>,
+    /// Region of a place outside home (`None`: home).
+    pub region: Option<&'a str>,
+    /// The log group's name.
+    pub group: &'a str,
+}
+
+impl<'a> Located<'a> {
+    /// The text of `group` in `account` and `region`, outside home. The
+    /// account is escaped (`%`, `:`, `|`): it comes from the payload.
+    pub fn text(account: &str, region: &str, group: &str) -> String {
+        let account = account
+            .replace('%', "%25")
+            .replace(':', "%3A")
+            .replace('|', "%7C");
+        format!(":{account}:{}:{group}", region.replace(':', ""))
+    }
+
+    /// Reads a place's text back (the bare name is home).
+    pub fn parse(text: &'a str) -> Located<'a> {
+        let scoped = text.strip_prefix(':').and_then(|rest| {
+            let (account, rest) = rest.split_once(':')?;
+            let (region, group) = rest.split_once(':')?;
+            let account = if account.contains('%') {
+                Cow::Owned(
+                    account
+                        .replace("%3A", ":")
+                        .replace("%7C", "|")
+                        .replace("%25", "%"),
+                )
+            } else {
+                Cow::Borrowed(account)
+            };
+            Some(Located {
+                account: Some(account).filter(|a| !a.is_empty()),
+                region: Some(region).filter(|r| !r.is_empty()),
+                group,
+            })
+        });
+        scoped.unwrap_or(Located {
+            account: None,
+            region: None,
+            group: text,
+        })
     }
 }
 
@@ -180,6 +241,26 @@ mod tests {
             StateKey::function("/aws/lambda/f").as_str(),
             "f|/aws/lambda/f"
         );
+    }
+
+    #[test]
+    fn places_outside_home_parse_back_and_home_is_the_bare_name() {
+        let t = Located::text("1111:2|%", "eu-west-1", "/aws/lambda/f");
+        assert_eq!(t, ":1111%3A2%7C%25:eu-west-1:/aws/lambda/f");
+        let l = Located::parse(&t);
+        assert_eq!(l.account.as_deref(), Some("1111:2|%"));
+        assert_eq!(l.region, Some("eu-west-1"));
+        assert_eq!(l.group, "/aws/lambda/f");
+        let home = Located::parse("/aws/lambda/f");
+        assert_eq!(
+            (home.account, home.region, home.group),
+            (None, None, "/aws/lambda/f")
+        );
+        // Two accounts' groups of one name are two places, so two keys.
+        let a = StateKey::function(&Located::text("111111111111", "eu-west-1", "/g"));
+        let b = StateKey::function(&Located::text("222222222222", "eu-west-1", "/g"));
+        assert_ne!(a, b);
+        assert_ne!(a, StateKey::function("/g"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use config::{ConfigVisitor, KindConfig};
-pub use key::StateKey;
+pub use key::{Located, StateKey};
 pub use kind::{At, Detect, Line, Listed, Matching, Opened, Scope, StateOf, Summary};
 
 /// The values that identify one incident of a rule within a log group,
@@ -296,8 +296,10 @@ pub fn stable_hash(parts: &[&str]) -> u64 {
 }
 
 /// Function name of a Lambda log group (`/aws/lambda/checkout` → `checkout`).
+/// A place outside home ([`Located`]) names its group's function too.
 pub fn function_name(log_group: &str) -> Option<&str> {
-    log_group
+    Located::parse(log_group)
+        .group
         .strip_prefix("/aws/lambda/")
         .filter(|f| !f.is_empty())
 }

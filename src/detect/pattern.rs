@@ -261,6 +261,7 @@ mod tests {
 
     fn payload<'a>(group: &'a str, lines: &'a [String]) -> Payload<'a> {
         Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: group.into(),

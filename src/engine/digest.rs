@@ -87,7 +87,7 @@ const DIGEST_ITEM_CHARS: usize = 160;
 /// count the number folded, the folded rules in the summary and each folded
 /// alert (rule, key or function, id) in the evidence. The id hashes the
 /// folded ids, so the same storm gives the same digest.
-fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
+fn digest(folded: &[Alert], total: usize, max: usize, region_home: &str) -> Alert {
     let common = |f: &dyn Fn(&Alert) -> Option<&str>| -> Option<String> {
         let first = f(folded.first()?)?;
         folded
@@ -115,6 +115,8 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
     let insights = log_group.as_deref().and_then(|g| {
         let start = crate::time::parse_rfc3339(&first_seen).ok()?;
         let end = crate::time::parse_rfc3339(&last_seen).ok()?;
+        let region = common(&|a| a.region.as_deref());
+        let region = region.as_deref().unwrap_or(region_home);
         alert::links::group_insights(region, g, (start, end), &no_emails)
     });
     let mut out = Alert {
@@ -151,9 +153,9 @@ fn digest(folded: &[Alert], total: usize, max: usize, region: &str) -> Alert {
         },
         status: crate::alert::AlertStatus::Firing,
         resolved_at: None,
-        region: None,
-        account_name: None,
-        team: None,
+        region: common(&|a| a.region.as_deref()),
+        account_name: common(&|a| a.account_name.as_deref()),
+        team: common(&|a| a.team.as_deref()),
         shadow: false,
     };
     alert::redact::links(&mut out, &no_emails);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::Engine;
 use crate::alert::redact::RedactOptions;
 use crate::alert::{self, Alert, Links};
-use crate::detect::{Finding, Key, Summary, function_name};
+use crate::detect::{Finding, Key, Located, Summary, function_name};
 use crate::rules::Rule;
 use crate::state::StateStore;
 
@@ -94,12 +94,18 @@ impl<S: StateStore> Engine<S> {
     /// (`/`, `=`, spaces), and redacting a finished link would miss it.
     pub(super) fn finish(&self, mut d: Draft, account: Option<&str>) -> Alert {
         let opts = &self.safeguards.redact;
+        let (account, region) = self.whose(&mut d, account);
         d.redact_names(opts);
         let r: &Rule = &self.rules.rules[d.rule];
         let function = function_name(&d.log_group).map(str::to_string);
         let place = function.clone().unwrap_or_else(|| d.log_group.clone());
         let title = title(r, &d, &place);
-        let links = self.links(r, &d);
+        let links = self.links(r, &d, &region);
+        let links = match &self.config.access_portal {
+            Some(portal) => portal.links(account.as_deref(), links),
+            None => links,
+        };
+        let named = account.as_deref().and_then(|a| self.config.accounts.get(a));
         let mut out = Alert {
             summary: summary(r, &d, &place),
             id: d.id,
@@ -107,7 +113,9 @@ impl<S: StateStore> Engine<S> {
             kind: crate::alert::AlertKind::Rule(r.kind),
             severity: r.severity.into(),
             title: alert::truncate_chars(&title, 99),
-            account: account.filter(|a| !a.is_empty()).map(str::to_string),
+            account_name: named.map(|n| n.name.clone()),
+            team: named.and_then(|n| n.team.clone()),
+            account,
             log_group: d.log_group,
             log_stream: Some(d.log_stream),
             function,
@@ -125,9 +133,7 @@ impl<S: StateStore> Engine<S> {
             links,
             status: crate::alert::AlertStatus::Firing,
             resolved_at: None,
-            region: None,
-            account_name: None,
-            team: None,
+            region: Some(region),
             shadow: false,
         };
         alert::redact::alert(&mut out, opts);
@@ -140,9 +146,36 @@ impl<S: StateStore> Engine<S> {
         out
     }
 
+    /// The account and region of a draft, its log group made the bare name
+    /// again: a place outside home names both ([`Located`]); home is the
+    /// batch's account (none for a plain log) in the home region, and in a
+    /// sweep, which has no batch, the home account.
+    fn whose(&self, d: &mut Draft, batch_account: Option<&str>) -> (Option<String>, String) {
+        let located = Located::parse(&d.log_group);
+        let (account, region, group) = match located.region {
+            Some(region) => (
+                located.account.map(|a| a.into_owned()),
+                region.to_string(),
+                located.group.to_string(),
+            ),
+            None => (
+                match batch_account {
+                    Some(a) => Some(a).filter(|a| !a.is_empty()).map(str::to_string),
+                    None => self.home_account.clone(),
+                },
+                self.home_region
+                    .clone()
+                    .unwrap_or_else(|| self.config.region.clone()),
+                std::mem::take(&mut d.log_group),
+            ),
+        };
+        d.log_group = group;
+        (account, region)
+    }
+
     /// The incident's console links. A redacted value finds nothing in Logs
     /// Insights, nor does the kind of a secret: filter on a request id instead.
-    fn links(&self, r: &Rule, d: &Draft) -> Links {
+    fn links(&self, r: &Rule, d: &Draft, region: &str) -> Links {
         let secret_kind = r.detector.secrets().is_some();
         let unredacted = |v: &&String| !v.contains("[REDACTED:");
         let needle = d
@@ -153,7 +186,7 @@ impl<S: StateStore> Engine<S> {
             .or_else(|| d.request_ids.iter().find(unredacted))
             .cloned();
         alert::links::incident(
-            &self.config.region,
+            region,
             &d.log_group,
             &d.log_stream,
             needle.as_deref(),

@@ -25,20 +25,25 @@ mod digest;
 mod finish;
 mod incidents;
 mod observe;
+mod places;
 mod prepared;
 mod rule_tests;
 mod work;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::alert::Alert;
+use crate::alert::accounts::Accounts;
+use crate::alert::links::AccessPortal;
 use crate::alert::redact::RedactOptions;
 use crate::detect::profile::Profile;
 use crate::ingest::{MessageType, Payload};
 use crate::rules::RuleSet;
 use crate::state::{StateError, StateStore};
 
+pub use places::PlaceSettings;
 pub use prepared::{Pass1, Prepared};
 pub use rule_tests::{TestOutcome, run_rule_tests, run_rule_tests_in};
 
@@ -57,14 +62,33 @@ pub enum EngineError {
 /// Settings that are not rules.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// AWS region for console links.
+    /// The default region (the detector's `AWS_REGION`, the CLI's
+    /// `--region`): alerts of payloads whose envelope names no region are in it.
     pub region: String,
+    /// The home region: the detector's own. `None`: the region of the first
+    /// payload the engine reads (the CLI, so that replaying one region's
+    /// events keeps their ids whatever `--region` says).
+    pub home_region: Option<String>,
+    /// The home account: the detector's own. `None`: the first account the
+    /// engine reads becomes home. Payloads of the home account and region
+    /// keep the state keys and alert ids a single-account deployment always
+    /// had; every other (account, region) is a place of its own
+    /// ([`crate::detect::Located`]).
+    pub home_account: Option<String>,
+    /// Names and teams of accounts (`account_name`, `team`).
+    pub accounts: Arc<Accounts>,
+    /// Links go through this IAM Identity Center portal, when set.
+    pub access_portal: Option<AccessPortal>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             region: "us-east-1".into(),
+            home_region: None,
+            home_account: None,
+            accounts: Arc::default(),
+            access_portal: None,
         }
     }
 }
@@ -169,6 +193,10 @@ pub struct Engine<S: StateStore> {
     rules: Arc<RuleSet>,
     store: S,
     config: EngineConfig,
+    /// The home account ([`EngineConfig::home_account`], else the first read).
+    home_account: Option<String>,
+    /// The home region ([`EngineConfig::home_region`], else the first read).
+    home_region: Option<String>,
     safeguards: Safeguards,
     watermark: i64,
     /// Per-rule figures, when asked for ([`Engine::with_profile`]).
@@ -185,6 +213,8 @@ impl<S: StateStore> Engine<S> {
         Engine {
             rules,
             store,
+            home_account: config.home_account.clone(),
+            home_region: config.home_region.clone(),
             config,
             safeguards: Safeguards::default(),
             watermark: i64::MIN,
@@ -291,6 +321,8 @@ impl<S: StateStore> Engine<S> {
         observed: &[observe::Observed<'_>],
         lenient_json: u64,
     ) -> Result<BatchOutcome, EngineError> {
+        let located = self.locate(p);
+        let p = located.as_ref().unwrap_or(p);
         if let Some(max) = p.log_events.iter().map(|e| e.timestamp).max() {
             self.watermark = self.watermark.max(max);
         }
@@ -320,6 +352,42 @@ impl<S: StateStore> Engine<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The payload as the state sees it: `None` when it comes from the home
+    /// account and region (its log group is its place), else the payload
+    /// with its log group replaced by its place's text
+    /// ([`crate::detect::Located`]). Only the alert ([`Engine::finish`])
+    /// reads the group back.
+    fn locate<'a>(&mut self, p: &'a Payload<'_>) -> Option<Payload<'a>> {
+        let owner = p.owner.as_ref();
+        if self.home_account.is_none() && !owner.is_empty() {
+            self.home_account = Some(owner.to_string());
+        }
+        let home_account = owner.is_empty() || self.home_account.as_deref() == Some(owner);
+        let region = p.region.as_deref().unwrap_or(&self.config.region);
+        let home_region = self.home_region.get_or_insert_with(|| region.to_string());
+        if home_account && region == home_region.as_str() {
+            return None;
+        }
+        let b = |s: &'a Cow<'_, str>| Cow::Borrowed(s.as_ref());
+        Some(Payload {
+            message_type: p.message_type,
+            owner: b(&p.owner),
+            region: p.region.as_ref().map(b),
+            log_group: crate::detect::Located::text(owner, region, &p.log_group).into(),
+            log_stream: b(&p.log_stream),
+            subscription_filters: p.subscription_filters.iter().map(b).collect(),
+            log_events: p
+                .log_events
+                .iter()
+                .map(|e| crate::ingest::LogEvent {
+                    id: b(&e.id),
+                    timestamp: e.timestamp,
+                    message: b(&e.message),
+                })
+                .collect(),
+        })
     }
 
     /// Evaluate deadline rules with `now` as the watermark (end of input, or
@@ -363,6 +431,7 @@ mod tests {
         let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
         let t = 1_795_341_600_000;
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/aws/lambda/checkout".into(),
@@ -397,6 +466,7 @@ mod tests {
             }
         }
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/aws/lambda/image-api".into(),
@@ -494,6 +564,7 @@ mod tests {
             let set = Arc::new(RuleSet::builtin().unwrap());
             let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
             let payload = Payload {
+                region: None,
                 message_type: MessageType::Data,
                 owner: "123456789012".into(),
                 log_group: "/aws/lambda/auth".into(),
@@ -530,6 +601,7 @@ mod tests {
         let set = Arc::new(RuleSet::builtin().unwrap());
         let mut engine = Engine::new(set, state::MemoryStore::new(), EngineConfig::default());
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/aws/lambda/auth".into(),

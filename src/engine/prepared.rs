@@ -89,6 +89,7 @@ mod tests {
         let p = Payload {
             message_type: MessageType::Data,
             owner: "123456789012".into(),
+            region: None,
             log_group: "/aws/lambda/auth".into(),
             log_stream: "s".into(),
             subscription_filters: vec![],

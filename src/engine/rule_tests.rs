@@ -71,6 +71,7 @@ async fn run_test(
         .chunk_by(|a: &TestEvent, b: &TestEvent| a.log_stream == b.log_stream)
     {
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: t.log_group.as_str().into(),

@@ -146,6 +146,11 @@ struct Probe<'a> {
     records: Option<&'a RawValue>,
     #[serde(rename = "logEvents", borrow)]
     log_events: Option<&'a RawValue>,
+    /// Firehose: the region of the delivery stream (its ARN says it too).
+    #[serde(borrow)]
+    region: Option<&'a RawValue>,
+    #[serde(rename = "deliveryStreamArn", borrow)]
+    delivery_stream_arn: Option<&'a RawValue>,
 }
 
 /// `awslogs` of a direct CloudWatch Logs → Lambda event.
@@ -371,7 +376,7 @@ fn ndjson(
 
 /// One record of a document to decode: its origin and its `data` (or why it
 /// has none).
-type Unit<'a> = (String, Result<Cow<'a, str>, DecodeError>);
+type Unit<'a> = (String, Option<String>, Result<Cow<'a, str>, DecodeError>);
 
 /// Delivers the units of one JSON document. `prefix` is the NDJSON origin
 /// (`line L`) or empty for a whole-input document.
@@ -397,13 +402,14 @@ fn one_document<'i>(
             InputForm::AwsLogs,
             vec![(
                 origin(if prefix.is_empty() { "awslogs" } else { "" }),
+                None,
                 r.data,
             )],
         ),
         Event::Kinesis(rs) => (
             InputForm::Kinesis,
             rs.into_iter()
-                .map(|r| (origin(&format!("record {}", r.index)), r.data))
+                .map(|r| (origin(&format!("record {}", r.index)), r.region, r.data))
                 .collect(),
         ),
         Event::Firehose(rs) => (
@@ -414,7 +420,7 @@ fn one_document<'i>(
                         Some(id) => origin(&format!("recordId {id}")),
                         None => origin(&format!("record {}", r.index)),
                     };
-                    (unit, r.data)
+                    (unit, r.region, r.data)
                 })
                 .collect(),
         ),
@@ -432,9 +438,11 @@ fn one_document<'i>(
             ));
         }
     };
-    for (unit, data) in units {
+    for (unit, region, data) in units {
         match data {
-            Ok(data) => decode_and_deliver(&data, &unit, limits, bufs, f),
+            Ok(data) => decode_and_deliver(&data, &unit, limits, bufs, &mut |o, p| {
+                f(o, p.map(|p| p.with_region(region.as_deref())))
+            }),
             Err(e) => f(&unit, Err(e)),
         }
     }
@@ -474,6 +482,11 @@ pub struct EventRecord<'a> {
     /// missing field, a wrong type, a duplicate key (ambiguous, so rejected
     /// rather than taking the first or the last), with its position.
     pub data: Result<Cow<'a, str>, DecodeError>,
+    /// The AWS region the record comes from: Kinesis `awsRegion` (else the
+    /// region of `eventSourceARN`), Firehose `region` (else the region of
+    /// `deliveryStreamArn`); `None` for `awslogs` or when absent or not a
+    /// region code ([`super::region_code`]).
+    pub region: Option<String>,
 }
 
 /// Reads one Lambda event, as the detector receives it: a JSON object with
@@ -536,6 +549,10 @@ struct RecordIds<'a> {
     event_id: Option<&'a RawValue>,
     #[serde(borrow)]
     kinesis: Option<&'a RawValue>,
+    #[serde(rename = "awsRegion", borrow)]
+    aws_region: Option<&'a RawValue>,
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<&'a RawValue>,
 }
 
 /// `Records[].kinesis`, for its sequence number only.
@@ -558,6 +575,21 @@ fn kinesis_id(raw: &RawValue) -> Option<Cow<'static, str>> {
         .and_then(|k| serde_json::from_str::<KinesisIds<'_>>(k.get()).ok())
         .and_then(|k| string_of(k.sequence_number))
         .or_else(|| string_of(ids.event_id))
+}
+
+/// Kinesis: `awsRegion`, else the region of `eventSourceARN`.
+fn kinesis_region(raw: &RawValue) -> Option<String> {
+    let ids = serde_json::from_str::<RecordIds<'_>>(raw.get()).ok()?;
+    region_of(ids.aws_region, ids.event_source_arn)
+}
+
+/// A region field, else the region part of an ARN
+/// (`arn:aws:kinesis:REGION:ACCOUNT:…`), when it is a region code.
+fn region_of(region: Option<&RawValue>, arn: Option<&RawValue>) -> Option<String> {
+    let code = |r: &str| super::region_code(r).map(str::to_string);
+    string_of(region)
+        .and_then(|r| code(&r))
+        .or_else(|| string_of(arn).and_then(|a| a.split(':').nth(3).and_then(code)))
 }
 
 /// Firehose: `recordId`.
@@ -584,6 +616,7 @@ fn split_event<'i>(doc: Doc<'i>, probe: &Probe<'i>) -> Result<Event<'i>, DecodeE
             index: 0,
             id: None,
             data,
+            region: None,
         }));
     }
 
@@ -618,6 +651,7 @@ fn split_event<'i>(doc: Doc<'i>, probe: &Probe<'i>) -> Result<Event<'i>, DecodeE
                     index,
                     id: kinesis_id(raw),
                     data,
+                    region: kinesis_region(raw),
                 }
             })
             .collect();
@@ -626,6 +660,7 @@ fn split_event<'i>(doc: Doc<'i>, probe: &Probe<'i>) -> Result<Event<'i>, DecodeE
 
     if let Some(raw) = probe.records {
         let records = records_of(doc, raw, "records")?;
+        let region = region_of(probe.region, probe.delivery_stream_arn);
         let parsed: Vec<_> = records
             .iter()
             .map(|r| serde_json::from_str::<FirehoseRecord<'_>>(r.get()))
@@ -653,6 +688,7 @@ fn split_event<'i>(doc: Doc<'i>, probe: &Probe<'i>) -> Result<Event<'i>, DecodeE
                     index,
                     id: firehose_id(raw),
                     data,
+                    region: region.clone(),
                 }
             })
             .collect();

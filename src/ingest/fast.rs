@@ -68,6 +68,7 @@ pub(super) fn parse(text: &str) -> Option<OwnedPayload> {
     s.end()?;
     let empty = s.out.len()..s.out.len();
     Some(OwnedPayload {
+        region: None,
         text: s.out,
         message_type: message_type?,
         owner: owner.unwrap_or_else(|| empty.clone()),

@@ -82,6 +82,10 @@ pub struct Payload<'a> {
     pub message_type: MessageType,
     /// Account id.
     pub owner: Cow<'a, str>,
+    /// AWS region the payload came from, when its envelope says
+    /// (Kinesis `awsRegion`/`eventSourceARN`, Firehose `region`); `None`
+    /// for a direct subscription, a bare payload or a plain log.
+    pub region: Option<Cow<'a, str>>,
     /// Log group name.
     pub log_group: Cow<'a, str>,
     /// Log stream name.
@@ -166,6 +170,7 @@ pub struct OwnedPayload {
     pub(crate) text: String,
     pub(crate) message_type: MessageType,
     pub(crate) owner: std::ops::Range<usize>,
+    pub(crate) region: Option<String>,
     pub(crate) log_group: std::ops::Range<usize>,
     pub(crate) log_stream: std::ops::Range<usize>,
     pub(crate) filters: Vec<std::ops::Range<usize>>,
@@ -205,11 +210,19 @@ impl OwnedPayload {
             text,
             message_type: p.message_type,
             owner,
+            region: p.region.as_deref().map(str::to_string),
             log_group,
             log_stream,
             filters,
             events,
         }
+    }
+
+    /// The payload with the region its envelope names (a valid region code
+    /// only: see [`region_code`]).
+    pub fn with_region(mut self, region: Option<&str>) -> Self {
+        self.region = region.and_then(region_code).map(str::to_string);
+        self
     }
 
     /// Bytes it holds on the heap (its text and its event table).
@@ -234,6 +247,7 @@ impl OwnedPayload {
         Payload {
             message_type: self.message_type,
             owner: s(&self.owner),
+            region: self.region.as_deref().map(Cow::Borrowed),
             log_group: s(&self.log_group),
             log_stream: s(&self.log_stream),
             subscription_filters: self.filters.iter().map(s).collect(),
@@ -248,4 +262,26 @@ impl OwnedPayload {
                 .collect(),
         }
     }
+}
+
+/// `region` when it is an AWS region code (`eu-west-1`, `us-gov-west-1`):
+/// lower-case words joined by `-`, ending in a number. Regions end up in
+/// console host names, so anything else is dropped, not passed on.
+pub fn region_code(region: &str) -> Option<&str> {
+    let mut parts = region.split('-');
+    let first = parts.next()?;
+    let ok = region.len() <= 32
+        && first.len() == 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && {
+            let rest: Vec<&str> = parts.collect();
+            rest.len() >= 2
+                && rest
+                    .last()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && rest[..rest.len() - 1]
+                    .iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        };
+    ok.then_some(region)
 }

@@ -65,6 +65,7 @@ pub fn parse_payload_reference(text: &str) -> Result<Payload<'_>, DecodeError> {
     let raw: RawPayload<'_> =
         serde_json::from_str(text).map_err(|e| DecodeError::payload_json(&e))?;
     Ok(Payload {
+        region: None,
         message_type: raw.message_type.0,
         owner: raw.owner,
         log_group: raw.log_group,

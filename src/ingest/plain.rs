@@ -133,6 +133,7 @@ pub(crate) fn for_each_plain(
 ) {
     let mut years = SyslogYears::new(opts);
     let mut payload = Payload {
+        region: None,
         message_type: MessageType::Data,
         owner: Cow::Borrowed(""),
         log_group: Cow::Borrowed(opts.log_group.as_deref().unwrap_or("local")),

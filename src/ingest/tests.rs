@@ -16,6 +16,7 @@ struct Seen {
     owner: String,
     log_group: String,
     log_stream: String,
+    region: Option<String>,
     /// (id, timestamp, message)
     events: Vec<(String, i64, String)>,
 }
@@ -30,6 +31,7 @@ fn run_with(input: &[u8], opts: &FileOptions) -> (Result<InputForm, DecodeError>
             owner: p.owner.to_string(),
             log_group: p.log_group.to_string(),
             log_stream: p.log_stream.to_string(),
+            region: p.region.as_deref().map(str::to_string),
             events: p
                 .log_events
                 .iter()
@@ -206,6 +208,62 @@ fn firehose_records_are_named_by_record_id() {
     assert_eq!(ok(&units[0]).log_group, "g1");
     assert_eq!(units[1].0, "record 1");
     assert_eq!(messages(ok(&units[1])), ["y"]);
+    // Every record is in the event's region.
+    assert_eq!(ok(&units[0]).region.as_deref(), Some("us-west-2"));
+    assert_eq!(ok(&units[1]).region.as_deref(), Some("us-west-2"));
+}
+
+#[test]
+fn kinesis_records_carry_their_region_and_a_hostile_one_is_dropped() {
+    let rec = |extra: &str| {
+        format!(
+            r#"{{"kinesis":{{"data":"{}"}}{extra}}}"#,
+            data_of(&payload_json("g", &["x"]))
+        )
+    };
+    let input = format!(
+        r#"{{"Records":[{},{},{},{}]}}"#,
+        rec(r#","awsRegion":"eu-west-1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s""#),
+        rec(r#","eventSourceARN":"arn:aws:kinesis:ap-southeast-2:1:stream/s""#),
+        rec(r#","awsRegion":"evil.example/#x","eventSourceARN":"arn:aws:kinesis:EU:1:stream/s""#),
+        rec("")
+    );
+    let (form, units) = run(input.as_bytes());
+    assert_eq!(form, Ok(InputForm::Kinesis));
+    let regions: Vec<Option<&str>> = units.iter().map(|u| ok(u).region.as_deref()).collect();
+    assert_eq!(
+        regions,
+        [Some("eu-west-1"), Some("ap-southeast-2"), None, None]
+    );
+    // A direct subscription and a bare payload name no region.
+    let (_, units) = run(awslogs_event(&payload_json("g", &["x"])).as_bytes());
+    assert_eq!(ok(&units[0]).region, None);
+}
+
+#[test]
+fn region_codes_are_words_and_a_number() {
+    for ok in [
+        "us-east-1",
+        "eu-central-2",
+        "us-gov-west-1",
+        "ap-southeast-4",
+        "cn-north-1",
+    ] {
+        assert_eq!(region_code(ok), Some(ok));
+    }
+    for bad in [
+        "",
+        "us",
+        "us-east",
+        "US-EAST-1",
+        "us-east-1/x",
+        "us-east-1.evil",
+        "u-east-1",
+        "us--1",
+        "us-east-x",
+    ] {
+        assert_eq!(region_code(bad), None, "{bad}");
+    }
 }
 
 #[test]

@@ -115,6 +115,16 @@ fn render_once(a: &Alert, region: &str) -> SnsMessage {
     }
     // Subscribers filter on it (e.g. page on firing only).
     attributes.push(("status", a.status.to_string()));
+    // Routing by account, region and team (README, "Many accounts and regions").
+    for (name, v) in [
+        ("account", &a.account),
+        ("region", &a.region),
+        ("team", &a.team),
+    ] {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            attributes.push((name, v.clone()));
+        }
+    }
     SnsMessage {
         message: doc.to_string(),
         subject: email::subject(a),
@@ -359,7 +369,10 @@ mod tests {
             "email is plain text"
         );
         let names: Vec<&str> = m.attributes.iter().map(|(k, _)| *k).collect();
-        assert_eq!(names, ["severity", "rule", "kind", "log_group", "status"]);
+        assert_eq!(
+            names,
+            ["severity", "rule", "kind", "log_group", "status", "account"]
+        );
         assert_eq!(m.attributes[4].1, "firing");
         assert_eq!(m.subject, "[HIGH] Burst");
     }
@@ -380,6 +393,42 @@ mod tests {
         );
         let back: Alert = serde_json::from_str(doc["sqs"].as_str().unwrap()).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn account_region_and_team_are_attributes_for_routing() {
+        let mut a = alert();
+        a.region = Some("eu-west-1".into());
+        a.team = Some("payments".into());
+        a.account_name = Some("payments-prod".into());
+        let m = render(&a, "us-east-1");
+        let got: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            got[5..],
+            [
+                ("account", "123456789012"),
+                ("region", "eu-west-1"),
+                ("team", "payments")
+            ]
+        );
+        // The email names the account by its name, in the alert's own region.
+        let doc: serde_json::Value = serde_json::from_str(&m.message).unwrap();
+        let email = doc["email"].as_str().unwrap();
+        assert!(
+            email.contains(
+                "WHERE  account payments-prod (123456789012), region eu-west-1, team payments"
+            ),
+            "{email}"
+        );
+        a.account = None;
+        a.region = Some(String::new());
+        a.team = None;
+        let names: Vec<&str> = render(&a, "eu-west-1")
+            .attributes
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(names, ["severity", "rule", "kind", "log_group", "status"]);
     }
 
     #[test]

@@ -70,6 +70,7 @@ async fn replay(size: usize) -> Vec<String> {
     for group in ev.chunk_by(|a, b| a.0 == b.0) {
         for (n, chunk) in group.chunks(size).enumerate() {
             let payload = Payload {
+                region: None,
                 message_type: MessageType::Data,
                 owner: "123456789012".into(),
                 log_group: chunk[0].0.into(),

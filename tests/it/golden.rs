@@ -39,6 +39,7 @@ fn run_with(
         now: None,
         engine: EngineConfig {
             region: "eu-west-1".into(),
+            ..EngineConfig::default()
         },
         threads,
         year: None,

@@ -2,6 +2,14 @@
 //! Kinesis (real gzip payloads, moto's integer event ids) → the detector's
 //! Kinesis handler with DynamoDB state → SNS → an SQS queue. Skipped when
 //! `MOTO_ENDPOINT` is not set.
+//!
+//! The stream sits behind a CloudWatch Logs destination, as in the central
+//! account of an organisation. moto keeps destinations and their policies but
+//! does not deliver through them (its `put_subscription_filter` takes a
+//! stream, a function or a log group, not a destination ARN), so the
+//! subscription writes to the stream itself, and the detector runs as the
+//! central account's: the log group's account (moto's) is a member named by
+//! the accounts map.
 
 use crate::support;
 
@@ -10,7 +18,7 @@ use std::sync::Arc;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use base64::Engine as _;
 use logwarden::alert::Alert;
-use logwarden::engine::{Engine, EngineConfig};
+use logwarden::engine::{Engine, PlaceSettings};
 use logwarden::handler::{Delivery, handle};
 use logwarden::ingest::Limits;
 use logwarden::rules::RuleSet;
@@ -48,6 +56,38 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .unwrap()
         .stream_arn()
         .to_string();
+    let destination = logs
+        .put_destination()
+        .destination_name(&name)
+        .target_arn(&stream_arn)
+        .role_arn("arn:aws:iam::123456789012:role/cwl-to-kinesis")
+        .send()
+        .await
+        .unwrap()
+        .destination()
+        .unwrap()
+        .clone();
+    let destination_arn = destination.arn().unwrap().to_string();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*",
+        "Action": ["logs:PutSubscriptionFilter", "logs:PutAccountPolicy"],
+        "Resource": destination_arn,
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-exampleorgid"}}}]});
+    logs.put_destination_policy()
+        .destination_name(&name)
+        .access_policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let listed = logs
+        .describe_destinations()
+        .destination_name_prefix(&name)
+        .send()
+        .await
+        .unwrap();
+    let d = &listed.destinations()[0];
+    assert_eq!(d.target_arn(), Some(stream_arn.as_str()));
+    assert!(d.access_policy().unwrap().contains("aws:PrincipalOrgID"));
     logs.create_log_group()
         .log_group_name(&group)
         .send()
@@ -131,7 +171,8 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
         .map(|r| {
             assert_eq!(&r.data().as_ref()[..2], &[0x1f, 0x8b], "real gzip payloads");
             json!({"kinesis": {"data": b64.encode(r.data().as_ref()), "sequenceNumber": r.sequence_number(), "partitionKey": r.partition_key()},
-                   "eventSource": "aws:kinesis", "eventID": format!("{shard}:{}", r.sequence_number())})
+                   "eventSource": "aws:kinesis", "eventID": format!("{shard}:{}", r.sequence_number()),
+                   "awsRegion": "us-east-1", "eventSourceARN": stream_arn})
         })
         .collect();
     lambda_records.push(json!({"kinesis": {"data": b64.encode(b"not gzip at all"), "sequenceNumber": "bad-1"}, "eventSource": "aws:kinesis"}));
@@ -144,7 +185,18 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
     let mut engine = Engine::new(
         Arc::new(RuleSet::builtin().unwrap()),
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), &table),
-        EngineConfig::default(),
+        PlaceSettings {
+            region: "us-east-1",
+            home_region: Some("us-east-1"),
+            home_account: Some("111111111111"),
+            accounts: Some((
+                r#"accounts: {"123456789012": {name: payments-prod, team: payments}}"#,
+                "LOGWARDEN_ACCOUNTS",
+            )),
+            ..PlaceSettings::default()
+        }
+        .engine_config()
+        .unwrap(),
     );
     let t = topic_with_queue(&conf, &unique("lw-kin-topic"), None).await;
     let delivery = Delivery::Sns(SnsSink::new(
@@ -174,6 +226,12 @@ async fn log_events_through_kinesis_become_one_alert_in_sqs() {
     assert_eq!(a.log_group, group);
     assert_eq!(a.key["source_ip"], "192.0.2.77");
     assert_eq!(a.count, 10, "the alert is the burst as it opened");
+    assert_eq!(a.account.as_deref(), Some("123456789012"));
+    assert_eq!(a.account_name.as_deref(), Some("payments-prod"));
+    assert_eq!(a.region.as_deref(), Some("us-east-1"));
+    let attrs = &got[0]["MessageAttributes"];
+    assert_eq!(attrs["team"]["Value"], "payments", "{attrs}");
+    assert_eq!(attrs["account"]["Value"], "123456789012", "{attrs}");
     // The event source mapping retries the batch: nothing new goes out.
     let h = handle(
         &mut engine,

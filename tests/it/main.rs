@@ -15,6 +15,7 @@
 //! from the kernel (`127.0.0.1:0`). `layout::` checks that no test file is
 //! added beside this binary.
 
+mod accounts;
 mod attacker;
 mod backtest;
 mod bad_input;

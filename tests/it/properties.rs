@@ -56,6 +56,7 @@ fn payload() -> impl Strategy<Value = Payload<'static>> {
     )
         .prop_map(
             |(data, owner, group, stream, filters, log_events)| Payload {
+                region: None,
                 message_type: if data {
                     MessageType::Data
                 } else {

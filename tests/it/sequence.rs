@@ -31,6 +31,7 @@ async fn run(events: &[(i64, String)], size: usize) -> Vec<Alert> {
     let mut out = Vec::new();
     for (n, chunk) in events.chunks(size).enumerate() {
         let payload = Payload {
+            region: None,
             message_type: MessageType::Data,
             owner: "123456789012".into(),
             log_group: "/ec2/bastion/auth".into(),

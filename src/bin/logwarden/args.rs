@@ -136,6 +136,8 @@ pub(crate) struct SweepArgs {
     pub(crate) delivery: DeliveryArgs,
     #[command(flatten)]
     pub(crate) safeguards: SafeguardArgs,
+    #[command(flatten)]
+    pub(crate) places: crate::places::PlaceArgs,
 }
 
 /// Defences against attacker-controlled log content: shared by replay and sweep.
@@ -354,6 +356,8 @@ pub(crate) struct ReplayArgs {
     pub(crate) profile: bool,
     #[command(flatten)]
     pub(crate) safeguards: SafeguardArgs,
+    #[command(flatten)]
+    pub(crate) places: crate::places::PlaceArgs,
 }
 
 /// The truth file `eval --help` shows, verbatim (clap would rewrap a doc comment).
@@ -458,6 +462,8 @@ pub(crate) struct BacktestArgs {
     /// AWS region used in console links.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub(crate) region: String,
+    #[command(flatten)]
+    pub(crate) places: crate::places::PlaceArgs,
 }
 
 #[derive(Subcommand)]

@@ -21,6 +21,7 @@ use logwarden::state::dynamodb::DynamoStore;
 use logwarden::time::Clock;
 
 mod args;
+mod places;
 use args::*;
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
@@ -256,14 +257,12 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
     let now = args
         .now
         .unwrap_or_else(|| logwarden::time::SystemClock.now_ms() - args.lag);
-    let mut engine = Engine::new(
-        set,
-        table_store(&rt, table),
-        EngineConfig {
-            region: args.delivery.region.clone(),
-        },
-    )
-    .with_safeguards(args.safeguards.safeguards());
+    let config = match args.places.engine_config(&args.delivery.region) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut engine = Engine::new(set, table_store(&rt, table), config)
+        .with_safeguards(args.safeguards.safeguards());
     // Published and confirmed first; printed after, as a record of what went out.
     let result = rt.block_on(Runner::new(&mut engine, sns).sweep(now));
     match result {
@@ -338,6 +337,10 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let engine = match args.places.engine_config(&args.delivery.region) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let opts = ReplayOptions {
         limits: Limits {
             max_decoded_bytes: args.max_decoded_bytes,
@@ -348,9 +351,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         log_group: args.log_group,
         log_stream: args.log_stream,
         now: args.now,
-        engine: EngineConfig {
-            region: args.delivery.region.clone(),
-        },
+        engine,
         threads: args.threads,
         year: args.year,
     };
@@ -425,6 +426,7 @@ fn run_eval(args: EvalArgs) -> ExitCode {
         now: args.now,
         engine: EngineConfig {
             region: args.region,
+            ..EngineConfig::default()
         },
         threads: 0,
         year: args.year,
@@ -484,6 +486,10 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         Ok(range) => range,
         Err(code) => return code,
     };
+    let config = match args.places.engine_config(&args.region) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
@@ -537,9 +543,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         set,
         &history,
         end,
-        EngineConfig {
-            region: args.region.clone(),
-        },
+        config,
         &rt,
         recorder.as_mut(),
         &mut sink,

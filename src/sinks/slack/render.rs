@@ -109,8 +109,18 @@ fn fields_section(alert: &Alert) -> Value {
     fields.push(field("Count", &alert.count.to_string()));
     fields.push(field("First seen", &alert.first_seen));
     fields.push(field("Last seen", &alert.last_seen));
-    if let Some(a) = alert.account.as_deref().filter(|a| !a.is_empty()) {
-        fields.push(field("Account", a));
+    // The account name first (a person knows `payments-prod`, not its id),
+    // with its region and team: one field, as a section holds ten at most.
+    if let Some(mut v) = alert.account_label() {
+        if let Some(r) = &alert.region {
+            v.push('\n');
+            v.push_str(r);
+        }
+        if let Some(t) = &alert.team {
+            v.push_str("\nteam ");
+            v.push_str(t);
+        }
+        fields.push(field("Account", &v));
     }
     if let Some(s) = &alert.log_stream {
         fields.push(field("Log stream", s));
