@@ -29,6 +29,7 @@ mod handler;
 mod kinesis_e2e;
 mod lambda_e2e;
 mod layout;
+mod lifecycle;
 mod profile;
 mod properties;
 mod readme;
