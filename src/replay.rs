@@ -112,6 +112,9 @@ pub struct ReplaySummary {
     pub alerts: usize,
     /// Incidents resolved with a message (resolutions raised).
     pub resolved: usize,
+    /// Alerts of each shadow rule (firings and resolutions): what it would
+    /// have sent, had it been live.
+    pub shadow: std::collections::BTreeMap<String, u64>,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
     /// Events whose JSON a strict parser rejected, read tolerantly.
@@ -162,14 +165,28 @@ impl ReplaySummary {
             0 => String::new(),
             n => format!(", {n} open invocation(s) not tracked"),
         };
-        // Resolutions, said only when there are some.
+        // Resolutions and shadow rules, said only when there are some.
         let resolved = match self.resolved {
             0 => String::new(),
             n => format!(", {n} resolved"),
         };
+        let shadow = if self.shadow.is_empty() {
+            String::new()
+        } else {
+            let per_rule: Vec<String> = self
+                .shadow
+                .iter()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
+            let n: u64 = self.shadow.values().sum();
+            format!(
+                ", {n} shadow alert(s) not delivered ({})",
+                per_rule.join(", ")
+            )
+        };
         let _ = writeln!(
             out,
-            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s){resolved}, {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
+            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s){resolved}, {} suppressed, {} input error(s){lenient}{untracked}{skipped}{shadow}",
             self.inputs,
             self.batches,
             self.events,
@@ -658,6 +675,7 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
         let o = rt.block_on(runner.sweep(now))?;
         summary.count(&o.alerts);
     }
+    summary.shadow = runner.shadow_counts().clone();
     Ok(summary)
 }
 

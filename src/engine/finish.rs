@@ -128,7 +128,7 @@ impl<S: StateStore> Engine<S> {
             region: None,
             account_name: None,
             team: None,
-            shadow: false,
+            shadow: r.mode == crate::rules::Mode::Shadow,
         };
         alert::redact::alert(&mut out, opts);
         for e in &mut out.evidence {

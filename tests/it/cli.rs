@@ -589,3 +589,59 @@ fn gzipped_plain_logs_raise_what_the_plain_file_raises() {
     assert!(!want.is_empty());
     assert_eq!(rules(&gz), want);
 }
+
+#[test]
+fn replay_prints_a_shadow_rules_alerts_and_counts_what_it_would_have_sent() {
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("ssh-trial.yaml"),
+        "id: ssh-trial\ntitle: Failed sshd logins (trial)\nseverity: high\nkind: threshold\n\
+         mode: shadow\nmatch: [{regex: 'Failed password for \\S+ from (?P<source_ip>\\S+)'}]\n\
+         group_by: [source_ip]\nthreshold: 5\nwindow: 60s\n",
+    )
+    .unwrap();
+    let log = d.path().join("auth.log");
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| {
+            format!("2026-11-22T10:00:0{i}Z bastion sshd[1]: Failed password for root from 198.51.100.9 port 22 ssh2")
+        })
+        .collect();
+    // Something much later, so that the end of replay finds the burst quiet.
+    lines.push("2026-11-22T10:30:00Z bastion sshd[1]: Connection closed".into());
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = logwarden(&[
+        "replay",
+        "--profile",
+        "--output",
+        "json",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--log-group",
+        "/ec2/bastion",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<(&str, bool)> = printed
+        .iter()
+        .map(|a| (a["status"].as_str().unwrap(), a["shadow"] == true))
+        .collect();
+    assert_eq!(statuses, [("firing", true), ("resolved", true)]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "1 alert(s), 1 resolved, 1 suppressed, 0 input error(s), 2 shadow alert(s) not delivered (ssh-trial 2)"
+        ),
+        "{stderr}"
+    );
+    let row = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssh-trial"))
+        .expect("a profile row");
+    assert_eq!(row.split_whitespace().nth(4), Some("2"), "{row}");
+}

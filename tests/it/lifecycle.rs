@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use logwarden::alert::Alert;
 use logwarden::engine::{Engine, EngineConfig};
@@ -88,4 +88,38 @@ async fn a_burst_then_quiet_is_one_firing_and_one_resolution_at_the_queue() {
         Some("2026-11-22T10:02:11.000Z")
     );
     assert_eq!(got[1].last_seen, "2026-11-22T10:00:11.000Z");
+}
+
+#[tokio::test]
+async fn a_shadow_rule_delivers_nothing_and_is_shown_and_counted() {
+    let Some(ep) = moto("a_shadow_rule_delivers_nothing_and_is_shown_and_counted") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = topic_with_queue(&conf, &unique("lw-shadow"), None).await;
+    let rule = "id: ssh-trial\ntitle: Failed sshd logins (trial)\nseverity: high\n\
+                kind: threshold\nmode: shadow\n\
+                match: [{regex: 'Failed password for \\S+ from (?P<source_ip>\\S+)'}]\n\
+                group_by: [source_ip]\nthreshold: 5\nwindow: 60s\n";
+    let rules =
+        Arc::new(RuleSet::from_sources(vec![("ssh-trial.yaml".into(), rule.into())]).unwrap());
+    let mut engine = Engine::new(rules, MemoryStore::new(), EngineConfig::default());
+    let shown: Arc<Mutex<Vec<Alert>>> = Arc::default();
+    let show = Arc::clone(&shown);
+    let mut runner = Runner::new(&mut engine, sns(&conf, &t.topic_arn))
+        .show_shadow(Box::new(move |a| show.lock().unwrap().extend_from_slice(a)));
+    let fired = runner.process(&burst("198.51.100.9")).await.unwrap().alerts;
+    assert_eq!(fired.len(), 1);
+    assert!(fired[0].shadow);
+    let resolved = runner.sweep(T + 600_000).await.unwrap().alerts;
+    assert_eq!(resolved.len(), 1);
+    assert!(resolved[0].shadow && resolved[0].status.is_resolved());
+    assert_eq!(runner.shadow_counts().get("ssh-trial"), Some(&2));
+    drop(runner);
+    let shown = shown.lock().unwrap().clone();
+    assert_eq!(shown.len(), 2);
+    assert!(shown.iter().all(|a| a.shadow && a.rule == "ssh-trial"));
+    let json = serde_json::to_value(&shown[0]).unwrap();
+    assert_eq!(json["shadow"], true);
+    assert!(t.drain().await.is_empty(), "a shadow alert reached SNS");
 }
