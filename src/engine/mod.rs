@@ -15,7 +15,8 @@
 //! Files by role: `observe.rs` is step 1, `batch.rs` steps 2–4 around
 //! `apply.rs` (one observation handed to its rule's detector) and `work.rs`
 //! (the batch's state values and keys); `incidents.rs` opens and folds
-//! incidents and confirms the outbox; `finish.rs`
+//! incidents and confirms the outbox; `lifecycle.rs` realerts and resolves
+//! them; `finish.rs`
 //! turns a draft into the redacted alert; `digest.rs` folds an alert storm;
 //! `rule_tests.rs` runs a rule file's inline tests.
 
