@@ -33,6 +33,7 @@ impl<S: StateStore> Engine<S> {
         let loaded = self.store.load(&keys, read_time).await?;
         let mut work = Work::loaded(loaded);
         work.batch = batch.map_or(0, |(p, _)| super::incidents::batch_fingerprint(p));
+        work.now = watermark;
         if let (Some((p, observed)), Some(bk)) = (batch, &batch_keys) {
             for o in observed {
                 self.apply(&mut work, p, bk, o);

@@ -230,9 +230,14 @@ fn redeliver(
             continue;
         };
         let reopened = work.open_drafts.contains_key(ikey);
+        let in_flight = batch_id == 0 && !super::lifecycle::sweep_resends(inc, work.now);
         let outbox = [
             (inc.previous.as_ref(), inc.previous_batch, false),
-            (inc.pending.as_ref(), inc.pending_batch, reopened),
+            (
+                inc.pending.as_ref(),
+                inc.pending_batch,
+                reopened || in_flight,
+            ),
         ];
         for (a, batch, replaced) in outbox {
             let Some(a) = a else { continue };
@@ -264,6 +269,7 @@ fn delivered(inc: &mut IncidentState, delivered: &[(String, bool)]) -> bool {
         if !inc.legacy() && a.as_ref().is_some_and(|a| !a.status.is_resolved()) {
             inc.fired = a.filter(|_| alone);
         }
+        inc.pending_at = 0;
         changed = true;
     }
     if find(&inc.previous).is_some() {

@@ -124,7 +124,7 @@ impl<S: StateStore> Engine<S> {
                 inc.resolved = true;
                 return Fate::ReplaceFiredNow;
             }
-            if let Some(a) = close(inc, r, batch) {
+            if let Some(a) = close(inc, r, batch, f.first_seen) {
                 resolutions.push((ikey.to_string(), a));
             }
         }
@@ -181,7 +181,7 @@ impl<S: StateStore> Engine<S> {
             let Some(StateValue::Incident(inc)) = &mut slot.value else {
                 continue;
             };
-            let resolution = close(inc, r, work.batch);
+            let resolution = close(inc, r, work.batch, watermark);
             slot.dirty = true;
             slot.expires_at = slot.expires_at.max(inc.expires_at());
             if let Some(a) = resolution {
@@ -203,7 +203,7 @@ impl<S: StateStore> Engine<S> {
 /// Resolve `inc`: its resolution, when there is one to send (its firing
 /// went out on its own and the rule notifies resolutions), goes to its
 /// outbox and is returned.
-fn close(inc: &mut IncidentState, r: &Rule, batch: u64) -> Option<Alert> {
+fn close(inc: &mut IncidentState, r: &Rule, batch: u64, at: i64) -> Option<Alert> {
     inc.resolved = true;
     let fired = inc.fired.take()?;
     if !r.resolve.notify {
@@ -212,7 +212,18 @@ fn close(inc: &mut IncidentState, r: &Rule, batch: u64) -> Option<Alert> {
     let a = resolution_of(*fired, inc.count, inc.last_seen, inc.resolves_at);
     inc.pending = Some(Box::new(a.clone()));
     inc.pending_batch = batch;
+    inc.pending_at = if batch == 0 { at.max(1) } else { 0 };
     Some(a)
+}
+
+/// How long after the sweep that made a resolution another sweep re-sends
+/// it while it is still unconfirmed: a sweep whose delivery failed is made
+/// good by a later one, never by one running at the same time.
+pub(super) const SWEEP_RESEND_MS: i64 = 5 * 60_000;
+
+/// Whether a sweep at `now` re-sends `inc`'s pending alert made by a sweep.
+pub(super) fn sweep_resends(inc: &IncidentState, now: i64) -> bool {
+    inc.pending_at == 0 || inc.pending_at.saturating_add(SWEEP_RESEND_MS) <= now
 }
 
 /// The resolution of firing alert `a`: the same alert, resolved, with the
@@ -404,6 +415,28 @@ mod tests {
         // delivery sends nothing.
         e.confirm(&[o.alerts[1].id.clone()]).await.unwrap();
         assert!(e.process(&p).await.unwrap().alerts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_sweep_resolution_goes_out_again_with_a_later_sweep_only() {
+        let mut e = engine("");
+        run(&mut e, &batch(0, &[0, 1_000, 2_000])).await;
+        let r = e.sweep(T + 60_000).await.unwrap().alerts;
+        assert_eq!(r.len(), 1);
+        // Not confirmed (the sink failed). A sweep at the same time (another
+        // container) or soon after must not send it again while in flight ...
+        assert!(e.sweep(T + 60_000).await.unwrap().alerts.is_empty());
+        assert!(
+            e.sweep(T + 60_000 + SWEEP_RESEND_MS - 1)
+                .await
+                .unwrap()
+                .alerts
+                .is_empty()
+        );
+        // ... a sweep well after does, once confirmed never again.
+        let again = sweep(&mut e, 60_000 + SWEEP_RESEND_MS).await;
+        assert_eq!(again, r);
+        assert!(sweep(&mut e, 3_600_000).await.is_empty());
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub(super) struct Work {
     pub(super) batch: u64,
     /// Resolutions made during the batch, with their incident keys.
     pub(super) resolutions: Vec<(String, crate::alert::Alert)>,
+    /// The watermark the batch or sweep is judged at.
+    pub(super) now: i64,
     /// Incidents that fired and resolved in this batch.
     pub(super) deferred: Vec<super::lifecycle::Deferred>,
 }
@@ -105,6 +107,7 @@ impl Work {
             batch: 0,
             resolutions: Vec::new(),
             deferred: Vec::new(),
+            now: i64::MIN,
         }
     }
 

@@ -88,6 +88,12 @@ pub struct IncidentState {
     /// until a sink confirms it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Box<crate::alert::Alert>>,
+    /// Event time of the sweep that made `pending` (a resolution), when a
+    /// sweep did: another sweep re-sends it only well after (see
+    /// `engine::lifecycle::SWEEP_RESEND_MS`), so that two sweeping at once
+    /// do not both send it.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pending_at: i64,
     /// Which batch raised `previous` (as `pending_batch`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub previous_batch: u64,

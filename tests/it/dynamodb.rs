@@ -478,3 +478,96 @@ async fn a_burst_in_one_engine_then_a_login_in_another_is_brute_force_success() 
     let late = process(&mut c, &p(g, "s3", &login(T + 31 * 60_000, "203.0.113.7"))).await;
     assert!(late.is_empty(), "{late:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_sweeping_one_table_at_once_resolve_an_incident_once() {
+    let Some(ep) = moto("two_engines_sweeping_one_table_at_once_resolve_an_incident_once") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let g = "/ec2/bastion/auth";
+    let mut fired = Vec::new();
+    for (i, ip) in ["203.0.113.7", "203.0.113.8", "203.0.113.9"]
+        .iter()
+        .enumerate()
+    {
+        let at = T + i as i64 * 20_000;
+        fired.extend(process(&mut a, &p(g, "s1", &sshd(at, 12, ip, 1000 + i * 100))).await);
+    }
+    assert_eq!(fired.len(), 3, "{fired:?}");
+    // Both scheduled sweeps at once, ten minutes on: each incident resolves
+    // in one of them, never in both (a stale write conflicts and the
+    // loser's rerun finds it resolved).
+    let (ra, rb) = tokio::join!(a.sweep(T + 600_000), b.sweep(T + 600_000));
+    let mut resolved: Vec<String> = ra
+        .unwrap()
+        .alerts
+        .into_iter()
+        .chain(rb.unwrap().alerts)
+        .inspect(|r| assert!(r.status.is_resolved(), "{r:?}"))
+        .map(|r| r.id)
+        .collect();
+    resolved.sort();
+    let mut want: Vec<String> = fired.iter().map(|f| f.id.clone()).collect();
+    want.sort();
+    assert_eq!(resolved, want);
+}
+
+#[tokio::test]
+async fn an_incident_stored_by_the_previous_version_still_folds_and_never_resolves() {
+    let Some(ep) =
+        moto("an_incident_stored_by_the_previous_version_still_folds_and_never_resolves")
+    else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let g = "/ec2/bastion/auth";
+    // The item the version before resolutions wrote for a burst's incident.
+    let key = logwarden::detect::StateKey::incident(
+        "failed-auth-burst",
+        g,
+        &[("source_ip".to_string(), "203.0.113.7".to_string())].into(),
+    )
+    .into_string();
+    let old = r#"{"type":"incident","id":"0123456789abcdef0123456789abcdef","until":UNTIL,"count":10,"requests":[1]}"#
+        .replace("UNTIL", &(T + 600_000).to_string());
+    let mut store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), &t);
+    logwarden::state::StateStore::save(
+        &mut store,
+        vec![logwarden::state::Write {
+            key,
+            value: Some(serde_json::from_str(&old).unwrap()),
+            expires_at: T + 600_000,
+            expected_version: 0,
+        }],
+    )
+    .await
+    .unwrap();
+    let mut a = engine(&conf, &t);
+    // Within its realert span, a new burst folds into it, as before.
+    let got = process(
+        &mut a,
+        &p(g, "s1", &sshd(T + 60_000, 12, "203.0.113.7", 1000)),
+    )
+    .await;
+    assert!(got.is_empty(), "{got:?}");
+    // It has no resolution to give: the sweep sends nothing for it.
+    assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+    // Past its span, the next burst is a new incident, which does resolve.
+    let next = process(
+        &mut a,
+        &p(g, "s1", &sshd(T + 4_000_000, 12, "203.0.113.7", 2000)),
+    )
+    .await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next[0].id, "0123456789abcdef0123456789abcdef");
+    let later = a.sweep(T + 5_000_000).await.unwrap().alerts;
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(
+        (later[0].id.as_str(), later[0].status.is_resolved()),
+        (next[0].id.as_str(), true)
+    );
+}
