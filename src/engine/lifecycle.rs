@@ -66,6 +66,10 @@ impl IncidentState {
     /// A finding at its key: an event folded in moves its last event on and
     /// its resolution away.
     pub(super) fn extend(&mut self, r: &Rule, f: &Finding) {
+        // A late event counts into a resolved incident; its resolution stays.
+        if self.resolved {
+            return;
+        }
         self.last_seen = self.last_seen.max(f.last_seen);
         if !self.legacy() {
             self.resolves_at = self
@@ -130,7 +134,7 @@ impl<S: StateStore> Engine<S> {
         }
         // A late or redelivered event from before the resolution belongs to
         // the resolved incident (its requests keep it from counting twice).
-        if inc.resolved && f.first_seen < inc.resolves_at {
+        if inc.resolved && f.last_seen < inc.resolves_at {
             return Fate::Fold;
         }
         if inc.resolved {
@@ -437,6 +441,21 @@ mod tests {
         let again = sweep(&mut e, 60_000 + SWEEP_RESEND_MS).await;
         assert_eq!(again, r);
         assert!(sweep(&mut e, 3_600_000).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_late_event_of_a_resolved_incident_does_not_swallow_the_next_burst() {
+        let mut e = engine("");
+        let first = run(&mut e, &batch(0, &[0, 1_000, 2_000])).await;
+        assert_eq!(sweep(&mut e, 30_000).await.len(), 1, "resolved at 22 s");
+        // A late event from before the resolution (another stream behind):
+        // counted into the resolved incident, nothing sent.
+        assert!(run(&mut e, &batch(1, &[21_000])).await.is_empty());
+        // A burst right after the resolution time is a new incident.
+        let next = run(&mut e, &batch(2, &[23_000, 24_000, 25_000])).await;
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_ne!(next[0].id, first[0].id);
+        assert_eq!(next[0].status, AlertStatus::Firing);
     }
 
     #[test]
