@@ -317,6 +317,8 @@ pub fn collect_alerts(
     });
     let mut runner = Runner::new(&mut engine, sink);
     let summary = replay_to(&mut runner, &rt, paths, opts)?;
+    // A resolution closes an incident already alerted: not a second alert.
+    alerts.retain(|a| !a.status.is_resolved());
     Ok((alerts, summary))
 }
 

@@ -108,8 +108,13 @@ pub struct ReplaySummary {
     pub batches: usize,
     /// Log events processed.
     pub events: usize,
-    /// Alerts raised.
+    /// Alerts raised (firings, shadow ones included).
     pub alerts: usize,
+    /// Incidents resolved with a message (resolutions raised).
+    pub resolved: usize,
+    /// Alerts of each shadow rule (firings and resolutions): what it would
+    /// have sent, had it been live.
+    pub shadow: std::collections::BTreeMap<String, u64>,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
     /// Events whose JSON a strict parser rejected, read tolerantly.
@@ -124,6 +129,13 @@ pub struct ReplaySummary {
 }
 
 impl ReplaySummary {
+    /// Count a batch's alerts: firings and resolutions.
+    fn count(&mut self, alerts: &[Alert]) {
+        let resolved = alerts.iter().filter(|a| a.status.is_resolved()).count();
+        self.resolved += resolved;
+        self.alerts += alerts.len() - resolved;
+    }
+
     /// The replay's closing lines as the CLI writes them on stderr, each
     /// ending in a line break: warnings, input errors, then one summary line.
     pub fn closing_lines(&self) -> String {
@@ -153,9 +165,28 @@ impl ReplaySummary {
             0 => String::new(),
             n => format!(", {n} open invocation(s) not tracked"),
         };
+        // Resolutions and shadow rules, said only when there are some.
+        let resolved = match self.resolved {
+            0 => String::new(),
+            n => format!(", {n} resolved"),
+        };
+        let shadow = if self.shadow.is_empty() {
+            String::new()
+        } else {
+            let per_rule: Vec<String> = self
+                .shadow
+                .iter()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
+            let n: u64 = self.shadow.values().sum();
+            format!(
+                ", {n} shadow alert(s) not delivered ({})",
+                per_rule.join(", ")
+            )
+        };
         let _ = writeln!(
             out,
-            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s), {} suppressed, {} input error(s){lenient}{untracked}{skipped}",
+            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s){resolved}, {} suppressed, {} input error(s){lenient}{untracked}{skipped}{shadow}",
             self.inputs,
             self.batches,
             self.events,
@@ -650,8 +681,9 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
     }
     if let Some(now) = opts.now.or(runner.engine().watermark()) {
         let o = rt.block_on(runner.sweep(now))?;
-        summary.alerts += o.alerts.len();
+        summary.count(&o.alerts);
     }
+    summary.shadow = runner.shadow_counts().clone();
     Ok(summary)
 }
 
@@ -842,7 +874,7 @@ impl Detection {
                 summary.suppressed += o.suppressed;
                 summary.lenient_json += o.lenient_json;
                 summary.open_invocations_dropped += o.open_invocations_dropped;
-                summary.alerts += o.alerts.len();
+                summary.count(&o.alerts);
             }
             Err(e) => self.stop = Some(e.into()),
         }

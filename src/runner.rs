@@ -14,6 +14,8 @@
 //!   alerts went out, and the caller decides whether that fails the run
 //!   (the Lambda does not fail the invocation, which would send them again).
 
+use std::collections::BTreeMap;
+
 use crate::alert::Alert;
 use crate::engine::{BatchOutcome, Engine, EngineError, Pass1};
 use crate::ingest::Payload;
@@ -42,19 +44,45 @@ pub enum RunError {
     },
 }
 
+/// Where a runner shows the alerts of shadow rules (replay's stdout).
+pub type ShowShadow<'e> = Box<dyn FnMut(&[Alert]) + Send + 'e>;
+
 /// An engine and the sink its alerts go to.
 ///
 /// It borrows the engine: its owner (the Lambda service, the CLI) keeps it
 /// for the next batch, with the state it holds.
+///
+/// Alerts of shadow rules (`mode: shadow`) never reach the sink: they are
+/// logged (one structured line each), shown where [`Runner::show_shadow`]
+/// says, counted per rule ([`Runner::shadow_counts`]) and confirmed, so the
+/// incident lives on as a live one would.
 pub struct Runner<'e, S: StateStore, K> {
     engine: &'e mut Engine<S>,
     sink: K,
+    show: Option<ShowShadow<'e>>,
+    shadow: BTreeMap<String, u64>,
 }
 
 impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
     /// A runner delivering `engine`'s alerts to `sink`.
     pub fn new(engine: &'e mut Engine<S>, sink: K) -> Self {
-        Runner { engine, sink }
+        Runner {
+            engine,
+            sink,
+            show: None,
+            shadow: BTreeMap::new(),
+        }
+    }
+
+    /// The runner, also showing shadow alerts to `show` (never to the sink).
+    pub fn show_shadow(mut self, show: ShowShadow<'e>) -> Self {
+        self.show = Some(show);
+        self
+    }
+
+    /// Alerts each shadow rule raised (would have sent), by rule id.
+    pub fn shadow_counts(&self) -> &BTreeMap<String, u64> {
+        &self.shadow
     }
 
     /// The engine.
@@ -110,12 +138,22 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
         }
     }
 
-    /// Publish `alerts`, then confirm the ones delivered.
+    /// Publish `alerts` (shadow ones only shown), then confirm the ones
+    /// delivered.
     async fn deliver(&mut self, alerts: &[Alert]) -> Result<(), Undelivered> {
         if alerts.is_empty() {
             return Ok(());
         }
-        let published = self.sink.publish(alerts).await;
+        let (shadow, live): (Vec<Alert>, Vec<Alert>) =
+            alerts.iter().cloned().partition(|a| a.shadow);
+        if !shadow.is_empty() {
+            self.shadowed(&shadow);
+        }
+        let published = if live.is_empty() {
+            Ok(())
+        } else {
+            self.sink.publish(&live).await
+        };
         let not_sent: &[String] = match &published {
             Ok(()) => &[],
             Err(e) => &e.failed,
@@ -136,6 +174,27 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
                 tracing::error!(error = %e, "Delivered alerts not confirmed in the state store; the retry will send them again.");
                 Err(Undelivered::Sink(d))
             }
+        }
+    }
+}
+
+impl<S: StateStore, K> Runner<'_, S, K> {
+    /// Log, show and count the alerts of shadow rules.
+    fn shadowed(&mut self, shadow: &[Alert]) {
+        for a in shadow {
+            tracing::info!(
+                rule = %a.rule,
+                id = %a.id,
+                status = %a.status.as_str(),
+                log_group = %a.log_group,
+                count = a.count,
+                shadow = true,
+                "Shadow rule alert: not delivered."
+            );
+            *self.shadow.entry(a.rule.clone()).or_default() += 1;
+        }
+        if let Some(show) = &mut self.show {
+            show(shadow);
         }
     }
 }
@@ -296,6 +355,47 @@ mod tests {
         failed.sort();
         assert_eq!(sent, failed);
         assert_eq!(r.sink().delivered.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_shadow_rules_alerts_never_reach_the_sink_and_are_confirmed() {
+        let text = "id: trial\ntitle: Trial\nseverity: high\nkind: threshold\nmode: shadow\n\
+                    match: [{regex: 'from (?P<ip>\\S+) port'}]\ngroup_by: [ip]\n\
+                    threshold: 5\nwindow: 60s\n";
+        let mut rules = RuleSet::builtin().unwrap().rules;
+        rules.extend(
+            RuleSet::from_sources(vec![("trial.yaml".into(), text.into())])
+                .unwrap()
+                .rules,
+        );
+        let mut e = Engine::new(
+            Arc::new(RuleSet::new(rules)),
+            MemoryStore::new(),
+            EngineConfig::default(),
+        );
+        let lines = lines();
+        let p = payload(&lines);
+        let shown = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let show = Arc::clone(&shown);
+        let mut r = Runner::new(&mut e, Mock::default())
+            .show_shadow(Box::new(move |a| show.lock().unwrap().extend_from_slice(a)));
+        let o = r.process(&p).await.unwrap();
+        assert_eq!(o.alerts.len(), 6, "3 live and 3 shadow: {:?}", o.alerts);
+        assert_eq!(r.shadow_counts().get("trial"), Some(&3));
+        // The retry sends nothing: the shadow alerts were confirmed too.
+        assert!(r.process(&p).await.unwrap().alerts.is_empty());
+        let mock = r.into_sink();
+        assert_eq!(mock.delivered.len(), 3);
+        assert_eq!(mock.calls, 1);
+        let shown = shown.lock().unwrap();
+        assert_eq!(shown.len(), 3);
+        assert!(shown.iter().all(|a| a.shadow && a.rule == "trial"));
+        assert!(
+            o.alerts
+                .iter()
+                .filter(|a| mock.delivered.contains(&a.id))
+                .all(|a| !a.shadow)
+        );
     }
 
     /// A store whose writes fail while `broken` is set.

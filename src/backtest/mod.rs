@@ -353,7 +353,7 @@ pub struct BacktestSummary {
     pub events: usize,
     /// Batches handed to the engine.
     pub batches: usize,
-    /// Alerts raised.
+    /// Alerts raised (firings; resolutions are not counted).
     pub alerts: usize,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
@@ -380,7 +380,7 @@ pub fn run<K: AlertSink>(
     };
     let owner = history.account.clone().unwrap_or_default();
     let mut delivered = |o: &BatchOutcome, recorder: &mut Option<&mut report::Recorder>| {
-        summary.alerts += o.alerts.len();
+        summary.alerts += o.alerts.iter().filter(|a| !a.status.is_resolved()).count();
         if let Some(r) = recorder.as_deref_mut() {
             r.alerts(&o.alerts);
         }

@@ -220,9 +220,11 @@ impl Recorder {
         }
     }
 
-    /// See alerts as they are delivered.
+    /// See alerts as they are delivered. The report lists firings: a
+    /// resolution closes an incident already listed.
     pub fn alerts(&mut self, alerts: &[Alert]) {
-        self.alerts.extend_from_slice(alerts);
+        self.alerts
+            .extend(alerts.iter().filter(|a| !a.status.is_resolved()).cloned());
     }
 
     /// The report's data, as embedded in the page. A rule whose chart would

@@ -17,7 +17,7 @@ use super::config::{Cx, KindConfig};
 use super::key::Space;
 use super::kind::DAY_MS;
 use super::{
-    At, Detect, Detector, Line, Matching, Scope, StateKey, Summary, function_name, leak,
+    At, Detect, Detector, Key, Line, Matching, Scope, StateKey, Summary, function_name, leak,
     stable_hash,
 };
 use crate::platform::{Record, Status};
@@ -76,6 +76,8 @@ pub struct Sample {
 }
 
 const RECENT_KEPT: usize = 64;
+/// Normal invocations in a row that resolve an anomaly.
+const NORMAL_RUN: u32 = 5;
 const ALPHA: f64 = 0.05;
 
 impl Baseline {
@@ -192,10 +194,19 @@ impl Detect for Baseline {
             .or_else(|| scope.learned_timeout(at.group));
         let st: &mut BaselineState = scope.state(key, at.ts + 30 * DAY_MS);
         let rh = stable_hash(&["req", &o.request_id]);
-        if let Some(metrics) = self.apply(st, rh, &o.sample, timeout) {
-            let f = at.finding(1, vec![o.request_id.to_string()], metrics);
-            scope.record(at.group, f, rh);
+        match self.apply(st, rh, &o.sample, timeout) {
+            Some(metrics) => {
+                let f = at.finding(1, vec![o.request_id.to_string()], metrics);
+                scope.record(at.group, f, rh);
+            }
+            None => scope.clear(at.group, &Key::new(), None, at.ts),
         }
+    }
+
+    /// A run of normal invocations resolves an anomaly (a function that
+    /// stops being invoked resolves after the realert span).
+    fn clear_run(&self) -> Option<u32> {
+        Some(NORMAL_RUN)
     }
 
     /// How far the duration or memory is from the typical.

@@ -171,6 +171,11 @@ impl Detect for Distinct {
         Some(WINDOWS.keyed(rule, group, key))
     }
 
+    /// Clear when no matching event for the key folds in for twice the window.
+    fn resolve_after(&self, _realert_ms: i64) -> i64 {
+        self.window_ms.saturating_mul(2)
+    }
+
     /// A matching event's value counted in its key's window; enough distinct
     /// values open an incident.
     fn apply<S: Scope>(&self, seen: &Seen<'_>, at: &At<'_>, scope: &mut S) {

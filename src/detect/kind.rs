@@ -192,6 +192,11 @@ pub trait Scope {
     /// Add `value` to metric `name` of the alert this batch opened for the
     /// rule's keyless incident in `group`.
     fn add_to_opened(&mut self, group: &str, name: &str, value: f64);
+    /// The rule's condition for `key` in `group` was seen clear at `ts` (a
+    /// normal invocation, a completed one in `stream`): a run of
+    /// [`Detect::clear_run`] of them resolves the open incident. With a
+    /// `stream`, only one in the stream of the incident's alert counts.
+    fn clear(&mut self, _group: &str, _key: &Key, _stream: Option<&str>, _ts: i64) {}
 }
 
 /// Another rule's incident, as a kind that follows it sees it.
@@ -276,6 +281,20 @@ pub trait Detect {
 
     /// Judge what went quiet (sweeps only), after every rule's deadlines.
     fn sweep<S: Scope>(&self, _scope: &mut S, _watermark: i64) {}
+
+    /// The default `resolve_after`: event time with nothing folded into an
+    /// incident after which it resolves. By default the realert span: a
+    /// single-event kind is clear when the event does not recur within it.
+    fn resolve_after(&self, realert_ms: i64) -> i64 {
+        realert_ms
+    }
+
+    /// How many clear observations in a row ([`Scope::clear`]) resolve an
+    /// incident before `resolve_after` passes; `None` for kinds that report
+    /// none.
+    fn clear_run(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// While the rule's incident for `key` is open, a further event folds into

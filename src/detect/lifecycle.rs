@@ -400,8 +400,16 @@ impl Detect for Lifecycle {
             Step::End(request_id) => {
                 let st: &mut StreamState = scope.state(key, at.ts + self.grace_ms + 3_600_000);
                 self.end(st, request_id);
+                scope.clear(at.group, &Key::new(), Some(at.stream), at.ts);
             }
         }
+    }
+
+    /// The orphan's stream completing an invocation again resolves it (an
+    /// execution environment that never logs again resolves after the
+    /// realert span).
+    fn clear_run(&self) -> Option<u32> {
+        Some(1)
     }
 
     fn what(&self, s: &Summary<'_>) -> String {

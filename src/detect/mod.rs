@@ -203,6 +203,16 @@ macro_rules! kinds {
                 match self { $( Detector::$v(d) => <$ty as Detect>::deadlines(d, scope, watermark), )* }
             }
 
+            /// The default `resolve_after` ([`Detect::resolve_after`]).
+            pub fn resolve_after(&self, realert_ms: i64) -> i64 {
+                match self { $( Detector::$v(d) => <$ty as Detect>::resolve_after(d, realert_ms), )* }
+            }
+
+            /// Clear observations that resolve an incident ([`Detect::clear_run`]).
+            pub fn clear_run(&self) -> Option<u32> {
+                match self { $( Detector::$v(d) => <$ty as Detect>::clear_run(d), )* }
+            }
+
             /// Judge what went quiet ([`Detect::sweep`]).
             pub fn sweep<S: Scope>(&self, scope: &mut S, watermark: i64) {
                 match self { $( Detector::$v(d) => <$ty as Detect>::sweep(d, scope, watermark), )* }

@@ -438,6 +438,12 @@ impl Detect for Rate {
         Some(RATES.key(rule, group))
     }
 
+    /// Clear after two buckets without a spike: a spiking bucket folds into
+    /// the open incident and moves its last event to the bucket's end.
+    fn resolve_after(&self, _realert_ms: i64) -> i64 {
+        self.bucket_ms.saturating_mul(2)
+    }
+
     /// A START counted in the function's rate, a REPORT's billed time and
     /// memory added to it; complete buckets are judged.
     fn apply<S: Scope>(&self, tick: &Tick<'_>, at: &At<'_>, scope: &mut S) {

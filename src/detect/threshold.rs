@@ -252,6 +252,11 @@ impl Detect for Threshold {
         Some(WINDOWS.keyed(rule, group, key))
     }
 
+    /// Clear when no matching event for the key folds in for twice the window.
+    fn resolve_after(&self, _realert_ms: i64) -> i64 {
+        self.window_ms.saturating_mul(2)
+    }
+
     /// A matching event counted in its key's window; a burst opens an incident.
     fn apply<S: Scope>(&self, hit: &Hit<'_>, at: &At<'_>, scope: &mut S) {
         let request_id = hit.request_id.as_deref();

@@ -18,6 +18,8 @@ pub(super) struct RuleScope<'a, S: StateStore> {
     /// The batch's log group and its function key, when there is a batch:
     /// the function key of any other group is formatted when asked for.
     pub(super) batch: Option<(&'a str, &'a StateKey)>,
+    /// The batch's log group and the rule's keyless incident key in it.
+    pub(super) keyless: Option<(&'a str, &'a StateKey)>,
 }
 
 impl<S: StateStore> RuleScope<'_, S> {
@@ -100,6 +102,42 @@ impl<S: StateStore> Scope for RuleScope<'_, S> {
         self.work.open_drafts.contains_key(ikey.as_str())
     }
 
+    fn clear(&mut self, group: &str, key: &Key, stream: Option<&str>, ts: i64) {
+        let Some(run) = self.engine.rules.rules[self.rule].resolve.clear_run else {
+            return;
+        };
+        let formatted;
+        let ikey = match self.keyless {
+            Some((g, k)) if g == group && key.is_empty() => k.as_str(),
+            _ => {
+                formatted = self.incident_key(group, key);
+                formatted.as_str()
+            }
+        };
+        let Some(slot) = self.work.slots.get_mut(ikey) else {
+            return;
+        };
+        let Some(StateValue::Incident(inc)) = &mut slot.value else {
+            return;
+        };
+        if inc.legacy() || inc.resolved || ts < inc.last_seen || ts >= inc.resolves_at {
+            return;
+        }
+        let alert_stream = inc
+            .fired
+            .as_ref()
+            .or(inc.pending.as_ref())
+            .and_then(|a| a.log_stream.as_deref());
+        if stream.is_some() && alert_stream.is_some() && stream != alert_stream {
+            return;
+        }
+        inc.clear += 1;
+        if inc.clear >= run {
+            inc.resolves_at = ts.max(1);
+        }
+        slot.dirty = true;
+    }
+
     fn add_to_opened(&mut self, group: &str, name: &str, value: f64) {
         let ikey = self.incident_key(group, &Key::new());
         if let Some(&d) = self.work.open_drafts.get(ikey.as_str()) {
@@ -136,6 +174,7 @@ impl<S: StateStore> Engine<S> {
                     work,
                     rule: *rule,
                     batch: Some((&p.log_group, &bk.function)),
+                    keyless: Some((&p.log_group, &bk.incident[*rule])),
                 };
                 self.rules.rules[*rule].detector.apply(obs, &at, &mut scope);
             }

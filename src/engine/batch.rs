@@ -32,6 +32,8 @@ impl<S: StateStore> Engine<S> {
         keys.dedup();
         let loaded = self.store.load(&keys, read_time).await?;
         let mut work = Work::loaded(loaded);
+        work.batch = batch.map_or(0, |(p, _)| super::incidents::batch_fingerprint(p));
+        work.now = watermark;
         if let (Some((p, observed)), Some(bk)) = (batch, &batch_keys) {
             for o in observed {
                 self.apply(&mut work, p, bk, o);
@@ -41,6 +43,15 @@ impl<S: StateStore> Engine<S> {
             .zip(batch_keys.as_ref())
             .map(|((p, _), bk)| (p.log_group.as_ref(), &bk.function));
         self.judge(&mut work, at_batch, watermark, batch.is_none());
+        // A batch resolves what its own events have passed (its oldest
+        // event: another stream may be behind the watermark and still fold
+        // into an incident), the sweep what its watermark has.
+        let clear_until = if batch.is_some() {
+            read_time
+        } else {
+            watermark
+        };
+        self.resolve_due(&mut work, clear_until);
         let (alerts, unconfirmed) = self.hand_out(&mut work, batch.map(|(p, _)| p));
         self.store.save(work.writes()).await?;
         let (alerts, folded) = self.fold_storm(alerts, unconfirmed);
@@ -73,6 +84,7 @@ impl<S: StateStore> Engine<S> {
                     work,
                     rule: ri,
                     batch,
+                    keyless: None,
                 };
                 if quiet {
                     r.detector.sweep(&mut scope, watermark);
@@ -91,6 +103,12 @@ impl<S: StateStore> Engine<S> {
         let rules = Arc::clone(&self.rules);
         let mut keys = Vec::new();
         for rule in &rules.rules {
+            // Every incident of the rule, so that one whose source went quiet resolves.
+            keys.extend(
+                self.store
+                    .keys_with_prefix(&crate::detect::key::INCIDENT.prefix(&rule.id), read_time)
+                    .await?,
+            );
             let Some(listed) = rule.detector.listed() else {
                 continue;
             };

@@ -17,6 +17,12 @@ impl<S: StateStore> Engine<S> {
     /// alerts come back from the outbox in another order, folds the same
     /// ones into a digest with the same id. Folded alerts stay pending in
     /// their incidents until the digest is confirmed.
+    ///
+    /// Resolutions are neither folded nor counted against the limit: each
+    /// closes an incident whose firing went out on its own (one folded into
+    /// a digest resolves without a message), so there are never more of
+    /// them than firings delivered, and a sink that opened an incident
+    /// (PagerDuty, a Slack thread) needs its own to close it.
     pub(super) fn fold_storm(
         &mut self,
         alerts: Vec<Alert>,
@@ -26,12 +32,16 @@ impl<S: StateStore> Engine<S> {
         for (id, ikey) in unconfirmed {
             by_id.entry(id.clone()).or_default().push((ikey, id));
         }
+        let (resolutions, alerts): (Vec<Alert>, Vec<Alert>) =
+            alerts.into_iter().partition(|a| a.status.is_resolved());
         let max = self.safeguards.max_alerts_per_batch;
         if max == 0 || alerts.len() <= max + 1 {
             // One more than the limit is not folded: a digest of one alert
             // would say less than the alert.
             self.unconfirmed.extend(by_id);
-            return (alerts, 0);
+            let mut out = resolutions;
+            out.extend(alerts);
+            return (out, 0);
         }
         let mut order: Vec<usize> = (0..alerts.len()).collect();
         order.sort_by(|&a, &b| {
@@ -72,7 +82,9 @@ impl<S: StateStore> Engine<S> {
         );
         let n = folded.len();
         kept.push(digest);
-        (kept, n)
+        let mut out = resolutions;
+        out.extend(kept);
+        (out, n)
     }
 }
 

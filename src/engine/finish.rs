@@ -134,7 +134,7 @@ impl<S: StateStore> Engine<S> {
             status: crate::alert::AlertStatus::Firing,
             resolved_at: None,
             region: Some(region),
-            shadow: false,
+            shadow: r.mode == crate::rules::Mode::Shadow,
         };
         alert::redact::alert(&mut out, opts);
         for e in &mut out.evidence {

@@ -15,7 +15,8 @@
 //! Files by role: `observe.rs` is step 1, `batch.rs` steps 2–4 around
 //! `apply.rs` (one observation handed to its rule's detector) and `work.rs`
 //! (the batch's state values and keys); `incidents.rs` opens and folds
-//! incidents and confirms the outbox; `finish.rs`
+//! incidents and confirms the outbox; `lifecycle.rs` realerts and resolves
+//! them; `finish.rs`
 //! turns a draft into the redacted alert; `digest.rs` folds an alert storm;
 //! `rule_tests.rs` runs a rule file's inline tests.
 
@@ -24,6 +25,7 @@ mod batch;
 mod digest;
 mod finish;
 mod incidents;
+mod lifecycle;
 mod observe;
 mod places;
 mod prepared;
@@ -501,7 +503,15 @@ mod tests {
         let ids: Vec<String> = o.alerts.iter().map(|a| a.id.clone()).collect();
         engine.confirm(&ids).await.unwrap();
         let later = engine.sweep(t + 40 * 60_000).await.unwrap();
-        assert!(later.alerts.iter().all(|a| a.rule != "invocation-spike"));
+        // No second spike: the one spike resolves (two normal minutes after it).
+        let later: Vec<&Alert> = later
+            .alerts
+            .iter()
+            .filter(|a| a.rule == "invocation-spike")
+            .collect();
+        assert_eq!(later.len(), 1, "{later:?}");
+        assert!(later[0].status.is_resolved());
+        assert_eq!(later[0].id, spikes[0].id);
     }
 
     /// Ten login failures from `ip` whose JSON a strict parser rejects, one

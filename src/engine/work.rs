@@ -67,6 +67,14 @@ pub(super) struct Work {
     pub(super) suppressed: u64,
     /// STARTs a full stream could not track.
     pub(super) open_dropped: u64,
+    /// Identity of the batch (0 in a sweep): what a retry re-sends from the outbox.
+    pub(super) batch: u64,
+    /// Resolutions made during the batch, with their incident keys.
+    pub(super) resolutions: Vec<(String, crate::alert::Alert)>,
+    /// The watermark the batch or sweep is judged at.
+    pub(super) now: i64,
+    /// Incidents that fired and resolved in this batch.
+    pub(super) deferred: Vec<super::lifecycle::Deferred>,
 }
 
 impl Work {
@@ -102,6 +110,10 @@ impl Work {
             step: 0,
             suppressed: 0,
             open_dropped: 0,
+            batch: 0,
+            resolutions: Vec::new(),
+            deferred: Vec::new(),
+            now: i64::MIN,
         }
     }
 
@@ -189,6 +201,6 @@ impl Work {
     }
 
     pub(super) fn open_incident(&self, ikey: &str, ts: i64) -> bool {
-        matches!(self.peek(ikey), Some(StateValue::Incident(i)) if ts < i.until)
+        matches!(self.peek(ikey), Some(StateValue::Incident(i)) if i.open_at(ts))
     }
 }

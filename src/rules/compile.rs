@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::raw::{FOREIGN, MODE_FROM, RawRule, RawTest};
-use super::{Rule, RuleError, RuleTest, Severity, TestEvent, limits, raw_yaml};
+use super::{Resolve, Rule, RuleError, RuleTest, Severity, TestEvent, limits, raw_yaml};
 use crate::detect::config::{ConfigVisitor, Cx, KindConfig, bounded_duration};
 use crate::detect::{Detector, Kind};
 use crate::time::{Millis, parse_duration, parse_rfc3339};
@@ -162,9 +162,19 @@ pub(super) fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
         kind,
         present: raw.kind_values(text),
     });
+    let explicit = raw
+        .resolve_after
+        .as_deref()
+        .map(|v| cx.duration("resolve_after", Some(v), realert_ms));
     let tests = compile_tests(&mut cx, raw.tests);
     match detector {
         Some(detector) if cx.problems.is_empty() => Ok(Rule {
+            resolve: Resolve {
+                after_ms: explicit.unwrap_or_else(|| detector.resolve_after(realert_ms)),
+                clear_run: explicit.map_or_else(|| detector.clear_run(), |_| None),
+                notify: raw.notify_resolved.unwrap_or(true),
+            },
+            mode: raw.mode.unwrap_or_default(),
             id,
             title,
             severity: raw.severity.unwrap_or(Severity::Medium),

@@ -88,6 +88,32 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether a rule's alerts are delivered (`mode:` in a rule file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Delivered to the sinks (the default).
+    #[default]
+    Live,
+    /// Evaluated and shown (replay, the detector's log), never delivered:
+    /// a rule on trial.
+    Shadow,
+}
+
+/// When a rule's incident resolves, from `resolve_after` or its kind's default
+/// ([`crate::detect::Detect::resolve_after`], [`crate::detect::Detect::clear_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolve {
+    /// Event time with nothing folded into the incident after which it resolves.
+    pub after_ms: Millis,
+    /// Clear observations in a row (e.g. normal invocations) that resolve it
+    /// sooner; `None` when only quiet time does (always so for an explicit
+    /// `resolve_after`).
+    pub clear_run: Option<u32>,
+    /// Whether its resolution goes to the sinks (`notify_resolved`, default true).
+    pub notify: bool,
+}
+
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,6 +248,10 @@ pub struct Rule {
     pub description: String,
     /// The same rule and key alert at most once per this span of event time.
     pub realert_ms: Millis,
+    /// When its incidents resolve.
+    pub resolve: Resolve,
+    /// Live or shadow.
+    pub mode: Mode,
     /// The configured detector.
     pub detector: Detector,
     /// Inline tests.

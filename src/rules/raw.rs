@@ -29,6 +29,9 @@ pub(super) struct RawRule {
     pub kind: Option<Kind>,
     pub description: Option<String>,
     pub realert: Option<String>,
+    pub resolve_after: Option<String>,
+    pub notify_resolved: Option<bool>,
+    pub mode: Option<super::Mode>,
     pub tests: Vec<RawTest>,
     /// The entries some kind declares, in file order, for the rule's kind
     /// (the values are read again by [`RawRule::kind_values`]).
@@ -36,20 +39,23 @@ pub(super) struct RawRule {
 }
 
 /// The fields every rule has.
-const COMMON: [&str; 7] = [
+const COMMON: [&str; 10] = [
     "id",
     "title",
     "severity",
     "kind",
     "description",
     "realert",
+    "resolve_after",
+    "notify_resolved",
+    "mode",
     "tests",
 ];
 
 /// The order in which an `unknown field` error lists the fields, kept from
 /// when one struct held every kind's fields so that the message did not
 /// change. A field a kind adds later is listed before `tests`.
-const LISTED_ORDER: [&str; 35] = [
+const LISTED_ORDER: [&str; 38] = [
     "id",
     "title",
     "severity",
@@ -84,6 +90,9 @@ const LISTED_ORDER: [&str; 35] = [
     "secrets",
     "steps",
     "within",
+    "resolve_after",
+    "notify_resolved",
+    "mode",
     "tests",
 ];
 
@@ -293,6 +302,7 @@ impl<'de> Visitor<'de> for RuleVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRule, A::Error> {
         let (mut id, mut title, mut description, mut realert) = (None, None, None, None);
         let (mut severity, mut kind) = (None, None);
+        let (mut resolve_after, mut notify_resolved, mut mode) = (None, None, None);
         let mut tests: Option<Vec<RawTest>> = None;
         let mut seen: Vec<&'static str> = Vec::new();
         let mut kind_fields = Vec::new();
@@ -304,6 +314,9 @@ impl<'de> Visitor<'de> for RuleVisitor {
                 "kind" => once(&mut kind, "kind", &mut map)?,
                 "description" => once(&mut description, "description", &mut map)?,
                 "realert" => once(&mut realert, "realert", &mut map)?,
+                "resolve_after" => once(&mut resolve_after, "resolve_after", &mut map)?,
+                "notify_resolved" => once(&mut notify_resolved, "notify_resolved", &mut map)?,
+                "mode" => once(&mut mode, "mode", &mut map)?,
                 "tests" => {
                     if tests.is_some() {
                         return Err(de::Error::duplicate_field("tests"));
@@ -333,6 +346,9 @@ impl<'de> Visitor<'de> for RuleVisitor {
             kind: kind.flatten(),
             description: description.flatten(),
             realert: realert.flatten(),
+            resolve_after: resolve_after.flatten(),
+            notify_resolved: notify_resolved.flatten(),
+            mode: mode.flatten(),
             tests: tests.unwrap_or_default(),
             kind_fields,
         })

@@ -64,9 +64,50 @@ pub struct IncidentState {
     /// must not, or an alert in flight would go out twice.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pending_batch: u64,
+    /// Event time of the latest event folded into it (0 in state written
+    /// before incidents resolved: such an incident never resolves, it ends
+    /// at `until` as it always did).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub last_seen: i64,
+    /// Event time it resolves at unless an event folds in first (0: never,
+    /// state from before).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub resolves_at: i64,
+    /// Clear observations in a row since the last event folded in.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub clear: u32,
+    /// The firing alert last delivered: its resolution is this alert,
+    /// resolved. Absent while the firing is pending, and for an incident
+    /// folded into a storm digest (which resolves without a message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired: Option<Box<crate::alert::Alert>>,
+    /// It resolved (its resolution, if any, is `pending` until delivered).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolved: bool,
+    /// The resolution of the incident this one replaced at the same key,
+    /// until a sink confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Box<crate::alert::Alert>>,
+    /// Event time of the sweep that made `pending` (a resolution), when a
+    /// sweep did: another sweep re-sends it only well after (see
+    /// `engine::lifecycle::SWEEP_RESEND_MS`), so that two sweeping at once
+    /// do not both send it.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pending_at: i64,
+    /// Which batch raised `previous` (as `pending_batch`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub previous_batch: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
@@ -237,9 +278,32 @@ mod tests {
             requests: vec![1],
             pending: None,
             pending_batch: 0,
+            ..IncidentState::default()
         });
         let text = serde_json::to_string(&v).unwrap();
         assert!(text.starts_with(r#"{"type":"incident""#), "{text}");
         assert_eq!(serde_json::from_str::<StateValue>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn an_incident_stored_by_the_previous_version_loads_and_never_resolves() {
+        // As the version before resolutions wrote it: no last_seen,
+        // resolves_at, fired, resolved or previous.
+        let text =
+            r#"{"type":"incident","id":"ab","until":5,"count":2,"requests":[1],"pending_batch":7}"#;
+        let StateValue::Incident(inc) = serde_json::from_str::<StateValue>(text).unwrap() else {
+            panic!("not an incident");
+        };
+        assert_eq!(
+            (inc.id.as_str(), inc.until, inc.pending_batch),
+            ("ab", 5, 7)
+        );
+        assert_eq!((inc.last_seen, inc.resolves_at), (0, 0));
+        assert!(inc.fired.is_none() && !inc.resolved && inc.previous.is_none());
+        // Written back unchanged: the new fields are left out while unset.
+        assert_eq!(
+            serde_json::to_string(&StateValue::Incident(inc)).unwrap(),
+            text
+        );
     }
 }

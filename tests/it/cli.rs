@@ -26,12 +26,17 @@ fn replay_fixtures_exits_zero_and_json_prints_only_alerts() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 24, "{stdout}");
+    // 24 firings; the end of replay sweeps, so the 13 incidents quiet by the
+    // last event resolve.
+    assert_eq!(lines.len(), 24 + 13, "{stdout}");
+    let mut resolved = 0;
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["id"].is_string() && v["rule"].is_string(), "{l}");
+        resolved += usize::from(v["status"] == "resolved");
     }
-    assert!(text(&out.stderr).contains("24 alert(s)"));
+    assert_eq!(resolved, 13);
+    assert!(text(&out.stderr).contains("24 alert(s), 13 resolved,"));
 }
 
 #[test]
@@ -325,7 +330,7 @@ fn thread_count_changes_nothing_in_the_output() {
         (text(&out.stdout), text(&out.stderr))
     };
     let one = run("1");
-    assert_eq!(one.0.lines().count(), 24, "{}", one.0);
+    assert_eq!(one.0.lines().count(), 24 + 13, "{}", one.0);
     for threads in ["2", "4", "0"] {
         assert_eq!(run(threads), one, "--threads {threads}");
     }
@@ -583,4 +588,60 @@ fn gzipped_plain_logs_raise_what_the_plain_file_raises() {
     let want = rules(&plain);
     assert!(!want.is_empty());
     assert_eq!(rules(&gz), want);
+}
+
+#[test]
+fn replay_prints_a_shadow_rules_alerts_and_counts_what_it_would_have_sent() {
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("ssh-trial.yaml"),
+        "id: ssh-trial\ntitle: Failed sshd logins (trial)\nseverity: high\nkind: threshold\n\
+         mode: shadow\nmatch: [{regex: 'Failed password for \\S+ from (?P<source_ip>\\S+)'}]\n\
+         group_by: [source_ip]\nthreshold: 5\nwindow: 60s\n",
+    )
+    .unwrap();
+    let log = d.path().join("auth.log");
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| {
+            format!("2026-11-22T10:00:0{i}Z bastion sshd[1]: Failed password for root from 198.51.100.9 port 22 ssh2")
+        })
+        .collect();
+    // Something much later, so that the end of replay finds the burst quiet.
+    lines.push("2026-11-22T10:30:00Z bastion sshd[1]: Connection closed".into());
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = logwarden(&[
+        "replay",
+        "--profile",
+        "--output",
+        "json",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--log-group",
+        "/ec2/bastion",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<(&str, bool)> = printed
+        .iter()
+        .map(|a| (a["status"].as_str().unwrap(), a["shadow"] == true))
+        .collect();
+    assert_eq!(statuses, [("firing", true), ("resolved", true)]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "1 alert(s), 1 resolved, 1 suppressed, 0 input error(s), 2 shadow alert(s) not delivered (ssh-trial 2)"
+        ),
+        "{stderr}"
+    );
+    let row = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssh-trial"))
+        .expect("a profile row");
+    assert_eq!(row.split_whitespace().nth(4), Some("2"), "{row}");
 }

@@ -165,8 +165,17 @@ async fn an_orphan_seen_by_two_engines_alerts_once() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].rule, "missing-end");
     assert_eq!(got[0].request_ids, ["Y"]);
-    // Engine 1's sweep later does not report it again.
-    assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+    // Engine 1's sweep later does not report it again: it resolves it (the
+    // stream never completed an invocation after it, so after its realert
+    // span), under the same id, once; engine 2's sweep finds it resolved.
+    let swept = a.sweep(T + 3_600_000).await.unwrap().alerts;
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert!(swept[0].status.is_resolved(), "{swept:?}");
+    assert_eq!(swept[0].id, got[0].id);
+    let ids = [swept[0].id.clone()];
+    a.confirm(&ids).await.unwrap();
+    assert!(b.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+    assert!(a.sweep(T + 7_200_000).await.unwrap().alerts.is_empty());
 }
 
 #[tokio::test]
@@ -296,6 +305,24 @@ async fn two_concurrent_instances_give_the_alerts_of_one() {
     let two = tokio::task::spawn_blocking(move || replay_files(c3, t3, even));
     let mut concurrent = one.await.unwrap();
     concurrent.extend(two.await.unwrap());
+    // Firings. Resolutions depend on each replay's own end (its sweep is at
+    // its last event), but no incident resolves twice.
+    let firing = |v: &[Alert]| -> Vec<Alert> {
+        v.iter()
+            .filter(|a| !a.status.is_resolved())
+            .cloned()
+            .collect()
+    };
+    let mut resolved: Vec<&str> = concurrent
+        .iter()
+        .filter(|a| a.status.is_resolved())
+        .map(|a| a.id.as_str())
+        .collect();
+    let n = resolved.len();
+    resolved.sort_unstable();
+    resolved.dedup();
+    assert_eq!(resolved.len(), n, "an incident resolved twice");
+    let (concurrent, sequential) = (firing(&concurrent), firing(&sequential));
     assert_eq!(sequential.len(), 24);
     assert_eq!(shape(&concurrent), shape(&sequential));
 }
@@ -425,6 +452,12 @@ async fn a_burst_in_one_engine_then_a_login_in_another_is_brute_force_success() 
     let other = process(&mut b, &p(g, "s2", &login(T + 60_000, "198.51.100.1"))).await;
     assert!(other.is_empty(), "{other:?}");
     let got = process(&mut b, &p(g, "s2", &login(T + 240_000, "203.0.113.7"))).await;
+    // The burst, quiet for twice its window, resolves (engine 2 read it for
+    // the sequence); the sequence still sees it.
+    let (resolved, got): (Vec<Alert>, Vec<Alert>) =
+        got.into_iter().partition(|a| a.status.is_resolved());
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0].id, burst[0].id);
     assert_eq!(got.len(), 1, "{got:?}");
     let s = &got[0];
     assert_eq!(s.rule, "brute-force-success");
@@ -444,4 +477,97 @@ async fn a_burst_in_one_engine_then_a_login_in_another_is_brute_force_success() 
     let mut c = engine(&conf, &t);
     let late = process(&mut c, &p(g, "s3", &login(T + 31 * 60_000, "203.0.113.7"))).await;
     assert!(late.is_empty(), "{late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_sweeping_one_table_at_once_resolve_an_incident_once() {
+    let Some(ep) = moto("two_engines_sweeping_one_table_at_once_resolve_an_incident_once") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let (mut a, mut b) = (engine(&conf, &t), engine(&conf, &t));
+    let g = "/ec2/bastion/auth";
+    let mut fired = Vec::new();
+    for (i, ip) in ["203.0.113.7", "203.0.113.8", "203.0.113.9"]
+        .iter()
+        .enumerate()
+    {
+        let at = T + i as i64 * 20_000;
+        fired.extend(process(&mut a, &p(g, "s1", &sshd(at, 12, ip, 1000 + i * 100))).await);
+    }
+    assert_eq!(fired.len(), 3, "{fired:?}");
+    // Both scheduled sweeps at once, ten minutes on: each incident resolves
+    // in one of them, never in both (a stale write conflicts and the
+    // loser's rerun finds it resolved).
+    let (ra, rb) = tokio::join!(a.sweep(T + 600_000), b.sweep(T + 600_000));
+    let mut resolved: Vec<String> = ra
+        .unwrap()
+        .alerts
+        .into_iter()
+        .chain(rb.unwrap().alerts)
+        .inspect(|r| assert!(r.status.is_resolved(), "{r:?}"))
+        .map(|r| r.id)
+        .collect();
+    resolved.sort();
+    let mut want: Vec<String> = fired.iter().map(|f| f.id.clone()).collect();
+    want.sort();
+    assert_eq!(resolved, want);
+}
+
+#[tokio::test]
+async fn an_incident_stored_by_the_previous_version_still_folds_and_never_resolves() {
+    let Some(ep) =
+        moto("an_incident_stored_by_the_previous_version_still_folds_and_never_resolves")
+    else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let t = table(&conf).await;
+    let g = "/ec2/bastion/auth";
+    // The item the version before resolutions wrote for a burst's incident.
+    let key = logwarden::detect::StateKey::incident(
+        "failed-auth-burst",
+        g,
+        &[("source_ip".to_string(), "203.0.113.7".to_string())].into(),
+    )
+    .into_string();
+    let old = r#"{"type":"incident","id":"0123456789abcdef0123456789abcdef","until":UNTIL,"count":10,"requests":[1]}"#
+        .replace("UNTIL", &(T + 600_000).to_string());
+    let mut store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), &t);
+    logwarden::state::StateStore::save(
+        &mut store,
+        vec![logwarden::state::Write {
+            key,
+            value: Some(serde_json::from_str(&old).unwrap()),
+            expires_at: T + 600_000,
+            expected_version: 0,
+        }],
+    )
+    .await
+    .unwrap();
+    let mut a = engine(&conf, &t);
+    // Within its realert span, a new burst folds into it, as before.
+    let got = process(
+        &mut a,
+        &p(g, "s1", &sshd(T + 60_000, 12, "203.0.113.7", 1000)),
+    )
+    .await;
+    assert!(got.is_empty(), "{got:?}");
+    // It has no resolution to give: the sweep sends nothing for it.
+    assert!(a.sweep(T + 3_600_000).await.unwrap().alerts.is_empty());
+    // Past its span, the next burst is a new incident, which does resolve.
+    let next = process(
+        &mut a,
+        &p(g, "s1", &sshd(T + 4_000_000, 12, "203.0.113.7", 2000)),
+    )
+    .await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next[0].id, "0123456789abcdef0123456789abcdef");
+    let later = a.sweep(T + 5_000_000).await.unwrap().alerts;
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(
+        (later[0].id.as_str(), later[0].status.is_resolved()),
+        (next[0].id.as_str(), true)
+    );
 }

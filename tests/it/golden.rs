@@ -149,12 +149,19 @@ fn controls_stay_silent() {
     );
     // upload-handler: START/REPORT split across files and the still-running
     // invocation at the end are silent; only the orphan alerts.
-    let orphans: Vec<&Alert> = alerts.iter().filter(|a| a.rule == "missing-end").collect();
+    // The orphan fires once and, once its stream completes an invocation
+    // again, resolves once under the same id.
+    let (orphans, resolved): (Vec<&Alert>, Vec<&Alert>) = alerts
+        .iter()
+        .filter(|a| a.rule == "missing-end")
+        .partition(|a| !a.status.is_resolved());
     assert_eq!(orphans.len(), 1);
     assert_eq!(
         orphans[0].request_ids,
         ["9b2f0c1e-0bad-4a6e-9c1d-000000000bad"]
     );
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].id, orphans[0].id);
 }
 
 #[test]
@@ -395,11 +402,17 @@ fn spike_and_leak_fire_once_and_their_controls_stay_silent() {
     let (alerts, _) = run(&[root().join("fixtures")]);
     // image-api: ~10 a minute for half an hour (±20 % jitter) is silent; the
     // 400 extra invocations of minute 30 are one alert, priced.
-    let spikes: Vec<&Alert> = alerts
+    let (spikes, resolved): (Vec<&Alert>, Vec<&Alert>) = alerts
         .iter()
         .filter(|a| a.rule == "invocation-spike")
-        .collect();
+        .partition(|a| !a.status.is_resolved());
     assert_eq!(spikes.len(), 1);
+    // Two normal minutes after it, the spike resolves, once, with its count.
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].id.as_str(), resolved[0].count),
+        (spikes[0].id.as_str(), spikes[0].count)
+    );
     let s = spikes[0];
     assert_eq!(s.log_group, "/aws/lambda/image-api");
     assert_eq!(s.metrics["rate_per_min"], s.count as f64);

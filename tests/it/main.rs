@@ -30,6 +30,7 @@ mod handler;
 mod kinesis_e2e;
 mod lambda_e2e;
 mod layout;
+mod lifecycle;
 mod pagerduty;
 mod profile;
 mod properties;

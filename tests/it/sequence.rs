@@ -55,8 +55,12 @@ async fn run(events: &[(i64, String)], size: usize) -> Vec<Alert> {
     out
 }
 
+/// The firings of `rule` (a burst that went quiet also resolves).
 fn of<'a>(alerts: &'a [Alert], rule: &str) -> Vec<&'a Alert> {
-    alerts.iter().filter(|a| a.rule == rule).collect()
+    alerts
+        .iter()
+        .filter(|a| a.rule == rule && !a.status.is_resolved())
+        .collect()
 }
 
 #[tokio::test]

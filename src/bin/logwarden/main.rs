@@ -367,8 +367,15 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     if args.profile {
         engine = engine.with_profile();
     }
-    let mut runner = Runner::new(&mut engine, sink);
+    // Shadow rules' alerts are printed, never published.
+    let delivery = &args.delivery;
+    let mut runner = Runner::new(&mut engine, sink).show_shadow(Box::new(|alerts| {
+        if let Err(e) = delivery.stdout().publish(alerts) {
+            tracing::warn!(error = %e, "Could not print shadow alerts.");
+        }
+    }));
     let result = replay_to(&mut runner, &rt, &args.paths, &opts);
+    let shadow = runner.shadow_counts().clone();
     let per_rule = runner.into_sink().counts;
     let profile = engine.profile().cloned();
     match result {
@@ -379,8 +386,9 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(s) => {
             eprint!("{}", s.closing_lines());
             if let Some(mut p) = profile {
+                // A shadow rule's count is what it would have sent.
                 for (i, n) in per_rule.iter().enumerate() {
-                    p.rule(i).alerts = *n;
+                    p.rule(i).alerts = *n + shadow.get(&ids[i]).copied().unwrap_or(0);
                 }
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
                 eprint!("logwarden: profile\n{}", p.render(&ids));
