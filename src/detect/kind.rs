@@ -185,6 +185,10 @@ pub trait Scope {
     /// Open an incident (a new alert) or fold the finding into the open one;
     /// `dedupe` identifies what it counts, so nothing counts twice.
     fn record(&mut self, group: &str, f: Finding, dedupe: u64);
+    /// [`Scope::record`] of a finding that counts several events: `counted`
+    /// identifies each of them (`dedupe` among them) and is kept with the
+    /// incident, so that none of them, redelivered, folds into it again.
+    fn record_burst(&mut self, group: &str, f: Finding, dedupe: u64, counted: &[u64]);
     /// Count a START an execution environment's full state could not track.
     fn dropped_start(&mut self);
     /// Whether this batch opened the rule's keyless incident in `group`.

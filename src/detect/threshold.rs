@@ -80,6 +80,9 @@ pub struct Burst {
     pub first_seen: i64,
     /// Events counted.
     pub count: u64,
+    /// Each counted event's hash, oldest first: the incident keeps them, so
+    /// a redelivered event of the burst does not count into it again.
+    pub events: Vec<u64>,
 }
 
 impl Threshold {
@@ -196,6 +199,7 @@ impl Threshold {
             let burst = Burst {
                 first_seen: first,
                 count: st.events.len() as u64,
+                events: st.events.iter().map(|e| e.1).collect(),
             };
             st.events.clear();
             return Some(burst);
@@ -286,7 +290,7 @@ impl Detect for Threshold {
             evidence: std::mem::take(&mut win.samples),
             metrics: BTreeMap::from([("threshold".to_string(), self.threshold as f64)]),
         };
-        scope.record(at.group, f, at.hash());
+        scope.record_burst(at.group, f, at.hash(), &burst.events);
     }
 
     fn what(&self, s: &Summary<'_>) -> String {
@@ -390,7 +394,8 @@ mod tests {
             b,
             Burst {
                 first_seen: 0,
-                count: 3
+                count: 3,
+                events: vec![1, 2, 3]
             }
         );
         assert_eq!(st.samples, ["a", "b", "c"]);

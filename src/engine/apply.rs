@@ -90,7 +90,13 @@ impl<S: StateStore> Scope for RuleScope<'_, S> {
     }
 
     fn record(&mut self, group: &str, f: Finding, dedupe: u64) {
-        self.engine.record(self.work, self.rule, group, f, dedupe);
+        self.engine
+            .record(self.work, self.rule, group, f, (dedupe, &[]));
+    }
+
+    fn record_burst(&mut self, group: &str, f: Finding, dedupe: u64, counted: &[u64]) {
+        self.engine
+            .record(self.work, self.rule, group, f, (dedupe, counted));
     }
 
     fn dropped_start(&mut self) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::finish::Draft;
 use super::lifecycle::{Deferred, Fate};
 use super::work::{Slot, Work};
-use super::{Engine, EngineError, INCIDENT_REQUESTS_KEPT, MAX_ATTEMPTS};
+use super::{Engine, EngineError, MAX_ATTEMPTS};
 use crate::alert::{self, Alert};
 use crate::detect::{Finding, StateKey, stable_hash};
 use crate::ingest::Payload;
@@ -123,14 +123,16 @@ impl<S: StateStore> Engine<S> {
 
     /// Open an incident (a new alert: the finding as it is), fold a finding
     /// into the open one (its count, not the alert already opened), or
-    /// realert it under its id ([`super::lifecycle::Fate`]).
+    /// realert it under its id ([`super::lifecycle::Fate`]). `dedupe`
+    /// identifies the finding, `counted` every event it counts: the incident
+    /// keeps both, so a redelivered event never counts into it twice.
     pub(super) fn record(
         &self,
         work: &mut Work,
         rule: usize,
         group: &str,
         f: Finding,
-        dedupe: u64,
+        (dedupe, counted): (u64, &[u64]),
     ) {
         let r = &self.rules.rules[rule];
         let ikey = StateKey::incident(&r.id, group, &f.key).into_string();
@@ -168,10 +170,7 @@ impl<S: StateStore> Engine<S> {
                     if inc.requests.contains(&dedupe) {
                         return;
                     }
-                    if inc.requests.len() >= INCIDENT_REQUESTS_KEPT {
-                        inc.requests.remove(0);
-                    }
-                    inc.requests.push(dedupe);
+                    inc.remember(counted.iter().chain([&dedupe]));
                     slot.dirty = true;
                     inc.count += f.count;
                     inc.extend(r, &f);
@@ -204,6 +203,7 @@ impl<S: StateStore> Engine<S> {
         }
         let id = alert::fingerprint(&r.id, group, &f.key, f.first_seen);
         let mut inc = IncidentState::opened(r, id.clone(), &f, dedupe);
+        inc.remember(counted.iter());
         (inc.previous, inc.previous_batch) = carried;
         slot.dirty = true;
         slot.expires_at = slot.expires_at.max(inc.expires_at());

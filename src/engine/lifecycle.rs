@@ -90,6 +90,20 @@ impl IncidentState {
         }
     }
 
+    /// Keep `ids` (event and finding dedupes) as counted, each once, the
+    /// last `INCIDENT_REQUESTS_KEPT` of them.
+    pub(super) fn remember<'a>(&mut self, ids: impl Iterator<Item = &'a u64>) {
+        for id in ids {
+            if self.requests.contains(id) {
+                continue;
+            }
+            if self.requests.len() >= super::INCIDENT_REQUESTS_KEPT {
+                self.requests.remove(0);
+            }
+            self.requests.push(*id);
+        }
+    }
+
     /// A new incident (id `id`) opened by `f`.
     pub(super) fn opened(r: &Rule, id: String, f: &Finding, dedupe: u64) -> IncidentState {
         IncidentState {
@@ -457,6 +471,18 @@ mod tests {
         assert_eq!(next.len(), 1, "{next:?}");
         assert_ne!(next[0].id, first[0].id);
         assert_eq!(next[0].status, AlertStatus::Firing);
+    }
+
+    #[tokio::test]
+    async fn a_batch_redelivered_before_the_resolution_is_not_counted_twice() {
+        let mut e = engine("");
+        let p = batch(0, &[0, 1_000, 2_000, 3_000]);
+        assert_eq!(run(&mut e, &p).await.len(), 1);
+        // Lambda or Kinesis delivers the same batch again before the sweep.
+        assert!(run(&mut e, &p).await.is_empty());
+        let resolved = sweep(&mut e, 60_000).await;
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        assert_eq!(resolved[0].count, 4, "the redelivered events counted again");
     }
 
     #[test]

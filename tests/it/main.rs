@@ -43,3 +43,4 @@ mod slack_bot;
 mod sns;
 mod soak;
 mod support;
+mod whole_life;

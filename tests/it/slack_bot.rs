@@ -22,14 +22,14 @@ use crate::pagerduty::{KEY, events_api};
 use crate::support::FakeTimer;
 use crate::support::standin::{Reply, Req, StandIn};
 
-const TOKEN: &str = "xoxb-0000-1111-SECRETTOKEN";
+pub(crate) const TOKEN: &str = "xoxb-0000-1111-SECRETTOKEN";
 const CHANNEL_ID: &str = "C0LOGWARDEN";
 
 /// What the stand-in holds: messages by ts, thread replies, scripted faults.
 #[derive(Default)]
-struct Slack {
-    messages: HashMap<String, Value>,
-    replies: Vec<(String, String)>,
+pub(crate) struct Slack {
+    pub(crate) messages: HashMap<String, Value>,
+    pub(crate) replies: Vec<(String, String)>,
     next_ts: u64,
     faults: VecDeque<Reply>,
 }
@@ -91,13 +91,13 @@ fn web_api(state: &Arc<Mutex<Slack>>, req: &Req) -> Reply {
     }
 }
 
-async fn slack() -> (StandIn, Arc<Mutex<Slack>>) {
+pub(crate) async fn slack() -> (StandIn, Arc<Mutex<Slack>>) {
     let state = Arc::new(Mutex::new(Slack::default()));
     let s = Arc::clone(&state);
     (StandIn::start(move |req| web_api(&s, req)).await, state)
 }
 
-fn bot(srv: &StandIn, token: &str, channel: &str, threads: Threads) -> SlackBot {
+pub(crate) fn bot(srv: &StandIn, token: &str, channel: &str, threads: Threads) -> SlackBot {
     let api = SlackApi::new(token, Some(&srv.url("/api/")))
         .unwrap()
         .with_timer(FakeTimer::new());
