@@ -44,6 +44,7 @@ pub mod platform;
 pub mod replay;
 pub mod rules;
 pub mod runner;
+pub mod silence;
 pub mod sinks;
 pub mod state;
 pub mod time;
