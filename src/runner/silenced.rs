@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use crate::alert::Alert;
 use crate::engine::Engine;
 use crate::silence::SilenceSet;
-use crate::state::{ParkedAlert, StateError, StateStore, StateValue, Write};
-use crate::time::parse_rfc3339;
+use crate::state::{IncidentState, ParkedAlert, StateError, StateStore, StateValue, Write};
+use crate::time::{parse_rfc3339, rfc3339};
 
 /// Prefix of the keys parked alerts are stored at.
 pub const PARKED_PREFIX: &str = "silenced|parked|";
@@ -139,15 +139,22 @@ pub(super) async fn sort<S: StateStore>(
             continue;
         }
         match still_open(engine.store_mut(), p, at).await? {
-            Some(true) => {
-                flushed.push((*p.alert).clone());
+            At::Open(inc) => {
+                // As the incident stands now: every event folded in while
+                // silenced counts.
+                let mut a = (*p.alert).clone();
+                if inc.last_seen > 0 {
+                    a.count = a.count.max(inc.count);
+                    a.last_seen = rfc3339(inc.last_seen);
+                }
+                flushed.push(a);
                 out.flushed.extend(e.value.take());
                 e.changed = true;
             }
             // Resolved meanwhile: its resolution (on its way) removes it.
-            Some(false) => {}
+            At::Resolved => {}
             // The incident is gone from the store: nothing will come.
-            None => {
+            At::Gone => {
                 e.value = None;
                 e.changed = true;
                 tracing::debug!(key = %key, "Dropped a parked alert whose incident is gone.");
@@ -190,15 +197,24 @@ async fn load_parked<S: StateStore>(
         .collect())
 }
 
-/// Whether `p`'s incident was still open at event time `at`: `None` when
-/// the store no longer holds it.
+/// Where a parked alert's incident stood when its silence ended.
+enum At {
+    /// Still open (as stored now).
+    Open(IncidentState),
+    /// Resolved before the silence ended, or replaced by another incident.
+    Resolved,
+    /// No longer in the store.
+    Gone,
+}
+
+/// Whether `p`'s incident was still open at event time `at`.
 async fn still_open<S: StateStore>(
     store: &mut S,
     p: &ParkedAlert,
     at: i64,
-) -> Result<Option<bool>, StateError> {
+) -> Result<At, StateError> {
     if p.incidents.is_empty() {
-        return Ok(Some(true));
+        return Ok(At::Open(IncidentState::default()));
     }
     let loaded = store.load(&p.incidents, i64::MIN).await?;
     let mut any = false;
@@ -211,9 +227,9 @@ async fn still_open<S: StateStore>(
                 inc.resolves_at > at
             };
             if inc.id == p.alert.id && open {
-                return Ok(Some(true));
+                return Ok(At::Open(inc));
             }
         }
     }
-    Ok(any.then_some(false))
+    Ok(if any { At::Resolved } else { At::Gone })
 }
