@@ -399,8 +399,13 @@ pub async fn handle_silenced<S: StateStore, E: EventJson + ?Sized>(
     }
     let handled = handle_with(&mut runner, event, limits, clock).await;
     let silenced = runner.silenced();
+    let (held, released) = runner.take_silence_changes();
     handled.map(|mut h| {
         h.counters.alerts_silenced = silenced;
+        // What goes out is what is logged without a topic.
+        h.alerts
+            .retain(|a| !held.contains(&(a.id.clone(), a.status.is_resolved())));
+        h.alerts.splice(0..0, released);
         h
     })
 }
@@ -883,5 +888,60 @@ mod tests {
             reason: "throttled".into(),
         });
         assert_eq!(e.error_type(), "Logwarden.PublishFailed");
+    }
+
+    #[tokio::test]
+    async fn a_silenced_alert_is_counted_in_the_silenced_metric_and_not_logged_as_an_alert() {
+        let events: Vec<Value> = (0..30)
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.to_string(),
+                    "timestamp": 1_795_341_600_000i64 + i * 100,
+                    "message": format!("Failed password for root from 203.0.113.{} port 22 ssh2", i % 3),
+                })
+            })
+            .collect();
+        let event = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "/aws/lambda/auth", "logStream": "s", "subscriptionFilters": [],
+            "logEvents": events,
+        });
+        let silence = crate::silence::NewSilence {
+            rule: "*".into(),
+            key: crate::detect::Key::from([("source_ip".into(), "203.0.113.1".into())]),
+            log_group: None,
+            until: Some(1_795_341_700_000),
+            reason: "pen test".into(),
+            by: String::new(),
+        }
+        .make(1_795_341_500_000, &[])
+        .unwrap();
+        let rules = std::sync::Arc::new(crate::rules::RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(rules, crate::state::MemoryStore::new(), Default::default());
+        let clock = crate::time::FixedClock(0);
+        let set = SilenceSet::new(vec![silence]);
+        let h = handle_silenced(
+            &mut engine,
+            &event,
+            &Limits::default(),
+            &clock,
+            &Delivery::Log,
+            Some(set),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.counters.alerts_silenced, 1);
+        assert_eq!(h.alerts.len(), 2);
+        assert!(h.alerts.iter().all(|a| a.key["source_ip"] != "203.0.113.1"));
+        let emf: Value = serde_json::from_str(&emf_line(&h.counters, "f", 0)).unwrap();
+        assert_eq!(emf["Silenced"], 1);
+        let names = &emf["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert!(
+            names
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["Name"] == "Silenced")
+        );
     }
 }

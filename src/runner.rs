@@ -73,6 +73,10 @@ pub struct Runner<'e, S: StateStore, K> {
     shadow: BTreeMap<String, u64>,
     silences: Option<SilenceSet>,
     silenced: u64,
+    /// Held back (id, resolved) and released (parked, sent at expiry) since
+    /// [`Runner::take_silence_changes`].
+    held: Vec<(String, bool)>,
+    released: Vec<Alert>,
 }
 
 impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
@@ -85,6 +89,8 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             shadow: BTreeMap::new(),
             silences: None,
             silenced: 0,
+            held: Vec::new(),
+            released: Vec::new(),
         }
     }
 
@@ -105,6 +111,17 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
     /// firings), not delivered.
     pub fn silenced(&self) -> u64 {
         self.silenced
+    }
+
+    /// What silences changed since the last call: the alerts of the
+    /// outcomes held back (id, whether a resolution), and the parked alerts
+    /// sent because their silence ended (in no outcome). The detector
+    /// without a topic, which logs the outcomes' alerts, logs these instead.
+    pub fn take_silence_changes(&mut self) -> (Vec<(String, bool)>, Vec<Alert>) {
+        (
+            std::mem::take(&mut self.held),
+            std::mem::take(&mut self.released),
+        )
     }
 
     /// The runner, also showing shadow alerts to `show` (never to the sink).
@@ -200,6 +217,8 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
                         .map_err(|e| Undelivered::Store(e.into()))?;
                 }
                 self.held_back(&sorted.silenced);
+                self.released
+                    .extend(sorted.flushed.iter().map(|p| (*p.alert).clone()));
                 flushed = sorted.flushed;
                 sorted.live
             }
@@ -249,6 +268,11 @@ impl<S: StateStore, K> Runner<'_, S, K> {
             );
         }
         self.silenced += silenced.len() as u64;
+        self.held.extend(
+            silenced
+                .iter()
+                .map(|(a, _)| (a.id.clone(), a.status.is_resolved())),
+        );
     }
 
     /// Park again the parked alerts taken for delivery that the sink did
