@@ -8,7 +8,7 @@
 //! with event time, never the clock, so a replay of last week silences what
 //! the Lambda silenced then.
 //!
-//! Silences live in a YAML file ([`file`], `--silences FILE`) or in the
+//! Silences live in a YAML file ([`mod@file`], `--silences FILE`) or in the
 //! DynamoDB state table ([`table`]); the [`crate::runner::Runner`] applies
 //! them. This module only holds the data and its checks: no I/O but the
 //! file's and the table's own.
