@@ -158,7 +158,7 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             .await
             .map_err(RunError::Engine)?;
         let w = self.engine.watermark().unwrap_or(i64::MIN);
-        self.finish(o, w).await
+        self.finish(o, w, false).await
     }
 
     /// Detect on a payload whose pass 1 was done ahead
@@ -170,17 +170,22 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             .await
             .map_err(RunError::Engine)?;
         let w = self.engine.watermark().unwrap_or(i64::MIN);
-        self.finish(o, w).await
+        self.finish(o, w, false).await
     }
 
     /// Sweep the deadline rules at watermark `now`, then publish and confirm.
     pub async fn sweep(&mut self, now: i64) -> Result<BatchOutcome, RunError> {
         let o = self.engine.sweep(now).await.map_err(RunError::Engine)?;
-        self.finish(o, now).await
+        self.finish(o, now, true).await
     }
 
-    async fn finish(&mut self, o: BatchOutcome, watermark: i64) -> Result<BatchOutcome, RunError> {
-        match self.deliver(&o.alerts, watermark).await {
+    async fn finish(
+        &mut self,
+        o: BatchOutcome,
+        watermark: i64,
+        sweeping: bool,
+    ) -> Result<BatchOutcome, RunError> {
+        match self.deliver(&o.alerts, watermark, sweeping).await {
             Ok(()) => Ok(o),
             Err(Undelivered::Sink(e)) => Err(RunError::Sink(e)),
             Err(Undelivered::Store(e)) => Err(RunError::Engine(e)),
@@ -193,8 +198,17 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
 
     /// Publish `alerts` (shadow ones only shown, silenced ones held back),
     /// then confirm the ones delivered or held back.
-    async fn deliver(&mut self, alerts: &[Alert], watermark: i64) -> Result<(), Undelivered> {
-        if alerts.is_empty() && self.silences.is_none() {
+    ///
+    /// Parked alerts are looked for (one store listing) by every sweep and
+    /// by batches with alerts, not by the many batches without: a silence
+    /// that ended is lifted by the next sweep at the latest.
+    async fn deliver(
+        &mut self,
+        alerts: &[Alert],
+        watermark: i64,
+        sweeping: bool,
+    ) -> Result<(), Undelivered> {
+        if alerts.is_empty() && !(sweeping && self.silences.is_some()) {
             return Ok(());
         }
         let (shadow, live): (Vec<Alert>, Vec<Alert>) =
@@ -711,5 +725,47 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    /// Counts its listings.
+    struct Lists(MemoryStore, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl StateStore for Lists {
+        async fn load(
+            &mut self,
+            keys: &[String],
+            now: i64,
+        ) -> Result<std::collections::HashMap<String, Versioned>, StateError> {
+            self.0.load(keys, now).await
+        }
+
+        async fn save(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
+            self.0.save(writes).await
+        }
+
+        async fn keys_with_prefix(
+            &mut self,
+            prefix: &str,
+            now: i64,
+        ) -> Result<Vec<String>, StateError> {
+            if prefix == PARKED_PREFIX {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+            self.0.keys_with_prefix(prefix, now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_alerts_does_not_look_for_parked_alerts_and_a_sweep_does() {
+        let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut e = engine(Lists(MemoryStore::new(), Arc::clone(&lists)));
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(90_000));
+        let quiet = vec!["an ordinary line".to_string(); 5];
+        r.process(&payload_at(&quiet, T0)).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 0);
+        r.process(&payload_at(&lines(), T0)).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 1);
+        r.sweep(T0 + 1_000).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 2);
     }
 }

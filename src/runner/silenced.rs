@@ -6,8 +6,8 @@
 //! if delivered, so the incident lives on (folds, realerts, resolves). A
 //! realert while silenced replaces the parked alert (the latest count).
 //!
-//! The first run (batch or sweep) whose watermark passes `until` (or any
-//! run, once the silence was removed) looks at the incident: still open at
+//! The first sweep, or batch with alerts, whose watermark passes `until`
+//! (or any, once the silence was removed) looks at the incident: still open at
 //! that time, the parked alert goes out then, once (it is taken out of the
 //! store before it is published, so two containers do not both send it);
 //! resolved meanwhile, nothing goes out. A resolution of an incident whose
