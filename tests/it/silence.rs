@@ -279,3 +279,53 @@ fn the_cli_refuses_a_silence_without_expiry_or_longer_than_90_days() {
     }
     assert!(!dir.path().join("s.yaml").exists(), "nothing written");
 }
+
+#[tokio::test]
+async fn the_cli_keeps_silences_in_the_state_table() {
+    let Some(ep) = moto("the_cli_keeps_silences_in_the_state_table") else {
+        return;
+    };
+    let conf = aws(&ep).await;
+    let (name, table) = setup(&conf).await;
+    let add = cli(&[
+        "silence",
+        "add",
+        "--rule",
+        "*",
+        "--key",
+        "source_ip=203.0.113.9",
+        "--for",
+        "2h",
+        "--reason",
+        "load test",
+        "--state-table",
+        &name,
+    ]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let id = String::from_utf8(add.stdout).unwrap().trim().to_string();
+    let stored = table.list(i64::MIN).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, id);
+    assert_eq!(stored[0].rule, "*");
+    assert_eq!(stored[0].until - stored[0].created, 7_200_000);
+    let list = cli(&["silence", "list", "--state-table", &name]);
+    assert!(String::from_utf8_lossy(&list.stdout).starts_with(&id));
+    let rm = cli(&["silence", "remove", &id, "--state-table", &name]);
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    assert!(table.list(i64::MIN).await.unwrap().is_empty());
+    let again = cli(&["silence", "remove", &id, "--state-table", &name]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
