@@ -23,6 +23,9 @@ use crate::alert::Alert;
 use crate::engine::{BatchOutcome, Engine, EngineError};
 use crate::ingest::{self, DecodeError, Event, Limits, MessageType, OwnedPayload};
 use crate::runner::{RunError, Runner};
+use crate::silence::SilenceSet;
+use crate::silence::cache::SilenceCache;
+use crate::silence::table::SilenceTable;
 use crate::sinks::sns::{SnsError, SnsSink};
 use crate::sinks::{AlertSink, SinkCause, SinkError};
 use crate::state::StateStore;
@@ -200,6 +203,8 @@ pub struct Counters {
     /// `1e400`, deep nesting, a cut-off line), read tolerantly so that their
     /// fields still match.
     pub lenient_json_events: u64,
+    /// Alerts silences kept back (each also logged with the silence's id).
+    pub alerts_silenced: u64,
 }
 
 /// What one invocation produced.
@@ -375,8 +380,43 @@ pub async fn handle<S: StateStore, E: EventJson + ?Sized>(
     clock: &dyn Clock,
     delivery: &Delivery,
 ) -> Result<Handled, HandlerError> {
+    handle_silenced(engine, event, limits, clock, delivery, None).await
+}
+
+/// [`handle`], applying `silences` (the silences in the state table, as
+/// [`DetectorService`] reads them at most once a minute).
+pub async fn handle_silenced<S: StateStore, E: EventJson + ?Sized>(
+    engine: &mut Engine<S>,
+    event: &E,
+    limits: &Limits,
+    clock: &dyn Clock,
+    delivery: &Delivery,
+    silences: Option<SilenceSet>,
+) -> Result<Handled, HandlerError> {
+    let mut runner = Runner::new(engine, delivery);
+    if let Some(set) = silences {
+        runner = runner.silences(set);
+    }
+    let handled = handle_with(&mut runner, event, limits, clock).await;
+    let silenced = runner.silenced();
+    let (held, released) = runner.take_silence_changes();
+    handled.map(|mut h| {
+        h.counters.alerts_silenced = silenced;
+        // What goes out is what is logged without a topic.
+        h.alerts
+            .retain(|a| !held.contains(&(a.id.clone(), a.status.is_resolved())));
+        h.alerts.splice(0..0, released);
+        h
+    })
+}
+
+async fn handle_with<S: StateStore, E: EventJson + ?Sized>(
+    runner: &mut Detector<'_, S>,
+    event: &E,
+    limits: &Limits,
+    clock: &dyn Clock,
+) -> Result<Handled, HandlerError> {
     let mut out = Handled::default();
-    let runner = &mut Runner::new(engine, delivery);
     let text = event.json_text();
     let text: &str = &text;
     let event = ingest::read_event(text).map_err(|e| {
@@ -591,6 +631,7 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
         ("IgnoredBatches", c.ignored_batches),
         ("LenientJsonEvents", c.lenient_json_events),
         ("OpenInvocationsDropped", c.open_invocations_dropped),
+        ("Silenced", c.alerts_silenced),
     ];
     let mut doc = serde_json::json!({
         "_aws": {
@@ -611,6 +652,9 @@ pub fn emf_line(c: &Counters, function: &str, now_ms: i64) -> String {
     doc.to_string()
 }
 
+/// The detector's silences, read at most once a minute.
+type CachedSilences = tokio::sync::Mutex<SilenceCache<Box<dyn Clock>>>;
+
 /// The detector function as Lambda runs it: built once per container, called
 /// once per event. Alerts go to SNS, or, with no topic configured, out as JSON
 /// log lines (one object per line); each invocation ends with an EMF metrics line.
@@ -620,9 +664,17 @@ pub struct DetectorService<S: StateStore> {
     function: String,
     clock: Box<dyn Clock>,
     delivery: Delivery,
+    silences: Option<(SilenceTable, CachedSilences)>,
 }
 
 impl<S: StateStore> DetectorService<S> {
+    /// The service, applying the silences in `table` (read at most once a
+    /// minute by `clock`, see [`SilenceCache`]).
+    pub fn with_silences(mut self, table: SilenceTable, clock: Box<dyn Clock>) -> Self {
+        self.silences = Some((table, tokio::sync::Mutex::new(SilenceCache::new(clock))));
+        self
+    }
+
     /// A service over an engine; `function` names the EMF dimension.
     pub fn new(
         engine: Engine<S>,
@@ -637,6 +689,7 @@ impl<S: StateStore> DetectorService<S> {
             function,
             clock,
             delivery,
+            silences: None,
         }
     }
 
@@ -648,13 +701,27 @@ impl<S: StateStore> DetectorService<S> {
         event: lambda_runtime::LambdaEvent<E>,
         out: &mut dyn std::io::Write,
     ) -> Result<Value, HandlerError> {
+        let silences = match &self.silences {
+            // Every silence the table holds: they compare with event time,
+            // and a late event from inside a window is still silenced.
+            Some((table, cache)) => Some(
+                cache
+                    .lock()
+                    .await
+                    .get(|| table.list(i64::MIN))
+                    .await
+                    .clone(),
+            ),
+            None => None,
+        };
         let mut engine = self.engine.lock().await;
-        let handled = handle(
+        let handled = handle_silenced(
             &mut engine,
             &event.payload,
             &self.limits,
             self.clock.as_ref(),
             &self.delivery,
+            silences,
         )
         .await?;
         let log_alerts = matches!(self.delivery, Delivery::Log);
@@ -821,5 +888,60 @@ mod tests {
             reason: "throttled".into(),
         });
         assert_eq!(e.error_type(), "Logwarden.PublishFailed");
+    }
+
+    #[tokio::test]
+    async fn a_silenced_alert_is_counted_in_the_silenced_metric_and_not_logged_as_an_alert() {
+        let events: Vec<Value> = (0..30)
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.to_string(),
+                    "timestamp": 1_795_341_600_000i64 + i * 100,
+                    "message": format!("Failed password for root from 203.0.113.{} port 22 ssh2", i % 3),
+                })
+            })
+            .collect();
+        let event = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "/aws/lambda/auth", "logStream": "s", "subscriptionFilters": [],
+            "logEvents": events,
+        });
+        let silence = crate::silence::NewSilence {
+            rule: "*".into(),
+            key: crate::detect::Key::from([("source_ip".into(), "203.0.113.1".into())]),
+            log_group: None,
+            until: Some(1_795_341_700_000),
+            reason: "pen test".into(),
+            by: String::new(),
+        }
+        .make(1_795_341_500_000, &[])
+        .unwrap();
+        let rules = std::sync::Arc::new(crate::rules::RuleSet::builtin().unwrap());
+        let mut engine = Engine::new(rules, crate::state::MemoryStore::new(), Default::default());
+        let clock = crate::time::FixedClock(0);
+        let set = SilenceSet::new(vec![silence]);
+        let h = handle_silenced(
+            &mut engine,
+            &event,
+            &Limits::default(),
+            &clock,
+            &Delivery::Log,
+            Some(set),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.counters.alerts_silenced, 1);
+        assert_eq!(h.alerts.len(), 2);
+        assert!(h.alerts.iter().all(|a| a.key["source_ip"] != "203.0.113.1"));
+        let emf: Value = serde_json::from_str(&emf_line(&h.counters, "f", 0)).unwrap();
+        assert_eq!(emf["Silenced"], 1);
+        let names = &emf["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert!(
+            names
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["Name"] == "Silenced")
+        );
     }
 }

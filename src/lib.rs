@@ -18,7 +18,10 @@
 //! - [`alert`]: the alert contract, fingerprints, redaction, links and renderers.
 //! - [`engine`]: ties them together: a batch in, alerts out, state loaded and saved once per batch;
 //!   one file per step (observe, apply, incidents and outbox, finish, storm digest); names no kind.
-//! - [`runner`]: process → publish → confirm, once, for replay, backtest, sweep and the Lambda handler.
+//! - [`runner`]: process → publish → confirm, once, for replay, backtest, sweep and the Lambda handler;
+//!   shadow alerts and silenced alerts (parked until their silence ends) never reach a sink.
+//! - [`silence`]: silences as data (checks, YAML file, state-table items, the detector's
+//!   once-a-minute cache); the runner applies them.
 //! - [`sinks`]: where alerts go, each an [`sinks::AlertSink`]: stdout, SNS (per-protocol bodies),
 //!   Slack (Block Kit by webhook, or a bot's message per incident; the notifier), PagerDuty.
 //! - [`replay`]: files and directories through the engine, for the CLI.
@@ -44,6 +47,7 @@ pub mod platform;
 pub mod replay;
 pub mod rules;
 pub mod runner;
+pub mod silence;
 pub mod sinks;
 pub mod state;
 pub mod time;

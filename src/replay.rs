@@ -115,6 +115,9 @@ pub struct ReplaySummary {
     /// Alerts of each shadow rule (firings and resolutions): what it would
     /// have sent, had it been live.
     pub shadow: std::collections::BTreeMap<String, u64>,
+    /// Alerts silences kept back (firings parked, resolutions of parked
+    /// firings), not delivered.
+    pub silenced: u64,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
     /// Events whose JSON a strict parser rejected, read tolerantly.
@@ -170,6 +173,10 @@ impl ReplaySummary {
             0 => String::new(),
             n => format!(", {n} resolved"),
         };
+        let silenced = match self.silenced {
+            0 => String::new(),
+            n => format!(", {n} silenced"),
+        };
         let shadow = if self.shadow.is_empty() {
             String::new()
         } else {
@@ -186,7 +193,7 @@ impl ReplaySummary {
         };
         let _ = writeln!(
             out,
-            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s){resolved}, {} suppressed, {} input error(s){lenient}{untracked}{skipped}{shadow}",
+            "logwarden: {} input(s), {} batch(es), {} event(s), {} alert(s){resolved}, {} suppressed, {} input error(s){lenient}{untracked}{skipped}{silenced}{shadow}",
             self.inputs,
             self.batches,
             self.events,
@@ -684,6 +691,7 @@ pub fn replay_to<S: StateStore, K: AlertSink>(
         summary.count(&o.alerts);
     }
     summary.shadow = runner.shadow_counts().clone();
+    summary.silenced = runner.silenced();
     Ok(summary)
 }
 

@@ -14,13 +14,18 @@
 //!   alerts went out, and the caller decides whether that fails the run
 //!   (the Lambda does not fail the invocation, which would send them again).
 
+mod silenced;
+
 use std::collections::BTreeMap;
 
 use crate::alert::Alert;
 use crate::engine::{BatchOutcome, Engine, EngineError, Pass1};
 use crate::ingest::Payload;
+use crate::silence::SilenceSet;
 use crate::sinks::{AlertSink, SinkError};
 use crate::state::StateStore;
+
+pub use silenced::PARKED_PREFIX;
 
 /// Why a run did not end with every alert delivered and confirmed.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +61,22 @@ pub type ShowShadow<'e> = Box<dyn FnMut(&[Alert]) + Send + 'e>;
 /// logged (one structured line each), shown where [`Runner::show_shadow`]
 /// says, counted per rule ([`Runner::shadow_counts`]) and confirmed, so the
 /// incident lives on as a live one would.
+///
+/// Silenced alerts ([`Runner::silences`]) never reach the sink either: they
+/// are logged with the silence's id, counted ([`Runner::silenced`]) and
+/// confirmed; a firing one is parked and goes out once when its silence
+/// ends, if its incident is still open then (see `runner/silenced.rs`).
 pub struct Runner<'e, S: StateStore, K> {
     engine: &'e mut Engine<S>,
     sink: K,
     show: Option<ShowShadow<'e>>,
     shadow: BTreeMap<String, u64>,
+    silences: Option<SilenceSet>,
+    silenced: u64,
+    /// Held back (id, resolved) and released (parked, sent at expiry) since
+    /// [`Runner::take_silence_changes`].
+    held: Vec<(String, bool)>,
+    released: Vec<Alert>,
 }
 
 impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
@@ -71,7 +87,41 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             sink,
             show: None,
             shadow: BTreeMap::new(),
+            silences: None,
+            silenced: 0,
+            held: Vec::new(),
+            released: Vec::new(),
         }
+    }
+
+    /// The runner, applying these silences (and delivering the alerts
+    /// earlier runs parked, once their silence ends). Without, parked
+    /// alerts are not looked for: no store read is added.
+    pub fn silences(mut self, set: SilenceSet) -> Self {
+        self.silences = Some(set);
+        self
+    }
+
+    /// Replace the silences in force (the detector's once-a-minute read).
+    pub fn set_silences(&mut self, set: SilenceSet) {
+        self.silences = Some(set);
+    }
+
+    /// Alerts silenced so far (firings parked and resolutions of parked
+    /// firings), not delivered.
+    pub fn silenced(&self) -> u64 {
+        self.silenced
+    }
+
+    /// What silences changed since the last call: the alerts of the
+    /// outcomes held back (id, whether a resolution), and the parked alerts
+    /// sent because their silence ended (in no outcome). The detector
+    /// without a topic, which logs the outcomes' alerts, logs these instead.
+    pub fn take_silence_changes(&mut self) -> (Vec<(String, bool)>, Vec<Alert>) {
+        (
+            std::mem::take(&mut self.held),
+            std::mem::take(&mut self.released),
+        )
     }
 
     /// The runner, also showing shadow alerts to `show` (never to the sink).
@@ -107,7 +157,8 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             .process(payload)
             .await
             .map_err(RunError::Engine)?;
-        self.finish(o).await
+        let w = self.engine.watermark().unwrap_or(i64::MIN);
+        self.finish(o, w, false).await
     }
 
     /// Detect on a payload whose pass 1 was done ahead
@@ -118,19 +169,26 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             .process_prepared(pass1)
             .await
             .map_err(RunError::Engine)?;
-        self.finish(o).await
+        let w = self.engine.watermark().unwrap_or(i64::MIN);
+        self.finish(o, w, false).await
     }
 
     /// Sweep the deadline rules at watermark `now`, then publish and confirm.
     pub async fn sweep(&mut self, now: i64) -> Result<BatchOutcome, RunError> {
         let o = self.engine.sweep(now).await.map_err(RunError::Engine)?;
-        self.finish(o).await
+        self.finish(o, now, true).await
     }
 
-    async fn finish(&mut self, o: BatchOutcome) -> Result<BatchOutcome, RunError> {
-        match self.deliver(&o.alerts).await {
+    async fn finish(
+        &mut self,
+        o: BatchOutcome,
+        watermark: i64,
+        sweeping: bool,
+    ) -> Result<BatchOutcome, RunError> {
+        match self.deliver(&o.alerts, watermark, sweeping).await {
             Ok(()) => Ok(o),
             Err(Undelivered::Sink(e)) => Err(RunError::Sink(e)),
+            Err(Undelivered::Store(e)) => Err(RunError::Engine(e)),
             Err(Undelivered::Unconfirmed(error)) => Err(RunError::Unconfirmed {
                 error,
                 outcome: Box::new(o),
@@ -138,10 +196,19 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
         }
     }
 
-    /// Publish `alerts` (shadow ones only shown), then confirm the ones
-    /// delivered.
-    async fn deliver(&mut self, alerts: &[Alert]) -> Result<(), Undelivered> {
-        if alerts.is_empty() {
+    /// Publish `alerts` (shadow ones only shown, silenced ones held back),
+    /// then confirm the ones delivered or held back.
+    ///
+    /// Parked alerts are looked for (one store listing) by every sweep and
+    /// by batches with alerts, not by the many batches without: a silence
+    /// that ended is lifted by the next sweep at the latest.
+    async fn deliver(
+        &mut self,
+        alerts: &[Alert],
+        watermark: i64,
+        sweeping: bool,
+    ) -> Result<(), Undelivered> {
+        if alerts.is_empty() && !(sweeping && self.silences.is_some()) {
             return Ok(());
         }
         let (shadow, live): (Vec<Alert>, Vec<Alert>) =
@@ -149,6 +216,27 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
         if !shadow.is_empty() {
             self.shadowed(&shadow);
         }
+        let mut flushed = Vec::new();
+        let live = match &self.silences {
+            None => live,
+            Some(set) => {
+                let sorted = silenced::sort(self.engine, set, live, watermark)
+                    .await
+                    .map_err(|e| Undelivered::Store(e.into()))?;
+                if !sorted.writes.is_empty() {
+                    self.engine
+                        .store_mut()
+                        .save(sorted.writes)
+                        .await
+                        .map_err(|e| Undelivered::Store(e.into()))?;
+                }
+                self.held_back(&sorted.silenced);
+                self.released
+                    .extend(sorted.flushed.iter().map(|p| (*p.alert).clone()));
+                flushed = sorted.flushed;
+                sorted.live
+            }
+        };
         let published = if live.is_empty() {
             Ok(())
         } else {
@@ -158,6 +246,7 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
             Ok(()) => &[],
             Err(e) => &e.failed,
         };
+        self.repark(&flushed, not_sent).await;
         let sent: Vec<String> = alerts
             .iter()
             .map(|a| a.id.clone())
@@ -179,6 +268,43 @@ impl<'e, S: StateStore, K: AlertSink> Runner<'e, S, K> {
 }
 
 impl<S: StateStore, K> Runner<'_, S, K> {
+    /// Log and count the alerts silences held back.
+    fn held_back(&mut self, silenced: &[(Alert, String)]) {
+        for (a, silence) in silenced {
+            tracing::info!(
+                rule = %a.rule,
+                id = %a.id,
+                status = %a.status.as_str(),
+                log_group = %a.log_group,
+                count = a.count,
+                silence = %silence,
+                "Silenced alert: not delivered."
+            );
+        }
+        self.silenced += silenced.len() as u64;
+        self.held.extend(
+            silenced
+                .iter()
+                .map(|(a, _)| (a.id.clone(), a.status.is_resolved())),
+        );
+    }
+
+    /// Park again the parked alerts taken for delivery that the sink did
+    /// not deliver: the next run sends them.
+    async fn repark(&mut self, flushed: &[crate::state::ParkedAlert], not_sent: &[String]) {
+        let writes: Vec<_> = flushed
+            .iter()
+            .filter(|p| not_sent.contains(&p.alert.id))
+            .map(silenced::repark)
+            .collect();
+        if writes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.engine.store_mut().save(writes).await {
+            tracing::error!(error = %e, "Could not park again alerts whose silence ended and whose delivery failed; they are lost.");
+        }
+    }
+
     /// Log, show and count the alerts of shadow rules.
     fn shadowed(&mut self, shadow: &[Alert]) {
         for a in shadow {
@@ -202,6 +328,8 @@ impl<S: StateStore, K> Runner<'_, S, K> {
 enum Undelivered {
     Sink(SinkError),
     Unconfirmed(EngineError),
+    /// Parking or taking parked alerts failed; nothing was published.
+    Store(EngineError),
 }
 
 #[cfg(test)]
@@ -225,11 +353,20 @@ mod tests {
         down: bool,
         calls: usize,
         delivered: Vec<String>,
+        sent: Vec<Alert>,
     }
 
     impl AlertSink for Mock {
         async fn publish(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
             self.calls += 1;
+            if !self.down {
+                self.sent.extend(
+                    alerts
+                        .iter()
+                        .filter(|a| !self.refuse.contains(&a.id))
+                        .cloned(),
+                );
+            }
             let ids = alerts.iter().map(|a| a.id.clone());
             let failed: Vec<String> = if self.down {
                 ids.collect()
@@ -264,6 +401,10 @@ mod tests {
     }
 
     fn payload(lines: &[String]) -> Payload<'_> {
+        payload_at(lines, 1_795_341_600_000)
+    }
+
+    fn payload_at(lines: &[String], base: i64) -> Payload<'_> {
         Payload {
             region: None,
             message_type: MessageType::Data,
@@ -276,7 +417,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, l)| LogEvent {
                     id: i.to_string().into(),
-                    timestamp: 1_795_341_600_000 + i as i64 * 100,
+                    timestamp: base + i as i64 * 100,
                     message: l.as_str().into(),
                 })
                 .collect(),
@@ -465,5 +606,166 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(o.alerts.len(), 3);
+    }
+
+    const T0: i64 = 1_795_341_600_000;
+
+    /// A silence of failed-auth-burst for 203.0.113.0 until `T0 + until`.
+    fn silence_of_one(until: i64) -> SilenceSet {
+        let s = crate::silence::NewSilence {
+            rule: "failed-auth-burst".into(),
+            key: crate::detect::Key::from([("source_ip".into(), "203.0.113.0".into())]),
+            log_group: Some("/aws/lambda/*".into()),
+            until: Some(T0 + until),
+            reason: "pen test".into(),
+            by: "ops".into(),
+        }
+        .make(T0 - 1, &[])
+        .unwrap();
+        SilenceSet::new(vec![s])
+    }
+
+    fn sent(m: &Mock) -> Vec<(String, String)> {
+        m.sent
+            .iter()
+            .map(|a| (a.key["source_ip"].clone(), a.status.as_str().to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn burst_silence_burst_delivers_nothing_then_the_open_incident_alerts_once_at_expiry() {
+        let lines = lines();
+        let mut e = engine(MemoryStore::new());
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(90_000));
+        r.process(&payload_at(&lines, T0)).await.unwrap();
+        assert_eq!(r.silenced(), 1);
+        // Another burst from the silenced source, within its incident.
+        r.process(&payload_at(&lines, T0 + 60_000)).await.unwrap();
+        let firings = |m: &Mock| {
+            sent(m)
+                .into_iter()
+                .filter(|(ip, _)| ip == "203.0.113.0")
+                .count()
+        };
+        assert_eq!(firings(r.sink()), 0, "{:?}", sent(r.sink()));
+        assert_eq!(r.sink().sent.len(), 2, "the other two sources");
+        // The silence ends at T0+90s; the incident is open until ~T0+183s.
+        r.sweep(T0 + 100_000).await.unwrap();
+        assert_eq!(
+            sent(r.sink()).last(),
+            Some(&("203.0.113.0".to_string(), "firing".to_string()))
+        );
+        r.sweep(T0 + 110_000).await.unwrap();
+        assert_eq!(firings(r.sink()), 1, "once");
+        // Its resolution follows its (delivered) firing.
+        r.sweep(T0 + 600_000).await.unwrap();
+        let ours: Vec<(String, String)> = sent(r.sink())
+            .into_iter()
+            .filter(|(ip, _)| ip == "203.0.113.0")
+            .collect();
+        assert_eq!(ours.len(), 2, "{ours:?}");
+        assert_eq!(ours[1].1, "resolved");
+        assert!(
+            r.engine()
+                .store_mut()
+                .keys_with_prefix(PARKED_PREFIX, i64::MIN)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_incident_resolved_while_silenced_sends_neither_firing_nor_resolution() {
+        let lines = lines();
+        let mut e = engine(MemoryStore::new());
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(600_000));
+        r.process(&payload_at(&lines, T0)).await.unwrap();
+        r.sweep(T0 + 300_000).await.unwrap();
+        assert_eq!(r.silenced(), 2, "the firing and its resolution");
+        r.sweep(T0 + 700_000).await.unwrap();
+        let m = r.into_sink();
+        assert!(
+            sent(&m).iter().all(|(ip, _)| ip != "203.0.113.0"),
+            "{:?}",
+            sent(&m)
+        );
+        assert_eq!(m.sent.len(), 4, "the others' firings and resolutions");
+    }
+
+    #[tokio::test]
+    async fn a_removed_silence_lets_the_open_incident_alert_at_the_next_run() {
+        let lines = lines();
+        let mut e = engine(MemoryStore::new());
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(600_000));
+        r.process(&payload_at(&lines, T0)).await.unwrap();
+        assert_eq!(r.sink().sent.len(), 2);
+        r.set_silences(SilenceSet::default());
+        r.sweep(T0 + 30_000).await.unwrap();
+        assert_eq!(r.sink().sent.len(), 3);
+        assert_eq!(sent(r.sink())[2].0, "203.0.113.0");
+        r.sweep(T0 + 40_000).await.unwrap();
+        assert_eq!(r.sink().sent.len(), 3, "once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_at_expiry_parks_the_alert_again() {
+        let lines = lines();
+        let mut e = engine(MemoryStore::new());
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(30_000));
+        r.process(&payload_at(&lines, T0)).await.unwrap();
+        r.sink().down = true;
+        assert!(r.sweep(T0 + 40_000).await.is_err());
+        r.sink().down = false;
+        r.sweep(T0 + 50_000).await.unwrap();
+        assert_eq!(
+            sent(r.sink())
+                .iter()
+                .filter(|(ip, _)| ip == "203.0.113.0")
+                .count(),
+            1
+        );
+    }
+
+    /// Counts its listings.
+    struct Lists(MemoryStore, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl StateStore for Lists {
+        async fn load(
+            &mut self,
+            keys: &[String],
+            now: i64,
+        ) -> Result<std::collections::HashMap<String, Versioned>, StateError> {
+            self.0.load(keys, now).await
+        }
+
+        async fn save(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
+            self.0.save(writes).await
+        }
+
+        async fn keys_with_prefix(
+            &mut self,
+            prefix: &str,
+            now: i64,
+        ) -> Result<Vec<String>, StateError> {
+            if prefix == PARKED_PREFIX {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+            self.0.keys_with_prefix(prefix, now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_alerts_does_not_look_for_parked_alerts_and_a_sweep_does() {
+        let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut e = engine(Lists(MemoryStore::new(), Arc::clone(&lists)));
+        let mut r = Runner::new(&mut e, Mock::default()).silences(silence_of_one(90_000));
+        let quiet = vec!["an ordinary line".to_string(); 5];
+        r.process(&payload_at(&quiet, T0)).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 0);
+        r.process(&payload_at(&lines(), T0)).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 1);
+        r.sweep(T0 + 1_000).await.unwrap();
+        assert_eq!(lists.load(Ordering::Relaxed), 2);
     }
 }

@@ -15,6 +15,12 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> Millis;
 }
 
+impl Clock for Box<dyn Clock> {
+    fn now_ms(&self) -> Millis {
+        (**self).now_ms()
+    }
+}
+
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

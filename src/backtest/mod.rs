@@ -357,23 +357,30 @@ pub struct BacktestSummary {
     pub alerts: usize,
     /// Events folded into incidents that had already alerted.
     pub suppressed: u64,
+    /// Alerts silences kept back (`--silences`).
+    pub silenced: u64,
 }
 
 /// Run `history` through a fresh engine with the in-memory store (exactly as
 /// `replay` does), each batch's alerts published to `sink` and confirmed by
 /// a [`Runner`], then sweep the deadline rules at `end`. `recorder`, when
 /// given, sees every batch and every alert delivered (for the HTML report).
+/// With silences (`--silences`), the alerts they cover are counted, not
+/// given to `sink`.
 pub fn run<K: AlertSink>(
     rules: Arc<RuleSet>,
     history: &History,
     end: Millis,
-    engine_config: EngineConfig,
+    (engine_config, silences): (EngineConfig, Option<crate::silence::SilenceSet>),
     rt: &tokio::runtime::Runtime,
     mut recorder: Option<&mut report::Recorder>,
     sink: K,
 ) -> Result<BacktestSummary, BacktestError> {
     let mut engine = Engine::new(rules, MemoryStore::new(), engine_config);
     let mut runner = Runner::new(&mut engine, sink);
+    if let Some(set) = silences {
+        runner = runner.silences(set);
+    }
     let mut summary = BacktestSummary {
         streams: history.streams.len(),
         ..BacktestSummary::default()
@@ -413,6 +420,7 @@ pub fn run<K: AlertSink>(
     }
     let o = rt.block_on(runner.sweep(end))?;
     delivered(&o, &mut recorder);
+    summary.silenced = runner.silenced();
     Ok(summary)
 }
 

@@ -12,6 +12,7 @@ use logwarden::engine::{Engine, EngineConfig, PlaceSettings, Safeguards};
 use logwarden::handler::{Delivery, DetectorService, HandlerError};
 use logwarden::ingest::{DEFAULT_MAX_DECODED_BYTES, Limits};
 use logwarden::rules::RuleSet;
+use logwarden::silence::table::SilenceTable;
 use logwarden::sinks::sns::SnsSink;
 use logwarden::state::Store;
 use logwarden::time::{LaggedClock, SystemClock};
@@ -132,7 +133,12 @@ async fn main() -> Result<(), Error> {
     // DynamoDB when a table is configured (shared by every container), else memory.
     let store = Store::for_table(cfg.state_table.as_deref(), conf.as_ref());
     let engine = Engine::new(rules, store, engine_config).with_safeguards(cfg.safeguards);
-    let service = DetectorService::new(engine, cfg.limits, cfg.function, clock, delivery);
+    let mut service = DetectorService::new(engine, cfg.limits, cfg.function, clock, delivery);
+    // Silences live in the state table, read at most once a minute.
+    if let (Some(table), Some(conf)) = (&cfg.state_table, &conf) {
+        let silences = SilenceTable::new(aws_sdk_dynamodb::Client::new(conf), table.clone());
+        service = service.with_silences(silences, Box::new(SystemClock));
+    }
     serve(service).await
 }
 

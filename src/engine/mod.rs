@@ -259,6 +259,20 @@ impl<S: StateStore> Engine<S> {
         (self.watermark != i64::MIN).then_some(self.watermark)
     }
 
+    /// The incident keys alert `id` stands for, while it is handed out and
+    /// not yet confirmed (the runner parks silenced alerts with them).
+    pub fn incident_keys(&self, id: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .unconfirmed
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.dedup();
+        keys
+    }
+
     /// Process one decoded payload.
     pub async fn process(&mut self, p: &Payload<'_>) -> Result<BatchOutcome, EngineError> {
         if let Some(skipped) = self.skipped(p) {

@@ -111,6 +111,22 @@ fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
+/// A firing alert a silence kept back (stored at `silenced|parked|<id>`):
+/// it goes out once when the silence ends, if its incident is still open
+/// then; its resolution never goes out without it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedAlert {
+    /// The latest firing alert of the incident (realerts replace it).
+    pub alert: Box<crate::alert::Alert>,
+    /// Event time the silence ends at.
+    pub until: i64,
+    /// The silence's id.
+    pub silence: String,
+    /// The incident keys the alert stands for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
+}
+
 /// What is known about one function (log group) across rules.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionState {
@@ -130,6 +146,8 @@ pub enum StateValue {
     Incident(IncidentState),
     /// Facts about a function.
     Function(FunctionState),
+    /// A firing alert a silence kept back.
+    Parked(ParkedAlert),
     /// A kind's state.
     #[serde(untagged)]
     Kind(KindState),

@@ -38,6 +38,7 @@ mod readme;
 mod real;
 mod security;
 mod sequence;
+mod silence;
 mod slack;
 mod slack_bot;
 mod sns;

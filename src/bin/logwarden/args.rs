@@ -111,6 +111,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Silence alerts for a while (a maintenance window, a pen test):
+    /// add, list, remove; in a YAML file or the state table.
+    Silence {
+        #[command(subcommand)]
+        command: crate::silence::SilenceCommand,
+    },
     /// Send alerts somewhere by hand.
     Notify {
         #[command(subcommand)]
@@ -129,6 +135,10 @@ pub(crate) struct SweepArgs {
     /// Delivery lag subtracted from the clock.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lag)]
     pub(crate) lag: i64,
+    /// YAML file of silences (default: the silences in the state table, as
+    /// the detector reads them).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) silences: Option<PathBuf>,
     /// Rule directory (default: the built-in pack).
     #[arg(long, value_name = "DIR")]
     pub(crate) rules: Option<PathBuf>,
@@ -313,6 +323,10 @@ pub(crate) struct ReplayArgs {
     /// DynamoDB table for --state dynamodb.
     #[arg(long, value_name = "NAME", env = "LOGWARDEN_STATE_TABLE")]
     pub(crate) state_table: Option<String>,
+    /// YAML file of silences (`logwarden silence add --silences FILE`):
+    /// alerts they cover are counted, not delivered.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) silences: Option<PathBuf>,
     /// Watermark for deadline detectors at the end of input, RFC 3339
     /// (default: the last event time). E.g. 2026-11-22T12:00:00Z.
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
@@ -450,6 +464,10 @@ pub(crate) struct BacktestArgs {
     /// Also write a self-contained HTML report (charts and the alert list) here.
     #[arg(long, value_name = "FILE.html")]
     pub(crate) report: Option<PathBuf>,
+    /// YAML file of silences (`logwarden silence add --silences FILE`):
+    /// alerts they cover are counted, not delivered.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) silences: Option<PathBuf>,
     /// Events per FilterLogEvents page (1-10000; default: the service's, up
     /// to 10,000 events or 1 MB).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=10_000))]

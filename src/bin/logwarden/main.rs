@@ -22,6 +22,7 @@ use logwarden::time::Clock;
 
 mod args;
 mod places;
+mod silence;
 use args::*;
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
@@ -74,6 +75,10 @@ fn main() -> ExitCode {
         Command::State {
             command: StateCommand::Init { table },
         } => run_state_init(&table),
+        Command::Silence { command } => match runtime() {
+            Ok(rt) => silence::run(command, &rt),
+            Err(code) => code,
+        },
         Command::Notify {
             command:
                 NotifyCommand::Slack {
@@ -261,10 +266,28 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The file's silences when given, else the table's (as the detector).
+    let silences = match silence::load_file(args.silences.as_deref()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let conf = rt.block_on(logwarden::handler::load_aws_config());
+            let read = silence::load_table(aws_sdk_dynamodb::Client::new(&conf), table, now);
+            match rt.block_on(read) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("logwarden: silences: {}", visible(&e.to_string(), false));
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Err(code) => return code,
+    };
     let mut engine = Engine::new(set, table_store(&rt, table), config)
         .with_safeguards(args.safeguards.safeguards());
     // Published and confirmed first; printed after, as a record of what went out.
-    let result = rt.block_on(Runner::new(&mut engine, sns).sweep(now));
+    let mut runner = Runner::new(&mut engine, sns).silences(silences);
+    let result = rt.block_on(runner.sweep(now));
+    let silenced = runner.silenced();
     match result {
         Err(e) => {
             eprintln!("logwarden: {e}");
@@ -277,8 +300,12 @@ fn run_sweep(args: SweepArgs) -> ExitCode {
                 eprintln!("logwarden: cannot write alerts: {e}");
                 return ExitCode::FAILURE;
             }
+            let silenced = match silenced {
+                0 => String::new(),
+                n => format!(", {n} silenced"),
+            };
             eprintln!(
-                "logwarden: swept at {}, {} alert(s)",
+                "logwarden: swept at {}, {} alert(s){silenced}",
                 logwarden::time::rfc3339(now),
                 alerts.len()
             );
@@ -359,6 +386,10 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let silences = match silence::load_file(args.silences.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
     // SNS when asked, then stdout; each rule's alerts counted for --profile.
     let sink = PerRule::new(ids.clone(), Both(sns, args.delivery.stdout()));
@@ -374,6 +405,9 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
             tracing::warn!(error = %e, "Could not print shadow alerts.");
         }
     }));
+    if let Some(set) = silences {
+        runner = runner.silences(set);
+    }
     let result = replay_to(&mut runner, &rt, &args.paths, &opts);
     let shadow = runner.shadow_counts().clone();
     let per_rule = runner.into_sink().counts;
@@ -502,6 +536,10 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let silences = match silence::load_file(args.silences.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -551,7 +589,7 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         set,
         &history,
         end,
-        config,
+        (config, silences),
         &rt,
         recorder.as_mut(),
         &mut sink,
@@ -576,6 +614,9 @@ fn run_backtest(args: BacktestArgs) -> ExitCode {
         summary.alerts,
         summary.suppressed
     );
+    if summary.silenced > 0 {
+        eprintln!("logwarden: {} silenced", summary.silenced);
+    }
     if let (Some(path), Some(recorder)) = (&args.report, &recorder) {
         let meta = report::ReportMeta {
             start,
