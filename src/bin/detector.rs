@@ -31,6 +31,8 @@ struct Config {
 }
 
 fn config() -> Result<Config, String> {
+    // Less than one vCPU in Lambda: a second compiling thread only adds memory.
+    logwarden::rules::compile_serially();
     let rules = match std::env::var_os("LOGWARDEN_RULES") {
         Some(dir) => RuleSet::load_dir(std::path::Path::new(&dir)),
         None => RuleSet::builtin_for_detection(),

@@ -397,6 +397,18 @@ impl RuleSet {
     }
 }
 
+/// Whether [`compile_all`] may use a second thread ([`compile_serially`]).
+static PARALLEL_COMPILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Compile rule files on the calling thread only, from now on. For the
+/// Lambda detector: a function below 1,769 MB gets less than one vCPU
+/// whatever `available_parallelism` says, so a second thread saves no time
+/// there, and its malloc arena cost 1.1 MiB of peak RSS (`scripts/bench.sh`,
+/// one 1 MB batch: 17.9 MiB with two threads, 16.7 MiB with one).
+pub fn compile_serially() {
+    PARALLEL_COMPILE.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// [`compile`] of every file, in order, on up to two threads: compiling the
 /// rules' regexes is most of start-up (callgrind: 55 M instructions of a
 /// replay's first 60 M), and a replay or a Lambda cold start waits for it.
@@ -404,7 +416,7 @@ fn compile_all(files: &[(String, String)]) -> Vec<Result<Rule, Vec<RuleError>>> 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if cores < 2 || files.len() < 2 {
+    if cores < 2 || files.len() < 2 || !PARALLEL_COMPILE.load(Ordering::Relaxed) {
         return files
             .iter()
             .map(|(path, text)| compile(path, text))
