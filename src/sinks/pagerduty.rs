@@ -206,23 +206,7 @@ fn links(a: &Alert) -> Vec<Value> {
 /// The routing key inside a secret string: the string itself, or a JSON
 /// object's `routing_key` field. Errors never quote the secret.
 pub fn routing_key_from_secret(secret: &str) -> Result<String, String> {
-    let t = secret.trim();
-    let key = if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t).map_err(|e| {
-            format!(
-                "looks like JSON but does not parse (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        v.get("routing_key")
-            .and_then(Value::as_str)
-            .ok_or("is JSON without a string `routing_key` field")?
-            .trim()
-            .to_string()
-    } else {
-        t.to_string()
-    };
+    let key = super::secret::credential_in(secret, &["routing_key"])?;
     check_routing_key(&key, "its routing key").map_err(|e| e.to_string())?;
     Ok(key)
 }
@@ -237,33 +221,6 @@ fn check_routing_key(key: &str, what: &str) -> Result<(), PagerDutyError> {
         )));
     }
     Ok(())
-}
-
-/// Read the routing key from a Secrets Manager secret.
-pub async fn fetch_routing_key(
-    secrets: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-) -> Result<String, PagerDutyError> {
-    let err = |reason: String| PagerDutyError::Secret {
-        arn: arn.to_string(),
-        reason,
-    };
-    let out = tokio::time::timeout(
-        Duration::from_secs(10),
-        secrets.get_secret_value().secret_id(arn).send(),
-    )
-    .await
-    .map_err(|_| err("Secrets Manager did not answer within 10 s".into()))?
-    .map_err(|e| {
-        err(format!(
-            "GetSecretValue failed: {}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-        ))
-    })?;
-    let s = out
-        .secret_string()
-        .ok_or_else(|| err("has no SecretString (binary secrets are not supported)".into()))?;
-    routing_key_from_secret(s).map_err(err)
 }
 
 /// One event PagerDuty accepted.

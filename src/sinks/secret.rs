@@ -50,6 +50,37 @@ pub async fn secret_string(
         .ok_or_else(|| err("has no SecretString (binary secrets are not supported)".into()))
 }
 
+/// The credential inside a secret string: the string itself (trimmed), or,
+/// when it is a JSON object, the first of `fields` that holds a string.
+/// Errors never quote the secret (serde's message can; only the position
+/// is given).
+pub fn credential_in(secret: &str, fields: &[&str]) -> Result<String, String> {
+    let t = secret.trim();
+    if !t.starts_with('{') {
+        return Ok(t.to_string());
+    }
+    let v: serde_json::Value = serde_json::from_str(t).map_err(|e| {
+        format!(
+            "looks like JSON but does not parse (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let found = fields
+        .iter()
+        .find_map(|k| v.get(k).and_then(serde_json::Value::as_str));
+    match found {
+        Some(value) => Ok(value.trim().to_string()),
+        None => {
+            let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+            Err(format!(
+                "is JSON without a string {} field",
+                names.join(" or ")
+            ))
+        }
+    }
+}
+
 type Build<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 
 /// A value built from a credential: given at start, or built from a secret

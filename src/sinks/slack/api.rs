@@ -52,24 +52,7 @@ impl fmt::Debug for SlackApi {
 /// The bot token inside a secret string: the string itself, or a JSON
 /// object's `token` or `bot_token` field. Errors never quote the secret.
 pub fn bot_token_from_secret(secret: &str) -> Result<String, String> {
-    let t = secret.trim();
-    let token = if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t).map_err(|e| {
-            format!(
-                "looks like JSON but does not parse (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        ["token", "bot_token"]
-            .iter()
-            .find_map(|k| v.get(k).and_then(Value::as_str))
-            .ok_or("is JSON without a string `token` or `bot_token` field")?
-            .trim()
-            .to_string()
-    } else {
-        t.to_string()
-    };
+    let token = crate::sinks::secret::credential_in(secret, &["token", "bot_token"])?;
     check_token(&token, "its bot token").map_err(|e| e.to_string())?;
     Ok(token)
 }

@@ -51,8 +51,6 @@ pub const WEBHOOK_SECRET_VAR: &str = "LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN";
 /// Time kept back from the invocation's deadline so the function can return
 /// its error (and SNS retry) instead of being killed mid-post.
 const INVOCATION_MARGIN: Duration = Duration::from_secs(1);
-/// Longest wait for Secrets Manager.
-const SECRET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many posted ids a container remembers.
 const RECENT_IDS: usize = 10_000;
 /// Longest unrecognised message copied into the log.
@@ -175,25 +173,7 @@ impl WebhookConfig {
 /// The URL inside a secret string: the string itself, or a JSON object's
 /// `url` or `webhook_url` field. Errors never quote the secret.
 pub fn webhook_url_from_secret(secret: &str) -> Result<String, String> {
-    let t = secret.trim();
-    let url = if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t).map_err(|e| {
-            // serde's message can quote the input; give only the position.
-            format!(
-                "looks like JSON but does not parse (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        ["url", "webhook_url"]
-            .iter()
-            .find_map(|k| v.get(k).and_then(Value::as_str))
-            .ok_or_else(|| "is JSON without a string `url` or `webhook_url` field".to_string())?
-            .trim()
-            .to_string()
-    } else {
-        t.to_string()
-    };
+    let url = crate::sinks::secret::credential_in(secret, &["url", "webhook_url"])?;
     parse_webhook_url(&url, "its URL").map_err(|e| e.to_string())?;
     Ok(url)
 }
@@ -208,27 +188,10 @@ pub async fn fetch_webhook_url(
         arn: arn.to_string(),
         reason,
     };
-    let out = tokio::time::timeout(
-        SECRET_TIMEOUT,
-        secrets.get_secret_value().secret_id(arn).send(),
-    )
-    .await
-    .map_err(|_| {
-        err(format!(
-            "Secrets Manager did not answer within {} s",
-            SECRET_TIMEOUT.as_secs()
-        ))
-    })?
-    .map_err(|e| {
-        err(format!(
-            "GetSecretValue failed: {}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-        ))
-    })?;
-    let s = out
-        .secret_string()
-        .ok_or_else(|| err("has no SecretString (binary secrets are not supported)".into()))?;
-    webhook_url_from_secret(s).map_err(err)
+    let s = crate::sinks::secret::secret_string(secrets, arn)
+        .await
+        .map_err(|e| err(e.reason))?;
+    webhook_url_from_secret(&s).map_err(err)
 }
 
 struct SecretSource {
