@@ -24,13 +24,6 @@ pub struct Pass1<'a> {
     pub(super) lenient_json: u64,
 }
 
-impl Pass1<'_> {
-    /// The payload.
-    pub fn payload(&self) -> &Payload<'_> {
-        &self.payload
-    }
-}
-
 // The observations borrow the payload's text: the two travel together
 // between threads. `not_covariant`: the kinds' observation types are
 // associated types, which the compiler cannot prove covariant.
@@ -61,11 +54,6 @@ impl Prepared {
                 lenient_json,
             }
         })
-    }
-
-    /// Bytes the payload holds on the heap.
-    pub fn heap_size(&self) -> usize {
-        self.borrow_owner().heap_size()
     }
 }
 
