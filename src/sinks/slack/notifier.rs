@@ -51,6 +51,8 @@ pub const WEBHOOK_SECRET_VAR: &str = "LOGWARDEN_SLACK_WEBHOOK_SECRET_ARN";
 /// Time kept back from the invocation's deadline so the function can return
 /// its error (and SNS retry) instead of being killed mid-post.
 const INVOCATION_MARGIN: Duration = Duration::from_secs(1);
+/// Longest wait for Secrets Manager.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many posted ids a container remembers.
 const RECENT_IDS: usize = 10_000;
 /// Longest unrecognised message copied into the log.
@@ -188,10 +190,31 @@ pub async fn fetch_webhook_url(
         arn: arn.to_string(),
         reason,
     };
-    let s = crate::sinks::secret::secret_string(secrets, arn)
-        .await
-        .map_err(|e| err(e.reason))?;
-    webhook_url_from_secret(&s).map_err(err)
+    // The Secrets Manager call is written out here rather than through
+    // `secret::secret_string`: one more nested future made the notifier's
+    // handler future too deep for rustc's layout query (`queries overflow
+    // the depth limit` in a clean, non-incremental build).
+    let out = tokio::time::timeout(
+        SECRET_TIMEOUT,
+        secrets.get_secret_value().secret_id(arn).send(),
+    )
+    .await
+    .map_err(|_| {
+        err(format!(
+            "Secrets Manager did not answer within {} s",
+            SECRET_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| {
+        err(format!(
+            "GetSecretValue failed: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        ))
+    })?;
+    let s = out
+        .secret_string()
+        .ok_or_else(|| err("has no SecretString (binary secrets are not supported)".into()))?;
+    webhook_url_from_secret(s).map_err(err)
 }
 
 struct SecretSource {
