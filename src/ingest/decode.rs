@@ -85,6 +85,12 @@ pub(crate) fn decode_data_into(
 pub fn gunzip_capped(gz: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let base = out.len();
     reserve_for(gz, cap, out);
+    // One member that fits what was reserved (the usual payload): one call.
+    // At most `cap` bytes of room, so a payload past the cap does not fit
+    // and goes on to the streaming path, which reports it.
+    if super::whole::gunzip_single_member(gz, cap, out) {
+        return Ok(());
+    }
 
     let mut inflater = Decompress::new(false);
     let mut pos = 0;

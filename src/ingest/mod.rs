@@ -17,7 +17,8 @@
 //!
 //! Layout: `decode.rs` (base64, gzip), `payload.rs` (payload JSON),
 //! `envelope.rs` (form detection, envelopes, NDJSON), `plain.rs` (plain logs),
-//! `error.rs` ([`DecodeError`]).
+//! `error.rs` ([`DecodeError`]), `whole.rs` (one-shot gunzip with libdeflate,
+//! the fast path of [`gunzip_capped`]).
 
 use std::borrow::Cow;
 
@@ -31,6 +32,7 @@ pub mod plain;
 mod tests;
 #[cfg(test)]
 mod testutil;
+mod whole;
 
 pub use decode::{GZIP_MAGIC, decode_data, gunzip_capped};
 pub use envelope::{
