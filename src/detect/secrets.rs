@@ -117,37 +117,88 @@ pub(crate) const TRIGGERS: &[&str] = &[
     "credential",
 ];
 
-/// Every pattern, compiled on first use (redaction, [`secrets_in`]). No
-/// `RegexSet` beside them: these run on alert text, not on every line,
-/// and compiling the set too made the first alert of a process dearer
-/// (callgrind over 8 text batches: 45 M instructions with the set, 29 M
-/// without).
-pub(crate) struct Compiled {
-    pub(crate) each: Vec<(&'static str, Regex)>,
-}
-
-pub(crate) static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
-    let each = (0..PATTERNS.len())
-        .map(|i| compiled(i).map(|r| (PATTERNS[i].0, r.clone())))
-        .collect::<Option<Vec<_>>>()?;
-    Some(Compiled { each })
-});
-
-/// Each pattern of [`PATTERNS`], compiled once per process when first asked
-/// for, by redaction ([`COMPILED`]) or a [`SecretFinder`]: they share the
-/// compiled program (a `Regex` clone shares it and brings its own scratch
-/// space). Compiling the secret-in-logs rule's kinds a second time for the
-/// first alert's redaction was 8.4 M instructions of a replay of 8 text
-/// batches (callgrind).
+/// Each pattern of [`PATTERNS`], compiled once per process when a line
+/// first holds one of its kind's triggers ([`kind_may_match`]): redaction
+/// and every [`SecretFinder`] share it (a `Regex` clone shares the compiled
+/// program and brings its own scratch space). Compiling all twelve when the
+/// rules load, and again for the first alert's redaction, was 18.8 M of
+/// 326 M instructions of a replay of 8 text batches (callgrind); most kinds
+/// never see a line that could hold them. No `RegexSet` beside them: the
+/// triggers already say which can match, and compiling a set made the first
+/// alert dearer (45 M instructions with the set, 29 M without).
 static EACH: LazyLock<Vec<OnceLock<Option<Regex>>>> =
     LazyLock::new(|| PATTERNS.iter().map(|_| OnceLock::new()).collect());
 
 /// Pattern `i` of [`PATTERNS`], compiled; `None` if it does not compile
-/// (they are constants covered by tests).
-fn compiled(i: usize) -> Option<&'static Regex> {
+/// (they are constants; `every_pattern_compiles` tests them).
+pub(crate) fn compiled(i: usize) -> Option<&'static Regex> {
     EACH.get(i)?
-        .get_or_init(|| Regex::new(&PATTERNS[i].1).ok())
+        .get_or_init(|| Regex::new(&PATTERNS.get(i)?.1).ok())
         .as_ref()
+}
+
+/// The index in [`PATTERNS`] of `kind`.
+fn index(kind: &str) -> Option<usize> {
+    PATTERNS.iter().position(|p| p.0 == kind)
+}
+
+/// Per kind, lower-case substrings one of which occurs (in any ASCII case)
+/// in every line its pattern matches: the [`TRIGGERS`] split by kind. The
+/// card number's trigger is a digit run, the email's an `@`.
+const KIND_TRIGGERS: &[(&str, &[&str])] = &[
+    ("private-key", &["private key"]),
+    (
+        "aws-access-key-id",
+        &[
+            "akia", "asia", "abia", "acca", "aida", "aroa", "agpa", "anpa", "anva", "apka",
+        ],
+    ),
+    ("aws-secret-key", &["secret"]),
+    ("jwt", &["eyj"]),
+    ("bearer-token", &["bearer"]),
+    ("basic-auth", &["authorization"]),
+    ("slack-token", &["xox", "xapp-"]),
+    ("slack-webhook", &["hooks.slack"]),
+    ("url-password", &["://"]),
+    (
+        "password",
+        &[
+            "passw",
+            "passphrase",
+            "pwd",
+            "secret",
+            "token",
+            "api_key",
+            "apikey",
+            "credential",
+        ],
+    ),
+];
+
+/// Whether pattern `i` may match the line whose ASCII-lower-cased bytes are
+/// `lower` (and whose text is `line`): one of its kind's triggers is in it.
+/// A `false` is certain; a `true` still needs the pattern. A line holding
+/// `ſ` or `K` (U+017F, U+212A: the only characters a case-insensitive
+/// pattern matches for an ASCII `s` or `k`) may match any kind.
+pub(crate) fn kind_may_match(i: usize, line: &str, lower: &[u8]) -> bool {
+    if line.contains(['\u{17f}', '\u{212a}']) {
+        return true;
+    }
+    match PATTERNS.get(i).map(|p| p.0) {
+        Some("card-number") => PRECHECK
+            .as_ref()
+            .is_none_or(|(_, digits)| digits.is_match(line.as_bytes())),
+        Some("email") => line.contains('@'),
+        Some(kind) => KIND_TRIGGERS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .is_none_or(|(_, triggers)| {
+                triggers
+                    .iter()
+                    .any(|t| memchr::memmem::find(lower, t.as_bytes()).is_some())
+            }),
+        None => false,
+    }
 }
 
 /// The cheap pre-check, in one pass each: any trigger in any ASCII case
@@ -191,30 +242,39 @@ pub fn secret_kinds() -> impl Iterator<Item = &'static str> {
 /// `[REDACTED:…]`, an empty one or a number failing the Luhn check is not
 /// a secret).
 pub fn secrets_in(line: &str) -> Vec<&'static str> {
-    match COMPILED.as_ref() {
-        Some(c) => {
-            if !may_hold_secret(line) {
-                return Vec::new();
-            }
-            c.each
-                .iter()
-                .filter(|(kind, re)| *kind != "email" && real_match(kind, re, line))
-                .map(|(kind, _)| *kind)
-                .collect()
-        }
-        None => Vec::new(),
+    if !may_hold_secret(line) {
+        return Vec::new();
     }
+    let lower = line.to_ascii_lowercase();
+    PATTERNS
+        .iter()
+        .enumerate()
+        .filter(|(i, (kind, _))| *kind != "email" && kind_may_match(*i, line, lower.as_bytes()))
+        .filter(|(i, (kind, _))| compiled(*i).is_some_and(|re| real_match(kind, re, line)))
+        .map(|(_, (kind, _))| *kind)
+        .collect()
 }
 
-/// The patterns of some kinds of secret, compiled once: what a rule
-/// that looks for those kinds runs on the lines the matching plane's
-/// prefilter lets through (no `RegexSet`: the plane already says which
-/// patterns can match, so compiling one was start-up work the hot path
-/// never used). Fewer patterns than
+/// The patterns of some kinds of secret: what a rule that looks for those
+/// kinds runs on the lines the matching plane's prefilter lets through (no
+/// `RegexSet`: the plane already says which patterns can match). Each is
+/// compiled when a line first needs it ([`compiled`]). Fewer patterns than
 /// [`secrets_in`] runs, same answers for the kinds chosen.
 #[derive(Debug, Clone)]
 pub struct SecretFinder {
-    each: Vec<(&'static str, Regex)>,
+    /// The chosen kinds and their index in [`PATTERNS`].
+    each: Vec<(&'static str, usize)>,
+}
+
+/// The text of one secret pattern ([`SecretFinder::patterns`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SecretPattern(&'static str);
+
+impl SecretPattern {
+    /// The pattern, as the `regex` crate reads it.
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
 }
 
 impl SecretFinder {
@@ -225,9 +285,9 @@ impl SecretFinder {
         for k in kinds {
             match PATTERNS
                 .iter()
-                .find(|p| p.0 == k.as_str() && p.0 != "email")
+                .position(|p| p.0 == k.as_str() && p.0 != "email")
             {
-                Some(p) => chosen.push(p),
+                Some(i) => chosen.push((PATTERNS[i].0, i)),
                 None => {
                     let known: Vec<&str> = secret_kinds().collect();
                     return Err(format!(
@@ -238,18 +298,9 @@ impl SecretFinder {
             }
         }
         // Keep redaction's order, whatever the rule's.
-        chosen.sort_by_key(|p| PATTERNS.iter().position(|q| q.0 == p.0));
-        chosen.dedup_by_key(|p| p.0);
-        let each = chosen
-            .iter()
-            .map(|(k, _)| {
-                let i = PATTERNS.iter().position(|q| q.0 == *k);
-                i.and_then(compiled)
-                    .map(|r| (*k, r.clone()))
-                    .ok_or_else(|| format!("the secret pattern of `{k}` does not compile"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SecretFinder { each })
+        chosen.sort_by_key(|&(_, i)| i);
+        chosen.dedup_by_key(|&mut (_, i)| i);
+        Ok(SecretFinder { each: chosen })
     }
 
     /// The chosen kinds of secret in `line`, each once, as [`secrets_in`],
@@ -272,20 +323,18 @@ impl SecretFinder {
         }
         let cloudtrail = line.contains("userIdentity") && line.contains("eventSource");
         !cloudtrail
-            && self
-                .each
-                .iter()
-                .filter(|(k, _)| *k == KEY_ID)
-                .any(|(_, re)| {
-                    re.captures_iter(line)
-                        .any(|c| c.get(1).is_some_and(|m| m.as_str().starts_with("AKIA")))
-                })
+            && index(KEY_ID).and_then(compiled).is_some_and(|re| {
+                re.captures_iter(line)
+                    .any(|c| c.get(1).is_some_and(|m| m.as_str().starts_with("AKIA")))
+            })
     }
 
     /// The patterns of the chosen kinds, in the order [`SecretFinder::find`]
     /// reports them.
-    pub fn patterns(&self) -> impl Iterator<Item = &Regex> {
-        self.each.iter().map(|(_, re)| re)
+    pub fn patterns(&self) -> impl Iterator<Item = SecretPattern> + '_ {
+        self.each
+            .iter()
+            .map(|&(_, i)| SecretPattern(PATTERNS[i].1.as_str()))
     }
 
     /// [`SecretFinder::find`] asking only the kinds (by their index in
@@ -298,8 +347,8 @@ impl SecretFinder {
         self.each
             .iter()
             .enumerate()
-            .filter(|(i, _)| candidate(*i))
-            .filter(|(_, (kind, re))| real_match(kind, re, line))
+            .filter(|(k, _)| candidate(*k))
+            .filter(|(_, (kind, i))| compiled(*i).is_some_and(|re| real_match(kind, re, line)))
             .map(|(_, (kind, _))| *kind)
             .filter(|k| *k != KEY_ID || self.key_id_leaked(line))
             .collect()
@@ -311,11 +360,10 @@ const KEY_ID: &str = "aws-access-key-id";
 
 /// Whether `line` holds an AWS secret access key (redaction's pattern).
 fn secret_key_in(line: &str) -> bool {
-    COMPILED.as_ref().is_some_and(|c| {
-        c.each
-            .iter()
-            .any(|(k, re)| *k == "aws-secret-key" && real_match(k, re, line))
-    })
+    const KIND: &str = "aws-secret-key";
+    index(KIND)
+        .and_then(compiled)
+        .is_some_and(|re| real_match(KIND, re, line))
 }
 
 /// Whether `re` (the pattern of `kind`) matches a real secret in `line`: a
@@ -368,6 +416,77 @@ mod tests {
     /// A CloudTrail record as CloudWatch Logs delivers it (shape of the AWS
     /// documentation's examples): every record names the caller's key id.
     const CLOUDTRAIL: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROA5XMPLE7K3Q2Z4B6NQ:ci-deploy","arn":"arn:aws:sts::123456789012:assumed-role/deploy/ci-deploy","accountId":"123456789012","accessKeyId":"ASIA5XMPLE7K3Q2Z4B6N","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROA5XMPLE7K3Q2Z4B6NQ","arn":"arn:aws:iam::123456789012:role/deploy","accountId":"123456789012","userName":"deploy"},"attributes":{"creationDate":"2026-11-22T09:58:00Z","mfaAuthenticated":"false"}}},"eventTime":"2026-11-22T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userAgent":"aws-cli/2.13.0","requestParameters":null,"responseElements":null,"requestID":"8D2A3B1C0E9F7A65","eventID":"3c1f2a0e-8d1b-4f6e-9a7c-2b5d4e6f8a9b","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}"#;
+
+    /// Lines holding every kind, in several cases and spellings.
+    const EXAMPLES: &[&str] = &[
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "using AKIAIOSFODNN7EXAMPLE now",
+        "id ASIA5XMPLE7K3Q2Z4B6N",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AWS_SECRET_KEY: \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
+        "SecretAccessKey=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+        "Authorization: Bearer abcdefgh12345678",
+        "BEARER abcdefgh12345678",
+        "authorization=Basic dXNlcjpwYXNz",
+        "AUTHORIZATION: basic dXNlcjpwYXNz",
+        "xoxb-1234567890-abcdefghij",
+        "xapp-1-A0123456789-abcdef",
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+        "HOOKS.SLACK.COM/workflows/abc",
+        "postgres://admin:hunter2@db.internal:5432/app",
+        "password=hunter2",
+        "PASSWD: hunter2",
+        "Passphrase=\"correct horse\"",
+        "pwd=hunter2",
+        "client_secret=abc123",
+        "access_token: abc123",
+        "API_KEY=abc123",
+        "apikey=abc123",
+        "credentials=abc123",
+        "card 4111 1111 1111 1111 on file",
+        "card 4111-1111-1111-1111",
+        "mail alice@example.com",
+        "\u{17f}ecret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY token",
+        "api_\u{212a}ey=abc123",
+        "nothing to see here",
+    ];
+
+    #[test]
+    fn every_pattern_compiles() {
+        assert!((0..PATTERNS.len()).all(|i| compiled(i).is_some()));
+        assert_eq!(KIND_TRIGGERS.len() + 2, PATTERNS.len());
+        for (kind, triggers) in KIND_TRIGGERS {
+            assert!(index(kind).is_some(), "{kind}");
+            // Each kind's triggers are among the pre-check's.
+            assert!(triggers.iter().all(|t| TRIGGERS.contains(t)), "{kind}");
+        }
+    }
+
+    /// The triggers never skip a pattern that matches: every kind whose
+    /// pattern matches an example line is let through for it.
+    #[test]
+    fn a_kind_whose_pattern_matches_is_never_skipped() {
+        let mut seen = std::collections::BTreeSet::new();
+        for line in EXAMPLES {
+            let lower = line.to_ascii_lowercase();
+            for i in 0..PATTERNS.len() {
+                if compiled(i).unwrap().is_match(line) {
+                    seen.insert(PATTERNS[i].0);
+                    assert!(
+                        kind_may_match(i, line, lower.as_bytes()),
+                        "{} skipped for {line:?}",
+                        PATTERNS[i].0
+                    );
+                }
+            }
+        }
+        // The examples reach every kind.
+        assert_eq!(seen.len(), PATTERNS.len(), "{seen:?}");
+        let lower = b"nothing to see here";
+        assert!((0..PATTERNS.len()).all(|i| !kind_may_match(i, "nothing to see here", lower)));
+    }
 
     fn finder() -> SecretFinder {
         SecretFinder::new(&[KEY_ID.to_string(), "aws-secret-key".to_string()]).unwrap()
