@@ -243,6 +243,14 @@ fn json_input(
                 text,
                 base: start,
             };
+            if !limits.reference_parser
+                && let Some(data) = compact_awslogs_data(text)
+            {
+                decode_and_deliver(data, "awslogs", limits, bufs, &mut |o, p| {
+                    f(o, p.map(|p| p.with_region(None)))
+                });
+                return Ok(InputForm::AwsLogs);
+            }
             match serde_json::from_str::<Probe<'_>>(text) {
                 Ok(probe) => return one_document(doc, &probe, "", limits, bufs, f),
                 Err(e) => doc.json_error(&e),
@@ -255,6 +263,25 @@ fn json_input(
     } else {
         Err(whole_doc_error)
     }
+}
+
+/// The `data` of a Lambda event written as CloudWatch Logs writes it,
+/// `{"awslogs":{"data":"…"}}` (trailing blanks allowed), whose text has
+/// nothing to unescape: what the probe and [`AwsLogs`] would read, found in
+/// one SSE2 pass instead of serde_json's two (the probe skips the string, the
+/// second parse reads it): 7.7 M of the 314.8 M instructions of a replay of
+/// 8 text batches (callgrind). Any
+/// other spelling (spaces, other keys, an escape) is `None`: the probe reads
+/// it.
+pub(super) fn compact_awslogs_data(text: &str) -> Option<&str> {
+    const HEAD: &str = r#"{"awslogs":{"data":""#;
+    let data = text
+        .strip_prefix(HEAD)?
+        .trim_end_matches([' ', '\t', '\n', '\r'])
+        .strip_suffix(r#""}}"#)?;
+    super::fast::special(data.as_bytes())
+        .is_none()
+        .then_some(data)
 }
 
 /// A JSON-lines application log (API Gateway access logs, structured app

@@ -360,7 +360,7 @@ impl<'a> Scanner<'a> {
 /// and measured slower than serde_json's own scanner; other targets take the
 /// byte loop.
 #[inline]
-fn special(b: &[u8]) -> Option<usize> {
+pub(super) fn special(b: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{

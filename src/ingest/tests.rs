@@ -86,6 +86,60 @@ fn awslogs_event_is_one_payload() {
     );
 }
 
+/// The compact spelling CloudWatch Logs writes is read without the probe;
+/// every other spelling of the same event (spaces, an escaped `/`, another
+/// key) through it, and each gives the same payload. The reference parser
+/// never takes the shortcut.
+#[test]
+fn every_spelling_of_an_awslogs_event_reads_the_same() {
+    let json = payload_json("/aws/lambda/checkout", &["a\tb\n", "caf\u{e9}"]);
+    let data = data_of(&json);
+    assert!(data.contains('/') || data.contains('+'), "{data}");
+    let compact = format!(r#"{{"awslogs":{{"data":"{data}"}}}}"#);
+    assert_eq!(compact, awslogs_event(&json));
+    assert!(super::envelope::compact_awslogs_data(&compact).is_some());
+    let (form, expected) = run(compact.as_bytes());
+    assert_eq!(form, Ok(InputForm::AwsLogs));
+    assert_eq!(expected.len(), 1);
+    assert_eq!(messages(ok(&expected[0])), ["a\tb\n", "caf\u{e9}"]);
+    let reference = FileOptions {
+        limits: Limits {
+            reference_parser: true,
+            ..Limits::default()
+        },
+        ..FileOptions::default()
+    };
+    for spelling in [
+        format!("{compact} \n"),
+        format!(r#"{{ "awslogs": {{ "data": "{data}" }} }}"#),
+        format!(r#"{{"awslogs":{{"data":"{}"}}}}"#, data.replace('/', "\\/")),
+        format!(r#"{{"awslogs":{{"data":"{data}","extra":1}}}}"#),
+    ] {
+        assert_eq!(
+            run(spelling.as_bytes()),
+            (form.clone(), expected.clone()),
+            "{spelling}"
+        );
+        assert_eq!(
+            run_with(spelling.as_bytes(), &reference),
+            (form.clone(), expected.clone()),
+            "{spelling}"
+        );
+    }
+    // Not taken: what the probe must judge.
+    for other in [
+        format!(r#"{{"awslogs":{{"data":"{data}"}}}} x"#),
+        r#"{"awslogs":{"data":"a"b"}}"#.to_owned(),
+        r#"{"awslogs":{"data":"a\u0000b"}}"#.to_owned(),
+        "{\"awslogs\":{\"data\":\"a\u{1}b\"}}".to_owned(),
+    ] {
+        assert!(
+            super::envelope::compact_awslogs_data(&other).is_none(),
+            "{other}"
+        );
+    }
+}
+
 #[test]
 fn ldg_sample_from_the_reference() {
     // The reference quotes the LDG event's base64 only in part, so the event is
