@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::{Key, key_text};
+use super::{Key, push_key_text};
 
 /// A family of state keys: its tag and whether its keys carry a tail after
 /// the log group.
@@ -74,7 +74,13 @@ impl Space {
     /// The key of `rule`, `group` and an incident key (a space with tails).
     pub fn keyed(self, rule: &str, group: &str, key: &Key) -> StateKey {
         debug_assert!(self.tail, "{} keys have no tail", self.tag);
-        StateKey(format!("{}|{rule}|{group}|{}", self.tag, key_text(key)))
+        // Written into one buffer: `format!` of a formatted key allocated twice.
+        let mut s = String::with_capacity(self.tag.len() + rule.len() + group.len() + 40);
+        for part in [self.tag, "|", rule, "|", group, "|"] {
+            s.push_str(part);
+        }
+        push_key_text(&mut s, key);
+        StateKey(s)
     }
 
     /// The place of `key` when it is a key of `rule` in this space.

@@ -280,27 +280,57 @@ pub struct Finding {
 /// escaped. Alert ids hash it ([`crate::alert::fingerprint`]) and state keys
 /// embed it, so it must never change.
 pub fn key_text(key: &Key) -> String {
-    let esc = |s: &str| {
-        s.replace('%', "%25")
-            .replace('|', "%7C")
-            .replace('=', "%3D")
-            .replace(',', "%2C")
-    };
-    key.iter()
-        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = String::new();
+    push_key_text(&mut out, key);
+    out
+}
+
+/// [`key_text`] appended to `out`: one pass and no allocation of its own,
+/// because state keys and alert ids format it for every keyed observation
+/// (the four chained `replace`s and the joined `Vec` this replaces cost
+/// 7.2 M of 351 M Ir on the text corpus, callgrind).
+pub fn push_key_text(out: &mut String, key: &Key) {
+    for (i, (k, v)) in key.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_escaped(out, k);
+        out.push('=');
+        push_escaped(out, v);
+    }
+}
+
+/// `s` with `%` escaped first, then `|`, `=` and `,`: the escapes hold none
+/// of `|`, `=` or `,`, so one pass gives what the chained replaces gave.
+fn push_escaped(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = rest
+        .bytes()
+        .position(|b| matches!(b, b'%' | b'|' | b'=' | b','))
+    {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'%' => "%25",
+            b'|' => "%7C",
+            b'=' => "%3D",
+            _ => "%2C",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// 64-bit FNV-1a: stable across processes and builds, unlike std's hasher,
 /// which matters because these hashes are stored in shared state.
 pub fn stable_hash(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let step = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     for p in parts {
-        for b in p.as_bytes().iter().chain(std::iter::once(&0xff)) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        // A plain loop and the separator after it: the `chain`ed iterator
+        // this replaces compiled to a slower loop (callgrind: 1.2 M Ir of
+        // the text corpus on the xor line alone).
+        h = p.bytes().fold(h, step);
+        h = step(h, 0xff);
     }
     h
 }
@@ -324,6 +354,26 @@ mod tests {
         assert_eq!(stable_hash(&["x"]), stable_hash(&["x"]));
         // Pinned: stored in shared state, so it must never change.
         assert_eq!(stable_hash(&[""]), 0xaf64_724c_8602_eb6e);
+    }
+
+    #[test]
+    fn key_text_escapes_as_the_chained_replaces_did() {
+        let key = Key::from([
+            ("a%|=,b".to_string(), "%7C|x=y,z%".to_string()),
+            ("plain".to_string(), String::new()),
+        ]);
+        let esc = |s: &str| {
+            s.replace('%', "%25")
+                .replace('|', "%7C")
+                .replace('=', "%3D")
+                .replace(',', "%2C")
+        };
+        let want: Vec<String> = key
+            .iter()
+            .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+            .collect();
+        assert_eq!(key_text(&key), want.join(","));
+        assert_eq!(key_text(&Key::new()), "");
     }
 
     #[test]

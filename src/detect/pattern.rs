@@ -58,7 +58,7 @@ impl Pattern {
             out.push(self.key(&fields));
         }
         for kind in kinds {
-            out.push(Key::from([(SECRET_KEY.to_string(), kind.to_string())]));
+            out.push(secret_key(kind));
         }
         out
     }
@@ -74,6 +74,11 @@ impl Pattern {
             })
             .collect()
     }
+}
+
+/// The key of a secret finding: the secret's kind.
+fn secret_key(kind: &str) -> Key {
+    Key::from([(SECRET_KEY.to_string(), kind.to_string())])
 }
 
 /// A finding's key and the line's request id.
@@ -108,11 +113,17 @@ impl Detect for Pattern {
             Some(f) => m.plane.secrets(m.rule, f, app.body, m.scan),
             None => Vec::new(),
         };
-        for key in self.keys(fields, &kinds) {
-            out(Found {
-                key,
-                request_id: app.request_id.clone(),
-            });
+        // Straight to `out`, not through [`Pattern::keys`]: its `Vec` per
+        // line and rule cost 1.3 M Ir of the text corpus (callgrind).
+        let found = |key| Found {
+            key,
+            request_id: app.request_id.clone(),
+        };
+        if let Some(fields) = fields {
+            out(found(self.key(&fields)));
+        }
+        for kind in &kinds {
+            out(found(secret_key(kind)));
         }
     }
 

@@ -139,7 +139,8 @@ fn observed_keys(
 ) -> Vec<String> {
     let mut keys = vec![bk.function.as_str().to_string()];
     let mut seen = vec![false; rules.rules.len()];
-    let mut seen_keys: HashSet<(usize, &Key)> = HashSet::new();
+    // foldhash: SipHash over every observation's key was visible in the profile.
+    let mut seen_keys: HashSet<(usize, &Key), foldhash::fast::RandomState> = HashSet::default();
     for o in observed {
         let Seen::Rule(r, obs) = &o.seen else {
             continue;

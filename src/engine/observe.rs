@@ -51,7 +51,10 @@ pub(super) fn observe<'a>(
     events: impl Iterator<Item = (i64, &'a str)>,
     mut prof: Option<&mut Profile>,
 ) -> (Vec<Observed<'a>>, u64) {
-    let mut out = Vec::new();
+    // Room for about one observation per event up front: growing from empty
+    // copied the vector ten times a batch (0.9 M Ir of the text corpus,
+    // callgrind).
+    let mut out = Vec::with_capacity(events.size_hint().0);
     let mut lenient = 0;
     let plane = rules.plane();
     let (mut scan, mut memo) = (Scan::default(), Memo::default());
