@@ -368,8 +368,9 @@ fn common<'a>(a: &'a [u8], b: &[u8]) -> &'a [u8] {
 /// The length of the longest substring of `a` that `b` (with its `grams`)
 /// also holds, and where it starts in `a`; 0 when shorter than
 /// `PROBE_MIN`. Such a substring starts with a `PROBE_MIN`-byte one, so
-/// only where those meet is it measured (a table of all common suffixes
-/// cost 5 M instructions for the built-in pack, callgrind).
+/// only where those meet is it measured (the built-in pack's probes took
+/// 10.9 M instructions with a table of all common suffixes per pair, 2.4 M
+/// this way, callgrind).
 fn common_len(a: &[u8], b: &[u8], grams: &Grams) -> (usize, usize) {
     let mut best = (0, 0);
     for (i, w) in a.windows(PROBE_MIN).enumerate() {
