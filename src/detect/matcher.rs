@@ -13,6 +13,7 @@
 //! field cannot turn a rule off: matching fails closed.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use regex::Regex;
@@ -155,9 +156,10 @@ impl Matcher {
 ///
 /// - Identical matchers of different rules are one matcher here, run at most
 ///   once per line (`failed-auth-burst` and `password-spraying` share theirs).
-/// - One search of the lowercased line (Teddy, see `Finder`; every literal
-///   that occurs is found, overlaps included) finds which of the pack's
-///   required literals a line holds ([`super::literals`] for regexes; values
+/// - One search of the lowercased line (Teddy, see `Finder`, for fewer
+///   probes than literals, each hit confirmed; every literal that occurs is
+///   found, overlaps included, see `Plane::index`) finds which of the
+///   pack's required literals a line holds ([`super::literals`] for regexes; values
 ///   and the last key of each condition for JSON matchers; each matcher keeps
 ///   its most selective sets). A matcher whose kept literal sets are not all
 ///   met cannot match and is not run; one with no literal known is always run.
@@ -177,14 +179,16 @@ pub struct Plane {
     /// Per rule: what each kind of its secret finder needs, in the finder's
     /// order (empty without a finder).
     secrets: Vec<Vec<Need>>,
+    /// The literals the needs name, each found in a line exactly when the
+    /// line holds it: the first `long` by `finder`, the others (too short
+    /// for it) by `short`, only when a need asks (see [`Plane::index`]).
     literals: Vec<Vec<u8>>,
-    /// Per literal: the literals that are its prefixes (itself included),
-    /// all found wherever it is (see [`Plane::scan`]).
-    prefixes: Vec<Vec<usize>>,
+    long: usize,
+    short: Tier,
     /// Whether a line holding `ſ` or `K` makes every matcher a candidate
     /// (see [`Plane::fold_literals`]).
     fold_fallback: bool,
-    finder: Option<Finder>,
+    finder: Tier,
     /// Whether a `\u` escape makes JSON matchers candidates (a JSON matcher
     /// exists).
     unicode_escape: bool,
@@ -216,6 +220,27 @@ pub struct Scan {
     lower: Vec<u8>,
     /// No prefilter: everything is a candidate.
     all: bool,
+    /// Per short literal: whether the line holds it, once searched for.
+    short: Vec<Cell<bool>>,
+    short_searched: Cell<bool>,
+}
+
+/// A searcher of some of the plane's literals through probes.
+#[derive(Debug, Clone, Default)]
+struct Tier {
+    finder: Option<Finder>,
+    /// Per probe: the literals to confirm where it starts.
+    hits: Vec<Vec<Hit>>,
+}
+
+/// A literal that holds a probe `back` bytes from its start: where the
+/// probe starts, the literal may.
+#[derive(Debug, Clone)]
+struct Hit {
+    lit: usize,
+    back: usize,
+    /// The literal is the probe: nothing to confirm.
+    exact: bool,
 }
 
 /// One line's answers so far: each matcher run at most once, the body parsed
@@ -264,13 +289,16 @@ impl Plane {
         plane.unicode_escape = plane.needs.iter().any(|n| n.json_escapable);
         plane.any_backslash = lits.short_escapes;
         plane.fold_literals(lits.all);
-        plane.finder = Finder::new(&plane.literals);
+        // A set of short literals is not searched for unless asked: only a
+        // set the finder answers can say "nothing found".
+        let long = plane.long;
+        let answered = |sets: &[Vec<usize>]| sets.iter().any(|s| s.iter().all(|&i| i < long));
         plane.gated = plane
             .rules
             .iter()
             .map(|ms| {
                 ms.iter()
-                    .all(|&m| !plane.needs[m].regex.is_empty() || !plane.needs[m].json.is_empty())
+                    .all(|&m| answered(&plane.needs[m].regex) || answered(&plane.needs[m].json))
             })
             .collect();
         plane
@@ -314,15 +342,51 @@ impl Plane {
         }
         self.fold_fallback = folded_any;
         let table = self.keep_best_sets(table.all);
-        self.prefixes = table
-            .iter()
-            .map(|l| {
-                (0..table.len())
-                    .filter(|&j| l.starts_with(&table[j]))
-                    .collect()
-            })
-            .collect();
-        self.literals = table;
+        self.index(table);
+    }
+
+    /// Number the literals, those [`super::literals::PROBE_MIN`] long or more
+    /// first, and build their searchers. Those are found through fewer
+    /// probes ([`super::literals::probes`]) that the packed searcher takes
+    /// in its slim form with four-byte fingerprints; each hit is confirmed,
+    /// so a literal is found exactly where it occurs and every need answers
+    /// as with one searcher of all literals. Shorter ones (`401`, `://`)
+    /// have a searcher of their own, run on a line only when a need first
+    /// asks about one: in the main one they would make it stop on most
+    /// lines. On the text icount corpus (callgrind) the built-in pack's
+    /// packed search went from 28.6 M instructions (fat Teddy, 55 literals,
+    /// three-byte fingerprints) to 13.6 M (slim, 32 probes, four bytes), the
+    /// short literals' searcher costs 6.8 M.
+    fn index(&mut self, table: Vec<Vec<u8>>) {
+        let min = super::literals::PROBE_MIN;
+        let mut order: Vec<usize> = (0..table.len()).collect();
+        order.sort_by_key(|&i| table[i].len() < min);
+        let mut id = vec![0; table.len()];
+        for (new, &old) in order.iter().enumerate() {
+            id[old] = new;
+        }
+        self.literals = order.iter().map(|&i| table[i].clone()).collect();
+        let long = self.literals.iter().filter(|l| l.len() >= min).count();
+        for n in self
+            .needs
+            .iter_mut()
+            .chain(self.secrets.iter_mut().flatten())
+        {
+            for sets in [&mut n.regex, &mut n.json] {
+                for set in sets.iter_mut() {
+                    for i in set.iter_mut() {
+                        *i = id[*i];
+                    }
+                    set.sort_unstable();
+                }
+                // The sets the finder answers first: a short literal costs
+                // a search of its own, often spared.
+                sets.sort_by_key(|s| s.iter().any(|&i| i >= long));
+            }
+        }
+        self.long = long;
+        self.finder = Tier::new(&self.literals, 0..long, MAX_PROBES);
+        self.short = Tier::new(&self.literals, long..self.literals.len(), usize::MAX);
     }
 
     /// Keep one set per need, its most selective (longest shortest literal,
@@ -362,6 +426,8 @@ impl Plane {
                     n.regex.push(set)
                 }
             }
+            drop_implied(&mut n.regex, &table);
+            drop_implied(&mut n.json, &table);
         }
         let mut used = vec![None; table.len()];
         let mut kept = Vec::new();
@@ -445,10 +511,10 @@ impl Plane {
         scan: &Scan,
     ) -> Vec<&'static str> {
         let needs = self.secrets.get(rule).map_or(&[][..], Vec::as_slice);
-        if needs.len() == finder.patterns().count() && !needs.iter().any(|n| n.met(scan)) {
+        if needs.len() == finder.patterns().count() && !needs.iter().any(|n| self.met(n, scan)) {
             return Vec::new();
         }
-        finder.find_among(body, |k| needs.get(k).is_none_or(|n| n.met(scan)))
+        finder.find_among(body, |k| needs.get(k).is_none_or(|n| self.met(n, scan)))
     }
 
     /// Find the literals `body` holds.
@@ -457,38 +523,34 @@ impl Plane {
             scan.found[i] = false;
         }
         scan.touched.clear();
-        scan.found.resize(self.literals.len(), false);
+        scan.found.resize(self.long, false);
+        scan.short.clear();
+        scan.short
+            .resize(self.literals.len() - self.long, Cell::new(false));
+        scan.short_searched.set(false);
         scan.escaped = false;
         scan.all = false;
         if self.literals.is_empty() {
             return;
         }
-        let Some(finder) = &self.finder else {
+        if self.long > 0 && self.finder.finder.is_none() {
             scan.all = true;
             return;
-        };
+        }
         let bytes = body.as_bytes();
         if self.fold_fallback && has_fold_char(bytes) {
             scan.all = true;
             return;
         }
-        // Every start of a literal is reported: each search finds the
-        // leftmost start at or after `at`, and the next begins one byte
-        // later. Of the literals starting there, leftmost-longest reports the
-        // longest; the others are its prefixes, found with it.
         let mut lower = std::mem::take(&mut scan.lower);
         lower.clear();
         lower.extend(bytes.iter().map(u8::to_ascii_lowercase));
-        let mut at = 0;
-        while let Some((lit, start)) = finder.find(&lower, at) {
-            for &i in &self.prefixes[lit] {
-                if !scan.found[i] {
-                    scan.found[i] = true;
-                    scan.touched.push(i);
-                }
+        self.finder.search(&lower, &self.literals, |i| {
+            if !scan.found[i] {
+                scan.found[i] = true;
+                scan.touched.push(i);
             }
-            at = start + 1;
-        }
+        });
         scan.lower = lower;
         scan.escaped = (self.any_backslash && memchr::memchr(b'\\', bytes).is_some())
             || (self.unicode_escape && has_unicode_escape(bytes));
@@ -516,7 +578,41 @@ impl Plane {
 
     /// Whether matcher `at` can match the scanned line.
     pub fn candidate(&self, at: usize, scan: &Scan) -> bool {
-        self.needs[at].met(scan)
+        self.met(&self.needs[at], scan)
+    }
+
+    /// Whether the scanned line holds literal `i`; the short ones are
+    /// searched for the first time one is asked about.
+    #[inline(always)]
+    fn holds(&self, i: usize, scan: &Scan) -> bool {
+        match scan.found.get(i) {
+            Some(&found) => found,
+            None => self.holds_short(i, scan),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn holds_short(&self, i: usize, scan: &Scan) -> bool {
+        if !scan.short_searched.replace(true) {
+            if self.short.finder.is_none() {
+                // No searcher: every short literal may be there.
+                scan.short.iter().for_each(|c| c.set(true));
+            }
+            let long = self.long;
+            self.short.search(&scan.lower, &self.literals, |i| {
+                scan.short[i - long].set(true)
+            });
+        }
+        scan.short[i - self.long].get()
+    }
+
+    fn met(&self, need: &Need, scan: &Scan) -> bool {
+        if scan.all {
+            return true;
+        }
+        let all = |sets: &[Vec<usize>]| sets.iter().all(|s| s.iter().any(|&i| self.holds(i, scan)));
+        all(&need.regex) && ((need.json_escapable && scan.escaped) || all(&need.json))
     }
 
     /// Whether anything of rule `rule` (a matcher, a secret kind) can match
@@ -528,7 +624,7 @@ impl Plane {
             || self
                 .secrets
                 .get(rule)
-                .is_some_and(|s| s.iter().any(|n| n.met(scan)))
+                .is_some_and(|s| s.iter().any(|n| self.met(n, scan)))
     }
 }
 
@@ -537,16 +633,6 @@ impl Scan {
     /// literal can match.
     fn nothing(&self) -> bool {
         self.touched.is_empty() && !self.escaped && !self.all
-    }
-}
-
-impl Need {
-    fn met(&self, scan: &Scan) -> bool {
-        if scan.all {
-            return true;
-        }
-        let all = |sets: &[Vec<usize>]| sets.iter().all(|s| s.iter().any(|&i| scan.found[i]));
-        all(&self.regex) && ((self.json_escapable && scan.escaped) || all(&self.json))
     }
 }
 
@@ -610,6 +696,23 @@ impl Literals {
     }
 }
 
+/// Drop the sets that another set implies: every member of the other holds
+/// a member of this one (`eyj` beside `.eyj`), so wherever the other is met
+/// this one is too, and the need asks the same with one set fewer.
+fn drop_implied(sets: &mut Vec<Vec<usize>>, table: &[Vec<u8>]) {
+    let holds =
+        |hay: usize, needle: usize| memchr::memmem::find(&table[hay], &table[needle]).is_some();
+    let implies = |a: &[usize], b: &[usize]| a.iter().all(|&x| b.iter().any(|&y| holds(x, y)));
+    let mut k = 0;
+    while k < sets.len() {
+        if (0..sets.len()).any(|i| i != k && implies(&sets[i], &sets[k])) {
+            sets.remove(k);
+        } else {
+            k += 1;
+        }
+    }
+}
+
 /// Whether `v`, as a condition's value, must occur in the raw text of a line
 /// whose JSON holds it: a string (unescaped), `true`, `false` or an integer
 /// does; a value a float prints as (`401.0` from `4.01e2`) need not.
@@ -648,7 +751,66 @@ fn value_in(v: &Value, allowed: &[String]) -> bool {
     }
 }
 
-/// The searcher of the plane's literals (ASCII-lowercase) in a lowercased
+/// Most probes for the packed searcher: aho-corasick takes its slim Teddy
+/// (8 buckets) up to 32 strings and the fat one (16) above, which searched
+/// half again as slowly (a Teddy loop alone over the bench corpus's 95k
+/// lowercased app lines: 16.3 ms fat, 10.9 ms slim, both with four-byte
+/// fingerprints).
+const MAX_PROBES: usize = 32;
+
+impl Tier {
+    /// The searcher of `literals[ids]` through at most `max` probes
+    /// ([`super::literals::probes`]).
+    fn new(literals: &[Vec<u8>], ids: std::ops::Range<usize>, max: usize) -> Tier {
+        let base = ids.start;
+        let (probes, of) = super::literals::probes(&literals[ids], max);
+        // Leftmost-longest reports one probe per start: the probes that are
+        // its prefixes start there too.
+        let hits = probes
+            .iter()
+            .map(|p| {
+                of.iter()
+                    .enumerate()
+                    .filter(|(_, (q, _))| p.starts_with(&probes[*q]))
+                    .map(|(lit, &(q, back))| Hit {
+                        lit: base + lit,
+                        back,
+                        exact: back == 0 && literals[base + lit].len() == probes[q].len(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Tier {
+            finder: Finder::new(&probes),
+            hits,
+        }
+    }
+
+    /// Call `found` with each literal `lower` holds (maybe more than once).
+    /// Every start of a probe is reported: each search finds the leftmost
+    /// start at or after `at`, and the next begins one byte later; a literal
+    /// holding the probe is confirmed in place.
+    fn search(&self, lower: &[u8], literals: &[Vec<u8>], mut found: impl FnMut(usize)) {
+        let Some(finder) = &self.finder else {
+            return;
+        };
+        let mut at = 0;
+        while let Some((probe, start)) = finder.find(lower, at) {
+            for h in &self.hits[probe] {
+                if h.exact
+                    || start
+                        .checked_sub(h.back)
+                        .is_some_and(|s| lower[s..].starts_with(&literals[h.lit]))
+                {
+                    found(h.lit);
+                }
+            }
+            at = start + 1;
+        }
+    }
+}
+
+/// The searcher of the plane's probes (ASCII-lowercase) in a lowercased
 /// line, leftmost-longest.
 #[derive(Debug, Clone)]
 enum Finder {
@@ -730,6 +892,7 @@ fn fold(lit: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::literals;
     use super::*;
 
     fn m(regex: Option<&str>, json: &[(&str, &[&str])], fields: &[(&str, &[&str])]) -> Matcher {
@@ -790,11 +953,74 @@ mod tests {
         let set = crate::rules::RuleSet::builtin().unwrap();
         let plane = set.plane();
         assert!(
-            matches!(plane.finder, Some(Finder::Packed(_))),
+            matches!(plane.finder.finder, Some(Finder::Packed(_))),
             "{} literals: {:?}",
             plane.literals.len(),
             plane.literals
         );
+        // Slim Teddy with four-byte fingerprints: at most 32 probes, none
+        // shorter than four bytes.
+        let (probes, _) = literals::probes(&plane.literals[..plane.long], MAX_PROBES);
+        assert_eq!(plane.finder.hits.len(), probes.len());
+        assert!(probes.len() <= 32, "{probes:?}");
+        assert!(probes.iter().all(|p| p.len() >= 4), "{probes:?}");
+        assert!(plane.literals[plane.long..].iter().all(|l| l.len() < 4));
+    }
+
+    #[test]
+    fn a_set_that_another_implies_is_not_searched_for() {
+        // Wherever `.eyj` is, so is `eyj`: the need keeps `.eyj` alone.
+        let ms = vec![m(Some(r"eyJ[a-z]{8,}\.eyJ[a-z]{8,}"), &[], &[])];
+        let plane = Plane::new([(ms.as_slice(), None)]);
+        assert_eq!(plane.literals, vec![b".eyj".to_vec()]);
+        assert_eq!(plane.needs[0].regex, vec![vec![0]]);
+    }
+
+    #[test]
+    fn merged_and_short_literals_are_found_exactly_where_the_line_holds_them() {
+        // More literals than probes, sharing substrings, so that they are
+        // merged; and short ones, searched apart.
+        let mut lits: Vec<String> = Vec::new();
+        for stem in ["secret_access", "login_fail", "accepted ", "denied"] {
+            for tail in ["", "_key", "ure", " for x", "exception", "ed"] {
+                lits.push(format!("{stem}{tail}"));
+                lits.push(format!("x{stem}{tail}"));
+            }
+        }
+        lits.extend(["401", "403", "xox", "tok", "abcd", "bcde"].map(String::from));
+        let ms: Vec<Matcher> = lits.iter().map(|l| m(Some(l), &[], &[])).collect();
+        let plane = Plane::new([(ms.as_slice(), None)]);
+        let (probes, _) = literals::probes(&plane.literals[..plane.long], MAX_PROBES);
+        assert!(
+            probes.len() <= MAX_PROBES && plane.long > MAX_PROBES,
+            "{probes:?}"
+        );
+        assert_eq!(plane.literals.len() - plane.long, 4);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut scan = Scan::default();
+        let pieces = [
+            "ed", "x", " ", "4", "0", "AcCe", "_", "for", "bc", "o", "ure",
+        ];
+        for _ in 0..5_000 {
+            let mut line = String::new();
+            for _ in 0..rng.below(6) {
+                if rng.below(2) == 0 {
+                    line += &lits[rng.below(lits.len())];
+                } else {
+                    line += pieces[rng.below(pieces.len())];
+                }
+            }
+            let line = if rng.below(2) == 0 {
+                line.to_uppercase()
+            } else {
+                line
+            };
+            plane.scan(&line, &mut scan);
+            for (at, lit) in lits.iter().enumerate() {
+                let held = line.to_ascii_lowercase().contains(lit.as_str());
+                assert_eq!(plane.candidate(at, &scan), held, "{lit:?} in {line:?}");
+            }
+        }
     }
 
     #[test]
