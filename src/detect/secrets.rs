@@ -258,7 +258,7 @@ pub fn secrets_in(line: &str) -> Vec<&'static str> {
 /// The patterns of some kinds of secret: what a rule that looks for those
 /// kinds runs on the lines the matching plane's prefilter lets through (no
 /// `RegexSet`: the plane already says which patterns can match). Each is
-/// compiled when a line first needs it ([`compiled`]). Fewer patterns than
+/// compiled when a line first needs it (`compiled`). Fewer patterns than
 /// [`secrets_in`] runs, same answers for the kinds chosen.
 #[derive(Debug, Clone)]
 pub struct SecretFinder {
