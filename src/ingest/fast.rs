@@ -258,10 +258,7 @@ impl<'a> Scanner<'a> {
     /// batches (callgrind); 41 M with the block copy and byte escapes.
     #[cfg(target_arch = "x86_64")]
     fn copy_blocks(&mut self) -> Option<usize> {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8, _mm_storeu_si128,
-        };
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
         // SAFETY: SSE2 is part of the x86_64 baseline. Every load reads the
         // 16 bytes at `self.i`, checked to be inside `self.b`; every store
         // writes 16 bytes at `out.len()`, checked to be inside `out`'s
@@ -269,19 +266,11 @@ impl<'a> Scanner<'a> {
         // alignment. `out`'s length only grows over bytes just stored, so it
         // never covers uninitialised memory.
         unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let below = _mm_set1_epi8(0x1f);
             let out = &mut self.out;
             while self.i + 16 <= self.b.len() && out.capacity() - out.len() >= 16 {
                 let v = _mm_loadu_si128(self.b.as_ptr().add(self.i).cast::<__m128i>());
                 _mm_storeu_si128(out.as_mut_ptr().add(out.len()).cast::<__m128i>(), v);
-                let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
-                let hits = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                    ctrl,
-                );
-                let mask = _mm_movemask_epi8(hits);
+                let mask = special_mask(v);
                 if mask != 0 {
                     let k = mask.trailing_zeros() as usize;
                     out.set_len(out.len() + k);
@@ -376,28 +365,16 @@ const SHORT_ESCAPES: [u8; 256] = {
 pub(super) fn special(b: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8,
-        };
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128};
         let mut base = 0;
         // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
         // available; every load reads 16 bytes at `base` with
         // `base + 16 <= b.len()`, inside `b`, and `_mm_loadu_si128` has no
         // alignment requirement.
         unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let below = _mm_set1_epi8(0x1f);
             while base + 16 <= b.len() {
                 let v = _mm_loadu_si128(b.as_ptr().add(base).cast::<__m128i>());
-                // c <= 0x1f  <=>  max(c, 0x1f) == 0x1f (unsigned)
-                let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
-                let hits = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                    ctrl,
-                );
-                let mask = _mm_movemask_epi8(hits);
+                let mask = special_mask(v);
                 if mask != 0 {
                     return Some(base + mask.trailing_zeros() as usize);
                 }
@@ -412,6 +389,26 @@ pub(super) fn special(b: &[u8]) -> Option<usize> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         b.iter().position(|&c| is_special(c))
+    }
+}
+
+/// Bit `k` set when byte `k` of `v` is special (`"`, `\\` or a control
+/// byte): the one test [`special`] and [`Scanner::copy_blocks`] share.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_mask(v: std::arch::x86_64::__m128i) -> i32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; these intrinsics only
+    // compute on the register.
+    unsafe {
+        let below = _mm_set1_epi8(0x1f);
+        // c <= 0x1f  <=>  max(c, 0x1f) == 0x1f (unsigned)
+        let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), ctrl))
     }
 }
 
