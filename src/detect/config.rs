@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Detector;
 use super::matcher::Matcher;
+use super::rule_regex::{RegexCompile, RuleRegex};
 use crate::time::{Millis, parse_duration};
 
 /// Longest `regex:` of a matcher, in bytes (16 KiB).
@@ -96,6 +96,8 @@ pub struct Cx<'a> {
     pub problems: Vec<(usize, String)>,
     /// Top-level entries that did not deserialize (already reported).
     broken: Vec<String>,
+    /// When the rule's regexes are compiled.
+    pub regexes: RegexCompile,
 }
 
 impl<'a> Cx<'a> {
@@ -105,6 +107,7 @@ impl<'a> Cx<'a> {
             text,
             problems: Vec::new(),
             broken,
+            regexes: RegexCompile::AtLoad,
         }
     }
 
@@ -247,49 +250,6 @@ impl OneOrMany {
     }
 }
 
-/// A matcher's regex, compiled once per process however many rules hold
-/// it (`failed-auth-burst` and `password-spraying` share five): a clone
-/// shares the compiled program and brings its own scratch space. Rule files
-/// compile on two threads; one waits for the other's compile of the same
-/// pattern. The second compile of those five was 8.7 M of the 55.7 M
-/// instructions of loading the built-in pack (callgrind).
-fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, LazyLock, Mutex, OnceLock};
-
-    type Slot = Arc<OnceLock<Result<Regex, String>>>;
-    /// Most patterns remembered: rule packs are tens of rules; a process
-    /// that compiles more distinct ones (a test suite) compiles the rest
-    /// every time.
-    const MOST: usize = 512;
-    static SEEN: LazyLock<Mutex<HashMap<String, Slot>>> = LazyLock::new(Default::default);
-
-    let build = || {
-        RegexBuilder::new(pattern)
-            .size_limit(MAX_REGEX_COMPILED_BYTES)
-            .nest_limit(MAX_REGEX_NESTING)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let slot = {
-        // A poisoned lock (a panic elsewhere while holding it) only loses
-        // the sharing.
-        let Ok(mut seen) = SEEN.lock() else {
-            return build();
-        };
-        match seen.get(pattern) {
-            Some(slot) => Arc::clone(slot),
-            None if seen.len() < MOST => {
-                let slot = Slot::default();
-                seen.insert(pattern.to_owned(), Arc::clone(&slot));
-                slot
-            }
-            None => return build(),
-        }
-    };
-    slot.get_or_init(build).clone()
-}
-
 /// The matchers of a `match:` list; each problem is reported and its matcher
 /// left out.
 pub fn compile_matchers(cx: &mut Cx<'_>, raws: &[RawMatcher]) -> Vec<Matcher> {
@@ -311,7 +271,7 @@ pub fn compile_matchers(cx: &mut Cx<'_>, raws: &[RawMatcher]) -> Vec<Matcher> {
                 );
                 None
             }
-            Some(r) => match compile_regex(r) {
+            Some(r) => match RuleRegex::new(r, cx.regexes) {
                 Ok(re) => Some(re),
                 Err(e) => {
                     let first = r.lines().next().unwrap_or("regex:").to_string();
@@ -400,25 +360,6 @@ pub fn check_field_names(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_regex_asked_for_again_is_the_same_regex_and_an_error_the_same_error() {
-        let p = r"Failed (?P<what>\S+) for (?P<user>\S+) from (?P<ip>\S+)";
-        let (a, b) = (compile_regex(p).unwrap(), compile_regex(p).unwrap());
-        assert_eq!(a.as_str(), p);
-        let line = "Failed password for root from 203.0.113.7";
-        assert_eq!(
-            a.captures(line).unwrap()["ip"],
-            b.captures(line).unwrap()["ip"]
-        );
-        let first = compile_regex("(unclosed").unwrap_err();
-        assert!(first.contains("unclosed group"), "{first}");
-        assert_eq!(compile_regex("(unclosed").unwrap_err(), first);
-        let big = r"\w{500}\w{500}";
-        let too_big = compile_regex(big).unwrap_err();
-        assert!(too_big.contains("size limit"), "{too_big}");
-        assert_eq!(compile_regex(big).unwrap_err(), too_big);
-    }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use regex::Regex;
+use super::rule_regex::RuleRegex;
 use serde_json::Value;
 
 /// Fields extracted from one matching line, by name, in rule order.
@@ -33,7 +33,7 @@ pub fn field<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
 /// One compiled matcher.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    pub(crate) regex: Option<Regex>,
+    pub(crate) regex: Option<RuleRegex>,
     pub(crate) json: Vec<(String, Vec<String>)>,
     pub(crate) fields: Vec<(String, Vec<String>)>,
     pub(crate) exclude: Vec<(String, Vec<String>)>,
@@ -42,7 +42,7 @@ pub struct Matcher {
 impl Matcher {
     /// Build from already validated parts.
     pub(crate) fn new(
-        regex: Option<Regex>,
+        regex: Option<RuleRegex>,
         json: BTreeMap<String, Vec<String>>,
         fields: BTreeMap<String, Vec<String>>,
         exclude: BTreeMap<String, Vec<String>>,
@@ -58,7 +58,7 @@ impl Matcher {
     /// Names of the fields this matcher can extract: the regex's named
     /// captures and the `fields:` keys.
     pub fn field_names(&self) -> impl Iterator<Item = &str> {
-        let captures = self.regex.iter().flat_map(|r| r.capture_names().flatten());
+        let captures = self.regex.iter().flat_map(RuleRegex::capture_names);
         captures.chain(self.fields.iter().map(|(k, _)| k.as_str()))
     }
 
@@ -71,6 +71,7 @@ impl Matcher {
     pub fn matches(&self, body: &str, json: Option<&Value>) -> Option<Fields> {
         let mut out = Fields::new();
         if let Some(re) = &self.regex {
+            let re = re.get()?;
             // Most lines do not match: `is_match` answers that without
             // allocating capture slots (measured: a fifth of the per-line cost).
             if !re.is_match(body) {
@@ -130,7 +131,7 @@ impl Matcher {
 
     /// Whether `other` matches exactly the same lines with the same fields.
     fn same_as(&self, other: &Matcher) -> bool {
-        self.regex.as_ref().map(Regex::as_str) == other.regex.as_ref().map(Regex::as_str)
+        self.regex.as_ref().map(RuleRegex::as_str) == other.regex.as_ref().map(RuleRegex::as_str)
             && self.json == other.json
             && self.fields == other.fields
             && self.exclude == other.exclude
@@ -487,7 +488,7 @@ impl Plane {
     fn run(&self, at: usize, body: &str, memo: &mut Memo) -> Option<Fields> {
         let m = &self.matchers[at];
         if let Some(re) = &m.regex
-            && !re.is_match(body)
+            && !re.get().is_some_and(|re| re.is_match(body))
         {
             return None;
         }
@@ -902,7 +903,7 @@ mod tests {
                 .collect()
         };
         Matcher::new(
-            regex.map(|r| Regex::new(r).unwrap()),
+            regex.map(|r| regex::Regex::new(r).unwrap().into()),
             conv(json),
             conv(fields),
             BTreeMap::new(),

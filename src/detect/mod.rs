@@ -19,6 +19,7 @@ pub mod matcher;
 pub mod pattern;
 pub mod profile;
 pub mod rate;
+pub mod rule_regex;
 pub mod secrets;
 pub mod sequence;
 pub mod threshold;

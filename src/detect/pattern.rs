@@ -252,7 +252,7 @@ mod tests {
             .unwrap();
         let p = Pattern {
             matchers: vec![Matcher::new(
-                Some(re),
+                Some(re.into()),
                 Default::default(),
                 Default::default(),
                 Default::default(),

@@ -10,6 +10,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::raw::{FOREIGN, MODE_FROM, RawRule, RawTest};
 use super::{Resolve, Rule, RuleError, RuleTest, Severity, TestEvent, limits, raw_yaml};
 use crate::detect::config::{ConfigVisitor, Cx, KindConfig, bounded_duration};
+use crate::detect::rule_regex::RegexCompile;
 use crate::detect::{Detector, Kind};
 use crate::time::{Millis, parse_duration, parse_rfc3339};
 
@@ -81,7 +82,11 @@ fn reject_foreign(cx: &mut Cx<'_>, kind: Kind, present: &[(String, Value)], mode
     }
 }
 
-pub(super) fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
+pub(super) fn compile(
+    path: &str,
+    text: &str,
+    regexes: RegexCompile,
+) -> Result<Rule, Vec<RuleError>> {
     let whole = |line: usize, message: String| {
         vec![RuleError {
             path: path.to_string(),
@@ -113,6 +118,7 @@ pub(super) fn compile(path: &str, text: &str) -> Result<Rule, Vec<RuleError>> {
     let parsed = raw_yaml::parse::<RawRule>(text).map_err(|(line, m)| whole(line, m))?;
     let raw = parsed.raw;
     let mut cx = Cx::new(text, parsed.broken);
+    cx.regexes = regexes;
     cx.problems.extend(parsed.errors);
     let id = raw.id.clone().unwrap_or_default();
     if raw.id.is_none() {

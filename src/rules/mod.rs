@@ -23,6 +23,7 @@ use crate::detect::Detector;
 pub use crate::detect::Kind;
 pub use crate::detect::config::MAX_RULE_DURATION_MS;
 use crate::detect::config::line_of;
+use crate::detect::rule_regex::RegexCompile;
 use crate::time::Millis;
 pub use compile::TEST_EPOCH_MS;
 use compile::compile;
@@ -294,7 +295,7 @@ impl RuleSet {
             .iter()
             .map(|(name, text)| (format!("detectors/{name}"), (*text).to_string()))
             .collect();
-        RuleSet::from_sources(files)
+        RuleSet::from_trusted(files)
     }
 
     /// The built-in pack without its inline tests: what detection needs
@@ -308,7 +309,7 @@ impl RuleSet {
             .iter()
             .map(|(name, text)| (format!("detectors/{name}"), without_tests(text)))
             .collect();
-        RuleSet::from_sources(files)
+        RuleSet::from_trusted(files)
     }
 
     /// Every `*.yaml`/`*.yml` file in `dir` (not recursive), in name order.
@@ -325,17 +326,21 @@ impl RuleSet {
     /// every problem of the others: `rules check` runs the inline tests of
     /// the good rules even when another rule is broken.
     pub fn load_partial(dir: Option<&Path>) -> (RuleSet, Vec<RuleError>) {
-        let (files, mut errors) = match dir {
-            Some(d) => read_sources(d),
+        let (files, mut errors, regexes) = match dir {
+            Some(d) => {
+                let (files, errors) = read_sources(d);
+                (files, errors, RegexCompile::AtLoad)
+            }
             None => (
                 BUILTIN
                     .iter()
                     .map(|(name, text)| (format!("detectors/{name}"), (*text).to_string()))
                     .collect(),
                 Vec::new(),
+                RegexCompile::OnFirstUse,
             ),
         };
-        let (set, more) = RuleSet::compile_partial(files);
+        let (set, more) = RuleSet::compile_partial(files, regexes);
         errors.extend(more);
         errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
         (set, errors)
@@ -343,7 +348,20 @@ impl RuleSet {
 
     /// Compile rule texts given as `(path, text)`; all errors are collected.
     pub fn from_sources(files: Vec<(String, String)>) -> Result<RuleSet, RuleErrors> {
-        let (set, mut errors) = RuleSet::compile_partial(files);
+        RuleSet::compile_sources(files, RegexCompile::AtLoad)
+    }
+
+    /// The built-in pack's texts: [`RuleSet::from_sources`], but each regex
+    /// compiled when a line first needs it (see [`crate::detect::rule_regex`]).
+    fn from_trusted(files: Vec<(String, String)>) -> Result<RuleSet, RuleErrors> {
+        RuleSet::compile_sources(files, RegexCompile::OnFirstUse)
+    }
+
+    fn compile_sources(
+        files: Vec<(String, String)>,
+        regexes: RegexCompile,
+    ) -> Result<RuleSet, RuleErrors> {
+        let (set, mut errors) = RuleSet::compile_partial(files, regexes);
         if errors.is_empty() {
             Ok(set)
         } else {
@@ -352,13 +370,16 @@ impl RuleSet {
         }
     }
 
-    fn compile_partial(files: Vec<(String, String)>) -> (RuleSet, Vec<RuleError>) {
+    fn compile_partial(
+        files: Vec<(String, String)>,
+        regexes: RegexCompile,
+    ) -> (RuleSet, Vec<RuleError>) {
         let mut errors = Vec::new();
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut seen = HashSet::new();
         // `(path, line, rule id)` of each rule a sequence follows: it must exist.
         let mut follows: Vec<(String, usize, String)> = Vec::new();
-        let compiled = compile_all(&files);
+        let compiled = compile_all(&files, regexes);
         for ((path, text), compiled) in files.into_iter().zip(compiled) {
             match compiled {
                 Ok(rule) => {
@@ -412,14 +433,17 @@ pub fn compile_serially() {
 /// [`compile`] of every file, in order, on up to two threads: compiling the
 /// rules' regexes is most of start-up (callgrind: 55 M instructions of a
 /// replay's first 60 M), and a replay or a Lambda cold start waits for it.
-fn compile_all(files: &[(String, String)]) -> Vec<Result<Rule, Vec<RuleError>>> {
+fn compile_all(
+    files: &[(String, String)],
+    regexes: RegexCompile,
+) -> Vec<Result<Rule, Vec<RuleError>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     if cores < 2 || files.len() < 2 || !PARALLEL_COMPILE.load(Ordering::Relaxed) {
         return files
             .iter()
-            .map(|(path, text)| compile(path, text))
+            .map(|(path, text)| compile(path, text, regexes))
             .collect();
     }
     // Each thread takes the next file not yet taken: rule files differ in
@@ -432,7 +456,7 @@ fn compile_all(files: &[(String, String)]) -> Vec<Result<Rule, Vec<RuleError>>> 
             let Some((path, text)) = files.get(i) else {
                 return done;
             };
-            done.push((i, compile(path, text)));
+            done.push((i, compile(path, text, regexes)));
         }
     };
     let mut all = std::thread::scope(|scope| {
@@ -508,6 +532,33 @@ mod tests {
             assert_eq!(format!("{f:?}"), format!("{l:?}"));
         }
         assert_eq!(format!("{:?}", full.plane()), format!("{:?}", lean.plane()));
+    }
+
+    /// The built-in pack compiles its regexes when a line first needs them
+    /// (`detect::rule_regex`): this proves each one compiles, so deferring
+    /// them loses no load error.
+    #[test]
+    fn every_built_in_regex_compiles() {
+        let files: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(name, text)| (format!("detectors/{name}"), (*text).to_string()))
+            .collect();
+        let at_load = RuleSet::from_sources(files).unwrap();
+        let deferred = RuleSet::builtin().unwrap();
+        let plane = deferred.plane();
+        let mut regexes = 0;
+        for at in 0..plane.len() {
+            let Some(re) = &plane.matcher(at).regex else {
+                continue;
+            };
+            assert!(!re.is_compiled(), "{}", re.as_str());
+            assert!(re.get().is_some(), "{}", re.as_str());
+            let loaded = at_load.plane().matcher(at).regex.as_ref().unwrap();
+            assert!(loaded.is_compiled());
+            assert_eq!(loaded.as_str(), re.as_str());
+            regexes += 1;
+        }
+        assert!(regexes >= 10, "{regexes}");
     }
 
     #[test]
