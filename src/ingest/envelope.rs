@@ -272,7 +272,7 @@ fn json_input(
     f: &mut Sink<'_>,
 ) -> Result<InputForm, DecodeError> {
     let body = &input[start..];
-    let whole_doc_error = match std::str::from_utf8(body) {
+    let whole_doc_error = match super::utf8(body) {
         Ok(text) => {
             let doc = Doc {
                 whole: input,

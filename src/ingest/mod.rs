@@ -266,6 +266,19 @@ impl OwnedPayload {
     }
 }
 
+/// `bytes` as UTF-8 text, or the standard library's error (which says where).
+///
+/// simdutf8 validates first: std's `from_utf8` was 3.5 M instructions of
+/// 249.5 M for the 8 text batches of the icount corpus (one pass over each
+/// payload, 0.44 per byte). Invalid input is validated again by std, so the
+/// error is exactly std's.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
+    }
+}
+
 /// `region` when it is an AWS region code (`eu-west-1`, `us-gov-west-1`):
 /// lower-case words joined by `-`, ending in a number. Regions end up in
 /// console host names, so anything else is dropped, not passed on.

@@ -31,7 +31,7 @@ use super::{LogEvent, MessageType, OwnedPayload, Payload};
 pub fn parse_payload(json: &[u8]) -> Result<Payload<'_>, DecodeError> {
     // Validating first gives a clear error (serde_json only says "invalid
     // unicode code point") and lets serde_json take the faster &str path.
-    let text = std::str::from_utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
+    let text = super::utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
     parse_payload_reference(text)
 }
 
@@ -50,7 +50,7 @@ pub(crate) fn parse_payload_owned_with(
     json: &[u8],
     reference: bool,
 ) -> Result<OwnedPayload, DecodeError> {
-    let text = std::str::from_utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
+    let text = super::utf8(json).map_err(|e| utf8_error("payload JSON", json, &e))?;
     if !reference && let Some(p) = super::fast::parse(text) {
         return Ok(p);
     }

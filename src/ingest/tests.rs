@@ -834,3 +834,34 @@ fn mangled_inputs_never_panic() {
     check("[".repeat(100_000).as_bytes());
     assert!(runs > 3000, "{runs}");
 }
+
+/// `utf8` answers what std's `from_utf8` answers, error position included,
+/// over text of every kind of character, cut and corrupted at random.
+#[test]
+fn utf8_agrees_with_std_on_valid_and_invalid_text() {
+    let base = "plain ascii line\t{\"k\":\"v\"} é ß € 𝄞 \u{17f}\u{212a} end\n".repeat(9);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut invalid = 0;
+    for _ in 0..20_000 {
+        let mut bytes = base.as_bytes().to_vec();
+        let len = (next() as usize) % (bytes.len() + 1);
+        bytes.truncate(len);
+        for _ in 0..(next() % 3) {
+            if !bytes.is_empty() {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+        }
+        let ours = utf8(&bytes);
+        let std = std::str::from_utf8(&bytes);
+        invalid += usize::from(std.is_err());
+        assert_eq!(ours, std, "{bytes:?}");
+    }
+    assert!(invalid > 1_000, "{invalid}");
+}
