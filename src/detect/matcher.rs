@@ -182,6 +182,10 @@ pub struct Plane {
     /// `needs` and `secrets` as bits of [`Scan::found`], what a line asks.
     need_bits: Vec<Test>,
     secret_bits: Vec<Vec<Test>>,
+    /// Per rule, when each kind of its secret finder needs one set: their
+    /// union, met exactly when one of the kinds is. One test where there
+    /// were nine on every line for the built-in pack.
+    secret_any: Vec<Option<Bits>>,
     /// The literals the needs name, each found in a line exactly when the
     /// line holds it: the first `long` by `finder`, the others (too short
     /// for it) by `short`, only when a need asks (see [`Plane::index`]).
@@ -485,6 +489,17 @@ impl Plane {
             .iter()
             .map(|s| s.iter().map(|n| Test::of(n, long)).collect())
             .collect();
+        self.secret_any = self
+            .secrets
+            .iter()
+            .map(|kinds| {
+                let one = |n: &Need| n.regex.len() == 1 && n.json.is_empty();
+                kinds.iter().all(one).then(|| {
+                    let ids: Vec<usize> = kinds.iter().flat_map(|n| n.regex.concat()).collect();
+                    Bits::of(&ids, long)
+                })
+            })
+            .collect();
     }
 
     /// Keep one set per need, its most selective (longest shortest literal,
@@ -617,7 +632,11 @@ impl Plane {
         scan: &Scan,
     ) -> Vec<&'static str> {
         let needs = self.secret_bits.get(rule).map_or(&[][..], Vec::as_slice);
-        if needs.len() == finder.patterns().count() && !needs.iter().any(|n| self.met(n, scan)) {
+        let none = || match self.secret_any.get(rule) {
+            Some(Some(union)) => !scan.all && !self.holds_any(union, scan),
+            _ => !needs.iter().any(|n| self.met(n, scan)),
+        };
+        if needs.len() == finder.patterns().count() && none() {
             return Vec::new();
         }
         finder.find_among(body, |k| needs.get(k).is_none_or(|n| self.met(n, scan)))
