@@ -1206,6 +1206,61 @@ mod tests {
     }
 
     #[test]
+    fn sets_across_words_of_bits_are_met_exactly_where_the_line_holds_them() {
+        // Over a hundred literals: sets whose members lie in different
+        // words of bits, short members among them, and needs of two sets.
+        let lit = |k: usize| format!("lit{k:03}x");
+        let mut specs: Vec<Vec<Vec<String>>> = (0..100).map(|k| vec![vec![lit(k)]]).collect();
+        for k in 0..20 {
+            specs.push(vec![vec![lit(k), lit(99 - k)]]);
+            specs.push(vec![vec![lit(70 + k), ["q7z", "w8y"][k % 2].to_string()]]);
+            specs.push(vec![vec![lit(k)], vec![lit(80 + k)]]);
+        }
+        let regex = |spec: &Vec<Vec<String>>| {
+            let sets: Vec<String> = spec
+                .iter()
+                .map(|s| format!("(?:{})", s.join("|")))
+                .collect();
+            sets.join("(?s:.*)")
+        };
+        let ms: Vec<Matcher> = specs.iter().map(|s| m(Some(&regex(s)), &[], &[])).collect();
+        let rules: Vec<&[Matcher]> = ms.chunks(7).collect();
+        let plane = Plane::new(rules.iter().map(|r| (*r, None)));
+        assert!(plane.literals.len() > 64, "{}", plane.literals.len());
+        assert!(
+            plane
+                .need_bits
+                .iter()
+                .any(|t| t.sets.iter().any(|b| !b.rest.is_empty()))
+        );
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        let (mut scan, mut memo) = (Scan::default(), Memo::default());
+        for _ in 0..3_000 {
+            let mut line = String::new();
+            for _ in 0..rng.below(5) {
+                match rng.below(3) {
+                    0 => line += &lit(rng.below(100)),
+                    1 => line += ["q7z", "w8y", "LIT0", "x ", "7z"][rng.below(5)],
+                    _ => line += &lit(rng.below(100)).to_uppercase(),
+                }
+            }
+            plane.begin(&line, false, &mut scan, &mut memo);
+            let lower = line.to_ascii_lowercase();
+            for (at, spec) in specs.iter().enumerate() {
+                let held = spec
+                    .iter()
+                    .all(|s| s.iter().any(|l| lower.contains(l.as_str())));
+                assert_eq!(plane.candidate(at, &scan), held, "{spec:?} in {line:?}");
+            }
+            for (ri, r) in rules.iter().enumerate() {
+                let direct = r.iter().find_map(|m| m.matches(&line, None));
+                let via = plane.first_match(ri, &line, &scan, &mut memo);
+                assert_eq!(via, direct, "rule {ri} on {line:?}");
+            }
+        }
+    }
+
+    #[test]
     fn lowercase_answers_as_the_plain_loop_at_every_length_and_offset() {
         let mut rng = Rng(0x1234_5678_9abc_def1);
         let alphabet: Vec<char> = "aZ@[`{\\\u{7f}\u{80}ſK09 _\"\n".chars().collect();
