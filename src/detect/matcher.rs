@@ -694,6 +694,7 @@ impl Plane {
     }
 
     /// Whether matcher `at` can match the scanned line.
+    #[inline]
     pub fn candidate(&self, at: usize, scan: &Scan) -> bool {
         self.met(&self.need_bits[at], scan)
     }
