@@ -11,6 +11,9 @@
 //! Kelvin sign) yields that character's bytes as one more alternative. Every
 //! simplification only weakens the filter (drops a set, or gives up with no
 //! set: the matcher is then always a candidate), never makes it skip a match.
+//!
+//! The searcher of those literals in a line (`Tier`) lives here too: it
+//! finds them through fewer, shorter probes ([`probes`]) and confirms each.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -398,6 +401,135 @@ pub const PROBE_MIN: usize = 4;
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A searcher of some of the plane's literals through probes.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Tier {
+    pub(super) finder: Option<Finder>,
+    /// Per probe: the literals to confirm where it starts.
+    pub(super) hits: Vec<Vec<Hit>>,
+}
+
+/// A literal that holds a probe `back` bytes from its start: where the
+/// probe starts, the literal may.
+#[derive(Debug, Clone)]
+pub(super) struct Hit {
+    lit: usize,
+    back: usize,
+    /// The literal is the probe: nothing to confirm.
+    exact: bool,
+}
+
+/// Most probes for the packed searcher: aho-corasick takes its slim Teddy
+/// (8 buckets) up to 32 strings and the fat one (16) above, which searched
+/// half again as slowly (a Teddy loop alone over the bench corpus's 95k
+/// lowercased app lines: 16.3 ms fat, 10.9 ms slim, both with four-byte
+/// fingerprints).
+pub(super) const MAX_PROBES: usize = 32;
+
+impl Tier {
+    /// The searcher of `literals[ids]` through at most `max` probes
+    /// ([`probes`]).
+    pub(super) fn new(literals: &[Vec<u8>], ids: std::ops::Range<usize>, max: usize) -> Tier {
+        let base = ids.start;
+        let (probes, of) = probes(&literals[ids], max);
+        // Leftmost-longest reports one probe per start: the probes that are
+        // its prefixes start there too.
+        let hits = probes
+            .iter()
+            .map(|p| {
+                of.iter()
+                    .enumerate()
+                    .filter(|(_, (q, _))| p.starts_with(&probes[*q]))
+                    .map(|(lit, &(q, back))| Hit {
+                        lit: base + lit,
+                        back,
+                        exact: back == 0 && literals[base + lit].len() == probes[q].len(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Tier {
+            finder: Finder::new(&probes),
+            hits,
+        }
+    }
+
+    /// Call `found` with each literal `lower` holds (maybe more than once).
+    /// Every start of a probe is reported: each search finds the leftmost
+    /// start at or after `at`, and the next begins one byte later; a literal
+    /// holding the probe is confirmed in place.
+    pub(super) fn search(&self, lower: &[u8], literals: &[Vec<u8>], mut found: impl FnMut(usize)) {
+        let Some(finder) = &self.finder else {
+            return;
+        };
+        let mut at = 0;
+        while let Some((probe, start)) = finder.find(lower, at) {
+            for h in &self.hits[probe] {
+                if h.exact
+                    || start
+                        .checked_sub(h.back)
+                        .is_some_and(|s| lower[s..].starts_with(&literals[h.lit]))
+                {
+                    found(h.lit);
+                }
+            }
+            at = start + 1;
+        }
+    }
+}
+
+/// The searcher of the plane's probes (ASCII-lowercase) in a lowercased
+/// line, leftmost-longest.
+#[derive(Debug, Clone)]
+pub(super) enum Finder {
+    /// Teddy (SIMD, aho-corasick's packed searcher) for up to 128 literals:
+    /// it skips the bytes that cannot start a literal many at a time. On the
+    /// bench corpus an overlapping Aho-Corasick DFA search, byte by byte, was
+    /// 24 % of a single-threaded replay (perf), more than gunzip; the DFA's
+    /// own Teddy prefilter is limited to 64 literals.
+    Packed(aho_corasick::packed::Searcher),
+    /// A DFA for larger tables (rule packs beyond the built-in one).
+    Dfa(aho_corasick::AhoCorasick),
+}
+
+impl Finder {
+    /// None when there is nothing to search for or no searcher can be built
+    /// (then every matcher is a candidate, which is sound).
+    fn new(literals: &[Vec<u8>]) -> Option<Finder> {
+        if literals.is_empty() {
+            return None;
+        }
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(literals)
+            .build();
+        if let Some(p) = packed {
+            return Some(Finder::Packed(p));
+        }
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(literals)
+            .ok()
+            .map(Finder::Dfa)
+    }
+
+    /// The leftmost-longest literal starting at or after `at`: its id and
+    /// start.
+    fn find(&self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
+        if at >= hay.len() {
+            return None;
+        }
+        let m = match self {
+            Finder::Packed(p) => p.find_in(hay, aho_corasick::Span::from(at..hay.len())),
+            Finder::Dfa(ac) => ac.find(aho_corasick::Input::new(hay).span(at..hay.len())),
+        }?;
+        Some((m.pattern().as_usize(), m.start()))
+    }
 }
 
 #[cfg(test)]
