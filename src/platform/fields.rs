@@ -81,25 +81,28 @@ const LANE_ONES: u64 = u64::from_le_bytes([1; 8]);
 const LANE_HIGH: u64 = u64::from_le_bytes([0x80; 8]);
 
 /// Eight bytes of `b` from `i`, first byte lowest, when that many are left.
+#[inline(always)]
 pub(super) fn lanes(b: &[u8], i: usize) -> Option<u64> {
-    let chunk = b.get(i..i.checked_add(8)?)?;
-    <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
+    b.get(i..)?.first_chunk().map(|c| u64::from_le_bytes(*c))
 }
 
 /// The high bit of every byte of `x` below `limit` (`limit` ≤ 0x7F), and
 /// maybe of some bytes just above such a byte (the borrow of the
 /// subtraction): a candidate mask that never misses, so callers check each
 /// flagged byte. The first flagged byte is always exact.
+#[inline(always)]
 pub(super) fn below_mask(x: u64, limit: u8) -> u64 {
     x.wrapping_sub(LANE_ONES * u64::from(limit)) & !x & LANE_HIGH
 }
 
 /// Like [`below_mask`], for the bytes of `x` equal to `c`.
+#[inline(always)]
 pub(super) fn eq_mask(x: u64, c: u8) -> u64 {
     below_mask(x ^ (LANE_ONES * u64::from(c)), 1)
 }
 
 /// Index in `b` of the byte a flagged high bit of the lanes at `i` stands for.
+#[inline(always)]
 pub(super) fn lane_index(i: usize, mask: u64) -> usize {
     i + (mask.trailing_zeros() / 8) as usize
 }

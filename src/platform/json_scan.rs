@@ -88,8 +88,15 @@ impl<'a> Scan<'a> {
         let start = self.i;
         let mut end = start;
         // Eight bytes at a time while none can end the string; the first
-        // flagged byte is exact, the byte loop decides what it is.
-        while let Some(x) = lanes(b, end) {
+        // flagged byte is exact. Fewer than eight left: byte by byte.
+        loop {
+            let Some(x) = lanes(b, end) else {
+                end += b
+                    .get(end..)?
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                break;
+            };
             let mask = eq_mask(x, b'"') | eq_mask(x, b'\\') | below_mask(x, 0x20);
             if mask != 0 {
                 end = lane_index(end, mask);
@@ -97,10 +104,6 @@ impl<'a> Scan<'a> {
             }
             end += 8;
         }
-        end += b
-            .get(end..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
         (b.get(end) == Some(&b'"')).then_some(())?;
         self.i = end + 1;
         // Both ends are ASCII bytes of a `&str`, hence char boundaries.
