@@ -81,7 +81,10 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes or control bytes (serde rejects the latter;
-    /// the former it would decode, which this pass leaves to it).
+    /// the former it would decode, which this pass leaves to it). Inlined
+    /// into the object loops (about ten calls per event): 0.5 M Ir fewer on
+    /// the 8-batch JSON corpus (callgrind, 288.1-288.4 M against 288.7-288.9 M).
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let b = self.bytes();
