@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 use super::failure::timeout;
+use super::fields::{eq_mask, lane_index, lanes};
 use super::oom::oom_marker;
 use super::{AppLine, Record};
 
@@ -135,27 +136,93 @@ fn python_prefixed(msg: &str) -> Option<AppLine<'_>> {
     })
 }
 
-static LEVEL_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"level\":"));
-static REQUEST_ID_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"requestId\":"));
-static TIMESTAMP_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"timestamp\":"));
+/// The keys a JSON app log is read for.
+const KEYS: [&[u8]; 3] = [b"\"timestamp\":", b"\"requestId\":", b"\"level\":"];
+const TIMESTAMP: usize = 0;
+const REQUEST_ID: usize = 1;
+const LEVEL: usize = 2;
+
+static FINDERS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| KEYS.map(Finder::new));
 
 /// JSON-format application log: the fields detectors key on are found by a
 /// substring scan, not a full parse; the body stays the whole JSON text.
+///
+/// A field is the string after the first occurrence of `"key":` anywhere in
+/// the line (inside a value too). The runtimes' JSON logging writes
+/// `{"timestamp":"…","level":"…",` first; for that start the first
+/// occurrences are known without a search (see [`level_after_timestamp`]),
+/// which saved two of the three memmem calls per line. A single walk over the
+/// colons of the line for all three keys cost more than three memmem calls
+/// (callgrind, 8-batch JSON corpus: 294.3 M against 291.6 M Ir).
 fn json_app_line(msg: &str) -> AppLine<'_> {
+    let b = msg.as_bytes();
+    let find = |k: usize| FINDERS[k].find(b).map(|p| p + KEYS[k].len());
+    // At offset 1 (after `{`) no earlier occurrence can exist.
+    let ts_at = match b.strip_prefix(b"{") {
+        Some(rest) if rest.starts_with(KEYS[TIMESTAMP]) => Some(1 + KEYS[TIMESTAMP].len()),
+        _ => find(TIMESTAMP),
+    };
+    let ts = ts_at.and_then(|i| string_at(b, i));
+    let level_at = match (ts_at, ts) {
+        (Some(i), Some(value)) if i == 1 + KEYS[TIMESTAMP].len() => {
+            level_after_timestamp(b, value).or_else(|| find(LEVEL))
+        }
+        _ => find(LEVEL),
+    };
     AppLine {
-        timestamp: json_string_field(msg, &TIMESTAMP_KEY),
-        request_id: json_string_field(msg, &REQUEST_ID_KEY),
-        level: json_string_field(msg, &LEVEL_KEY),
+        timestamp: ts.and_then(|value| value.decode(msg)),
+        request_id: find(REQUEST_ID)
+            .and_then(|i| string_at(b, i))
+            .and_then(|value| value.decode(msg)),
+        level: level_at
+            .and_then(|i| string_at(b, i))
+            .and_then(|value| value.decode(msg)),
         body: msg,
         body_is_json: true,
     }
 }
 
-/// The string value after the first occurrence of `"key":`. Borrowed unless
-/// the value has escapes; a value that is not a string is `None`.
-fn json_string_field<'a>(msg: &'a str, key: &Finder<'_>) -> Option<Cow<'a, str>> {
-    let b = msg.as_bytes();
-    let mut i = key.find(b)? + key.needle().len();
+/// Where the level value starts when the line goes on
+/// `{"timestamp":<ws>"V","level":` with `V` free of escapes. That `"level":`
+/// is the first one: a needle starts with a quote, and the quotes before it
+/// are the key's two, which start `"timestamp` and `":`, and the two around
+/// `V`, which holds no quote; the opening one would need `V` = `level`
+/// followed by `:`, not `,`, and the closing one is followed by `,`.
+fn level_after_timestamp(b: &[u8], ts: JsonString) -> Option<usize> {
+    if ts.escaped {
+        return None;
+    }
+    let after = ts.close + 1;
+    let rest = b.get(after..)?.strip_prefix(b",")?;
+    rest.starts_with(KEYS[LEVEL])
+        .then_some(after + 1 + KEYS[LEVEL].len())
+}
+
+/// A JSON string in the line: its quotes, and whether it holds escapes.
+#[derive(Clone, Copy)]
+struct JsonString {
+    open: usize,
+    close: usize,
+    escaped: bool,
+}
+
+impl JsonString {
+    /// Borrowed unless the string has escapes, which are decoded with the
+    /// real JSON rules (`None` if they are invalid).
+    fn decode(self, msg: &str) -> Option<Cow<'_, str>> {
+        if self.escaped {
+            serde_json::from_str::<String>(msg.get(self.open..=self.close)?)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            msg.get(self.open + 1..self.close).map(Cow::Borrowed)
+        }
+    }
+}
+
+/// The string value starting at `i` (after optional whitespace); `None` for
+/// a value that is not a string or is cut off.
+fn string_at(b: &[u8], mut i: usize) -> Option<JsonString> {
     while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
         i += 1;
     }
@@ -166,8 +233,20 @@ fn json_string_field<'a>(msg: &'a str, key: &Finder<'_>) -> Option<Cow<'a, str>>
     i += 1;
     let mut escaped = false;
     loop {
+        // Values are ids and timestamps of 20 to 40 bytes: skip eight bytes
+        // at a time while none is a quote or a backslash (the first flagged
+        // byte is exact); fewer than eight left, the byte loop does it.
+        while let Some(x) = lanes(b, i) {
+            let mask = eq_mask(x, b'"') | eq_mask(x, b'\\');
+            if mask != 0 {
+                i = lane_index(i, mask);
+                break;
+            }
+            i += 8;
+        }
         match *b.get(i)? {
             b'"' => break,
+            // A backslash hides the byte after it, whatever it is.
             b'\\' => {
                 escaped = true;
                 i += 2;
@@ -175,14 +254,11 @@ fn json_string_field<'a>(msg: &'a str, key: &Finder<'_>) -> Option<Cow<'a, str>>
             _ => i += 1,
         }
     }
-    if escaped {
-        // Decode `"…"` (both quotes included) with the real JSON rules.
-        serde_json::from_str::<String>(msg.get(open..=i)?)
-            .ok()
-            .map(Cow::Owned)
-    } else {
-        msg.get(open + 1..i).map(Cow::Borrowed)
-    }
+    Some(JsonString {
+        open,
+        close: i,
+        escaped,
+    })
 }
 
 #[cfg(test)]
@@ -300,6 +376,146 @@ mod tests {
         assert_eq!(line.level, None);
         let line = app_line(r#"{"level":"\x"}"#);
         assert_eq!(line.level, None);
+    }
+
+    /// The three-memmem reading this file used before the quote walk: the
+    /// reference the walk must agree with.
+    fn reference_field<'a>(msg: &'a str, key: &[u8]) -> Option<Cow<'a, str>> {
+        let b = msg.as_bytes();
+        let mut i = memchr::memmem::find(b, key)? + key.len();
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let open = i;
+        i += 1;
+        let mut escaped = false;
+        loop {
+            match *b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        if escaped {
+            serde_json::from_str::<String>(msg.get(open..=i)?)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            msg.get(open + 1..i).map(Cow::Borrowed)
+        }
+    }
+
+    fn assert_like_reference(msg: &str) {
+        let line = json_app_line(msg);
+        assert_eq!(
+            (line.timestamp, line.request_id, line.level),
+            (
+                reference_field(msg, b"\"timestamp\":"),
+                reference_field(msg, b"\"requestId\":"),
+                reference_field(msg, b"\"level\":"),
+            ),
+            "{msg:?}"
+        );
+    }
+
+    #[test]
+    fn app_json_first_occurrence_wins_anywhere() {
+        let pad = "x".repeat(300);
+        for (msg, level) in [
+            // `\"level\":` is no key; `\"level":` (an escaped quote, then an
+            // unescaped one) is, and comes first.
+            (
+                r#"{"msg":"say \"level\":\"FAKE\"","level":"INFO"}"#,
+                Some("INFO"),
+            ),
+            (r#"{"k\"level":"FAKE","level":"INFO"}"#, Some("FAKE")),
+            (r#"{"a":"\"level":"x","level":"INFO"}"#, Some("x")),
+            // The first occurrence is not a string: no level, no second look.
+            (r#"{"level":3,"level":"INFO"}"#, None),
+            (r#"{"level":"WARN","level":"INFO"}"#, Some("WARN")),
+            // Space before the colon is not the key.
+            (r#"{"level" :"WARN","x":{"level":"INFO"}}"#, Some("INFO")),
+            (r#"{"level":  "WARN"}"#, Some("WARN")),
+            (r#"{"level":"WA\u0052N"}"#, Some("WARN")),
+            (r#"{"LEVEL":"WARN"}"#, None),
+            // The runtimes' layout, read without a search, and its near misses.
+            (r#"{"timestamp":"t","level":"INFO"}"#, Some("INFO")),
+            (r#"{"timestamp": "t","level":"INFO"}"#, Some("INFO")),
+            (r#"{"timestamp":"level","level":"INFO"}"#, Some("INFO")),
+            (
+                r#"{"timestamp":"t\",\"level\":\"x","level":"INFO"}"#,
+                Some("INFO"),
+            ),
+            (
+                r#"{"timestamp":"a\"level":"FAKE","level":"INFO"}"#,
+                Some("FAKE"),
+            ),
+            (
+                r#"{"timestamp":"t", "level":"INFO","x":{"level":"X"}}"#,
+                Some("INFO"),
+            ),
+            (r#"{"timestamp":7,"level":"INFO"}"#, Some("INFO")),
+            (r#"{"timestamp":"t","level":7,"y":{"level":"X"}}"#, None),
+            (r#"{"timestamp":"t","level":"IN"#, None),
+            (r#"{"timestamp":"t""#, None),
+            (r#"{ "timestamp":"t","level":"INFO"}"#, Some("INFO")),
+        ] {
+            assert_eq!(app_line(msg).level.as_deref(), level, "{msg}");
+            assert_like_reference(msg);
+        }
+        // Past the quote window, and straddling its end.
+        for cut in 240..270 {
+            let head = "x".repeat(cut);
+            let msg = format!(r#"{{"message":"{head}","requestId":"r1","level":"ERROR"}}"#);
+            let line = app_line(&msg);
+            assert_eq!(line.request_id.as_deref(), Some("r1"), "{cut}");
+            assert_eq!(line.level.as_deref(), Some("ERROR"), "{cut}");
+            assert_like_reference(&msg);
+        }
+        let msg = format!(r#"{{"message":"{pad}","message2":"{pad} \"level\":\"x"}}"#);
+        assert_eq!(app_line(&msg).level, None);
+        assert_like_reference(&msg);
+    }
+
+    #[test]
+    fn app_json_mangled_lines_match_reference() {
+        let base = [
+            r#"{"timestamp":"2026-11-22T10:00:00.013Z","level":"INFO","message":"request","logger":"root","requestId":"9b0a6817-f91c-45fd-a0a5-951807e30f11","event":"request","status":201}"#,
+            r#"{"level": "WARN", "requestId": "a\"b", "timestamp": 17, "message": "\"level\": \"x\""}"#,
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let specials = [b'"', b'\\', b':', b',', b' ', b'l', b'r', b't', b'{', 0xE6];
+        for msg in base {
+            for _ in 0..3_000 {
+                let mut bytes = msg.as_bytes().to_vec();
+                if next() % 2 == 0 {
+                    let pad = "y".repeat((next() % 300) as usize);
+                    bytes.splice(1..1, format!(r#""p":"{pad}","#).into_bytes());
+                }
+                for _ in 0..1 + next() % 3 {
+                    let pos = (next() as usize) % bytes.len();
+                    let byte = specials[(next() as usize) % specials.len()];
+                    match next() % 3 {
+                        0 => bytes[pos] = byte,
+                        1 => bytes.insert(pos, byte),
+                        _ => drop(bytes.remove(pos)),
+                    }
+                }
+                assert_like_reference(&String::from_utf8_lossy(&bytes));
+            }
+        }
     }
 
     #[test]

@@ -77,6 +77,36 @@ pub(super) fn token_end(s: &str) -> usize {
     i
 }
 
+const LANE_ONES: u64 = u64::from_le_bytes([1; 8]);
+const LANE_HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// Eight bytes of `b` from `i`, first byte lowest, when that many are left.
+#[inline(always)]
+pub(super) fn lanes(b: &[u8], i: usize) -> Option<u64> {
+    b.get(i..)?.first_chunk().map(|c| u64::from_le_bytes(*c))
+}
+
+/// The high bit of every byte of `x` below `limit` (`limit` ≤ 0x7F), and
+/// maybe of some bytes just above such a byte (the borrow of the
+/// subtraction): a candidate mask that never misses, so callers check each
+/// flagged byte. The first flagged byte is always exact.
+#[inline(always)]
+pub(super) fn below_mask(x: u64, limit: u8) -> u64 {
+    x.wrapping_sub(LANE_ONES * u64::from(limit)) & !x & LANE_HIGH
+}
+
+/// Like [`below_mask`], for the bytes of `x` equal to `c`.
+#[inline(always)]
+pub(super) fn eq_mask(x: u64, c: u8) -> u64 {
+    below_mask(x ^ (LANE_ONES * u64::from(c)), 1)
+}
+
+/// Index in `b` of the byte a flagged high bit of the lanes at `i` stands for.
+#[inline(always)]
+pub(super) fn lane_index(i: usize, mask: u64) -> usize {
+    i + (mask.trailing_zeros() / 8) as usize
+}
+
 /// `msg` without `word`, if `word` is a whole keyword (followed by a separator
 /// or the end): `STARTED` or `START_X` must not look like `START`.
 pub(super) fn strip_word<'a>(msg: &'a str, word: &str) -> Option<&'a str> {
@@ -265,5 +295,55 @@ pub(super) fn parse_status(value: &str) -> Status {
 pub(super) fn set_once<T>(slot: &mut Option<T>, value: Option<T>) {
     if slot.is_none() {
         *slot = value;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The lane masks never miss a byte and their first flag is exact, for
+    /// every byte value in every lane (with a neighbour that borrows).
+    #[test]
+    fn lane_masks_never_miss_and_first_flag_is_exact() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let interesting = [
+            0x00, 0x01, 0x1F, 0x20, 0x21, b'"', b'#', b'\\', b':', b';', 0x7F, 0x80, 0xFF,
+        ];
+        for round in 0..200_000 {
+            let bytes: [u8; 8] = if round % 2 == 0 {
+                next().to_le_bytes()
+            } else {
+                std::array::from_fn(|_| interesting[(next() as usize) % interesting.len()])
+            };
+            let x = lanes(&bytes, 0).unwrap();
+            for (mask, hit) in [
+                (
+                    below_mask(x, 0x20),
+                    &(|c: u8| c < 0x20) as &dyn Fn(u8) -> bool,
+                ),
+                (eq_mask(x, b'"'), &|c| c == b'"'),
+                (eq_mask(x, b':'), &|c| c == b':'),
+            ] {
+                for (k, &c) in bytes.iter().enumerate() {
+                    if hit(c) {
+                        assert_ne!(mask & (0x80 << (8 * k)), 0, "{bytes:?} {k}");
+                    }
+                }
+                let first = bytes.iter().position(|&c| hit(c));
+                let flagged = (mask != 0).then(|| lane_index(0, mask));
+                assert_eq!(flagged, first, "{bytes:?}");
+            }
+        }
+        assert_eq!(lanes(b"1234567", 0), None);
+        assert_eq!(lanes(b"12345678", 1), None);
+        assert_eq!(lanes(b"12345678", usize::MAX), None);
     }
 }

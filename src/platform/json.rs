@@ -12,14 +12,14 @@ use super::{Record, Report, Status};
 /// A string that stays borrowed from the message unless it contains escapes.
 /// (`#[serde(borrow)]` on a bare `Option<Cow<str>>` field would always allocate.)
 #[derive(Deserialize)]
-struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(super) struct Str<'a>(#[serde(borrow)] pub(super) Cow<'a, str>);
 
 #[derive(Deserialize)]
-struct JsonEnvelope<'a> {
+pub(super) struct JsonEnvelope<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Str<'a>,
+    pub(super) kind: Str<'a>,
     #[serde(default, borrow)]
-    record: Option<JsonRecord<'a>>,
+    pub(super) record: Option<JsonRecord<'a>>,
 }
 
 /// Fallback when `record` has a shape we do not expect: the type alone still
@@ -32,39 +32,39 @@ struct JsonKind<'a> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct JsonRecord<'a> {
+pub(super) struct JsonRecord<'a> {
     #[serde(borrow)]
-    request_id: Option<Str<'a>>,
+    pub(super) request_id: Option<Str<'a>>,
     #[serde(borrow)]
-    version: Option<Str<'a>>,
+    pub(super) version: Option<Str<'a>>,
     #[serde(borrow)]
-    status: Option<Str<'a>>,
+    pub(super) status: Option<Str<'a>>,
     #[serde(borrow)]
-    error_type: Option<Str<'a>>,
+    pub(super) error_type: Option<Str<'a>>,
     #[serde(borrow)]
-    phase: Option<Str<'a>>,
+    pub(super) phase: Option<Str<'a>>,
     #[serde(borrow)]
-    runtime_version: Option<Str<'a>>,
-    metrics: Option<JsonMetrics>,
+    pub(super) runtime_version: Option<Str<'a>>,
+    pub(super) metrics: Option<JsonMetrics>,
 }
 
 /// Integers are read as `f64` too, so that `12.0` or `12` both work.
 #[derive(Deserialize, Default)]
-struct JsonMetrics {
+pub(super) struct JsonMetrics {
     #[serde(rename = "durationMs")]
-    duration_ms: Option<f64>,
+    pub(super) duration_ms: Option<f64>,
     #[serde(rename = "billedDurationMs")]
-    billed_duration_ms: Option<f64>,
+    pub(super) billed_duration_ms: Option<f64>,
     #[serde(rename = "memorySizeMB")]
-    memory_size_mb: Option<f64>,
+    pub(super) memory_size_mb: Option<f64>,
     #[serde(rename = "maxMemoryUsedMB")]
-    max_memory_used_mb: Option<f64>,
+    pub(super) max_memory_used_mb: Option<f64>,
     #[serde(rename = "initDurationMs")]
-    init_duration_ms: Option<f64>,
+    pub(super) init_duration_ms: Option<f64>,
     #[serde(rename = "restoreDurationMs")]
-    restore_duration_ms: Option<f64>,
+    pub(super) restore_duration_ms: Option<f64>,
     #[serde(rename = "billedRestoreDurationMs")]
-    billed_restore_duration_ms: Option<f64>,
+    pub(super) billed_restore_duration_ms: Option<f64>,
 }
 
 /// A JSON duration, unless negative (serde_json never yields NaN or
@@ -101,6 +101,15 @@ pub(super) fn parse_json(msg: &str) -> Option<Record<'_>> {
     if !has_platform_type(msg.as_bytes()) {
         return None;
     }
+    match super::json_scan::envelope(msg) {
+        Some(envelope) => from_json(envelope),
+        None => parse_json_serde(msg),
+    }
+}
+
+/// What serde makes of a line that has a platform type; the answer
+/// [`super::json_scan`] must match whenever it gives one.
+pub(super) fn parse_json_serde(msg: &str) -> Option<Record<'_>> {
     match serde_json::from_str::<JsonEnvelope<'_>>(msg) {
         Ok(envelope) => from_json(envelope),
         // Valid JSON, unexpected shape.
@@ -143,7 +152,7 @@ enum JsonType {
     Other,
 }
 
-fn from_json(envelope: JsonEnvelope<'_>) -> Option<Record<'_>> {
+pub(super) fn from_json(envelope: JsonEnvelope<'_>) -> Option<Record<'_>> {
     let kind = envelope.kind.0;
     let json_type = match kind.strip_prefix("platform.")? {
         "start" => JsonType::Start,

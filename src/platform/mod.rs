@@ -18,15 +18,18 @@
 //!
 //! One file per record family: `text` (`START`, `END`, `REPORT` and the
 //! subscription lines), `init` (`INIT_*`, `RESTORE_*`), `failure` (timeouts
-//! and runtime exits), `json` (JSON-format platform events), `app`
-//! (application lines) and `oom` (runtime out-of-memory strings); `fields` is
-//! the tokenizer the text lines share.
+//! and runtime exits), `json` (JSON-format platform events, read by the
+//! strict one-pass `json_scan` when it can vouch for the answer, by serde
+//! otherwise), `app` (application lines) and `oom` (runtime out-of-memory
+//! strings); `fields` is the tokenizer the text lines share, with the
+//! eight-bytes-at-a-time byte tests the JSON scans use.
 
 mod app;
 mod failure;
 mod fields;
 mod init;
 mod json;
+mod json_scan;
 mod oom;
 #[cfg(test)]
 mod testutil;
