@@ -159,8 +159,12 @@ thread_local! {
 const KEEP_AT_MOST: usize = 4 << 20;
 
 impl Buffers {
+    /// The spare buffers, emptied (the gzip path appends to `out`).
     fn take() -> Buffers {
-        SPARE.with(std::cell::Cell::take)
+        let mut bufs = SPARE.with(std::cell::Cell::take);
+        bufs.gz.clear();
+        bufs.out.clear();
+        bufs
     }
 
     fn give_back(self) {

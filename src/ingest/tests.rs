@@ -865,3 +865,27 @@ fn utf8_agrees_with_std_on_valid_and_invalid_text() {
     }
     assert!(invalid > 1_000, "{invalid}");
 }
+
+/// A thread keeps its payload buffers for its next input: whatever the
+/// input before it (an event, a raw gzip, a bad one), each input decodes
+/// as it does alone.
+#[test]
+fn inputs_decoded_one_after_another_on_a_thread_do_not_see_each_other() {
+    let first = payload_json("first", &["a longer message than the next one", "two"]);
+    let second = payload_json("s", &["x"]);
+    let inputs: Vec<Vec<u8>> = vec![
+        awslogs_event(&first).into_bytes(),
+        gzip(second.as_bytes()),
+        gzip(first.as_bytes()),
+        awslogs_event(&second).into_bytes(),
+        b"{\"awslogs\":{\"data\":\"not base64!\"}}".to_vec(),
+        gzip(second.as_bytes()),
+    ];
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|i| std::thread::scope(|s| s.spawn(|| run(i)).join().unwrap()))
+        .collect();
+    for (input, expect) in inputs.iter().zip(&alone) {
+        assert_eq!(&run(input), expect);
+    }
+}
