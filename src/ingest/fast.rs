@@ -463,6 +463,9 @@ unsafe fn copy_loop_avx2(b: &[u8], base: *mut u8, pos: &mut (usize, usize)) -> O
 /// `replay --threads 1` over the 64-batch JSON-format bench corpus took
 /// 141.1 ms of CPU instead of 151.7 (text format: 132.4 instead of 133.4;
 /// medians of 15 interleaved runs each, `perf stat -e task-clock`, AVX2).
+/// Likewise the next block's start is a rare branch, not a select on the
+/// block's last escape: 137.2 ms instead of 140.2 (JSON), 127.2 instead
+/// of 131.4 (text; medians of 20).
 ///
 /// # Safety
 /// `base` points to an allocation of `cap` bytes with `pos.1 + (b.len() -
@@ -514,9 +517,19 @@ unsafe fn copy_loop<B: Block>(b: &[u8], base: *mut u8, pos: &mut (usize, usize))
                     base.add((at + 2).wrapping_sub(shift)),
                 );
             }
-            next = next.max(at + 2);
-            // Both bytes of the escape: the second may be `"` or `\\`.
-            mask &= !(3 << k);
+            if k == B::W - 1 {
+                // The escape's second byte starts the next block: skip it.
+                // A branch, rare (one escape in 32 at most), and not a
+                // select, so the next block's load does not wait for this
+                // block's escapes.
+                std::hint::cold_path();
+                next = at + 2;
+            }
+            // Both bytes of the escape (the second may be `"` or `\\`),
+            // from the lowest bit rather than `k`: one step fewer between
+            // one escape and the next.
+            let lowest = mask & mask.wrapping_neg();
+            mask &= !(lowest | lowest << 1);
         }
         blk = next;
     }
