@@ -51,3 +51,6 @@ pub mod silence;
 pub mod sinks;
 pub mod state;
 pub mod time;
+
+#[cfg(test)]
+mod testutil;

@@ -840,13 +840,7 @@ fn mangled_inputs_never_panic() {
 #[test]
 fn utf8_agrees_with_std_on_valid_and_invalid_text() {
     let base = "plain ascii line\t{\"k\":\"v\"} é ß € 𝄞 \u{17f}\u{212a} end\n".repeat(9);
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testutil::xorshift(0x9e37_79b9_7f4a_7c15);
     let mut invalid = 0;
     for _ in 0..20_000 {
         let mut bytes = base.as_bytes().to_vec();

@@ -489,30 +489,16 @@ mod tests {
             r#"{"timestamp":"2026-11-22T10:00:00.013Z","level":"INFO","message":"request","logger":"root","requestId":"9b0a6817-f91c-45fd-a0a5-951807e30f11","event":"request","status":201}"#,
             r#"{"level": "WARN", "requestId": "a\"b", "timestamp": 17, "message": "\"level\": \"x\""}"#,
         ];
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x9E37_79B9_7F4A_7C15);
         let specials = [b'"', b'\\', b':', b',', b' ', b'l', b'r', b't', b'{', 0xE6];
         for msg in base {
             for _ in 0..3_000 {
                 let mut bytes = msg.as_bytes().to_vec();
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     let pad = "y".repeat((next() % 300) as usize);
                     bytes.splice(1..1, format!(r#""p":"{pad}","#).into_bytes());
                 }
-                for _ in 0..1 + next() % 3 {
-                    let pos = (next() as usize) % bytes.len();
-                    let byte = specials[(next() as usize) % specials.len()];
-                    match next() % 3 {
-                        0 => bytes[pos] = byte,
-                        1 => bytes.insert(pos, byte),
-                        _ => drop(bytes.remove(pos)),
-                    }
-                }
+                crate::testutil::mangle(&mut bytes, &specials, &mut next);
                 assert_like_reference(&String::from_utf8_lossy(&bytes));
             }
         }

@@ -307,13 +307,7 @@ mod tests {
     /// every byte value in every lane (with a neighbour that borrows).
     #[test]
     fn lane_masks_never_miss_and_first_flag_is_exact() {
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x2545_F491_4F6C_DD1D);
         let interesting = [
             0x00, 0x01, 0x1F, 0x20, 0x21, b'"', b'#', b'\\', b':', b';', 0x7F, 0x80, 0xFF,
         ];

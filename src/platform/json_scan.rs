@@ -397,13 +397,7 @@ mod tests {
 
     #[test]
     fn numbers_read_as_serde_reads_them() {
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x2545_F491_4F6C_DD1D);
         for _ in 0..20_000 {
             let int = next() % 10u64.pow((next() % 10) as u32 + 1);
             let frac_len = (next() % 6) as usize;
@@ -429,13 +423,7 @@ mod tests {
     /// answers, it answers as serde does.
     #[test]
     fn mangled_events_match_serde() {
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x9E37_79B9_7F4A_7C15);
         let specials = [
             b'\t', b' ', b'\\', b'"', b'{', b'}', b'[', b']', b':', b',', b'\n', b'0', b'-', b'.',
             b'e', 0x0b,
@@ -444,15 +432,7 @@ mod tests {
         for msg in LAMBDA {
             for _ in 0..2_000 {
                 let mut bytes = msg.as_bytes().to_vec();
-                for _ in 0..1 + next() % 3 {
-                    let pos = (next() as usize) % bytes.len();
-                    let byte = specials[(next() as usize) % specials.len()];
-                    match next() % 3 {
-                        0 => bytes[pos] = byte,
-                        1 => bytes.insert(pos, byte),
-                        _ => drop(bytes.remove(pos)),
-                    }
-                }
+                crate::testutil::mangle(&mut bytes, &specials, &mut next);
                 let line = String::from_utf8_lossy(&bytes);
                 if envelope(&line).is_some() {
                     let _ = fast(&line);

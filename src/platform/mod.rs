@@ -430,13 +430,7 @@ mod tests {
     #[test]
     fn mangled_bytes_never_panic() {
         // Deterministic pseudo-random corruption of every sample.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x9E37_79B9_7F4A_7C15);
         let specials = [
             b'\t', b' ', b'\\', b'"', b'{', b'}', b':', b'\n', 0xE6, 0x80,
         ];
