@@ -10,6 +10,7 @@
 #             aarch64-unknown-linux-gnu is installed; otherwise skipped with the
 #             reason printed (CI machines cannot download it). To deploy arm64,
 #             build it into target/lambda instead: cargo lambda build --release --arm64
+#             Its stripping needs aarch64-linux-gnu-objcopy (binutils-aarch64-linux-gnu).
 #
 # Debug info: the bootstraps ship without it. [profile.release] keeps line tables
 # (debug = "line-tables-only") because callgrind profiles of the local
@@ -41,6 +42,8 @@ set -euo pipefail
 
 CARGO_LAMBDA_VERSION=1.9.2
 ARM_TARGET=aarch64-unknown-linux-gnu
+# objcopy for the arm64 bootstraps (Debian package binutils-aarch64-linux-gnu).
+ARM_OBJCOPY=aarch64-linux-gnu-objcopy
 # Zip caps in bytes (MB = 10^6); a binary not listed is not capped.
 ZIP_CAPS="logwarden-detector=6000000 logwarden-notifier=5500000"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,13 +105,13 @@ EOF
 # every build, so a bootstrap with line tables is a fresh one: its debug info is
 # split off and it is stripped in place. One without them was stripped by an
 # earlier run (and its .debug file must still be there).
-package_bootstraps() {  # package_bootstraps LAMBDA_DIR
-    local dir=$1 bin boot
+package_bootstraps() {  # package_bootstraps LAMBDA_DIR OBJCOPY
+    local dir=$1 objcopy=$2 bin boot
     for bin in "${BINARIES[@]}"; do
         boot="$dir/$bin/bootstrap"
         if readelf -S "$boot" | grep -q '\.debug_line'; then
-            objcopy --only-keep-debug "$boot" "$dir/$bin.debug"
-            objcopy --strip-all --add-gnu-debuglink="$dir/$bin.debug" "$boot" "$boot.tmp"
+            "$objcopy" --only-keep-debug "$boot" "$dir/$bin.debug"
+            "$objcopy" --strip-all --add-gnu-debuglink="$dir/$bin.debug" "$boot" "$boot.tmp"
             chmod 755 "$boot.tmp"
             mv "$boot.tmp" "$boot"
         elif [[ ! -f "$dir/$bin.debug" ]]; then
@@ -152,7 +155,7 @@ cargo lambda build --release --x86-64 "${bin_args[@]}"
 echo "x86_64 build took $(($(date +%s) - start)) s"
 check_bootstraps target/lambda 62 x86_64
 echo "### x86_64: strip the debug info, zip, check the zip sizes"
-package_bootstraps target/lambda
+package_bootstraps target/lambda objcopy
 
 if rustup target list --installed 2>/dev/null | grep -qx "$ARM_TARGET"; then
     echo "### cargo lambda build --release --arm64 --lambda-dir target/lambda-arm64 ${bin_args[*]}"
@@ -161,7 +164,13 @@ if rustup target list --installed 2>/dev/null | grep -qx "$ARM_TARGET"; then
     echo "arm64 build took $(($(date +%s) - start)) s"
     check_bootstraps target/lambda-arm64 183 arm64
     echo "### arm64: strip the debug info, zip, check the zip sizes"
-    package_bootstraps target/lambda-arm64
+    # The host's objcopy reads x86 ELF only (Debian's binutils: "Unable to
+    # recognise the format"); the cross one reads AArch64.
+    if ! command -v "$ARM_OBJCOPY" >/dev/null; then
+        echo "infra/build.sh: $ARM_OBJCOPY not found (Debian package binutils-aarch64-linux-gnu)" >&2
+        exit 1
+    fi
+    package_bootstraps target/lambda-arm64 "$ARM_OBJCOPY"
 else
     echo "### arm64 skipped: the Rust target $ARM_TARGET is not installed"
     echo "    (rustup target add $ARM_TARGET needs the internet; CI machines here cannot download it)."
