@@ -360,8 +360,9 @@ pub(crate) struct ReplayArgs {
           default_value_t = DEFAULT_MAX_FILE_LINES, value_parser = parse_positive)]
     pub(crate) max_file_lines: usize,
     /// Threads decoding inputs (base64, gunzip, JSON) ahead of detection;
-    /// 0 = one per available core, at most 8. Detection runs in input order on one
-    /// thread, so the alerts are the same for any value.
+    /// 0 = one per available core, at most 8; 1 = everything on one thread (rule
+    /// files too). Detection runs in input order on one thread, so the alerts are
+    /// the same for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) threads: usize,
     /// After the summary, print to stderr what each rule cost: lines tested,

@@ -360,6 +360,11 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if args.threads == 1 {
+        // One thread means one: the rule files too (they compile on two
+        // threads otherwise).
+        logwarden::rules::compile_serially();
+    }
     let set = match load_rules(args.rules.as_ref()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
