@@ -43,7 +43,8 @@ pub fn required(pattern: &str) -> Vec<AnyOf> {
     }
 }
 
-fn required_of(h: &Hir) -> Vec<AnyOf> {
+/// [`required`] of an already parsed pattern.
+pub(crate) fn required_of(h: &Hir) -> Vec<AnyOf> {
     if let Some(e) = exact(h)
         && usable(&e)
     {

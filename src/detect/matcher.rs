@@ -649,11 +649,8 @@ impl Plane {
             scan.all = true;
             return;
         }
-        let found = &scan.found;
-        self.finder.search(&scan.lower, &self.literals, |i| {
-            let w = &found[i / 64];
-            w.set(w.get() | 1 << (i % 64));
-        });
+        self.finder
+            .search(&scan.lower, &self.literals, |i| scan.mark(i));
         scan.escaped =
             backslash && (self.any_backslash || (self.unicode_escape && has_unicode_escape(bytes)));
     }
@@ -701,16 +698,12 @@ impl Plane {
     #[inline(never)]
     fn holds_short(&self, w: usize, scan: &Scan) -> u64 {
         if !scan.short_searched.replace(true) {
-            let found = &scan.found;
-            let mut mark = |i: usize| {
-                let w = &found[i / 64];
-                w.set(w.get() | 1 << (i % 64));
-            };
             if self.short.finder.is_none() {
                 // No searcher: every short literal may be there.
-                (self.long..self.literals.len()).for_each(&mut mark);
+                (self.long..self.literals.len()).for_each(|i| scan.mark(i));
             }
-            self.short.search(&scan.lower, &self.literals, mark);
+            self.short
+                .search(&scan.lower, &self.literals, |i| scan.mark(i));
         }
         scan.found[w].get()
     }
@@ -735,6 +728,14 @@ impl Plane {
                 .secret_bits
                 .get(rule)
                 .is_some_and(|s| s.iter().any(|n| self.met(n, scan)))
+    }
+}
+
+impl Scan {
+    /// Record that the line holds literal `i` (bit `i % 64` of word `i / 64`).
+    fn mark(&self, i: usize) {
+        let w = &self.found[i / 64];
+        w.set(w.get() | 1 << (i % 64));
     }
 }
 
@@ -767,7 +768,7 @@ impl Literals {
         let regex = m
             .regex
             .as_ref()
-            .map(|re| self.ids(super::literals::required(re.as_str())))
+            .map(|re| self.ids(re.required().to_vec()))
             .unwrap_or_default();
         let mut json = Vec::new();
         for (path, values) in &m.json {

@@ -18,6 +18,7 @@ use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::config::{MAX_REGEX_COMPILED_BYTES, MAX_REGEX_NESTING};
+use super::literals::{AnyOf, required_of};
 
 /// When a rule's regexes are compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct RuleRegex {
     pattern: Box<str>,
     /// Names of its capture groups, in group order.
     names: Vec<String>,
+    /// What every match contains ([`super::literals::required`]), for the
+    /// plane: read from the same parse as the names.
+    required: Vec<AnyOf>,
     /// The compiled regex, once compiled; `None` inside if compiling failed,
     /// which a deferred regex never does (see the module docs). A clone
     /// brings its own scratch space.
@@ -45,29 +49,25 @@ impl RuleRegex {
     /// `pattern`, compiled now or checked now and compiled on first use.
     /// The error is the `regex` crate's message.
     pub fn new(pattern: &str, when: RegexCompile) -> Result<RuleRegex, String> {
-        let out = RuleRegex {
-            pattern: pattern.into(),
-            names: Vec::new(),
-            compiled: OnceLock::new(),
-        };
-        match when {
-            RegexCompile::AtLoad => {
-                let re = compile_regex(pattern)?;
-                let names = re.capture_names().flatten().map(str::to_owned).collect();
-                let _ = out.compiled.set(Some(re));
-                Ok(RuleRegex { names, ..out })
-            }
-            RegexCompile::OnFirstUse => {
-                let hir = regex_syntax::ParserBuilder::new()
-                    .nest_limit(MAX_REGEX_NESTING)
-                    .build()
-                    .parse(pattern)
-                    .map_err(|e| e.to_string())?;
-                let mut names = Vec::new();
-                capture_names(&hir, &mut names);
-                Ok(RuleRegex { names, ..out })
-            }
+        let compiled = OnceLock::new();
+        if when == RegexCompile::AtLoad {
+            let _ = compiled.set(Some(compile_regex(pattern)?));
         }
+        // One parse gives the capture names and the required literals; the
+        // syntax check of a deferred regex.
+        let hir = regex_syntax::ParserBuilder::new()
+            .nest_limit(MAX_REGEX_NESTING)
+            .build()
+            .parse(pattern)
+            .map_err(|e| e.to_string())?;
+        let mut names = Vec::new();
+        capture_names(&hir, &mut names);
+        Ok(RuleRegex {
+            pattern: pattern.into(),
+            names,
+            required: required_of(&hir),
+            compiled,
+        })
     }
 
     /// The pattern as written.
@@ -88,6 +88,11 @@ impl RuleRegex {
             .as_ref()
     }
 
+    /// The literal sets every match contains ([`super::literals::required`]).
+    pub fn required(&self) -> &[AnyOf] {
+        &self.required
+    }
+
     /// Whether it has been compiled.
     pub fn is_compiled(&self) -> bool {
         self.compiled.get().is_some()
@@ -99,6 +104,7 @@ impl From<Regex> for RuleRegex {
         RuleRegex {
             pattern: re.as_str().into(),
             names: re.capture_names().flatten().map(str::to_owned).collect(),
+            required: super::literals::required(re.as_str()),
             compiled: OnceLock::from(Some(re)),
         }
     }
@@ -201,6 +207,9 @@ mod tests {
             assert!(now.is_compiled() && !later.is_compiled(), "{p}");
             let names = |r: &RuleRegex| r.capture_names().map(str::to_owned).collect::<Vec<_>>();
             assert_eq!(names(&later), names(&now), "{p}");
+            let required = super::super::literals::required(p);
+            assert_eq!(now.required(), required.as_slice(), "{p}");
+            assert_eq!(later.required(), required.as_slice(), "{p}");
             let compiled = later.get().unwrap();
             assert!(later.is_compiled());
             let from_regex: Vec<_> = compiled.capture_names().flatten().collect();
